@@ -1,0 +1,223 @@
+// bistro: one binary, one subcommand per job.
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <filesystem>
+
+#include "bistro/core/error.hpp"
+#include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
+#include "bistro/data/text_batches.hpp"
+#include "bistro/model/checkpoint.hpp"
+#include "bistro/model/config.hpp"
+#include "bistro/ops/bench_train.hpp"
+#include "bistro/train/trainer.hpp"
+
+namespace fs = std::filesystem;
+using namespace bistro;
+
+namespace {
+
+struct Common {
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+void add_common(CLI::App* app, Common& c) {
+  app->add_option("--threads", c.threads, "libtorch threads (0: all cores)");
+  app->add_option("--device", c.device, "cpu, cuda or cuda:N");
+}
+
+// --preset NAME or --config config.json (a Hugging Face LlamaConfig).
+struct ModelChoice {
+  std::string preset = "tiny";
+  std::string config_path;
+  LlamaConfig resolve() const {
+    if (!config_path.empty()) return LlamaConfig::from_json(read_file(config_path), config_path);
+    return bistro::preset(preset);
+  }
+};
+
+void add_model_choice(CLI::App* app, ModelChoice& m) {
+  app->add_option("--preset", m.preset, "model preset: tiny, small, bistro-1b");
+  app->add_option("--config", m.config_path, "Hugging Face config.json instead of a preset");
+}
+
+struct TrainArgs {
+  Common common;
+  ModelChoice model;
+  int64_t steps = 30, batch = 8, seq_len = 128, micro_batches = 1, warmup = 5;
+  double lr = 1e-3, weight_decay = 0.1, clip = 1.0;
+  uint64_t seed = 42;
+  std::string text_path, save_dir, resume_dir, init_dir;
+};
+
+int run_train(const TrainArgs& a) {
+  init_runtime(a.common.threads);
+  const auto device = parse_device(a.common.device);
+  Llama model = [&] {
+    if (!a.init_dir.empty()) return load_model(a.init_dir, device);
+    Llama m(a.model.resolve());
+    m->init_weights(a.seed);
+    m->to(device);
+    return m;
+  }();
+  const auto& config = model->config();
+  TrainOptions opt;
+  opt.adamw.weight_decay = a.weight_decay;
+  opt.schedule = {
+      .lr = a.lr, .warmup_steps = a.warmup, .total_steps = a.steps, .min_lr_ratio = 0.1};
+  opt.grad_clip = a.clip;
+  Trainer trainer(model, opt);
+  if (!a.resume_dir.empty()) trainer.resume(a.resume_dir);
+
+  const std::string text = a.text_path.empty() ? bundled_text() : read_file(a.text_path);
+  TextBatches data(text, a.batch, a.seq_len, rng::derive(a.seed, uint64_t(trainer.steps())));
+  fmt::print(
+      "bistro train: {} parameters, {} layers, hidden {}, batch {}x{} x{} micro, {} threads, "
+      "device {}, {} bytes of text\n",
+      config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.batch, a.seq_len,
+      a.micro_batches, torch::get_num_threads(), a.common.device, text.size());
+  using Clock = std::chrono::steady_clock;
+  for (int64_t s = trainer.steps(); s < a.steps; ++s) {
+    std::vector<Batch> micro;
+    for (int64_t m = 0; m < a.micro_batches; ++m) {
+      auto b = data.next();
+      micro.push_back({b.inputs.to(device), b.targets.to(device)});
+    }
+    const auto t0 = Clock::now();
+    const auto r = trainer.step(micro);
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    fmt::print("step {:4d}  loss {:.4f}  lr {:.2e}  grad-norm {:.3f}  {:.0f} tok/s\n", s + 1,
+               r.loss, r.lr, r.grad_norm, r.tokens / secs);
+    std::fflush(stdout);
+  }
+  if (!a.save_dir.empty()) {
+    trainer.save(a.save_dir);
+    fmt::print("saved checkpoint to {}\n", a.save_dir);
+  }
+  return 0;
+}
+
+int run_bench_train(const TrainBenchOptions& o, bool json) {
+  const auto r = run_train_bench(o);
+  if (json) {
+    fmt::print(
+        "{{\"preset\": \"{}\", \"batch\": {}, \"seq_len\": {}, \"threads\": {}, \"fused\": {}, "
+        "\"tokens_per_s\": {:.2f}, \"step_ms\": {:.2f}, \"gflops\": {:.2f}, \"sgemm_gflops\": "
+        "{:.2f}}}\n",
+        o.preset, o.batch, o.seq_len, r.threads, o.fused, r.tokens_per_s, r.step_ms, r.gflops,
+        r.sgemm_gflops);
+    return 0;
+  }
+  fmt::print("bench train: preset {}, batch {}x{}, {} threads, device {}, fused ops {}\n", o.preset,
+             o.batch, o.seq_len, r.threads, o.device, o.fused ? "on" : "off");
+  fmt::print("  step          {:10.1f} ms\n", r.step_ms);
+  fmt::print("  throughput    {:10.1f} tokens/s\n", r.tokens_per_s);
+  fmt::print("  matmul rate   {:10.1f} GFLOP/s  ({:.3g} FLOP/token)\n", r.gflops,
+             r.flops_per_token);
+  if (r.sgemm_gflops > 0) {
+    fmt::print("  sgemm peak    {:10.1f} GFLOP/s  (4096^3)\n", r.sgemm_gflops);
+    fmt::print("  of peak       {:10.1f} %\n", 100.0 * r.gflops / r.sgemm_gflops);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bistro: incentivised, decentralised training of one shared language model"};
+  app.require_subcommand(1);
+
+  TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "train a model on bundled text (the quick start)");
+  add_common(train_cmd, train.common);
+  add_model_choice(train_cmd, train.model);
+  train_cmd->add_option("--steps", train.steps, "optimizer steps");
+  train_cmd->add_option("--batch", train.batch, "sequences per micro-batch");
+  train_cmd->add_option("--seq-len", train.seq_len, "tokens per sequence");
+  train_cmd->add_option("--micro-batches", train.micro_batches, "micro-batches per step");
+  train_cmd->add_option("--lr", train.lr, "peak learning rate");
+  train_cmd->add_option("--warmup", train.warmup, "warmup steps");
+  train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW weight decay");
+  train_cmd->add_option("--clip", train.clip, "global gradient-norm clip (0: off)");
+  train_cmd->add_option("--seed", train.seed, "init and data seed");
+  train_cmd->add_option("--text", train.text_path, "train on this text file instead");
+  train_cmd->add_option("--init", train.init_dir, "start from this checkpoint directory");
+  train_cmd->add_option("--save", train.save_dir, "write a checkpoint directory at the end");
+  train_cmd->add_option("--resume", train.resume_dir, "resume weights, optimizer and step");
+
+  auto* bench_cmd = app.add_subcommand("bench", "benchmarks");
+  bench_cmd->require_subcommand(1);
+  TrainBenchOptions bench;
+  bool bench_json = false, bench_unfused = false;
+  auto* bench_train = bench_cmd->add_subcommand("train", "training throughput vs sgemm peak");
+  bench_train->add_option("--preset", bench.preset, "model preset");
+  bench_train->add_option("--batch", bench.batch, "sequences per step");
+  bench_train->add_option("--seq-len", bench.seq_len, "tokens per sequence");
+  bench_train->add_option("--steps", bench.steps, "timed steps");
+  bench_train->add_option("--warmup", bench.warmup, "untimed steps first");
+  bench_train->add_option("--threads", bench.threads, "libtorch threads (0: all cores)");
+  bench_train->add_option("--device", bench.device, "cpu, cuda or cuda:N");
+  bench_train->add_flag("--unfused", bench_unfused, "use stock libtorch ops only");
+  bench_train->add_flag("--json", bench_json, "one JSON line");
+  bool no_peak = false;
+  bench_train->add_flag("--no-peak", no_peak, "skip the sgemm peak measurement");
+
+  auto* model_cmd = app.add_subcommand("model", "inspect and create models");
+  model_cmd->require_subcommand(1);
+  ModelChoice info_model;
+  auto* info_cmd = model_cmd->add_subcommand("info", "print a model's shape and size");
+  add_model_choice(info_cmd, info_model);
+  std::string checkpoint_dir;
+  info_cmd->add_option("--checkpoint", checkpoint_dir, "a checkpoint directory instead");
+  ModelChoice init_model;
+  uint64_t init_seed = 42;
+  std::string init_out;
+  auto* init_cmd = model_cmd->add_subcommand("init", "write a freshly initialised checkpoint");
+  add_model_choice(init_cmd, init_model);
+  init_cmd->add_option("--seed", init_seed, "init seed");
+  init_cmd->add_option("--out", init_out, "checkpoint directory")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*train_cmd) return run_train(train);
+    if (*bench_train) {
+      bench.fused = !bench_unfused;
+      bench.measure_peak = !no_peak;
+      return run_bench_train(bench, bench_json);
+    }
+    if (*info_cmd) {
+      LlamaConfig c = checkpoint_dir.empty()
+                          ? info_model.resolve()
+                          : load_model(checkpoint_dir, c10::Device(c10::kCPU))->config();
+      fmt::print("{}parameters: {}\n", c.to_json(), c.parameter_count());
+      return 0;
+    }
+    if (*init_cmd) {
+      init_runtime(0);
+      Llama m(init_model.resolve());
+      m->init_weights(init_seed);
+      save_checkpoint(init_out, m);
+      fmt::print("wrote {} ({} parameters)\n", init_out, m->config().parameter_count());
+      return 0;
+    }
+  } catch (const Error& e) {
+    fmt::print(stderr, "bistro: error: {}\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "bistro: error: {}\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bistro: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

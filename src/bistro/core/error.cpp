@@ -1,0 +1,1 @@
+#include "bistro/core/error.hpp"

@@ -1,0 +1,129 @@
+#include "bistro/model/llama.hpp"
+
+#include <cmath>
+
+#include "bistro/core/rng.hpp"
+#include "bistro/model/ops.hpp"
+
+namespace bistro {
+
+LlamaImpl::LlamaImpl(const LlamaConfig& config) : config_(config) {
+  config_.validate();
+  // libtorch forbids dots in parameter names; the Hugging Face name lives in ordered_parameters().
+  auto add = [&](const ParameterSpec& spec) {
+    std::string key = spec.name;
+    std::replace(key.begin(), key.end(), '.', '_');
+    return register_parameter(key, torch::zeros(spec.shape, torch::kFloat32));
+  };
+  const auto specs = parameter_specs(config_);
+  size_t i = 0;
+  embed_ = add(specs[i++]);
+  layers_.resize(config_.num_hidden_layers);
+  for (auto& L : layers_) {
+    L.wq = add(specs[i++]);
+    L.wk = add(specs[i++]);
+    L.wv = add(specs[i++]);
+    L.wo = add(specs[i++]);
+    L.w_gate = add(specs[i++]);
+    L.w_up = add(specs[i++]);
+    L.w_down = add(specs[i++]);
+    L.attn_norm = add(specs[i++]);
+    L.mlp_norm = add(specs[i++]);
+  }
+  norm_ = add(specs[i++]);
+  lm_head_ = add(specs[i++]);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> LlamaImpl::ordered_parameters() const {
+  const auto specs = parameter_specs(config_);
+  std::vector<torch::Tensor> tensors = {embed_};
+  for (const auto& L : layers_) {
+    for (const auto& t :
+         {L.wq, L.wk, L.wv, L.wo, L.w_gate, L.w_up, L.w_down, L.attn_norm, L.mlp_norm})
+      tensors.push_back(t);
+  }
+  tensors.push_back(norm_);
+  tensors.push_back(lm_head_);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (size_t i = 0; i < specs.size(); ++i) out.emplace_back(specs[i].name, tensors[i]);
+  return out;
+}
+
+void LlamaImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : ordered_parameters()) {
+    const bool is_norm =
+        name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    if (is_norm) {
+      p.fill_(1.0);
+      continue;
+    }
+    auto cpu = torch::empty(p.sizes(), torch::kFloat32);
+    float* out = cpu.data_ptr<float>();
+    const uint64_t key = rng::derive(seed, name);
+    const double std = config_.initializer_range;
+    // Element i depends only on (key, i), so any chunking gives the same bits.
+    at::parallel_for(0, cpu.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+      rng::fill_normal(out + begin, static_cast<size_t>(end - begin), key,
+                       static_cast<uint64_t>(begin), 0.0, std);
+    });
+    p.copy_(cpu);
+  }
+}
+
+torch::Tensor LlamaImpl::final_hidden(const torch::Tensor& input_ids) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq]");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  TORCH_CHECK(T <= config_.max_position_embeddings, "sequence length ", T,
+              " exceeds max_position_embeddings ", config_.max_position_embeddings);
+  const int64_t H = config_.hidden_size, nh = config_.num_attention_heads,
+                kvh = config_.num_key_value_heads, hd = config_.head_dim(), rep = nh / kvh;
+  if (!cos_.defined() || cos_.size(0) != T || cos_.device() != embed_.device()) {
+    std::tie(cos_, sin_) = ops::rotary_tables(T, hd, config_.rope_theta, embed_.device());
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+
+  auto x = torch::embedding(embed_, input_ids);  // [B, T, H]
+  for (const auto& L : layers_) {
+    // Attention. Query heads are grouped by the KV head they share: head h uses KV head h / rep,
+    // so [B, nh, T, hd] regroups to [B, kvh, rep*T, hd] and one matmul per KV head serves all of
+    // its query heads without materialising repeated keys and values.
+    auto h = ops::rms_norm(x, L.attn_norm, config_.rms_norm_eps);
+    auto q = torch::matmul(h, L.wq.t()).view({B, T, nh, hd}).transpose(1, 2);
+    auto k = torch::matmul(h, L.wk.t()).view({B, T, kvh, hd}).transpose(1, 2);
+    auto v = torch::matmul(h, L.wv.t()).view({B, T, kvh, hd}).transpose(1, 2);
+    q = ops::rotary(q, cos_, sin_);
+    k = ops::rotary(k, cos_, sin_);
+    q = (q * scale).reshape({B, kvh, rep * T, hd});
+    auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, kvh, rep*T, T]
+    auto probs = ops::causal_softmax(scores);
+    auto att = torch::matmul(probs, v)  // [B, kvh, rep*T, hd]
+                   .view({B, nh, T, hd})
+                   .transpose(1, 2)
+                   .reshape({B, T, H});
+    x = x + torch::matmul(att, L.wo.t());
+    // MLP.
+    h = ops::rms_norm(x, L.mlp_norm, config_.rms_norm_eps);
+    auto gate = torch::matmul(h, L.w_gate.t());
+    auto up = torch::matmul(h, L.w_up.t());
+    x = x + torch::matmul(ops::swiglu(gate, up), L.w_down.t());
+  }
+  return ops::rms_norm(x, norm_, config_.rms_norm_eps);
+}
+
+torch::Tensor LlamaImpl::logits(const torch::Tensor& input_ids) {
+  return torch::matmul(final_hidden(input_ids), lm_head_.t());
+}
+
+torch::Tensor LlamaImpl::loss(const torch::Tensor& input_ids, const torch::Tensor& targets) {
+  auto lg = logits(input_ids);
+  return ops::cross_entropy(lg.view({-1, config_.vocab_size}), targets.reshape({-1}));
+}
+
+torch::Tensor LlamaImpl::loss_sum(const torch::Tensor& input_ids, const torch::Tensor& targets) {
+  const auto flat = targets.reshape({-1});
+  const auto count = (flat != -100).sum();
+  return loss(input_ids, targets) * count;
+}
+
+}  // namespace bistro

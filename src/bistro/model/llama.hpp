@@ -1,0 +1,47 @@
+// The LLaMA decoder: token embedding, RMSNorm, rotary attention with grouped-query heads, SwiGLU
+// MLP, untied LM head. Parameter names are Hugging Face's (model.layers.N.self_attn.q_proj.weight),
+// so named_parameters() is the checkpoint's table of contents.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "bistro/model/config.hpp"
+
+namespace bistro {
+
+class LlamaImpl : public torch::nn::Module {
+ public:
+  explicit LlamaImpl(const LlamaConfig& config);
+
+  // input_ids [B, T] int64 -> logits [B, T, vocab].
+  torch::Tensor logits(const torch::Tensor& input_ids);
+  // Mean next-token cross-entropy; targets [B, T] int64 are already the next tokens, with -100
+  // where no loss is taken (padding).
+  torch::Tensor loss(const torch::Tensor& input_ids, const torch::Tensor& targets);
+  // Sum (not mean) of the same cross-entropy and the number of counted targets: lets micro-batches
+  // accumulate an exact token mean.
+  torch::Tensor loss_sum(const torch::Tensor& input_ids, const torch::Tensor& targets);
+
+  // Deterministic init, bit-identical everywhere for one (seed, config): every weight matrix and
+  // the embedding draws normal(0, initializer_range) from the portable RNG keyed by
+  // derive(seed, parameter name); norm weights are ones. docs/protocol.md specifies it.
+  void init_weights(uint64_t seed);
+
+  const LlamaConfig& config() const { return config_; }
+  // Parameters in parameter_specs() order.
+  std::vector<std::pair<std::string, torch::Tensor>> ordered_parameters() const;
+
+ private:
+  torch::Tensor final_hidden(const torch::Tensor& input_ids);
+
+  struct Layer {
+    torch::Tensor wq, wk, wv, wo, w_gate, w_up, w_down, attn_norm, mlp_norm;
+  };
+  LlamaConfig config_;
+  torch::Tensor embed_, norm_, lm_head_;
+  std::vector<Layer> layers_;
+  torch::Tensor cos_, sin_;  // rotary tables, cached per (length, device)
+};
+TORCH_MODULE(Llama);
+
+}  // namespace bistro

@@ -1,0 +1,79 @@
+#include "bistro/ops/bench_train.hpp"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "bistro/core/runtime.hpp"
+#include "bistro/model/config.hpp"
+#include "bistro/model/ops.hpp"
+#include "bistro/train/trainer.hpp"
+
+namespace bistro {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+void sync(const c10::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+}  // namespace
+
+double train_flops_per_token(const std::string& preset_name, int64_t seq_len) {
+  const auto c = preset(preset_name);
+  return 6.0 * static_cast<double>(c.matmul_parameter_count()) +
+         12.0 * static_cast<double>(c.num_hidden_layers * c.hidden_size * seq_len);
+}
+
+double measure_sgemm_gflops(const std::string& device_text) {
+  const auto device = parse_device(device_text);
+  const int64_t n = 4096;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  auto c = torch::mm(a, b);  // warm up
+  sync(device);
+  double best = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = Clock::now();
+    torch::mm_out(c, a, b);
+    sync(device);
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+TrainBenchResult run_train_bench(const TrainBenchOptions& o) {
+  init_runtime(o.threads);
+  const auto device = parse_device(o.device);
+  ops::set_fused(o.fused);
+  TrainBenchResult r;
+  r.threads = torch::get_num_threads();
+  const auto config = preset(o.preset);
+  Llama model(config);
+  model->init_weights(42);
+  model->to(device);
+  TrainOptions topt;
+  topt.schedule.lr = 1e-4;
+  Trainer trainer(model, topt);
+  // Random tokens: throughput does not depend on the text.
+  auto gen_opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  torch::manual_seed(0);
+  Batch b{torch::randint(config.vocab_size, {o.batch, o.seq_len}, gen_opts),
+          torch::randint(config.vocab_size, {o.batch, o.seq_len}, gen_opts)};
+  for (int64_t i = 0; i < o.warmup; ++i) trainer.step({b});
+  sync(device);
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < o.steps; ++i) trainer.step({b});
+  sync(device);
+  const double secs = seconds_since(t0);
+  const double tokens = static_cast<double>(o.steps * o.batch * o.seq_len);
+  r.step_ms = secs / o.steps * 1e3;
+  r.tokens_per_s = tokens / secs;
+  r.flops_per_token = train_flops_per_token(o.preset, o.seq_len);
+  r.gflops = r.tokens_per_s * r.flops_per_token / 1e9;
+  if (o.measure_peak) r.sgemm_gflops = measure_sgemm_gflops(o.device);
+  return r;
+}
+
+}  // namespace bistro

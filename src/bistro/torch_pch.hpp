@@ -1,0 +1,3 @@
+// The one precompiled header for every target that uses libtorch.
+#pragma once
+#include <torch/torch.h>

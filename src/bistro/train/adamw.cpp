@@ -1,0 +1,85 @@
+#include "bistro/train/adamw.hpp"
+
+#include <cmath>
+
+namespace bistro {
+
+AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions options)
+    : params_(std::move(params)), opt_(options) {
+  for (const auto& p : params_) {
+    m_.push_back(torch::zeros_like(p));
+    v_.push_back(torch::zeros_like(p));
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  const double b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
+  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, static_cast<double>(steps_)));
+  const double step_size = lr / bc1;
+  const double decay = 1.0 - lr * opt_.weight_decay;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    const auto& g = p.grad();
+    if (!g.defined()) continue;
+    auto& m = m_[i];
+    auto& v = v_[i];
+    const bool fused = p.device().is_cpu() && p.scalar_type() == torch::kFloat32 &&
+                       p.is_contiguous() && g.is_contiguous() && g.scalar_type() == torch::kFloat32;
+    if (fused) {
+      float* P = p.data_ptr<float>();
+      const float* G = g.data_ptr<float>();
+      float* M = m.data_ptr<float>();
+      float* V = v.data_ptr<float>();
+      // The same float operations, in the same order, as torch's single-tensor AdamW.
+      const float fdecay = static_cast<float>(decay), fb1 = static_cast<float>(b1),
+                  f1b1 = static_cast<float>(1.0 - b1), fb2 = static_cast<float>(b2),
+                  f1b2 = static_cast<float>(1.0 - b2), fbc2 = static_cast<float>(bc2_sqrt),
+                  feps = static_cast<float>(eps), fstep = static_cast<float>(step_size);
+      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const float gj = G[j];
+          const float mj = M[j] * fb1 + gj * f1b1;
+          const float vj = V[j] * fb2 + gj * gj * f1b2;
+          M[j] = mj;
+          V[j] = vj;
+          const float denom = std::sqrt(vj) / fbc2 + feps;
+          P[j] = P[j] * fdecay - fstep * (mj / denom);
+        }
+      });
+    } else {
+      p.mul_(decay);
+      m.mul_(b1).add_(g, 1.0 - b1);
+      v.mul_(b2).addcmul_(g, g, 1.0 - b2);
+      auto denom = (v.sqrt() / bc2_sqrt).add_(eps);
+      p.addcdiv_(m, denom, -step_size);
+    }
+  }
+}
+
+double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  }
+  if (norms.empty()) return 0.0;
+  const double total = torch::stack(norms).norm(2).item<double>();
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1.0) {
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(coef);
+    }
+  }
+  return total;
+}
+
+}  // namespace bistro

@@ -1,0 +1,51 @@
+#include "bistro/train/trainer.hpp"
+
+#include "bistro/core/error.hpp"
+#include "bistro/model/checkpoint.hpp"
+
+namespace bistro {
+namespace {
+std::vector<torch::Tensor> parameter_list(const Llama& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, p] : model->ordered_parameters()) out.push_back(p);
+  return out;
+}
+}  // namespace
+
+Trainer::Trainer(Llama model, TrainOptions options)
+    : model_(std::move(model)),
+      options_(options),
+      optimizer_(parameter_list(model_), options.adamw) {}
+
+StepResult Trainer::step(const std::vector<Batch>& micro_batches) {
+  check(!micro_batches.empty(), "training step needs at least one micro-batch");
+  StepResult r;
+  for (const auto& b : micro_batches) r.tokens += (b.targets != -100).sum().item<int64_t>();
+  check(r.tokens > 0, "training step has no counted targets (all -100)");
+  optimizer_.zero_grad();
+  double loss_sum = 0;
+  for (const auto& b : micro_batches) {
+    auto loss = model_->loss_sum(b.inputs, b.targets) / static_cast<double>(r.tokens);
+    loss.backward();
+    loss_sum += loss.item<double>();
+  }
+  r.loss = loss_sum;
+  const auto params = optimizer_.params();
+  r.grad_norm = options_.grad_clip > 0 ? clip_grad_norm(params, options_.grad_clip)
+                                       : clip_grad_norm(params, 1e30);
+  r.lr = options_.schedule.at(optimizer_.steps());
+  optimizer_.step(r.lr);
+  return r;
+}
+
+void Trainer::save(const std::filesystem::path& dir) const {
+  save_checkpoint(dir, model_, &optimizer_);
+}
+
+void Trainer::resume(const std::filesystem::path& dir) {
+  load_weights(model_, dir / "model.safetensors");
+  check(load_optimizer(dir, model_, optimizer_), "checkpoint {} has no optimizer state to resume",
+        dir.string());
+}
+
+}  // namespace bistro

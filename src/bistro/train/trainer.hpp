@@ -1,0 +1,52 @@
+// The training step BISTRO takes once per window: gradients accumulated over micro-batches (an
+// exact mean over all counted tokens), global-norm clipping, one AdamW step at the scheduled rate.
+#pragma once
+
+#include <filesystem>
+#include <vector>
+
+#include "bistro/model/llama.hpp"
+#include "bistro/train/adamw.hpp"
+#include "bistro/train/schedule.hpp"
+
+namespace bistro {
+
+struct Batch {
+  torch::Tensor inputs;   // [B, T] int64
+  torch::Tensor targets;  // [B, T] int64, next tokens, -100 where no loss is taken
+};
+
+struct TrainOptions {
+  AdamWOptions adamw;
+  Schedule schedule;
+  double grad_clip = 1.0;  // <= 0 disables clipping
+};
+
+struct StepResult {
+  double loss = 0;       // mean cross-entropy over every counted token of the step
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+  int64_t tokens = 0;  // counted targets
+};
+
+class Trainer {
+ public:
+  Trainer(Llama model, TrainOptions options);
+
+  StepResult step(const std::vector<Batch>& micro_batches);
+
+  // Checkpoint with optimizer state; resume() restores both and the step count.
+  void save(const std::filesystem::path& dir) const;
+  void resume(const std::filesystem::path& dir);
+
+  Llama& model() { return model_; }
+  AdamW& optimizer() { return optimizer_; }
+  int64_t steps() const { return optimizer_.steps(); }
+
+ private:
+  Llama model_;
+  TrainOptions options_;
+  AdamW optimizer_;
+};
+
+}  // namespace bistro

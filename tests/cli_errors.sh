@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Bad input on the command line: one line naming the problem, non-zero exit, never a crash.
+set -u
+bistro=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+expect_error() {  # expect_error "fragment" args...
+  local fragment=$1
+  shift
+  local out rc
+  out=$("$bistro" "$@" 2>&1 >/dev/null)
+  rc=$?
+  if [[ $rc -eq 0 || $rc -ge 128 ]]; then
+    echo "FAIL: bistro $* exited $rc"; fails=$((fails + 1)); return
+  fi
+  if [[ $out != *"$fragment"* ]]; then
+    echo "FAIL: bistro $*: expected '$fragment' in: $out"; fails=$((fails + 1)); return
+  fi
+  echo "ok: bistro $* -> $out"
+}
+
+expect_error "unknown model preset 'huge'" model info --preset huge
+expect_error "unknown model preset 'huge'" train --preset huge --steps 1
+expect_error "invalid --device 'gpu'" train --device gpu --steps 1
+echo '{"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 8,
+       "vocab_size": 300, "max_position_embeddings": 64}' > "$tmp/bad.json"
+expect_error "num_attention_heads (3) does not divide hidden_size (64)" model info --config "$tmp/bad.json"
+expect_error "config.json is missing" model info --checkpoint "$tmp/nowhere"
+"$bistro" model init --preset tiny --out "$tmp/ck" >/dev/null || { echo "FAIL: model init"; fails=$((fails + 1)); }
+head -c 1000 "$tmp/ck/model.safetensors" > "$tmp/trunc" && mv "$tmp/trunc" "$tmp/ck/model.safetensors"
+expect_error "model.safetensors" model info --checkpoint "$tmp/ck"
+expect_error "text of 5 bytes is too short" train --steps 1 --text <(printf 'hello')
+
+if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
+echo "all CLI error checks passed"
