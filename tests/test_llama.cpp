@@ -144,15 +144,14 @@ TEST(Ops, FusedMatchesComposite) {
     torch::manual_seed(5);
     auto x = torch::randn({3, 7, 32}, torch::requires_grad());
     auto w = (torch::rand({32}) + 0.5).requires_grad_();
-    auto g = torch::randn({3, 7, 40}, torch::requires_grad());
-    auto u = torch::randn({3, 7, 40}, torch::requires_grad());
+    auto gu = torch::randn({3, 7, 80}, torch::requires_grad());
     auto q = torch::randn({2, 4, 6, 16}, torch::requires_grad());
     auto s = torch::randn({2, 3, 12, 6}, torch::requires_grad());
     auto lg = torch::randn({10, 50}, torch::requires_grad());
     auto tg = torch::randint(50, {10}, torch::kInt64);
     tg[3] = -100;
     auto [cos, sin] = ops::rotary_tables(6, 16, 10000.0, torch::kCPU);
-    std::vector<torch::Tensor> outs = {ops::rms_norm(x, w, 1e-6), ops::swiglu(g, u),
+    std::vector<torch::Tensor> outs = {ops::rms_norm(x, w, 1e-6), ops::swiglu(gu),
                                        ops::rotary(q, cos, sin), ops::causal_softmax(s),
                                        ops::cross_entropy(lg, tg)};
     torch::Tensor total = torch::zeros({});
@@ -161,7 +160,7 @@ TEST(Ops, FusedMatchesComposite) {
     }
     total.backward();
     std::vector<torch::Tensor> all = outs;
-    for (auto* t : {&x, &w, &g, &u, &q, &s, &lg}) all.push_back(t->grad());
+    for (auto* t : {&x, &w, &gu, &q, &s, &lg}) all.push_back(t->grad());
     ops::set_fused(true);
     return all;
   };

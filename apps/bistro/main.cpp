@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
   bench_train->add_option("--device", bench.device, "cpu, cuda or cuda:N");
   bench_train->add_flag("--unfused", bench_unfused, "use stock libtorch ops only");
   bench_train->add_flag("--json", bench_json, "one JSON line");
+  bench_train->add_option("--profile", bench.profile_path, "write a Chrome trace of one step");
   bool no_peak = false;
   bench_train->add_flag("--no-peak", no_peak, "skip the sgemm peak measurement");
 

@@ -16,11 +16,12 @@ bool fused();
 // x * rsqrt(mean(x^2, -1) + eps) * weight, statistics in fp32 (Hugging Face LlamaRMSNorm).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
-// silu(gate) * up (LLaMA's SwiGLU).
-torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
+// silu(gate) * up (LLaMA's SwiGLU) over a packed [..., 2I] tensor [gate | up].
+torch::Tensor swiglu(const torch::Tensor& gate_up);
 
 // Rotary embedding, Hugging Face convention: x * cos + rotate_half(x) * sin, where
-// rotate_half([a, b]) = [-b, a] over the last dim. x: [B, heads, T, D]; cos, sin: [T, D].
+// rotate_half([a, b]) = [-b, a] over the last dim. x: [B, heads, T, D] (any strides); cos, sin:
+// [T, D] with both halves equal, as rotary_tables() makes them. The result is contiguous.
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 // Causal softmax over the last dim of scores [..., R, T] where row r sits at position r % T.

@@ -17,6 +17,7 @@ struct TrainBenchOptions {
   std::string device = "cpu";
   bool fused = true;
   bool measure_peak = true;
+  std::string profile_path;  // if set, profile one extra step to this Chrome trace file
 };
 
 struct TrainBenchResult {
