@@ -112,6 +112,38 @@ TEST_F(BadWeights, TruncatedFile) {
   expect_load_error("out of range");
 }
 
+long proc_status_kb(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  }
+  return -1;
+}
+
+TEST(Checkpoint, LoadingNeedsAboutOneCopyOfTheWeights) {
+  TempDir dir("ck_memory");
+  auto c = preset("tiny");
+  c.vocab_size = 50'000;  // ~100 MB of fp32 weights, no tensor above a quarter of them
+  c.intermediate_size = 8192;
+  const double weight_mb = c.parameter_count() * 4.0 / 1024 / 1024;
+  {
+    Llama m(c);
+    save_checkpoint(dir / "ck", m);
+  }
+  {
+    std::ofstream reset("/proc/self/clear_refs");
+    reset << "5";  // resets the peak-RSS mark (VmHWM)
+  }
+  const long before_kb = proc_status_kb("VmRSS");
+  ASSERT_GT(before_kb, 0);
+  auto m = load_model(dir / "ck", torch::kCPU);
+  const double peak_growth_mb = (proc_status_kb("VmHWM") - before_kb) / 1024.0;
+  // One copy in the model plus at most one tensor's pages from the map; two copies would fail.
+  EXPECT_LT(peak_growth_mb, 1.5 * weight_mb) << "weights " << weight_mb << " MB";
+  EXPECT_GT(peak_growth_mb, 0.5 * weight_mb);  // the measurement sees the load at all
+}
+
 TEST(Checkpoint, MissingPiecesAreNamed) {
   TempDir dir("ck_missing");
   expect_error([&] { load_model(dir / "nope", torch::kCPU); }, "config.json is missing");

@@ -122,6 +122,17 @@ MappedFile::MappedFile(const fs::path& path) : path_(path) {
   ::close(fd);
 }
 
+void MappedFile::release(std::span<const std::byte> range) const {
+  if (range.empty() || data_ == nullptr) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(range.data());
+  const auto end = begin + range.size();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) {
+    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
 }

@@ -47,6 +47,10 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
+  // Drops the pages wholly inside `range` from this process's resident set once they have been
+  // consumed (they are re-read from the file if touched again). Keeps loading a checkpoint at
+  // about one copy of the weights in memory instead of two.
+  void release(std::span<const std::byte> range) const;
   const std::filesystem::path& path() const { return path_; }
 
  private:

@@ -71,6 +71,7 @@ void load_weights(Llama& model, const fs::path& file) {
   std::set<std::string> used;
   for (auto& [name, param] : model->ordered_parameters()) {
     copy_into(param, view, name);
+    f.release(*view.find(name));
     used.insert(name);
   }
   for (const auto& t : view.tensors()) {

@@ -203,6 +203,10 @@ File::File(const std::filesystem::path& path, const Limits& limits)
 
 File::~File() = default;
 
+void File::release(const TensorInfo& t) const {
+  map_->release(view_.data(t));
+}
+
 std::string serialize(const std::vector<TensorRef>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   uint64_t data_size = 0;

@@ -72,6 +72,8 @@ class File {
   explicit File(const std::filesystem::path& path, const Limits& limits = {});
   ~File();
   const View& view() const { return view_; }
+  // Hands a consumed tensor's pages back to the OS (see MappedFile::release).
+  void release(const TensorInfo& t) const;
 
  private:
   std::unique_ptr<MappedFile> map_;

@@ -1,7 +1,10 @@
 #include "bistro/ops/bench_train.hpp"
 
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define BISTRO_HAVE_RECORD_PROFILE 1
+#endif
 
 #include <chrono>
 
@@ -69,9 +72,13 @@ TrainBenchResult run_train_bench(const TrainBenchOptions& o) {
   sync(device);
   const double secs = seconds_since(t0);
   if (!o.profile_path.empty()) {
+#ifdef BISTRO_HAVE_RECORD_PROFILE
     // A separate profiled step: the profiler's own cost stays out of the timing above.
     torch::autograd::profiler::RecordProfile guard(o.profile_path);
     trainer.step({b});
+#else
+    fmt::print(stderr, "--profile: this libtorch has no legacy profiler; skipped\n");
+#endif
   }
   const double tokens = static_cast<double>(o.steps * o.batch * o.seq_len);
   r.step_ms = secs / o.steps * 1e3;

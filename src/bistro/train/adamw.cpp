@@ -21,6 +21,7 @@ void AdamW::zero_grad() {
 }
 
 void AdamW::step(double lr) {
+  RECORD_FUNCTION("bistro::AdamW::step", std::vector<c10::IValue>());  // shows in profiles
   torch::NoGradGuard no_grad;
   ++steps_;
   const double b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
