@@ -63,12 +63,15 @@ TEST(Llama, IsCausal) {
   Llama m(preset("tiny"));
   m->init_weights(1);
   torch::NoGradGuard ng;
-  auto ids = torch::randint(8192, {1, 16}, torch::kInt64);
-  auto ids2 = ids.clone();
-  ids2[0][10] = (ids[0][10].item<int64_t>() + 1) % 8192;
-  auto a = m->logits(ids), b = m->logits(ids2);
-  EXPECT_TRUE(torch::allclose(a.narrow(1, 0, 10), b.narrow(1, 0, 10)));
-  EXPECT_FALSE(torch::allclose(a.narrow(1, 10, 6), b.narrow(1, 10, 6)));
+  // 64 positions: attention runs in two query chunks; change one token in each half.
+  for (int64_t pos : {10, 40}) {
+    auto ids = torch::randint(8192, {1, 64}, torch::kInt64);
+    auto ids2 = ids.clone();
+    ids2[0][pos] = (ids[0][pos].item<int64_t>() + 1) % 8192;
+    auto a = m->logits(ids), b = m->logits(ids2);
+    EXPECT_TRUE(torch::allclose(a.narrow(1, 0, pos), b.narrow(1, 0, pos))) << pos;
+    EXPECT_FALSE(torch::allclose(a.narrow(1, pos, 64 - pos), b.narrow(1, pos, 64 - pos))) << pos;
+  }
 }
 
 // The llm.c standard, tightened: bistro and an independent PyTorch model, loaded from the same
@@ -84,12 +87,12 @@ TEST_P(Parity, MatchesPyTorchReference) {
   save_checkpoint(dir / "ck", model);
 
   torch::manual_seed(3);
-  auto inputs = torch::randint(config.vocab_size, {2, 48}, torch::kInt64);
-  auto targets = torch::randint(config.vocab_size, {2, 48}, torch::kInt64);
-  targets.index_put_({1, torch::indexing::Slice(40, 48)}, -100);  // padding
+  auto inputs = torch::randint(config.vocab_size, {2, 80}, torch::kInt64);
+  auto targets = torch::randint(config.vocab_size, {2, 80}, torch::kInt64);
+  targets.index_put_({1, torch::indexing::Slice(70, 80)}, -100);  // padding
   safetensors::write(dir / "batch.safetensors",
-                     {{"inputs", safetensors::DType::I64, {2, 48}, inputs.data_ptr()},
-                      {"targets", safetensors::DType::I64, {2, 48}, targets.data_ptr()}});
+                     {{"inputs", safetensors::DType::I64, {2, 80}, inputs.data_ptr()},
+                      {"targets", safetensors::DType::I64, {2, 80}, targets.data_ptr()}});
 
   const std::string cmd = fmt::format(
       "/usr/bin/python3 {}/tests/reference/llama_ref.py parity {} {} {} --steps 10 --lr 1e-3",
@@ -145,22 +148,23 @@ TEST(Ops, FusedMatchesComposite) {
     auto x = torch::randn({3, 7, 32}, torch::requires_grad());
     auto w = (torch::rand({32}) + 0.5).requires_grad_();
     auto gu = torch::randn({3, 7, 80}, torch::requires_grad());
-    auto q = torch::randn({2, 4, 6, 16}, torch::requires_grad());
+    auto q = torch::randn({2, 6, 3, 2, 16}, torch::requires_grad());  // [B, T, G, R, D]
     auto s = torch::randn({2, 3, 12, 6}, torch::requires_grad());
+    auto s2 = torch::randn({2, 3, 8, 10}, torch::requires_grad());
     auto lg = torch::randn({10, 50}, torch::requires_grad());
     auto tg = torch::randint(50, {10}, torch::kInt64);
     tg[3] = -100;
     auto [cos, sin] = ops::rotary_tables(6, 16, 10000.0, torch::kCPU);
-    std::vector<torch::Tensor> outs = {ops::rms_norm(x, w, 1e-6), ops::swiglu(gu),
-                                       ops::rotary(q, cos, sin), ops::causal_softmax(s),
-                                       ops::cross_entropy(lg, tg)};
+    std::vector<torch::Tensor> outs = {ops::rms_norm(x, w, 1e-6),     ops::swiglu(gu),
+                                       ops::rotary(q, cos, sin),      ops::causal_softmax(s),
+                                       ops::causal_softmax(s2, 2, 3), ops::cross_entropy(lg, tg)};
     torch::Tensor total = torch::zeros({});
     for (size_t i = 0; i < outs.size(); ++i) {
       total = total + (outs[i] * torch::randn_like(outs[i])).sum();
     }
     total.backward();
     std::vector<torch::Tensor> all = outs;
-    for (auto* t : {&x, &w, &gu, &q, &s, &lg}) all.push_back(t->grad());
+    for (auto* t : {&x, &w, &gu, &q, &s, &s2, &lg}) all.push_back(t->grad());
     ops::set_fused(true);
     return all;
   };

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "bistro/core/cpu_allocator.hpp"
 #include "bistro/core/error.hpp"
 
 namespace bistro {
@@ -42,6 +43,26 @@ TEST(Runtime, ParsesDevices) {
     EXPECT_TRUE(parse_device("cuda").is_cuda());
     EXPECT_THROW(parse_device("cuda:4096"), Error);
   }
+}
+
+TEST(Runtime, CachingAllocatorReusesLargeBlocks) {
+  install_caching_cpu_allocator(64 << 20);
+  void* first = nullptr;
+  {
+    auto t = torch::empty({1 << 18}, torch::kFloat32);  // 1 MiB
+    first = t.data_ptr();
+    t.fill_(3.0f);
+  }
+  const auto cached = caching_cpu_allocator_cached_bytes();
+  EXPECT_GE(cached, 1u << 20);
+  auto again = torch::empty({1 << 18}, torch::kFloat32);
+  EXPECT_EQ(again.data_ptr(), first);  // the same block, no fresh pages
+  EXPECT_EQ(caching_cpu_allocator_cached_bytes(), cached - (1u << 20));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(again.data_ptr()) % 64, 0u);
+  // Small and over-cap blocks are not kept.
+  { auto small = torch::empty({16}, torch::kFloat32); }
+  { auto huge = torch::empty({1 << 25}, torch::kFloat32); }  // 128 MiB > cap
+  EXPECT_EQ(caching_cpu_allocator_cached_bytes(), cached - (1u << 20));
 }
 
 }  // namespace

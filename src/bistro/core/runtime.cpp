@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bistro/core/cpu_allocator.hpp"
 #include "bistro/core/error.hpp"
 
 namespace bistro {
@@ -46,6 +47,11 @@ BlasInfo detect_blas() {
 void init_runtime(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
+  // Reuse large CPU buffers across steps (cap: BISTRO_CPU_CACHE_MB, default 4096; 0 disables).
+  std::size_t cache_mb = 4096;
+  if (const char* env = std::getenv("BISTRO_CPU_CACHE_MB"))
+    cache_mb = std::strtoull(env, nullptr, 10);
+  install_caching_cpu_allocator(cache_mb << 20);
   static bool warned = false;
   const auto blas = detect_blas();
   if (blas.reference && !warned) {

@@ -17,8 +17,9 @@ struct BlasInfo {
 // Which BLAS libtorch really calls, read from this process's memory map.
 BlasInfo detect_blas();
 
-// Sets libtorch's intra-op thread count (libtorch defaults to 1 here) and warns loudly, once, when
-// the BLAS is the reference one. threads <= 0 means "all cores".
+// Sets libtorch's intra-op thread count (libtorch defaults to 1 here), installs the caching CPU
+// allocator (core/cpu_allocator.hpp), and warns loudly, once, when the BLAS is the reference one.
+// threads <= 0 means "all cores".
 void init_runtime(int threads);
 
 // "cpu", "cuda" or "cuda:N"; throws bistro::Error for anything else or an unavailable CUDA device.

@@ -40,7 +40,7 @@ class LlamaImpl : public torch::nn::Module {
   LlamaConfig config_;
   torch::Tensor embed_, norm_, lm_head_;
   std::vector<Layer> layers_;
-  torch::Tensor cos_, sin_;  // rotary tables, cached per (length, device)
+  torch::Tensor cos_, sin_, q_cos_, q_sin_;  // rotary tables, cached per (length, device)
 };
 TORCH_MODULE(Llama);
 

@@ -130,22 +130,30 @@ struct SwigluFn : torch::autograd::Function<SwigluFn> {
   }
 };
 
-// ---- Rotary on x [B, H, T, D] (any strides): out = x * cos + rotate_half(x) * sin, written
-// contiguous. Backward is the rotation by -angle: dx1 = dy1 c + dy2 s, dx2 = dy2 c - dy1 s.
+// ---- Rotary. Input x [B, T, G, R, D] (any strides), output contiguous [B, G, T, R, D]:
+// out = x * cos[t] + rotate_half(x) * sin[t]. The backward is the same map with the angle negated
+// (transposed rotation), from [B, G, T, R, D] back to [B, T, G, R, D].
 void rotate(const torch::Tensor& in, torch::Tensor& out, const torch::Tensor& cos,
             const torch::Tensor& sin, bool inverse) {
-  const int64_t B = in.size(0), H = in.size(1), T = in.size(2), D = in.size(3), half = D / 2;
+  // Forward: in is [B, T, G, R, D], out [B, G, T, R, D]; inverse: in [B, G, T, R, D], out
+  // [B, T, G, R, D]. Iterate over out's rows in its own order.
+  const auto os = out.sizes();
+  const int64_t D = os[4], half = D / 2, R = os[3];
+  const int64_t n1 = os[1], n2 = os[2];  // (G, T) forward, (T, G) inverse
   const auto st = in.strides();
   const float *X = in.data_ptr<float>(), *C = cos.data_ptr<float>(), *S = sin.data_ptr<float>();
   float* O = out.data_ptr<float>();
   const float sign = inverse ? -1.0f : 1.0f;
-  for_rows(B * H * T, D, [&](int64_t r) {
-    const int64_t t = r % T, h = (r / T) % H, b = r / (T * H);
-    const float* x = X + b * st[0] + h * st[1] + t * st[2];
-    float* o = O + r * D;
+  for_rows(os[0] * n1 * n2 * R, D, [&](int64_t row) {
+    const int64_t r = row % R, i2 = (row / R) % n2, i1 = (row / (R * n2)) % n1,
+                  b = row / (R * n2 * n1);
+    // Index of the same element in `in`: dims 1 and 2 swap between the layouts.
+    const float* x = X + b * st[0] + i2 * st[1] + i1 * st[2] + r * st[3];
+    const int64_t t = inverse ? i1 : i2;
+    float* o = O + row * D;
     const float *c = C + t * D, *s = S + t * D;
     for (int64_t j = 0; j < half; ++j) {
-      const float x1 = x[j * st[3]], x2 = x[(j + half) * st[3]];
+      const float x1 = x[j * st[4]], x2 = x[(j + half) * st[4]];
       o[j] = x1 * c[j] - sign * x2 * s[j];
       o[j + half] = x2 * c[j + half] + sign * x1 * s[j + half];
     }
@@ -155,57 +163,67 @@ void rotate(const torch::Tensor& in, torch::Tensor& out, const torch::Tensor& co
 struct RotaryFn : torch::autograd::Function<RotaryFn> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos,
                                torch::Tensor sin) {
-    auto out = torch::empty(x.sizes(), x.options());
+    auto out = torch::empty({x.size(0), x.size(2), x.size(1), x.size(3), x.size(4)}, x.options());
     rotate(x, out, cos, sin, false);
     ctx->save_for_backward({cos, sin});
     return out;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    auto dx = torch::empty(grads[0].sizes(), grads[0].options());
-    rotate(grads[0], dx, saved[0], saved[1], true);
+    const auto& dy = grads[0];
+    auto dx =
+        torch::empty({dy.size(0), dy.size(2), dy.size(1), dy.size(3), dy.size(4)}, dy.options());
+    rotate(dy, dx, saved[0], saved[1], true);
     return {dx, torch::Tensor(), torch::Tensor()};
   }
 };
 
-// ---- Causal softmax over rows of [..., R, T], row r at position p = r % T. Forward: mask in
-// place and libtorch's softmax. Backward touches only the lower triangle:
-// dx_j = y_j (dy_j - sum_k dy_k y_k) for j <= p, 0 above.
+// ---- Causal softmax over rows of [..., Rq, Tk]: row i of the last-but-one dim sits at position
+// i / group + offset and sees keys j <= that position. Forward: mask in place and libtorch's
+// softmax. Backward touches only the visible part: dx_j = y_j (dy_j - sum_k dy_k y_k).
 struct CausalSoftmaxFn : torch::autograd::Function<CausalSoftmaxFn> {
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor scores) {
-    const int64_t T = scores.size(-1);
+  static int64_t visible(int64_t row, int64_t Rq, int64_t group, int64_t offset, int64_t Tk) {
+    return std::min(Tk, (row % Rq) / group + offset + 1);
+  }
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor scores, int64_t group,
+                               int64_t offset) {
+    const int64_t Tk = scores.size(-1), Rq = scores.size(-2);
     // Scores are normally a fresh matmul output that nothing else holds, so masking in place
     // saves a pass; a leaf belongs to the caller and is copied.
     auto s = scores.is_leaf() ? scores.clone() : scores.contiguous();
-    const int64_t rows = s.numel() / T;
+    const int64_t rows = s.numel() / Tk;
     float* Sp = s.data_ptr<float>();
     const float neg_inf = -std::numeric_limits<float>::infinity();
-    for_rows(rows, T, [&](int64_t r) {
-      float* row = Sp + r * T;
-      for (int64_t j = r % T + 1; j < T; ++j) row[j] = neg_inf;
+    for_rows(rows, Tk, [&](int64_t r) {
+      float* row = Sp + r * Tk;
+      for (int64_t j = visible(r, Rq, group, offset, Tk); j < Tk; ++j) row[j] = neg_inf;
     });
     auto y = torch::softmax(s, -1);
     ctx->save_for_backward({y});
+    ctx->saved_data["group"] = group;
+    ctx->saved_data["offset"] = offset;
     return y;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto y = ctx->get_saved_variables()[0];
+    const int64_t group = ctx->saved_data["group"].toInt(),
+                  offset = ctx->saved_data["offset"].toInt();
     const auto dy = grads[0].contiguous();
-    const int64_t T = y.size(-1), rows = y.numel() / T;
+    const int64_t Tk = y.size(-1), Rq = y.size(-2), rows = y.numel() / Tk;
     auto dx = torch::empty_like(y);
     const float *Y = y.data_ptr<float>(), *DY = dy.data_ptr<float>();
     float* DX = dx.data_ptr<float>();
-    for_rows(rows, T / 2, [&](int64_t r) {
-      const int64_t p = r % T;
-      const float *yr = Y + r * T, *dyr = DY + r * T;
-      float* dxr = DX + r * T;
+    for_rows(rows, Tk / 2, [&](int64_t r) {
+      const int64_t n = visible(r, Rq, group, offset, Tk);
+      const float *yr = Y + r * Tk, *dyr = DY + r * Tk;
+      float* dxr = DX + r * Tk;
       float dot = 0;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t j = 0; j <= p; ++j) dot += dyr[j] * yr[j];
-      for (int64_t j = 0; j <= p; ++j) dxr[j] = yr[j] * (dyr[j] - dot);
-      for (int64_t j = p + 1; j < T; ++j) dxr[j] = 0.0f;
+      for (int64_t j = 0; j < n; ++j) dot += dyr[j] * yr[j];
+      for (int64_t j = 0; j < n; ++j) dxr[j] = yr[j] * (dyr[j] - dot);
+      for (int64_t j = n; j < Tk; ++j) dxr[j] = 0.0f;
     });
-    return {dx};
+    return {dx, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -266,8 +284,12 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-torch::Tensor causal_mask(int64_t T, const torch::TensorOptions& opts) {
-  return torch::full({T, T}, -std::numeric_limits<float>::infinity(), opts).triu(1);
+torch::Tensor causal_mask(int64_t Rq, int64_t Tk, int64_t group, int64_t offset,
+                          const torch::TensorOptions& opts) {
+  auto pos = torch::arange(Rq, opts.dtype(torch::kInt64)).div(group, "floor").add(offset);
+  auto keys = torch::arange(Tk, opts.dtype(torch::kInt64));
+  auto hidden = keys.unsqueeze(0) > pos.unsqueeze(1);
+  return torch::zeros({Rq, Tk}, opts).masked_fill(hidden, -std::numeric_limits<float>::infinity());
 }
 }  // namespace
 
@@ -290,21 +312,20 @@ torch::Tensor swiglu(const torch::Tensor& gate_up) {
 }
 
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  if (fusable({&x, &cos, &sin}) && x.dim() == 4 && cos.is_contiguous() && sin.is_contiguous()) {
+  TORCH_CHECK(x.dim() == 5, "rotary: x must be [B, T, G, R, D]");
+  if (fusable({&x, &cos, &sin}) && cos.is_contiguous() && sin.is_contiguous()) {
     return RotaryFn::apply(x, cos, sin);
   }
-  return x * cos + rotate_half(x) * sin;
+  auto xt = x.permute({0, 2, 1, 3, 4});             // [B, G, T, R, D]
+  auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [T, 1, D]
+  return (xt * c + rotate_half(xt) * s).contiguous();
 }
 
-torch::Tensor causal_softmax(const torch::Tensor& scores) {
-  const int64_t T = scores.size(-1), R = scores.size(-2);
-  TORCH_CHECK(R % T == 0, "causal_softmax: rows must be a multiple of the key length");
-  if (fusable({&scores})) return CausalSoftmaxFn::apply(scores);
-  auto sizes = scores.sizes().vec();
-  std::vector<int64_t> grouped(sizes.begin(), sizes.end() - 2);
-  grouped.insert(grouped.end(), {R / T, T, T});
-  auto masked = scores.view(grouped) + causal_mask(T, scores.options());
-  return torch::softmax(masked, -1).view(sizes);
+torch::Tensor causal_softmax(const torch::Tensor& scores, int64_t group, int64_t offset) {
+  TORCH_CHECK(group >= 1 && offset >= 0, "causal_softmax: bad group or offset");
+  if (fusable({&scores})) return CausalSoftmaxFn::apply(scores, group, offset);
+  const int64_t Tk = scores.size(-1), Rq = scores.size(-2);
+  return torch::softmax(scores + causal_mask(Rq, Tk, group, offset, scores.options()), -1);
 }
 
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {

@@ -20,12 +20,16 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 torch::Tensor swiglu(const torch::Tensor& gate_up);
 
 // Rotary embedding, Hugging Face convention: x * cos + rotate_half(x) * sin, where
-// rotate_half([a, b]) = [-b, a] over the last dim. x: [B, heads, T, D] (any strides); cos, sin:
-// [T, D] with both halves equal, as rotary_tables() makes them. The result is contiguous.
+// rotate_half([a, b]) = [-b, a] over the last dim. x: [B, T, G, R, D] (any strides; G*R heads of
+// dim D, grouped as attention wants them); cos, sin: [T, D] with both halves equal, as
+// rotary_tables() makes them (pre-scaling both tables scales the result). Returns contiguous
+// [B, G, T, R, D].
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
-// Causal softmax over the last dim of scores [..., R, T] where row r sits at position r % T.
-torch::Tensor causal_softmax(const torch::Tensor& scores);
+// Causal softmax over the last dim of scores [..., Rq, Tk]: row i sits at position
+// i / group + offset and sees keys 0..position. (group: query rows per position; offset: the
+// position of the first row, for a chunk of queries.)
+torch::Tensor causal_softmax(const torch::Tensor& scores, int64_t group = 1, int64_t offset = 0);
 
 // Mean cross-entropy of logits [N, V] against targets [N] (int64), ignoring targets == -100.
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);

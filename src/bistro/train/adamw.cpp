@@ -3,6 +3,25 @@
 #include <cmath>
 
 namespace bistro {
+namespace {
+// One pass over memory for the whole update, with the same float operations in the same order as
+// torch's single-tensor AdamW. The buffers are distinct, and this file is compiled with
+// -fno-math-errno, so the loop vectorises (sqrt included).
+struct FusedStep {
+  float decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, step_size;
+  void run(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+           int64_t n) const {
+    for (int64_t j = 0; j < n; ++j) {
+      const float gj = g[j];
+      const float mj = m[j] * b1 + gj * one_minus_b1;
+      const float vj = v[j] * b2 + gj * gj * one_minus_b2;
+      m[j] = mj;
+      v[j] = vj;
+      p[j] = p[j] * decay - step_size * (mj / (std::sqrt(vj) / bc2_sqrt + eps));
+    }
+  }
+};
+}  // namespace
 
 AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions options)
     : params_(std::move(params)), opt_(options) {
@@ -38,26 +57,16 @@ void AdamW::step(double lr) {
     const bool fused = p.device().is_cpu() && p.scalar_type() == torch::kFloat32 &&
                        p.is_contiguous() && g.is_contiguous() && g.scalar_type() == torch::kFloat32;
     if (fused) {
-      // Distinct buffers: __restrict lets the compiler vectorise the loop.
-      float* __restrict P = p.data_ptr<float>();
-      const float* __restrict G = g.data_ptr<float>();
-      float* __restrict M = m.data_ptr<float>();
-      float* __restrict V = v.data_ptr<float>();
-      // The same float operations, in the same order, as torch's single-tensor AdamW.
-      const float fdecay = static_cast<float>(decay), fb1 = static_cast<float>(b1),
-                  f1b1 = static_cast<float>(1.0 - b1), fb2 = static_cast<float>(b2),
-                  f1b2 = static_cast<float>(1.0 - b2), fbc2 = static_cast<float>(bc2_sqrt),
-                  feps = static_cast<float>(eps), fstep = static_cast<float>(step_size);
+      const FusedStep k{static_cast<float>(decay),    static_cast<float>(b1),
+                        static_cast<float>(1.0 - b1), static_cast<float>(b2),
+                        static_cast<float>(1.0 - b2), static_cast<float>(bc2_sqrt),
+                        static_cast<float>(eps),      static_cast<float>(step_size)};
+      float* P = p.data_ptr<float>();
+      const float* G = g.data_ptr<float>();
+      float* M = m.data_ptr<float>();
+      float* V = v.data_ptr<float>();
       at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-        for (int64_t j = begin; j < end; ++j) {
-          const float gj = G[j];
-          const float mj = M[j] * fb1 + gj * f1b1;
-          const float vj = V[j] * fb2 + gj * gj * f1b2;
-          M[j] = mj;
-          V[j] = vj;
-          const float denom = std::sqrt(vj) / fbc2 + feps;
-          P[j] = P[j] * fdecay - fstep * (mj / denom);
-        }
+        k.run(P + begin, G + begin, M + begin, V + begin, end - begin);
       });
     } else {
       p.mul_(decay);
