@@ -80,6 +80,7 @@ int run_train(const TrainArgs& a) {
       "device {}, {} bytes of text\n",
       config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.batch, a.seq_len,
       a.micro_batches, torch::get_num_threads(), a.common.device, text.size());
+  fmt::print("BLAS: {}\n", detect_blas().description);
   using Clock = std::chrono::steady_clock;
   for (int64_t s = trainer.steps(); s < a.steps; ++s) {
     std::vector<Batch> micro;
