@@ -71,6 +71,37 @@ def normal(key, i):
     return r * s if i & 1 else r * c
 
 
+def derive_u64(key, n):
+    return at(key, n)
+
+
+def below(key, counter, n):
+    """Returns (value, next counter): rejection sampling as in docs/protocol.md."""
+    threshold = ((1 << 64) - n) % n
+    while True:
+        w = at(key, counter)
+        counter += 1
+        if w >= threshold:
+            return w % n, counter
+
+
+def pages(key, n, configs, page_rows=100):
+    starts = [max(0, rows - page_rows + 1) for _, rows in configs]
+    total, counter, out = sum(starts), 0, []
+    for _ in range(n):
+        u, counter = below(key, counter, total)
+        c = 0
+        while u >= starts[c]:
+            u -= starts[c]
+            c += 1
+        out.append((configs[c][0], u))
+    return out
+
+
+def local_pages_key(window, uid):
+    return derive_u64(derive_u64(hash_bytes(b"bistro/pages/local"), window), uid)
+
+
 def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
@@ -79,3 +110,4 @@ if __name__ == "__main__":
     key = derive(42, "model.embed_tokens.weight")
     for i in range(4):
         print(repr(f32(0.0 + 0.02 * normal(key, i))))
+    print(pages(local_pages_key(100, 1), 3, [("a", 1000), ("b", 50), ("c", 5000), ("d", 100)]))

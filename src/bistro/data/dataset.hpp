@@ -1,0 +1,30 @@
+// A dataset is a list of configs; a config is a list of rows of text. This is the shape of the
+// Hugging Face datasets-server (configs = dumps of fineweb-edu) and of a local directory (configs
+// = files), so pages can be named (config, row offset) whatever the source.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bistro {
+
+struct ConfigInfo {
+  std::string name;
+  uint64_t num_rows = 0;
+  bool operator==(const ConfigInfo&) const = default;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  // Every config with its row count, sorted by name (the order pages() relies on).
+  virtual std::vector<ConfigInfo> configs() = 0;
+  // Rows [offset, offset + length) of a config, clipped at its end. Throws bistro::Error naming
+  // the config for an unknown config or an offset past the end.
+  virtual std::vector<std::string> rows(const std::string& config, uint64_t offset,
+                                        uint64_t length) = 0;
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace bistro
