@@ -32,6 +32,14 @@ expect_error "config.json is missing" model info --checkpoint "$tmp/nowhere"
 head -c 1000 "$tmp/ck/model.safetensors" > "$tmp/trunc" && mv "$tmp/trunc" "$tmp/ck/model.safetensors"
 expect_error "model.safetensors" model info --checkpoint "$tmp/ck"
 expect_error "text of 5 bytes is too short" train --steps 1 --text <(printf 'hello')
+expect_error "does not exist" train --steps 1 --dataset "$tmp/no-such-dataset"
+mkdir -p "$tmp/emptyds"
+expect_error "no .jsonl or .txt files" data pages --window 1 --dataset "$tmp/emptyds"
+printf '{"text": "too few rows for a page"}\n' > "$tmp/emptyds/short.jsonl"
+expect_error "no config holds a full page" data pages --window 1 --dataset "$tmp/emptyds"
+expect_error "unknown batch layout 'zigzag'" train --steps 1 --layout zigzag
+expect_error "tokenizer $tmp/none.model does not exist" train --steps 1 --tokenizer "$tmp/none.model"
+expect_error "invalid hex" data pages --window 1 --block-hash xyz
 
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"

@@ -9,6 +9,7 @@
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/core/rng.hpp"
+#include "bistro/data/batches.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/pages.hpp"
@@ -204,6 +205,51 @@ TEST(Corpus, BuildsFromTheDebianPackages) {
   const auto again = build_default_corpus(d.path / "c", {}, false);
   EXPECT_EQ(again.documents, stats.documents);
   EXPECT_THROW(build_default_corpus(d.path / "x", {.gcide = d.path / "none.dz"}, false), Error);
+}
+
+}  // namespace
+}  // namespace bistro
+
+namespace bistro {
+namespace {
+
+TEST(Batches, PaddedRowsHoldOneDocumentEach) {
+  // Documents are BOS ... EOS (1 ... 2); pad with EOS, no loss on padding.
+  const std::vector<std::vector<int32_t>> docs = {{1, 10, 11, 2}, {1, 20, 21, 22, 23, 24, 25, 2}};
+  LayoutStats st;
+  const auto b = layout_batches(docs, 8, 5, BatchLayout::Padded, 2, &st);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].rows, 2);
+  EXPECT_EQ(b[0].inputs, (std::vector<int64_t>{1, 10, 11, 2, 2, 1, 20, 21, 22, 23}));
+  EXPECT_EQ(b[0].targets, (std::vector<int64_t>{10, 11, 2, -100, -100, 20, 21, 22, 23, 24}));
+  EXPECT_EQ(st.documents, 2u);
+  EXPECT_EQ(st.truncated, 1u);
+  EXPECT_EQ(st.slots, 10u);
+  EXPECT_EQ(st.targets, 8u);
+  EXPECT_NEAR(st.padding_fraction(), 0.2, 1e-12);
+}
+
+TEST(Batches, PackedRowsConcatenateDocuments) {
+  const std::vector<std::vector<int32_t>> docs = {{1, 10, 11, 2}, {1, 20, 21, 2}, {1, 30, 2}};
+  LayoutStats st;
+  const auto b = layout_batches(docs, 2, 4, BatchLayout::Packed, 2, &st);
+  // Stream: 1 10 11 2 1 | 20 21 2 1 30 | 2 -> rows of 5 tokens; the lone last token has no
+  // target and forms no row.
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].rows, 2);
+  EXPECT_EQ(b[0].inputs, (std::vector<int64_t>{1, 10, 11, 2, 20, 21, 2, 1}));
+  EXPECT_EQ(b[0].targets, (std::vector<int64_t>{10, 11, 2, 1, 21, 2, 1, 30}));
+  EXPECT_EQ(st.tokens, 11u);
+  EXPECT_EQ(st.slots, 8u);
+  EXPECT_EQ(st.padding_fraction(), 0.0);
+  // A tail of three tokens becomes a padded row.
+  const auto t = layout_batches({{1, 10, 11, 2, 1, 20, 2}}, 8, 4, BatchLayout::Packed, 2);
+  ASSERT_EQ(t[0].rows, 2);
+  EXPECT_EQ(std::vector<int64_t>(t[0].inputs.begin() + 4, t[0].inputs.end()),
+            (std::vector<int64_t>{20, 2, 2, 2}));
+  EXPECT_EQ(std::vector<int64_t>(t[0].targets.begin() + 4, t[0].targets.end()),
+            (std::vector<int64_t>{2, -100, -100, -100}));
+  EXPECT_THROW(parse_layout("zigzag"), Error);
 }
 
 }  // namespace

@@ -9,11 +9,14 @@
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/core/runtime.hpp"
+#include "bistro/data/local_dataset.hpp"
+#include "bistro/data/page_batches.hpp"
 #include "bistro/data/text_batches.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/config.hpp"
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/train/trainer.hpp"
+#include "commands.hpp"
 
 namespace fs = std::filesystem;
 using namespace bistro;
@@ -51,7 +54,9 @@ struct TrainArgs {
   int64_t steps = 30, batch = 8, seq_len = 128, micro_batches = 1, warmup = 5;
   double lr = 1e-3, weight_decay = 0.1, clip = 1.0;
   uint64_t seed = 42;
-  std::string text_path, save_dir, resume_dir, init_dir;
+  std::string text_path, save_dir, resume_dir, init_dir, dataset_dir, tokenizer_path;
+  size_t pages = 1;
+  std::string layout = "packed";
 };
 
 int run_train(const TrainArgs& a) {
@@ -73,21 +78,51 @@ int run_train(const TrainArgs& a) {
   Trainer trainer(model, opt);
   if (!a.resume_dir.empty()) trainer.resume(a.resume_dir);
 
-  const std::string text = a.text_path.empty() ? bundled_text() : read_file(a.text_path);
-  TextBatches data(text, a.batch, a.seq_len, rng::derive(a.seed, uint64_t(trainer.steps())));
+  // Data: pages of the dataset (the default corpus unless --dataset), tokenised, one optimiser
+  // step per window as BISTRO takes it; or, with --text, random byte-level windows of a file.
+  std::function<std::vector<Batch>(int64_t)> step_batches;
+  std::string source;
+  if (!a.text_path.empty()) {
+    auto data = std::make_shared<TextBatches>(read_file(a.text_path), a.batch, a.seq_len,
+                                              rng::derive(a.seed, uint64_t(trainer.steps())));
+    step_batches = [data, &a, device](int64_t) {
+      std::vector<Batch> micro;
+      for (int64_t m = 0; m < a.micro_batches; ++m) {
+        auto b = data->next();
+        micro.push_back({b.inputs.to(device), b.targets.to(device)});
+      }
+      return micro;
+    };
+    source = a.text_path + " (bytes)";
+  } else {
+    std::shared_ptr<LocalDataset> ds = cli::open_dataset(a.dataset_dir);
+    auto tok = std::make_shared<Tokenizer>(a.tokenizer_path.empty() ? default_tokenizer_path()
+                                                                    : fs::path(a.tokenizer_path));
+    check(tok->vocab_size() <= config.vocab_size,
+          "tokenizer {} has {} pieces but the model's vocab_size is {}", tok->origin(),
+          tok->vocab_size(), config.vocab_size);
+    auto configs = std::make_shared<std::vector<ConfigInfo>>(ds->configs());
+    const PageBatchOptions po{
+        .batch_rows = a.batch, .seq_len = a.seq_len, .layout = parse_layout(a.layout)};
+    step_batches = [ds, tok, configs, po, &a, device](int64_t step) {
+      const auto window_pages = pages(local_pages_key(step, 0), a.pages, *configs);
+      std::vector<Batch> micro;
+      for (const auto& tb : page_batches(*ds, *tok, window_pages, po)) {
+        micro.push_back(to_batch(tb, device));
+      }
+      return micro;
+    };
+    source = fmt::format("{}, {} page(s) per step, {} layout", ds->describe(), a.pages, a.layout);
+  }
   fmt::print(
-      "bistro train: {} parameters, {} layers, hidden {}, batch {}x{} x{} micro, {} threads, "
-      "device {}, {} bytes of text\n",
-      config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.batch, a.seq_len,
-      a.micro_batches, torch::get_num_threads(), a.common.device, text.size());
-  fmt::print("BLAS: {}\n", detect_blas().description);
+      "bistro train: {} parameters, {} layers, hidden {}, rows of {} tokens in batches of {}, "
+      "{} threads, device {}\n",
+      config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.seq_len, a.batch,
+      torch::get_num_threads(), a.common.device);
+  fmt::print("data: {}\nBLAS: {}\n", source, detect_blas().description);
   using Clock = std::chrono::steady_clock;
   for (int64_t s = trainer.steps(); s < a.steps; ++s) {
-    std::vector<Batch> micro;
-    for (int64_t m = 0; m < a.micro_batches; ++m) {
-      auto b = data.next();
-      micro.push_back({b.inputs.to(device), b.targets.to(device)});
-    }
+    const auto micro = step_batches(s);
     const auto t0 = Clock::now();
     const auto r = trainer.step(micro);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -133,19 +168,24 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   TrainArgs train;
-  auto* train_cmd = app.add_subcommand("train", "train a model on bundled text (the quick start)");
+  auto* train_cmd = app.add_subcommand("train", "train a model on the corpus (the quick start)");
   add_common(train_cmd, train.common);
   add_model_choice(train_cmd, train.model);
   train_cmd->add_option("--steps", train.steps, "optimizer steps");
   train_cmd->add_option("--batch", train.batch, "sequences per micro-batch");
   train_cmd->add_option("--seq-len", train.seq_len, "tokens per sequence");
-  train_cmd->add_option("--micro-batches", train.micro_batches, "micro-batches per step");
+  train_cmd->add_option("--micro-batches", train.micro_batches,
+                        "micro-batches per step (with --text)");
+  train_cmd->add_option("--pages", train.pages, "pages of 100 documents per step");
+  train_cmd->add_option("--layout", train.layout, "packed or padded (one document per row)");
+  train_cmd->add_option("--dataset", train.dataset_dir, "dataset directory (default corpus)");
+  train_cmd->add_option("--tokenizer", train.tokenizer_path, "SentencePiece model");
   train_cmd->add_option("--lr", train.lr, "peak learning rate");
   train_cmd->add_option("--warmup", train.warmup, "warmup steps");
   train_cmd->add_option("--weight-decay", train.weight_decay, "AdamW weight decay");
   train_cmd->add_option("--clip", train.clip, "global gradient-norm clip (0: off)");
   train_cmd->add_option("--seed", train.seed, "init and data seed");
-  train_cmd->add_option("--text", train.text_path, "train on this text file instead");
+  train_cmd->add_option("--text", train.text_path, "train on a text file's bytes instead");
   train_cmd->add_option("--init", train.init_dir, "start from this checkpoint directory");
   train_cmd->add_option("--save", train.save_dir, "write a checkpoint directory at the end");
   train_cmd->add_option("--resume", train.resume_dir, "resume weights, optimizer and step");
@@ -183,6 +223,8 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--seed", init_seed, "init seed");
   init_cmd->add_option("--out", init_out, "checkpoint directory")->required();
 
+  const auto data_commands = cli::add_data_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -190,6 +232,9 @@ int main(int argc, char** argv) {
   }
 
   try {
+    for (const auto& c : data_commands) {
+      if (*c.app) return c.run();
+    }
     if (*train_cmd) return run_train(train);
     if (*bench_train) {
       bench.fused = !bench_unfused;

@@ -32,7 +32,9 @@ BlasInfo detect_blas() {
   }
   using GetConfig = const char* (*)();
   if (auto f = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
-    info.description = std::string("OpenBLAS ") + f();
+    info.description = f();  // "OpenBLAS 0.3.21 ... USE_OPENMP ..."
+    if (info.description.rfind("OpenBLAS", 0) != 0)
+      info.description = "OpenBLAS " + info.description;
   } else if (info.library.find("mkl") != std::string::npos) {
     info.description = "MKL";
   } else if (!info.library.empty()) {

@@ -1,6 +1,7 @@
 #include "bistro/train/trainer.hpp"
 
 #include "bistro/core/error.hpp"
+#include "bistro/data/batches.hpp"
 #include "bistro/model/checkpoint.hpp"
 
 namespace bistro {
@@ -11,6 +12,15 @@ std::vector<torch::Tensor> parameter_list(const Llama& model) {
   return out;
 }
 }  // namespace
+
+Batch to_batch(const TokenBatch& b, c10::Device device) {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64);
+  auto inputs = torch::from_blob(const_cast<int64_t*>(b.inputs.data()), {b.rows, b.seq_len}, opts);
+  auto targets =
+      torch::from_blob(const_cast<int64_t*>(b.targets.data()), {b.rows, b.seq_len}, opts);
+  return {inputs.to(device, /*non_blocking=*/false, /*copy=*/true),
+          targets.to(device, /*non_blocking=*/false, /*copy=*/true)};
+}
 
 Trainer::Trainer(Llama model, TrainOptions options)
     : model_(std::move(model)),

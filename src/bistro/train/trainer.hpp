@@ -16,6 +16,10 @@ struct Batch {
   torch::Tensor targets;  // [B, T] int64, next tokens, -100 where no loss is taken
 };
 
+struct TokenBatch;
+// A laid-out token batch as int64 tensors on `device`.
+Batch to_batch(const TokenBatch& b, c10::Device device);
+
 struct TrainOptions {
   AdamWOptions adamw;
   Schedule schedule;

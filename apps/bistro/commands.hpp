@@ -1,0 +1,36 @@
+// Subcommand registration: each command file adds its subcommands to the app and returns what to
+// run when one of them was chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+
+#include <vector>
+#include "bistro/data/local_dataset.hpp"
+
+namespace bistro::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+std::vector<Command> add_data_commands(CLI::App& app);
+
+// The dataset to read: a directory, or (empty) the default corpus, built on first use.
+std::unique_ptr<LocalDataset> open_dataset(const std::string& dir);
+
+// A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise).
+class Progress {
+ public:
+  explicit Progress(std::string label) : label_(std::move(label)) {}
+  void update(uint64_t done, uint64_t total);
+
+ private:
+  std::string label_;
+  int last_decile_ = -1;
+};
+
+}  // namespace bistro::cli
