@@ -19,8 +19,10 @@ struct Command {
 
 std::vector<Command> add_data_commands(CLI::App& app);
 
-// The dataset to read: a directory, or (empty) the default corpus, built on first use.
-std::unique_ptr<LocalDataset> open_dataset(const std::string& dir);
+// The dataset to read: "hf:ORG/NAME" (the Hugging Face datasets-server; endpoint from
+// $BISTRO_HF_ENDPOINT, pages cached under $BISTRO_HOME/cache/hf), a directory, or (empty) the
+// default corpus, built on first use.
+std::unique_ptr<Dataset> open_dataset(const std::string& spec);
 
 // A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise).
 class Progress {

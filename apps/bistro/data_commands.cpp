@@ -6,6 +6,7 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/data/corpus.hpp"
+#include "bistro/data/hf_dataset.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
 #include "bistro/data/pages.hpp"
@@ -41,8 +42,15 @@ std::vector<uint8_t> parse_hex(const std::string& hex) {
 
 }  // namespace
 
-std::unique_ptr<LocalDataset> open_dataset(const std::string& dir) {
-  if (!dir.empty()) return std::make_unique<LocalDataset>(dir);
+std::unique_ptr<Dataset> open_dataset(const std::string& spec) {
+  if (spec.rfind("hf:", 0) == 0) {
+    HfOptions o;
+    o.dataset = spec.substr(3);
+    if (const char* e = std::getenv("BISTRO_HF_ENDPOINT")) o.endpoint = e;
+    o.cache_dir = default_corpus_dir().parent_path().parent_path() / "cache" / "hf";
+    return std::make_unique<HfDataset>(o);
+  }
+  if (!spec.empty()) return std::make_unique<LocalDataset>(spec);
   const auto def = default_corpus_dir();
   if (!fs::exists(def / "COMPLETE")) {
     Progress bar("building the default corpus");
@@ -88,7 +96,7 @@ std::vector<Command> add_data_commands(CLI::App& app) {
   pages_cmd->add_option("--block-hash", pa->block_hash,
                         "hex hash of the window's last block: "
                         "print the global pages instead");
-  pages_cmd->add_option("--dataset", pa->dataset, "dataset directory (default corpus)");
+  pages_cmd->add_option("--dataset", pa->dataset, "dataset: DIR or hf:ORG/NAME (default corpus)");
   out.push_back({pages_cmd, [pa] {
                    auto ds = open_dataset(pa->dataset);
                    auto& d = *ds;
@@ -109,7 +117,7 @@ std::vector<Command> add_data_commands(CLI::App& app) {
   };
   auto sa = std::make_shared<StatsArgs>();
   auto* stats_cmd = data->add_subcommand("stats", "dataset, tokens per page, padding waste");
-  stats_cmd->add_option("--dataset", sa->dataset, "dataset directory (default corpus)");
+  stats_cmd->add_option("--dataset", sa->dataset, "dataset: DIR or hf:ORG/NAME (default corpus)");
   stats_cmd->add_option("--tokenizer", sa->tokenizer, "SentencePiece model (default bundled)");
   stats_cmd->add_option("--pages", sa->pages, "pages to sample (windows 0.., uid 0)");
   stats_cmd->add_option("--seq-len", sa->seq_len, "sequence length for the layouts");
@@ -152,7 +160,7 @@ std::vector<Command> add_data_commands(CLI::App& app) {
   };
   auto ta = std::make_shared<TrainTokArgs>();
   auto* tt = data->add_subcommand("train-tokenizer", "train a SentencePiece BPE tokenizer");
-  tt->add_option("--dataset", ta->dataset, "dataset directory (default corpus)");
+  tt->add_option("--dataset", ta->dataset, "dataset: DIR or hf:ORG/NAME (default corpus)");
   tt->add_option("--out", ta->out, "output prefix (writes PREFIX.model, PREFIX.vocab)");
   tt->add_option("--vocab", ta->vocab, "vocabulary size");
   tt->add_option("--max-docs", ta->max_docs, "documents to train on");

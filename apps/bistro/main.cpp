@@ -12,8 +12,10 @@
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
 #include "bistro/data/text_batches.hpp"
+#include "bistro/data/tokenizer.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/config.hpp"
+#include "bistro/ops/bench_data.hpp"
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/train/trainer.hpp"
 #include "commands.hpp"
@@ -95,7 +97,7 @@ int run_train(const TrainArgs& a) {
     };
     source = a.text_path + " (bytes)";
   } else {
-    std::shared_ptr<LocalDataset> ds = cli::open_dataset(a.dataset_dir);
+    std::shared_ptr<Dataset> ds = cli::open_dataset(a.dataset_dir);
     auto tok = std::make_shared<Tokenizer>(a.tokenizer_path.empty() ? default_tokenizer_path()
                                                                     : fs::path(a.tokenizer_path));
     check(tok->vocab_size() <= config.vocab_size,
@@ -178,7 +180,8 @@ int main(int argc, char** argv) {
                         "micro-batches per step (with --text)");
   train_cmd->add_option("--pages", train.pages, "pages of 100 documents per step");
   train_cmd->add_option("--layout", train.layout, "packed or padded (one document per row)");
-  train_cmd->add_option("--dataset", train.dataset_dir, "dataset directory (default corpus)");
+  train_cmd->add_option("--dataset", train.dataset_dir,
+                        "dataset: DIR or hf:ORG/NAME (default corpus)");
   train_cmd->add_option("--tokenizer", train.tokenizer_path, "SentencePiece model");
   train_cmd->add_option("--lr", train.lr, "peak learning rate");
   train_cmd->add_option("--warmup", train.warmup, "warmup steps");
@@ -207,6 +210,15 @@ int main(int argc, char** argv) {
   bench_train->add_option("--profile", bench.profile_path, "write a Chrome trace of one step");
   bool no_peak = false;
   bench_train->add_flag("--no-peak", no_peak, "skip the sgemm peak measurement");
+
+  std::string bench_data_dataset;
+  uint64_t bench_data_docs = 50'000;
+  int64_t bench_data_seq = 2048;
+  auto* bench_data = bench_cmd->add_subcommand("data", "tokenise + pack vs spm_encode");
+  bench_data->add_option("--dataset", bench_data_dataset,
+                         "dataset: DIR or hf:ORG/NAME (default corpus)");
+  bench_data->add_option("--docs", bench_data_docs, "documents to encode");
+  bench_data->add_option("--seq-len", bench_data_seq, "packed row length");
 
   auto* model_cmd = app.add_subcommand("model", "inspect and create models");
   model_cmd->require_subcommand(1);
@@ -240,6 +252,20 @@ int main(int argc, char** argv) {
       bench.fused = !bench_unfused;
       bench.measure_peak = !no_peak;
       return run_bench_train(bench, bench_json);
+    }
+    if (*bench_data) {
+      auto ds = cli::open_dataset(bench_data_dataset);
+      const auto model = default_tokenizer_path();
+      const Tokenizer tok(model);
+      const auto r = run_data_bench(*ds, tok, model.string(), bench_data_docs, bench_data_seq);
+      fmt::print("bench data: {} documents, {:.1f} MB, {} tokens ({:.2f} bytes/token), 1 thread\n",
+                 r.documents, r.bytes / 1e6, r.tokens, double(r.bytes) / r.tokens);
+      fmt::print("  bistro encode + pack  {:10.0f} tokens/s  {:6.2f} s\n",
+                 r.tokens / r.bistro_seconds, r.bistro_seconds);
+      fmt::print("  spm_encode            {:10.0f} tokens/s  {:6.2f} s\n", r.tokens / r.spm_seconds,
+                 r.spm_seconds);
+      fmt::print("  ratio bistro/spm_encode {:.2f}x\n", r.spm_seconds / r.bistro_seconds);
+      return 0;
     }
     if (*info_cmd) {
       LlamaConfig c = checkpoint_dir.empty()

@@ -15,6 +15,15 @@ struct ConfigInfo {
   bool operator==(const ConfigInfo&) const = default;
 };
 
+// Rows a source could not use, by reason: counted and reported, never fatal.
+struct SkipCounts {
+  uint64_t bad_json = 0;
+  uint64_t no_text = 0;
+  uint64_t bad_utf8 = 0;
+  uint64_t empty = 0;
+  uint64_t total() const { return bad_json + no_text + bad_utf8 + empty; }
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;
@@ -25,6 +34,8 @@ class Dataset {
   virtual std::vector<std::string> rows(const std::string& config, uint64_t offset,
                                         uint64_t length) = 0;
   virtual std::string describe() const = 0;
+  // Rows skipped so far, by reason.
+  virtual SkipCounts skips() = 0;
 };
 
 }  // namespace bistro

@@ -15,14 +15,6 @@
 
 namespace bistro {
 
-struct SkipCounts {
-  uint64_t bad_json = 0;
-  uint64_t no_text = 0;
-  uint64_t bad_utf8 = 0;
-  uint64_t empty = 0;
-  uint64_t total() const { return bad_json + no_text + bad_utf8 + empty; }
-};
-
 // Splits one file's decompressed bytes into documents, counting skips.
 std::vector<std::string> parse_jsonl(std::string_view bytes, SkipCounts& skips);
 std::vector<std::string> parse_text(std::string_view bytes, SkipCounts& skips);
@@ -37,7 +29,7 @@ class LocalDataset final : public Dataset {
                                 uint64_t length) override;
   std::string describe() const override { return "local:" + dir_.string(); }
 
-  SkipCounts skips();
+  SkipCounts skips() override;
 
  private:
   const std::vector<std::string>& load(const std::string& config);

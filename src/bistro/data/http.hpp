@@ -1,0 +1,27 @@
+// A small HTTP GET over libcurl for JSON APIs (the datasets-server). Transport failures throw
+// bistro::Error naming the URL and curl's reason; HTTP status codes are returned, not thrown.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace bistro {
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names lower-cased
+};
+
+struct HttpOptions {
+  double timeout_s = 30;
+  double connect_timeout_s = 10;
+  uint64_t max_body_bytes = 64ull << 20;
+};
+
+HttpResponse http_get(const std::string& url, const HttpOptions& options = {});
+
+// Percent-encodes a query parameter value (RFC 3986 unreserved characters kept).
+std::string url_escape(const std::string& s);
+
+}  // namespace bistro
