@@ -15,6 +15,7 @@
 #include "bistro/data/tokenizer.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/config.hpp"
+#include "bistro/ops/bench_compress.hpp"
 #include "bistro/ops/bench_data.hpp"
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/train/trainer.hpp"
@@ -220,6 +221,17 @@ int main(int argc, char** argv) {
   bench_data->add_option("--docs", bench_data_docs, "documents to encode");
   bench_data->add_option("--seq-len", bench_data_seq, "packed row length");
 
+  CompressBenchOptions bc;
+  bool bc_json = false;
+  auto* bench_compress = bench_cmd->add_subcommand("compress", "update encode/decode/merge");
+  bench_compress->add_option("--preset", bc.preset, "model preset (shapes)");
+  bench_compress->add_option("--codec", bc.codec, "dct-topk or slice");
+  bench_compress->add_option("--k", bc.k, "dct: coefficients per chunk; slice: compression");
+  bench_compress->add_option("--layers", bc.layers, "keep only this many decoder layers");
+  bench_compress->add_option("--peers", bc.peers, "updates merged");
+  bench_compress->add_option("--threads", bc.threads, "libtorch threads (0: all cores)");
+  bench_compress->add_flag("--json", bc_json, "one JSON line");
+
   auto* model_cmd = app.add_subcommand("model", "inspect and create models");
   model_cmd->require_subcommand(1);
   ModelChoice info_model;
@@ -252,6 +264,26 @@ int main(int argc, char** argv) {
       bench.fused = !bench_unfused;
       bench.measure_peak = !no_peak;
       return run_bench_train(bench, bench_json);
+    }
+    if (*bench_compress) {
+      const auto r = run_compress_bench(bc);
+      if (bc_json) {
+        fmt::print(
+            "{{\"encode_s\": {:.4f}, \"serialize_s\": {:.4f}, \"decode_s\": {:.4f}, "
+            "\"merge_s\": {:.4f}, \"wire_bytes\": {}, \"model_bytes\": {}, "
+            "\"parameters\": {}}}\n",
+            r.encode_s, r.serialize_s, r.decode_s, r.merge_s, r.wire_bytes, r.model_bytes,
+            r.parameters);
+        return 0;
+      }
+      fmt::print("bench compress: {} shapes ({} parameters), codec {} k {}, {} peers\n", bc.preset,
+                 r.parameters, bc.codec, bc.k, bc.peers);
+      fmt::print(
+          "  encode {:.3f} s, serialise+sign {:.3f} s, decode+verify {:.3f} s, merge {:.3f} s\n",
+          r.encode_s, r.serialize_s, r.decode_s, r.merge_s);
+      fmt::print("  wire {:.2f} MB vs fp32 model {:.1f} MB: {:.0f}x smaller\n", r.wire_bytes / 1e6,
+                 r.model_bytes / 1e6, double(r.model_bytes) / r.wire_bytes);
+      return 0;
     }
     if (*bench_data) {
       auto ds = cli::open_dataset(bench_data_dataset);

@@ -1,0 +1,28 @@
+// `bistro bench compress`: one window of update traffic for a preset's shapes: encode (momentum,
+// chunked DCT, top-k, error feedback, or slice gathering), serialise + sign, decode + verify, and
+// merge `peers` updates; plus bytes on the wire against the fp32 model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bistro {
+
+struct CompressBenchOptions {
+  std::string preset = "small";
+  std::string codec = "dct-topk";
+  int64_t k = 32;   // dct: per chunk; slice: compression
+  int layers = -1;  // keep only this many decoder layers' shapes (-1: all)
+  int peers = 4;
+  int threads = 0;
+};
+
+struct CompressBenchResult {
+  double encode_s = 0, serialize_s = 0, decode_s = 0, merge_s = 0;
+  uint64_t wire_bytes = 0, model_bytes = 0;
+  int64_t parameters = 0;
+};
+
+CompressBenchResult run_compress_bench(const CompressBenchOptions& options);
+
+}  // namespace bistro
