@@ -30,20 +30,27 @@ torch::Tensor dct_matrix(int64_t n) {
   return f;
 }
 
+// Both transforms run as two large matmuls over the [rows, cols] view (row transform batched over
+// row blocks, column transform as one GEMM), with a single permute into or out of chunk order.
 torch::Tensor dct_chunks(const torch::Tensor& x, const ChunkPlan& p) {
   auto d1 = dct_matrix(p.n1).to(x.device()), d2 = dct_matrix(p.n2).to(x.device());
-  auto blocks = x.reshape({p.rows / p.n1, p.n1, p.cols / p.n2, p.n2}).permute({0, 2, 1, 3});
-  auto c = torch::matmul(torch::matmul(d1, blocks), d2.t());  // D1 B D2^T per block
-  return c.reshape({p.chunks(), p.size()});
+  auto a = torch::matmul(d1, x.reshape({p.rows / p.n1, p.n1, p.cols}));     // D1 per row block
+  auto b = torch::mm(a.reshape({p.rows * (p.cols / p.n2), p.n2}), d2.t());  // D2 per column block
+  return b.view({p.rows / p.n1, p.n1, p.cols / p.n2, p.n2})
+      .permute({0, 2, 1, 3})
+      .reshape({p.chunks(), p.size()});
 }
 
 torch::Tensor idct_chunks(const torch::Tensor& coefficients, const ChunkPlan& p,
                           at::IntArrayRef shape) {
   auto d1 = dct_matrix(p.n1).to(coefficients.device()),
        d2 = dct_matrix(p.n2).to(coefficients.device());
-  auto c = coefficients.reshape({p.rows / p.n1, p.cols / p.n2, p.n1, p.n2});
-  auto blocks = torch::matmul(torch::matmul(d1.t(), c), d2);  // D1^T C D2
-  return blocks.permute({0, 2, 1, 3}).reshape(shape);
+  auto c = coefficients.view({p.rows / p.n1, p.cols / p.n2, p.n1, p.n2})
+               .permute({0, 2, 1, 3})
+               .reshape({p.rows * (p.cols / p.n2), p.n2});
+  auto b = torch::mm(c, d2);  // D2^T per column block (row vectors times D2)
+  auto a = torch::matmul(d1.t(), b.view({p.rows / p.n1, p.n1, p.cols}));
+  return a.reshape(shape);
 }
 
 void top_k_rows(const torch::Tensor& coefficients, int64_t k, std::vector<int32_t>& idx,
@@ -55,27 +62,40 @@ void top_k_rows(const torch::Tensor& coefficients, int64_t k, std::vector<int32_
   val.assign(static_cast<size_t>(rows * k), 0.0f);
   const float* C = c.data_ptr<float>();
   at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
-    // Key = |v| bits (monotone for non-negative floats) above the inverted index: one integer
-    // order gives "larger |v| first, then lower index".
-    std::vector<uint64_t> keys(static_cast<size_t>(size));
+    // A running set of the best k (|v|, index): the first k entries, then any later entry whose
+    // |v| beats the worst kept one strictly (a later index never wins a tie). With k << size most
+    // entries cost one comparison.
+    std::vector<float> mag(static_cast<size_t>(k));
+    std::vector<int32_t> at(static_cast<size_t>(k));
     for (int64_t r = r0; r < r1; ++r) {
       const float* row = C + r * size;
-      for (int64_t j = 0; j < size; ++j) {
-        uint32_t bits;
+      for (int64_t s = 0; s < k; ++s) {
+        mag[s] = std::fabs(row[s]);
+        at[s] = static_cast<int32_t>(s);
+      }
+      // The worst kept entry: smallest |v|, and among equals the highest index.
+      auto worst_slot = [&] {
+        int64_t w = 0;
+        for (int64_t s = 1; s < k; ++s) {
+          if (mag[s] < mag[w] || (mag[s] == mag[w] && at[s] > at[w])) w = s;
+        }
+        return w;
+      };
+      int64_t w = worst_slot();
+      float floor = mag[w];
+      for (int64_t j = k; j < size; ++j) {
         const float a = std::fabs(row[j]);
-        std::memcpy(&bits, &a, 4);
-        keys[j] = (static_cast<uint64_t>(bits) << 32) | (0xffffffffu - static_cast<uint32_t>(j));
+        if (a > floor) {
+          mag[w] = a;
+          at[w] = static_cast<int32_t>(j);
+          w = worst_slot();
+          floor = mag[w];
+        }
       }
-      std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end(), std::greater<>());
-      std::vector<int32_t> chosen(static_cast<size_t>(k));
+      std::sort(at.begin(), at.end());
       for (int64_t s = 0; s < k; ++s) {
-        chosen[s] =
-            static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(keys[s] & 0xffffffffu));
-      }
-      std::sort(chosen.begin(), chosen.end());
-      for (int64_t s = 0; s < k; ++s) {
-        idx[r * k + s] = chosen[s];
-        val[r * k + s] = row[chosen[s]];
+        idx[r * k + s] = at[s];
+        val[r * k + s] = row[at[s]];
       }
     }
   });
@@ -93,7 +113,15 @@ torch::Tensor densify(const UpdateTensor& t, int64_t size) {
 DemoCompressor::DemoCompressor(std::vector<std::pair<std::string, torch::Tensor>> params,
                                DemoOptions options)
     : params_(std::move(params)), o_(options) {
-  for (auto& [name, p] : params_) m_.push_back(torch::zeros_like(p));
+  for (auto& [name, p] : params_) {
+    const auto plan = chunk_plan(p.sizes().vec(), o_.chunk_cap);
+    m_.push_back(torch::zeros({plan.chunks(), plan.size()}, p.options()));
+  }
+}
+
+torch::Tensor DemoCompressor::momentum(size_t i) const {
+  const auto& p = params_.at(i).second;
+  return idct_chunks(m_.at(i), chunk_plan(p.sizes().vec(), o_.chunk_cap), p.sizes());
 }
 
 Update DemoCompressor::encode(double lr) {
@@ -105,17 +133,25 @@ Update DemoCompressor::encode(double lr) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     auto& m = m_[i];
-    m.mul_(o_.beta);
-    if (p.grad().defined()) m.add_(p.grad(), lr);
     const auto plan = chunk_plan(p.sizes().vec(), o_.chunk_cap);
+    // The DCT is linear and orthonormal, so momentum lives in the coefficient domain:
+    // DCT(beta m + lr g) = beta DCT(m) + lr DCT(g), and subtracting IDCT(sent) from m is zeroing
+    // the sent coefficients. One transform per step instead of DeMo's two.
+    m.mul_(o_.beta);
+    if (p.grad().defined()) m.add_(dct_chunks(p.grad(), plan), lr);
     const int64_t k = clamp_k(o_.k, plan);
     UpdateTensor t;
     t.name = name;
     t.rows = plan.chunks();
     t.k = k;
-    top_k_rows(dct_chunks(m, plan), k, t.idx, t.val);
+    top_k_rows(m, k, t.idx, t.val);
     // Error feedback: keep exactly what was not sent.
-    m.sub_(idct_chunks(densify(t, plan.size()).to(m.device()), plan, m.sizes()));
+    auto cpu = m.device().is_cpu() ? m : m.to(torch::kCPU);
+    float* M = cpu.data_ptr<float>();
+    for (int64_t r = 0; r < t.rows; ++r) {
+      for (int64_t s = 0; s < k; ++s) M[r * plan.size() + t.idx[r * k + s]] = 0.0f;
+    }
+    if (!m.device().is_cpu()) m.copy_(cpu);
     u.tensors.push_back(std::move(t));
   }
   return u;

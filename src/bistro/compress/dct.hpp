@@ -43,11 +43,12 @@ class DemoCompressor {
   // Folds the current gradients into momentum (m <- beta m + lr g), returns the update to send
   // (tensors in parameter order; header fields left to the caller) and applies error feedback.
   Update encode(double lr);
-  const std::vector<torch::Tensor>& momentum() const { return m_; }
+  // Parameter i's momentum in its own shape (kept internally as DCT coefficients).
+  torch::Tensor momentum(size_t i) const;
 
  private:
   std::vector<std::pair<std::string, torch::Tensor>> params_;
-  std::vector<torch::Tensor> m_;
+  std::vector<torch::Tensor> m_;  // [chunks, n1 * n2] coefficients per parameter
   DemoOptions o_;
 };
 
