@@ -18,6 +18,7 @@
 #include "bistro/ops/bench_compress.hpp"
 #include "bistro/ops/bench_data.hpp"
 #include "bistro/ops/bench_train.hpp"
+#include "bistro/ops/experiment_converge.hpp"
 #include "bistro/train/trainer.hpp"
 #include "commands.hpp"
 
@@ -232,6 +233,25 @@ int main(int argc, char** argv) {
   bench_compress->add_option("--threads", bc.threads, "libtorch threads (0: all cores)");
   bench_compress->add_flag("--json", bc_json, "one JSON line");
 
+  auto* experiment_cmd = app.add_subcommand("experiment", "experiments");
+  experiment_cmd->require_subcommand(1);
+  ConvergeOptions conv;
+  auto* converge = experiment_cmd->add_subcommand(
+      "converge", "simulated miners: all-reduce AdamW vs DCT top-k vs slices, same token budget");
+  converge->add_option("--preset", conv.preset, "model preset");
+  converge->add_option("--miners", conv.miners, "simulated miners");
+  converge->add_option("--steps", conv.steps, "windows");
+  converge->add_option("--batch", conv.batch, "rows per miner per window");
+  converge->add_option("--seq-len", conv.seq_len, "tokens per row");
+  converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (all-reduce, slices)");
+  converge->add_option("--demo-lr", conv.demo_lr, "DeMo sign-SGD peak lr");
+  converge->add_option("--k", conv.dct_k, "DCT coefficients per chunk");
+  converge->add_option("--compression", conv.slice_compression, "slice compression");
+  converge->add_option("--eval-every", conv.eval_every, "windows between evaluations");
+  converge->add_option("--csv", conv.csv_path, "write the CSV here (default stdout)");
+  converge->add_option("--methods", conv.methods, "comma list: allreduce,dct-topk,slice");
+  converge->add_option("--threads", conv.threads, "libtorch threads (0: all cores)");
+
   auto* model_cmd = app.add_subcommand("model", "inspect and create models");
   model_cmd->require_subcommand(1);
   ModelChoice info_model;
@@ -264,6 +284,10 @@ int main(int argc, char** argv) {
       bench.fused = !bench_unfused;
       bench.measure_peak = !no_peak;
       return run_bench_train(bench, bench_json);
+    }
+    if (*converge) {
+      run_converge_experiment(conv);
+      return 0;
     }
     if (*bench_compress) {
       const auto r = run_compress_bench(bc);
