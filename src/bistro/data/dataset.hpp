@@ -24,6 +24,9 @@ struct SkipCounts {
   uint64_t total() const { return bad_json + no_text + bad_utf8 + empty; }
 };
 
+// Appends a document unless it is invalid UTF-8 or blank, which are counted instead.
+void add_document(std::string doc, std::vector<std::string>& out, SkipCounts& skips);
+
 class Dataset {
  public:
   virtual ~Dataset() = default;

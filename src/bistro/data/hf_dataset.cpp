@@ -141,14 +141,7 @@ std::vector<std::string> HfDataset::rows(const std::string& config, uint64_t off
         ++skips_.no_text;
         continue;
       }
-      auto text = r["row"]["text"].get<std::string>();
-      if (!valid_utf8(text)) {
-        ++skips_.bad_utf8;
-      } else if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
-        ++skips_.empty;
-      } else {
-        out.push_back(std::move(text));
-      }
+      add_document(r["row"]["text"].get<std::string>(), out, skips_);
     }
     if (rows.size() < n) break;  // the config ended
     done += n;

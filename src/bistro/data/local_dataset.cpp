@@ -23,16 +23,6 @@ std::pair<std::string, std::string> config_and_format(const fs::path& p) {
   }
   return {"", ""};
 }
-
-void add_doc(std::string doc, std::vector<std::string>& out, SkipCounts& skips) {
-  if (!valid_utf8(doc)) {
-    ++skips.bad_utf8;
-  } else if (doc.find_first_not_of(" \t\r\n") == std::string::npos) {
-    ++skips.empty;
-  } else {
-    out.push_back(std::move(doc));
-  }
-}
 }  // namespace
 
 std::vector<std::string> parse_jsonl(std::string_view bytes, SkipCounts& skips) {
@@ -54,7 +44,7 @@ std::vector<std::string> parse_jsonl(std::string_view bytes, SkipCounts& skips) 
     } else if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
       ++skips.no_text;
     } else {
-      add_doc(j["text"].get<std::string>(), out, skips);
+      add_document(j["text"].get<std::string>(), out, skips);
     }
   }
   return out;
@@ -69,7 +59,7 @@ std::vector<std::string> parse_text(std::string_view bytes, SkipCounts& skips) {
     std::string doc(bytes.substr(pos, end - pos));
     pos = end + 2;
     while (pos < bytes.size() && bytes[pos] == '\n') ++pos;
-    if (!doc.empty()) add_doc(std::move(doc), out, skips);
+    if (!doc.empty()) add_document(std::move(doc), out, skips);
   }
   return out;
 }

@@ -49,15 +49,17 @@ void run_converge_experiment(const ConvergeOptions& o) {
   const auto config = preset(o.preset);
   const auto corpus = default_corpus_dir();
   build_default_corpus(corpus, {}, false);
-  Data data{LocalDataset(corpus), Tokenizer(default_tokenizer_path()), {},
+  Data data{LocalDataset(corpus),
+            Tokenizer(default_tokenizer_path()),
+            {},
             {.batch_rows = o.batch, .seq_len = o.seq_len, .layout = BatchLayout::Packed}};
   data.configs = data.dataset.configs();
   std::vector<Batch> eval;
   {
     const uint8_t h[4] = {0xe, 0x7, 0xa, 0x1};
-    for (const auto& tb : page_batches(data.dataset, data.tokenizer,
-                                       pages(global_pages_key(1'000'000, h), 2, data.configs),
-                                       data.opts)) {
+    for (const auto& tb :
+         page_batches(data.dataset, data.tokenizer,
+                      pages(global_pages_key(1'000'000, h), 2, data.configs), data.opts)) {
       eval.push_back(to_batch(tb, torch::kCPU));
     }
   }
@@ -104,8 +106,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
     model->init_weights(42);
     std::vector<std::unique_ptr<DemoCompressor>> miners;
     for (int i = 0; i < o.miners; ++i) {
-      miners.push_back(std::make_unique<DemoCompressor>(
-          model->ordered_parameters(), DemoOptions{.beta = 0.999, .k = o.dct_k}));
+      miners.push_back(std::make_unique<DemoCompressor>(model->ordered_parameters(),
+                                                        DemoOptions{.beta = 0.999, .k = o.dct_k}));
     }
     Schedule demo_sched = sched;
     demo_sched.lr = o.demo_lr;
@@ -150,11 +152,13 @@ void run_converge_experiment(const ConvergeOptions& o) {
         train += loss.item<double>() / o.miners;
         clip_grad_norm(opts[i]->params(), 1.0);
         opts[i]->step(sched.at(s));
-        updates.push_back(slice_encode(replicas[i]->ordered_parameters(), key, o.slice_compression));
+        updates.push_back(
+            slice_encode(replicas[i]->ordered_parameters(), key, o.slice_compression));
       }
       std::vector<PeerUpdate> peers;
       for (int i = 0; i < o.miners; ++i) peers.push_back({static_cast<uint64_t>(i), &updates[i]});
-      for (auto& r : replicas) slice_merge(r->ordered_parameters(), peers, key, o.slice_compression);
+      for (auto& r : replicas)
+        slice_merge(r->ordered_parameters(), peers, key, o.slice_compression);
       report(slice_label.c_str(), s + 1, train, replicas[0]);
     }
   }
