@@ -40,6 +40,10 @@ expect_error "no config holds a full page" data pages --window 1 --dataset "$tmp
 expect_error "unknown batch layout 'zigzag'" train --steps 1 --layout zigzag
 expect_error "tokenizer $tmp/none.model does not exist" train --steps 1 --tokenizer "$tmp/none.model"
 expect_error "invalid hex" data pages --window 1 --block-hash xyz
+expect_error "no such object" bucket stat "file://$tmp/bk" missing.bin
+expect_error "unsupported bucket URL" bucket ls "ftp://host/x"
+expect_error "has an empty, '.' or '..' segment" bucket put "file://$tmp/bk" ../x "$tmp/bad.json"
+AWS_ACCESS_KEY_ID= expect_error "no credentials" bucket ls s3://some-bucket
 
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"

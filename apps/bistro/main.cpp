@@ -267,7 +267,8 @@ int main(int argc, char** argv) {
   init_cmd->add_option("--seed", init_seed, "init seed");
   init_cmd->add_option("--out", init_out, "checkpoint directory")->required();
 
-  const auto data_commands = cli::add_data_commands(app);
+  auto data_commands = cli::add_data_commands(app);
+  for (auto& c : cli::add_bucket_commands(app)) data_commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);

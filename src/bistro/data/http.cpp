@@ -47,6 +47,12 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 }  // namespace
 
 HttpResponse http_get(const std::string& url, const HttpOptions& o) {
+  return http_request("GET", url, {}, {}, o);
+}
+
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::string_view body, const HttpOptions& o) {
   global_init();
   HttpResponse r;
   Sink sink{&r, o.max_body_bytes};
@@ -63,11 +69,26 @@ HttpResponse http_get(const std::string& url, const HttpOptions& o) {
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // gzip if the server offers it
   curl_easy_setopt(c, CURLOPT_USERAGENT, "bistro/0.1");
+  struct curl_slist* list = nullptr;
+  for (const auto& [k, v] : headers) list = curl_slist_append(list, (k + ": " + v).c_str());
+  // No "Expect: 100-continue" round trip on uploads.
+  list = curl_slist_append(list, "Expect:");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  if (method == "PUT" || method == "POST") {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
   const CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(list);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   curl_easy_cleanup(c);
-  check(!sink.too_large, "GET {}: response larger than {} bytes", url, o.max_body_bytes);
-  check(rc == CURLE_OK, "GET {}: {}", url, curl_easy_strerror(rc));
+  check(!sink.too_large, "{} {}: response larger than {} bytes", method, url, o.max_body_bytes);
+  check(rc == CURLE_OK, "{} {}: {}", method, url, curl_easy_strerror(rc));
   return r;
 }
 

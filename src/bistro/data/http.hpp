@@ -4,6 +4,9 @@
 
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace bistro {
 
@@ -20,6 +23,11 @@ struct HttpOptions {
 };
 
 HttpResponse http_get(const std::string& url, const HttpOptions& options = {});
+
+// Any method, with request headers and a body (empty for none). HEAD reads no body.
+HttpResponse http_request(const std::string& method, const std::string& url,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          std::string_view body, const HttpOptions& options = {});
 
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters kept).
 std::string url_escape(const std::string& s);

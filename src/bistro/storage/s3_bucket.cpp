@@ -1,0 +1,179 @@
+#include "bistro/storage/s3_bucket.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "bistro/storage/file_bucket.hpp"
+#include "bistro/storage/xml.hpp"
+
+namespace bistro {
+
+namespace {
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+}  // namespace
+
+S3Bucket::S3Bucket(S3Options options) : o_(std::move(options)) {
+  check(!o_.bucket.empty(), "s3: no bucket name");
+  const auto sep = o_.endpoint.find("://");
+  check(sep != std::string::npos, "s3 endpoint '{}' needs a scheme (http:// or https://)",
+        o_.endpoint);
+  scheme_ = o_.endpoint.substr(0, sep);
+  host_ = o_.endpoint.substr(sep + 3);
+  while (!host_.empty() && host_.back() == '/') host_.pop_back();
+  check(!host_.empty() && host_.find('/') == std::string::npos,
+        "s3 endpoint '{}' must be scheme://host[:port]", o_.endpoint);
+  if (o_.credentials.access_key.empty()) {
+    o_.credentials = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"),
+                      env("AWS_SESSION_TOKEN")};
+  }
+  check(!o_.credentials.access_key.empty() && !o_.credentials.secret_key.empty(),
+        "s3://{}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)", o_.bucket);
+}
+
+HttpResponse S3Bucket::request(const std::string& method, const std::string& key,
+                               const HeaderList& query, const HeaderList& headers,
+                               std::string_view body) {
+  SigV4Request sr;
+  sr.method = method;
+  sr.host = o_.path_style ? host_ : o_.bucket + "." + host_;
+  sr.path = o_.path_style ? "/" + o_.bucket + (key.empty() ? "" : "/" + key) : "/" + key;
+  sr.query = query;
+  sr.headers = headers;
+  sr.payload_sha256 = sha256_hex(body);
+  std::string qs;
+  for (const auto& [k, v] : query) {
+    qs += (qs.empty() ? "?" : "&") + uri_encode(k, false) + "=" + uri_encode(v, false);
+  }
+  const std::string url = scheme_ + "://" + sr.host + uri_encode(sr.path, true) + qs;
+  std::mt19937_64 jitter(std::random_device{}());
+  double delay = o_.backoff_s;
+  std::string last;
+  for (int attempt = 1;; ++attempt) {
+    // Signed afresh each attempt: the date is part of the signature.
+    auto all = headers;
+    all.emplace_back("Host", sr.host);
+    for (auto& h : sign_v4(sr, o_.credentials, o_.region, "s3", std::time(nullptr)).headers) {
+      all.push_back(h);
+    }
+    std::optional<HttpResponse> r;
+    try {
+      r = http_request(method, url, all, body, o_.http);
+    } catch (const Error& e) {
+      last = e.what();
+    }
+    if (r && r->status != 429 && r->status < 500) return *r;
+    if (r) last = fmt::format("HTTP {} {}", r->status, xml_text(r->body, "Code").value_or(""));
+    if (attempt >= o_.max_attempts) {
+      fail("s3://{}/{}: {} failed after {} attempts: {}", o_.bucket, key, method, attempt, last);
+    }
+    std::uniform_real_distribution<double> j(0.5, 1.5);
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay * j(jitter)));
+    delay = std::min(delay * 2, 30.0);
+  }
+}
+
+void S3Bucket::fail_response(const std::string& what, const HttpResponse& r) {
+  const auto code = xml_text(r.body, "Code").value_or("");
+  const auto message = xml_text(r.body, "Message").value_or(r.body.substr(0, 200));
+  const auto text = fmt::format("{}: HTTP {} {}: {}", what, r.status, code, message);
+  if (r.status == 404) throw NotFound(text);
+  fail("{}", text);
+}
+
+void S3Bucket::put(const std::string& key, std::string_view data) {
+  check_key(key, url());
+  const auto r = request("PUT", key, {}, {{"Content-Type", "application/octet-stream"}}, data);
+  if (r.status != 200) fail_response(url() + "/" + key, r);
+}
+
+std::string S3Bucket::get(const std::string& key) {
+  check_key(key, url());
+  auto r = request("GET", key, {}, {}, {});
+  if (r.status != 200) fail_response(url() + "/" + key, r);
+  const auto it = r.headers.find("content-length");
+  if (it != r.headers.end()) {
+    check(std::to_string(r.body.size()) == it->second,
+          "{}/{}: received {} bytes, Content-Length said {}", url(), key, r.body.size(),
+          it->second);
+  }
+  return std::move(r.body);
+}
+
+std::string S3Bucket::get_range(const std::string& key, uint64_t offset, uint64_t length) {
+  check_key(key, url());
+  if (length == 0) return {};
+  auto r = request("GET", key, {},
+                   {{"Range", fmt::format("bytes={}-{}", offset, offset + length - 1)}}, {});
+  if (r.status == 416) return {};  // offset past the end
+  if (r.status != 206 && r.status != 200) fail_response(url() + "/" + key, r);
+  if (r.status == 200) r.body = r.body.substr(std::min<uint64_t>(offset, r.body.size()), length);
+  return std::move(r.body);
+}
+
+std::optional<ObjectInfo> S3Bucket::head(const std::string& key) {
+  check_key(key, url());
+  const auto r = request("HEAD", key, {}, {}, {});
+  if (r.status == 404) return std::nullopt;
+  if (r.status != 200) fail_response(url() + "/" + key, r);
+  ObjectInfo info{key, 0, ""};
+  if (auto it = r.headers.find("content-length"); it != r.headers.end()) {
+    info.size = std::stoull(it->second);
+  }
+  if (auto it = r.headers.find("etag"); it != r.headers.end()) info.etag = it->second;
+  return info;
+}
+
+std::vector<ObjectInfo> S3Bucket::list(const std::string& prefix) {
+  std::vector<ObjectInfo> out;
+  std::string token;
+  for (int page = 0; page < 100000; ++page) {
+    HeaderList q = {{"list-type", "2"}, {"prefix", prefix}};
+    if (!token.empty()) q.emplace_back("continuation-token", token);
+    const auto r = request("GET", "", q, {}, {});
+    if (r.status != 200) fail_response(url() + "?prefix=" + prefix, r);
+    for (auto c : xml_elements(r.body, "Contents")) {
+      ObjectInfo info;
+      info.key = xml_text(c, "Key").value_or("");
+      const auto size = xml_text(c, "Size").value_or("");
+      check(!info.key.empty() && !size.empty() &&
+                size.find_first_not_of("0123456789") == std::string::npos && size.size() < 20,
+            "{}: malformed ListBucketResult entry", url());
+      info.size = std::stoull(size);
+      info.etag = xml_text(c, "ETag").value_or("");
+      out.push_back(std::move(info));
+    }
+    if (xml_text(r.body, "IsTruncated").value_or("false") != "true") return out;
+    token = xml_text(r.body, "NextContinuationToken").value_or("");
+    check(!token.empty(), "{}: truncated listing without a continuation token", url());
+  }
+  fail("{}: listing did not end after 100000 pages", url());
+}
+
+void S3Bucket::remove(const std::string& key) {
+  check_key(key, url());
+  const auto r = request("DELETE", key, {}, {}, {});
+  if (r.status != 204 && r.status != 200 && r.status != 404) fail_response(url() + "/" + key, r);
+}
+
+std::unique_ptr<Bucket> open_bucket(const std::string& url) {
+  if (url.rfind("s3://", 0) == 0) {
+    S3Options o;
+    o.bucket = url.substr(5);
+    while (!o.bucket.empty() && o.bucket.back() == '/') o.bucket.pop_back();
+    if (auto e = env("BISTRO_S3_ENDPOINT"); !e.empty()) o.endpoint = e;
+    if (auto r = env("AWS_REGION"); !r.empty()) o.region = r;
+    o.path_style = env("BISTRO_S3_PATH_STYLE") != "0";
+    return std::make_unique<S3Bucket>(o);
+  }
+  if (url.rfind("file://", 0) == 0) return std::make_unique<FileBucket>(url.substr(7));
+  check(url.find("://") == std::string::npos, "unsupported bucket URL '{}' (file:// or s3://)",
+        url);
+  return std::make_unique<FileBucket>(url);
+}
+
+}  // namespace bistro

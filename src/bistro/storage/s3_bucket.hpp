@@ -1,0 +1,50 @@
+// S3Bucket: any S3-compatible service over libcurl, every request signed with SigV4.
+// Path-style (endpoint/bucket/key: MinIO, s3rver, R2) or virtual-hosted (bucket.endpoint/key:
+// AWS). Retries transport errors, 5xx and 429/503 SlowDown with exponential backoff and jitter;
+// other errors fail at once with S3's own code and message.
+#pragma once
+
+#include "bistro/data/http.hpp"
+#include "bistro/storage/bucket.hpp"
+#include "bistro/storage/sigv4.hpp"
+
+namespace bistro {
+
+struct S3Options {
+  std::string endpoint = "https://s3.us-east-1.amazonaws.com";  // scheme://host[:port]
+  std::string region = "us-east-1";                             // R2: "auto"
+  std::string bucket;
+  bool path_style = true;
+  AwsCredentials credentials;  // empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+                               // AWS_SESSION_TOKEN from the environment
+  int max_attempts = 5;
+  double backoff_s = 0.2;
+  HttpOptions http;
+};
+
+class S3Bucket final : public Bucket {
+ public:
+  explicit S3Bucket(S3Options options);
+
+  void put(const std::string& key, std::string_view data) override;
+  std::string get(const std::string& key) override;
+  std::string get_range(const std::string& key, uint64_t offset, uint64_t length) override;
+  std::optional<ObjectInfo> head(const std::string& key) override;
+  std::vector<ObjectInfo> list(const std::string& prefix) override;
+  void remove(const std::string& key) override;
+  std::string url() const override { return "s3://" + o_.bucket; }
+
+ private:
+  HttpResponse request(const std::string& method, const std::string& key, const HeaderList& query,
+                       const HeaderList& headers, std::string_view body);
+  [[noreturn]] void fail_response(const std::string& what, const HttpResponse& r);
+
+  S3Options o_;
+  std::string scheme_, host_;
+};
+
+// "file:///dir", a plain directory, or "s3://bucket" (endpoint, region and path style from
+// $BISTRO_S3_ENDPOINT, $AWS_REGION, $BISTRO_S3_PATH_STYLE; credentials from the AWS variables).
+std::unique_ptr<Bucket> open_bucket(const std::string& url);
+
+}  // namespace bistro
