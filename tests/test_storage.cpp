@@ -245,6 +245,65 @@ TEST(S3Bucket, NamesServerErrors) {
   EXPECT_THROW(S3Bucket{nocred}, Error);
 }
 
+TEST(S3Bucket, LargeFilesGoInPartsBothWays) {
+  S3rver server;
+  ASSERT_TRUE(server.up());
+  auto o = server.options();
+  o.multipart_threshold = 6 << 20;
+  o.part_size = 5 << 20;  // S3's minimum part
+  o.parallel = 3;
+  S3Bucket b(o);
+  TempDir d("s3_multipart");
+  std::string payload((17 << 20) + 12345, '\0');  // 4 parts, the last one short
+  rng::Stream s(2);
+  for (auto& c : payload) c = static_cast<char>(s.below(256));
+  write_file_atomic(d.path / "up", payload);
+  b.put_file("big/object.bin", d.path / "up");
+  ASSERT_EQ(b.head("big/object.bin")->size, payload.size());
+  b.get_file("big/object.bin", d.path / "down");
+  EXPECT_EQ(read_file(d.path / "down"), payload);
+  // And boto3 reads bistro's multipart object.
+  const std::string ref =
+      "/usr/bin/python3 " + source_dir() + "/tests/reference/s3_ref.py " + server.endpoint();
+  ASSERT_EQ(std::system((ref + " get bistro big/object.bin " + (d.path / "boto").string()).c_str()),
+            0);
+  EXPECT_EQ(read_file(d.path / "boto"), payload);
+  // A failed download leaves nothing behind.
+  EXPECT_THROW(b.get_file("big/missing.bin", d.path / "none"), NotFound);
+  EXPECT_FALSE(fs::exists(d.path / "none"));
+}
+
+// Secrets never reach error messages, whatever fails.
+TEST(S3Bucket, ErrorsNeverContainSecrets) {
+  S3rver server;
+  ASSERT_TRUE(server.up());
+  const std::string secret = "TOPSECRETvalue/with+chars";
+  std::vector<std::string> messages;
+  auto collect = [&](S3Options o, auto&& op) {
+    o.credentials = {"S3RVER", secret, "SESSIONTOKENsecret"};
+    o.max_attempts = 2;
+    try {
+      S3Bucket b(o);
+      op(b);
+    } catch (const Error& e) {
+      messages.push_back(e.what());
+    }
+  };
+  auto o = server.options();
+  o.bucket = "missing-bucket";
+  collect(o, [](S3Bucket& b) { b.put("k", "v"); });
+  collect(server.options(), [](S3Bucket& b) { b.get("no/such/key"); });
+  auto down = server.options();
+  down.endpoint = "http://127.0.0.1:1";
+  collect(down, [](S3Bucket& b) { b.list(""); });
+  ASSERT_EQ(messages.size(), 3u);
+  for (const auto& m : messages) {
+    EXPECT_EQ(m.find(secret), std::string::npos) << m;
+    EXPECT_EQ(m.find("SESSIONTOKENsecret"), std::string::npos) << m;
+    EXPECT_EQ(m.find("Signature="), std::string::npos) << m;
+  }
+}
+
 // Objects written by bistro read back byte for byte with boto3, and the reverse (boto3's
 // multipart uploads included).
 TEST(S3Bucket, InteroperatesWithBoto3) {

@@ -44,8 +44,9 @@ class Bucket {
   virtual void remove(const std::string& key) = 0;
   virtual std::string url() const = 0;
 
-  void put_file(const std::string& key, const std::filesystem::path& file);
-  void get_file(const std::string& key, const std::filesystem::path& file);  // atomic write
+  virtual void put_file(const std::string& key, const std::filesystem::path& file);
+  // Writes the object to `file` atomically: a failed download never leaves a partial file.
+  virtual void get_file(const std::string& key, const std::filesystem::path& file);
 };
 
 // Throws bistro::Error for "", absolute keys, "." or ".." segments, empty segments, NUL bytes.

@@ -15,8 +15,11 @@ struct S3Options {
   std::string region = "us-east-1";                             // R2: "auto"
   std::string bucket;
   bool path_style = true;
-  AwsCredentials credentials;  // empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-                               // AWS_SESSION_TOKEN from the environment
+  AwsCredentials credentials;                  // empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+                                               // AWS_SESSION_TOKEN from the environment
+  uint64_t multipart_threshold = 64ull << 20;  // files above this go up in parts ...
+  uint64_t part_size = 16ull << 20;            // ... of this size (S3's minimum is 5 MiB),
+  int parallel = 4;                            // this many in flight; downloads likewise
   int max_attempts = 5;
   double backoff_s = 0.2;
   HttpOptions http;
@@ -32,6 +35,10 @@ class S3Bucket final : public Bucket {
   std::optional<ObjectInfo> head(const std::string& key) override;
   std::vector<ObjectInfo> list(const std::string& prefix) override;
   void remove(const std::string& key) override;
+  // Above multipart_threshold: multipart upload / ranged download with `parallel` parts in
+  // flight, streaming from and to the file (memory: parallel x part_size).
+  void put_file(const std::string& key, const std::filesystem::path& file) override;
+  void get_file(const std::string& key, const std::filesystem::path& file) override;
   std::string url() const override { return "s3://" + o_.bucket; }
 
  private:
