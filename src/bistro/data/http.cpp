@@ -17,11 +17,18 @@ void global_init() {
 struct Sink {
   HttpResponse* r;
   uint64_t limit;
+  const std::function<bool(const char*, size_t)>* stream;
+  CURL* handle;
   bool too_large = false;
 };
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* s = static_cast<Sink*>(user);
+  if (*s->stream) {
+    long status = 0;
+    curl_easy_getinfo(s->handle, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) return (*s->stream)(data, size * n) ? size * n : 0;
+  }
   if (s->r->body.size() + size * n > s->limit) {
     s->too_large = true;
     return 0;  // aborts the transfer
@@ -55,9 +62,9 @@ HttpResponse http_request(const std::string& method, const std::string& url,
                           std::string_view body, const HttpOptions& o) {
   global_init();
   HttpResponse r;
-  Sink sink{&r, o.max_body_bytes};
   CURL* c = curl_easy_init();
-  check(c != nullptr, "GET {}: curl_easy_init failed", url);
+  check(c != nullptr, "{} {}: curl_easy_init failed", method, url);
+  Sink sink{&r, o.max_body_bytes, &o.on_data, c};
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);

@@ -2,6 +2,7 @@
 // bistro::Error naming the URL and curl's reason; HTTP status codes are returned, not thrown.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ struct HttpOptions {
   double timeout_s = 30;
   double connect_timeout_s = 10;
   uint64_t max_body_bytes = 64ull << 20;
+  // If set, a 2xx response body is handed to this as it arrives (returning false aborts) instead
+  // of being collected in HttpResponse::body; error bodies are still collected.
+  std::function<bool(const char* data, size_t size)> on_data;
 };
 
 HttpResponse http_get(const std::string& url, const HttpOptions& options = {});

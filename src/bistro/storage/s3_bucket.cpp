@@ -43,7 +43,9 @@ S3Bucket::S3Bucket(S3Options options) : o_(std::move(options)) {
 
 HttpResponse S3Bucket::request(const std::string& method, const std::string& key,
                                const HeaderList& query, const HeaderList& headers,
-                               std::string_view body) {
+                               std::string_view body,
+                               const std::function<bool(const char*, size_t)>& on_data,
+                               const std::function<void()>& on_attempt) {
   SigV4Request sr;
   sr.method = method;
   sr.host = o_.path_style ? host_ : o_.bucket + "." + host_;
@@ -60,6 +62,7 @@ HttpResponse S3Bucket::request(const std::string& method, const std::string& key
   double delay = o_.backoff_s;
   std::string last;
   for (int attempt = 1;; ++attempt) {
+    if (on_attempt) on_attempt();  // e.g. a streaming download starts its part over
     // Signed afresh each attempt: the date is part of the signature.
     auto all = headers;
     all.emplace_back("Host", sr.host);
@@ -68,7 +71,9 @@ HttpResponse S3Bucket::request(const std::string& method, const std::string& key
     }
     std::optional<HttpResponse> r;
     try {
-      r = http_request(method, url, all, body, o_.http);
+      HttpOptions ho = o_.http;
+      ho.on_data = on_data;
+      r = http_request(method, url, all, body, ho);
     } catch (const Error& e) {
       last = e.what();
     }
@@ -262,16 +267,28 @@ void S3Bucket::get_file(const std::string& key, const std::filesystem::path& fil
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;
       const uint64_t length = std::min(o_.part_size, info->size - offset);
-      const auto bytes = get_range(key, offset, length);
-      check(bytes.size() == length, "{}/{}: range at {} returned {} of {} bytes", url(), key,
-            offset, bytes.size(), length);
-      uint64_t done = 0;
-      while (done < length) {
-        const ssize_t n =
-            ::pwrite(fd, bytes.data() + done, length - done, static_cast<off_t>(offset + done));
-        check(n > 0, "cannot write {}", tmp.string());
-        done += static_cast<uint64_t>(n);
-      }
+      // Streamed straight into the file at its offset: nothing is held in memory. A retried
+      // attempt starts writing at the part's offset again.
+      uint64_t written = 0;
+      auto sink = [&](const char* data, size_t n) {
+        if (written + n > length) return false;
+        size_t done = 0;
+        while (done < n) {
+          const ssize_t w =
+              ::pwrite(fd, data + done, n - done, static_cast<off_t>(offset + written + done));
+          if (w <= 0) return false;
+          done += static_cast<size_t>(w);
+        }
+        written += n;
+        return true;
+      };
+      const HeaderList range = {{"Range", fmt::format("bytes={}-{}", offset, offset + length - 1)}};
+      const auto r = request(
+          "GET", key, {}, range, {}, [&](const char* d, size_t n) { return sink(d, n); },
+          [&] { written = 0; });
+      if (r.status != 206) fail_response(url() + "/" + key, r);
+      check(written == length, "{}/{}: range at {} delivered {} of {} bytes", url(), key, offset,
+            written, length);
     });
     check(::fsync(fd) == 0, "cannot fsync {}", tmp.string());
   } catch (...) {

@@ -17,9 +17,9 @@ struct S3Options {
   bool path_style = true;
   AwsCredentials credentials;                  // empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
                                                // AWS_SESSION_TOKEN from the environment
-  uint64_t multipart_threshold = 64ull << 20;  // files above this go up in parts ...
-  uint64_t part_size = 16ull << 20;            // ... of this size (S3's minimum is 5 MiB),
-  int parallel = 4;                            // this many in flight; downloads likewise
+  uint64_t multipart_threshold = 16ull << 20;  // files above this go up in parts ...
+  uint64_t part_size = 8ull << 20;             // ... of this size (S3's minimum is 5 MiB),
+  int parallel = 8;                            // this many in flight; downloads likewise
   int max_attempts = 5;
   double backoff_s = 0.2;
   HttpOptions http;
@@ -43,7 +43,9 @@ class S3Bucket final : public Bucket {
 
  private:
   HttpResponse request(const std::string& method, const std::string& key, const HeaderList& query,
-                       const HeaderList& headers, std::string_view body);
+                       const HeaderList& headers, std::string_view body,
+                       const std::function<bool(const char*, size_t)>& on_data = {},
+                       const std::function<void()>& on_attempt = {});
   [[noreturn]] void fail_response(const std::string& what, const HttpResponse& r);
 
   S3Options o_;
