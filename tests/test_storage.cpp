@@ -18,6 +18,8 @@
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/storage/xml.hpp"
 
+#include <httplib.h>
+
 extern char** environ;
 
 namespace bistro {
@@ -271,6 +273,87 @@ TEST(S3Bucket, LargeFilesGoInPartsBothWays) {
   // A failed download leaves nothing behind.
   EXPECT_THROW(b.get_file("big/missing.bin", d.path / "none"), NotFound);
   EXPECT_FALSE(fs::exists(d.path / "none"));
+}
+
+// Faults an S3 server can produce, from a fixture server on loopback.
+class FaultyS3 {
+ public:
+  std::atomic<int> requests{0};
+  FaultyS3() {
+    srv_.Get(R"(/bistro)", [this](const httplib::Request&, httplib::Response& res) {
+      ++requests;
+      res.set_content(
+          "<ListBucketResult><Contents><Key>a</Key><Size>12x</Size></Contents>"
+          "<IsTruncated>false</IsTruncated></ListBucketResult>",
+          "application/xml");
+    });
+    srv_.Get(R"(/bistro/denied)", [this](const httplib::Request&, httplib::Response& res) {
+      ++requests;
+      res.status = 403;
+      res.set_content("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+                      "application/xml");
+    });
+    srv_.Get(R"(/bistro/reset)", [this](const httplib::Request&, httplib::Response& res) {
+      ++requests;
+      // Promise 1000 bytes, send 10, drop the connection.
+      res.set_content_provider(1000, "application/octet-stream",
+                               [](size_t offset, size_t, httplib::DataSink& sink) {
+                                 if (offset == 0) sink.write("0123456789", 10);
+                                 return offset == 0;
+                               });
+    });
+    port_ = srv_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { srv_.listen_after_bind(); });
+    while (!srv_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~FaultyS3() {
+    srv_.stop();
+    thread_.join();
+  }
+  S3Options options() const {
+    S3Options o;
+    o.endpoint = "http://127.0.0.1:" + std::to_string(port_);
+    o.bucket = "bistro";
+    o.credentials = {"AKID", "SECRET", ""};
+    o.max_attempts = 3;
+    o.backoff_s = 0.01;
+    return o;
+  }
+
+ private:
+  httplib::Server srv_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(S3Bucket, FaultsAreRetriedOrNamed) {
+  FaultyS3 s;
+  S3Bucket b(s.options());
+  EXPECT_NE(error_of([&] { b.list(""); }).find("malformed ListBucketResult entry"),
+            std::string::npos);
+  const int before = s.requests;
+  const auto denied = error_of([&] { b.get("denied"); });
+  EXPECT_NE(denied.find("s3://bistro/denied: HTTP 403 AccessDenied: Access Denied"),
+            std::string::npos)
+      << denied;
+  EXPECT_EQ(s.requests - before, 1);  // not retried
+  const int before_reset = s.requests;
+  const auto reset = error_of([&] { b.get("reset"); });
+  EXPECT_NE(reset.find("s3://bistro/reset: GET failed after 3 attempts"), std::string::npos)
+      << reset;
+  EXPECT_EQ(s.requests - before_reset, 3);  // retried
+  TempDir d("s3_faults");
+  EXPECT_THROW(b.get_file("reset", d.path / "out"), Error);
+  EXPECT_TRUE(fs::is_empty(d.path));  // no partial file left behind
 }
 
 // Secrets never reach error messages, whatever fails.

@@ -1,6 +1,7 @@
 #include "bistro/storage/s3_bucket.hpp"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +18,15 @@
 namespace bistro {
 
 namespace {
+std::string content_md5(std::string_view data) {
+  unsigned char digest[16];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), digest, &n, EVP_md5(), nullptr);
+  unsigned char b64[32];
+  const int len = EVP_EncodeBlock(b64, digest, 16);
+  return std::string(reinterpret_cast<char*>(b64), static_cast<size_t>(len));
+}
+
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
@@ -98,7 +108,10 @@ void S3Bucket::fail_response(const std::string& what, const HttpResponse& r) {
 
 void S3Bucket::put(const std::string& key, std::string_view data) {
   check_key(key, url());
-  const auto r = request("PUT", key, {}, {{"Content-Type", "application/octet-stream"}}, data);
+  // Content-MD5 makes the server verify what arrived (BadDigest otherwise).
+  const auto r = request(
+      "PUT", key, {},
+      {{"Content-Type", "application/octet-stream"}, {"Content-MD5", content_md5(data)}}, data);
   if (r.status != 200) fail_response(url() + "/" + key, r);
 }
 
@@ -227,8 +240,9 @@ void S3Bucket::put_file(const std::string& key, const std::filesystem::path& fil
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;
       const auto body = read_at(fd, offset, std::min(o_.part_size, size - offset), file.string());
-      const auto pr = request(
-          "PUT", key, {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}}, {}, body);
+      const auto pr =
+          request("PUT", key, {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
+                  {{"Content-MD5", content_md5(body)}}, body);
       if (pr.status != 200) fail_response(fmt::format("{} part {}", what, i + 1), pr);
       const auto it = pr.headers.find("etag");
       check(it != pr.headers.end(), "{} part {}: no ETag in the answer", what, i + 1);
