@@ -254,6 +254,12 @@ TEST(S3Bucket, LargeFilesGoInPartsBothWays) {
   o.multipart_threshold = 6 << 20;
   o.part_size = 5 << 20;  // S3's minimum part
   o.parallel = 3;
+  std::atomic<uint64_t> last_done{0}, last_total{0}, calls{0};
+  o.on_progress = [&](uint64_t done, uint64_t total) {
+    last_done = done;
+    last_total = total;
+    ++calls;
+  };
   S3Bucket b(o);
   TempDir d("s3_multipart");
   std::string payload((17 << 20) + 12345, '\0');  // 4 parts, the last one short
@@ -262,6 +268,9 @@ TEST(S3Bucket, LargeFilesGoInPartsBothWays) {
   write_file_atomic(d.path / "up", payload);
   b.put_file("big/object.bin", d.path / "up");
   ASSERT_EQ(b.head("big/object.bin")->size, payload.size());
+  EXPECT_EQ(calls, 4u);  // one report per part
+  EXPECT_EQ(last_done, payload.size());
+  EXPECT_EQ(last_total, payload.size());
   b.get_file("big/object.bin", d.path / "down");
   EXPECT_EQ(read_file(d.path / "down"), payload);
   // And boto3 reads bistro's multipart object.

@@ -36,7 +36,10 @@ std::vector<Command> add_bucket_commands(CLI::App& app) {
   put->add_option("key", a->key, "object key")->required();
   put->add_option("file", a->path, "local file")->required();
   out.push_back({put, [a] {
-                   open_bucket(a->url)->put_file(a->key, a->path);
+                   Progress bar("upload " + a->key);
+                   open_bucket(a->url, [&](uint64_t d, uint64_t t) {
+                     bar.update(d, t);
+                   })->put_file(a->key, a->path);
                    fmt::print("put {}/{}\n", a->url, a->key);
                    return 0;
                  }});
@@ -45,7 +48,10 @@ std::vector<Command> add_bucket_commands(CLI::App& app) {
   get->add_option("key", a->key, "object key")->required();
   get->add_option("file", a->path, "local file")->required();
   out.push_back({get, [a] {
-                   open_bucket(a->url)->get_file(a->key, a->path);
+                   Progress bar("download " + a->key);
+                   open_bucket(a->url, [&](uint64_t d, uint64_t t) {
+                     bar.update(d, t);
+                   })->get_file(a->key, a->path);
                    fmt::print("got {}/{} -> {}\n", a->url, a->key, a->path);
                    return 0;
                  }});

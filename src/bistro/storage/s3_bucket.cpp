@@ -236,6 +236,13 @@ void S3Bucket::put_file(const std::string& key, const std::filesystem::path& fil
   check(fd >= 0, "cannot open {}", file.string());
   const size_t parts = static_cast<size_t>((size + o_.part_size - 1) / o_.part_size);
   std::vector<std::string> etags(parts);
+  std::mutex progress_mu;
+  uint64_t moved = 0;
+  auto report = [&](uint64_t n, uint64_t total) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    moved += n;
+    if (o_.on_progress) o_.on_progress(moved, total);
+  };
   try {
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;
@@ -247,6 +254,7 @@ void S3Bucket::put_file(const std::string& key, const std::filesystem::path& fil
       const auto it = pr.headers.find("etag");
       check(it != pr.headers.end(), "{} part {}: no ETag in the answer", what, i + 1);
       etags[i] = it->second;
+      report(body.size(), size);
     });
     std::string xml = "<CompleteMultipartUpload>";
     for (size_t i = 0; i < parts; ++i) {
@@ -277,6 +285,13 @@ void S3Bucket::get_file(const std::string& key, const std::filesystem::path& fil
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   check(fd >= 0, "cannot create {}", tmp.string());
   const size_t parts = static_cast<size_t>((info->size + o_.part_size - 1) / o_.part_size);
+  std::mutex progress_mu;
+  uint64_t moved = 0;
+  auto report = [&](uint64_t n, uint64_t total) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    moved += n;
+    if (o_.on_progress) o_.on_progress(moved, total);
+  };
   try {
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;
@@ -303,6 +318,7 @@ void S3Bucket::get_file(const std::string& key, const std::filesystem::path& fil
       if (r.status != 206) fail_response(url() + "/" + key, r);
       check(written == length, "{}/{}: range at {} delivered {} of {} bytes", url(), key, offset,
             written, length);
+      report(length, info->size);
     });
     check(::fsync(fd) == 0, "cannot fsync {}", tmp.string());
   } catch (...) {
@@ -314,7 +330,8 @@ void S3Bucket::get_file(const std::string& key, const std::filesystem::path& fil
   std::filesystem::rename(tmp, file);
 }
 
-std::unique_ptr<Bucket> open_bucket(const std::string& url) {
+std::unique_ptr<Bucket> open_bucket(const std::string& url,
+                                    std::function<void(uint64_t, uint64_t)> on_progress) {
   if (url.rfind("s3://", 0) == 0) {
     S3Options o;
     o.bucket = url.substr(5);
@@ -322,6 +339,7 @@ std::unique_ptr<Bucket> open_bucket(const std::string& url) {
     if (auto e = env("BISTRO_S3_ENDPOINT"); !e.empty()) o.endpoint = e;
     if (auto r = env("AWS_REGION"); !r.empty()) o.region = r;
     o.path_style = env("BISTRO_S3_PATH_STYLE") != "0";
+    o.on_progress = std::move(on_progress);
     return std::make_unique<S3Bucket>(o);
   }
   if (url.rfind("file://", 0) == 0) return std::make_unique<FileBucket>(url.substr(7));

@@ -4,6 +4,8 @@
 // other errors fail at once with S3's own code and message.
 #pragma once
 
+#include <functional>
+
 #include "bistro/data/http.hpp"
 #include "bistro/storage/bucket.hpp"
 #include "bistro/storage/sigv4.hpp"
@@ -20,6 +22,8 @@ struct S3Options {
   uint64_t multipart_threshold = 16ull << 20;  // files above this go up in parts ...
   uint64_t part_size = 8ull << 20;             // ... of this size (S3's minimum is 5 MiB),
   int parallel = 8;                            // this many in flight; downloads likewise
+  // Called after each part of a multipart upload or ranged download: (bytes done, total).
+  std::function<void(uint64_t, uint64_t)> on_progress;
   int max_attempts = 5;
   double backoff_s = 0.2;
   HttpOptions http;
@@ -54,6 +58,7 @@ class S3Bucket final : public Bucket {
 
 // "file:///dir", a plain directory, or "s3://bucket" (endpoint, region and path style from
 // $BISTRO_S3_ENDPOINT, $AWS_REGION, $BISTRO_S3_PATH_STYLE; credentials from the AWS variables).
-std::unique_ptr<Bucket> open_bucket(const std::string& url);
+std::unique_ptr<Bucket> open_bucket(const std::string& url,
+                                    std::function<void(uint64_t, uint64_t)> on_progress = {});
 
 }  // namespace bistro
