@@ -1,5 +1,7 @@
 #include "bistro/storage/sigv4.hpp"
 
+#include "bistro/data/http.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -22,9 +24,9 @@ std::string run(const std::string& cmd) {
 }
 
 TEST(SigV4, Encoding) {
-  EXPECT_EQ(uri_encode("a b/c~d_e.f-g", true), "a%20b/c~d_e.f-g");
-  EXPECT_EQ(uri_encode("a b/c", false), "a%20b%2Fc");
-  EXPECT_EQ(uri_encode("caf\xc3\xa9+=*", false), "caf%C3%A9%2B%3D%2A");
+  EXPECT_EQ(url_escape("a b/c~d_e.f-g", true), "a%20b/c~d_e.f-g");
+  EXPECT_EQ(url_escape("a b/c", false), "a%20b%2Fc");
+  EXPECT_EQ(url_escape("caf\xc3\xa9+=*", false), "caf%C3%A9%2B%3D%2A");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 

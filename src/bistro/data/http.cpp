@@ -99,11 +99,12 @@ HttpResponse http_request(const std::string& method, const std::string& url,
   return r;
 }
 
-std::string url_escape(const std::string& s) {
+std::string url_escape(std::string_view s, bool keep_slash) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += '%';

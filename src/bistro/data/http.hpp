@@ -33,7 +33,8 @@ HttpResponse http_request(const std::string& method, const std::string& url,
                           const std::vector<std::pair<std::string, std::string>>& headers,
                           std::string_view body, const HttpOptions& options = {});
 
-// Percent-encodes a query parameter value (RFC 3986 unreserved characters kept).
-std::string url_escape(const std::string& s);
+// Percent-encodes per RFC 3986: A-Z a-z 0-9 - _ . ~ kept (and '/' when keep_slash), everything
+// else %XX with uppercase hex. (SigV4 canonical requests use exactly this encoding.)
+std::string url_escape(std::string_view s, bool keep_slash = false);
 
 }  // namespace bistro

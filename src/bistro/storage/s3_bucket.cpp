@@ -65,9 +65,9 @@ HttpResponse S3Bucket::request(const std::string& method, const std::string& key
   sr.payload_sha256 = sha256_hex(body);
   std::string qs;
   for (const auto& [k, v] : query) {
-    qs += (qs.empty() ? "?" : "&") + uri_encode(k, false) + "=" + uri_encode(v, false);
+    qs += (qs.empty() ? "?" : "&") + url_escape(k, false) + "=" + url_escape(v, false);
   }
-  const std::string url = scheme_ + "://" + sr.host + uri_encode(sr.path, true) + qs;
+  const std::string url = scheme_ + "://" + sr.host + url_escape(sr.path, true) + qs;
   std::mt19937_64 jitter(std::random_device{}());
   double delay = o_.backoff_s;
   std::string last;
@@ -210,6 +210,23 @@ void run_parallel(size_t n, int parallel, const std::function<void(size_t)>& wor
   if (first) std::rethrow_exception(first);
 }
 
+// Sums the bytes of finished parts (from any thread) and reports the running total.
+class PartProgress {
+ public:
+  explicit PartProgress(const std::function<void(uint64_t, uint64_t)>& callback)
+      : callback(callback) {}
+  void operator()(uint64_t n, uint64_t total) {
+    std::lock_guard<std::mutex> lock(mu);
+    done += n;
+    if (callback) callback(done, total);
+  }
+
+ private:
+  const std::function<void(uint64_t, uint64_t)>& callback;
+  std::mutex mu;
+  uint64_t done = 0;
+};
+
 std::string read_at(int fd, uint64_t offset, uint64_t length, const std::string& what) {
   std::string buf(length, '\0');
   uint64_t done = 0;
@@ -236,13 +253,7 @@ void S3Bucket::put_file(const std::string& key, const std::filesystem::path& fil
   check(fd >= 0, "cannot open {}", file.string());
   const size_t parts = static_cast<size_t>((size + o_.part_size - 1) / o_.part_size);
   std::vector<std::string> etags(parts);
-  std::mutex progress_mu;
-  uint64_t moved = 0;
-  auto report = [&](uint64_t n, uint64_t total) {
-    std::lock_guard<std::mutex> lock(progress_mu);
-    moved += n;
-    if (o_.on_progress) o_.on_progress(moved, total);
-  };
+  PartProgress report(o_.on_progress);
   try {
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;
@@ -285,13 +296,7 @@ void S3Bucket::get_file(const std::string& key, const std::filesystem::path& fil
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   check(fd >= 0, "cannot create {}", tmp.string());
   const size_t parts = static_cast<size_t>((info->size + o_.part_size - 1) / o_.part_size);
-  std::mutex progress_mu;
-  uint64_t moved = 0;
-  auto report = [&](uint64_t n, uint64_t total) {
-    std::lock_guard<std::mutex> lock(progress_mu);
-    moved += n;
-    if (o_.on_progress) o_.on_progress(moved, total);
-  };
+  PartProgress report(o_.on_progress);
   try {
     run_parallel(parts, o_.parallel, [&](size_t i) {
       const uint64_t offset = i * o_.part_size;

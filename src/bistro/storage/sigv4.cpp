@@ -6,6 +6,7 @@
 #include <array>
 
 #include "bistro/core/error.hpp"
+#include "bistro/data/http.hpp"
 #include "bistro/identity/signer.hpp"
 
 namespace bistro {
@@ -49,22 +50,6 @@ std::string canonical_value(std::string_view v) {
 }
 }  // namespace
 
-std::string uri_encode(std::string_view s, bool keep_slash) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string sha256_hex(std::string_view data) {
   return to_hex(sha256({reinterpret_cast<const uint8_t*>(data.data()), data.size()}));
 }
@@ -87,7 +72,7 @@ SigV4Result sign_v4(const SigV4Request& r, const AwsCredentials& cred, const std
   std::sort(headers.begin(), headers.end());
 
   std::vector<std::pair<std::string, std::string>> q;
-  for (const auto& [k, v] : r.query) q.emplace_back(uri_encode(k, false), uri_encode(v, false));
+  for (const auto& [k, v] : r.query) q.emplace_back(url_escape(k, false), url_escape(v, false));
   std::sort(q.begin(), q.end());
   std::string query;
   for (const auto& [k, v] : q) query += (query.empty() ? "" : "&") + k + "=" + v;
@@ -98,7 +83,7 @@ SigV4Result sign_v4(const SigV4Request& r, const AwsCredentials& cred, const std
     signed_headers += (signed_headers.empty() ? "" : ";") + k;
   }
   SigV4Result out;
-  out.canonical_request = r.method + "\n" + uri_encode(r.path, true) + "\n" + query + "\n" +
+  out.canonical_request = r.method + "\n" + url_escape(r.path, true) + "\n" + query + "\n" +
                           canonical_headers + "\n" + signed_headers + "\n" + r.payload_sha256;
   const std::string scope = std::string(date) + "/" + region + "/" + service + "/aws4_request";
   out.string_to_sign = std::string("AWS4-HMAC-SHA256\n") + amz_date + "\n" + scope + "\n" +

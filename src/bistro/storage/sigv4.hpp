@@ -42,8 +42,6 @@ struct SigV4Result {
   std::string authorization;
 };
 
-// Percent-encodes per RFC 3986 (A-Z a-z 0-9 - _ . ~ kept); '/' kept when keep_slash.
-std::string uri_encode(std::string_view s, bool keep_slash);
 std::string sha256_hex(std::string_view data);
 
 // Signs at `now` (UTC seconds).
