@@ -155,7 +155,7 @@ bool can_connect(int port) {
 
 class S3rver {
  public:
-  S3rver() : dir_("s3rver") {
+  explicit S3rver(std::string service_endpoint = "") : dir_("s3rver") {
     port_ = free_port();
     const std::string script = source_dir() + "/tools/node/node_modules/s3rver/bin/s3rver.js";
     // s3rver encrypts continuation tokens with a cipher OpenSSL 3 keeps in its legacy provider.
@@ -171,6 +171,8 @@ class S3rver {
                                      "--silent",
                                      "--configure-bucket",
                                      "bistro"};
+    if (!service_endpoint.empty())
+      args.insert(args.end(), {"--service-endpoint", service_endpoint});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -207,6 +209,23 @@ TEST(S3Bucket, BehavesLikeABucketAgainstS3rver) {
   ASSERT_TRUE(server.up()) << "s3rver did not start (scripts/setup installs it)";
   S3Bucket b(server.options());
   exercise(b);
+}
+
+// Virtual-hosted addressing (bucket in the host name, as AWS wants): curl resolves
+// bistro.s3.localhost to loopback, and s3rver maps BUCKET.s3.localhost to the bucket.
+TEST(S3Bucket, VirtualHostedAddressing) {
+  S3rver server("localhost");
+  ASSERT_TRUE(server.up());
+  auto o = server.options();
+  o.endpoint = "http://s3.localhost:" + server.endpoint().substr(server.endpoint().rfind(':') + 1);
+  o.path_style = false;
+  S3Bucket b(o);
+  b.put("vhost/key.bin", "virtual");
+  EXPECT_EQ(b.get("vhost/key.bin"), "virtual");
+  EXPECT_EQ(b.list("vhost/").size(), 1u);
+  // The same object through path-style addressing.
+  S3Bucket p(server.options());
+  EXPECT_EQ(p.get("vhost/key.bin"), "virtual");
 }
 
 TEST(S3Bucket, ListsAcrossPages) {
@@ -288,6 +307,13 @@ TEST(S3Bucket, LargeFilesGoInPartsBothWays) {
 class FaultyS3 {
  public:
   std::atomic<int> requests{0};
+  std::mutex mu;
+  std::vector<std::string> keys;  // "METHOD access-key" per signed request
+  static std::string credential_of(const httplib::Request& req) {
+    const auto auth = req.get_header_value("Authorization");
+    const auto at = auth.find("Credential=");
+    return at == std::string::npos ? "" : auth.substr(at + 11, auth.find('/', at) - at - 11);
+  }
   FaultyS3() {
     srv_.Get(R"(/bistro)", [this](const httplib::Request&, httplib::Response& res) {
       ++requests;
@@ -295,6 +321,18 @@ class FaultyS3 {
           "<ListBucketResult><Contents><Key>a</Key><Size>12x</Size></Contents>"
           "<IsTruncated>false</IsTruncated></ListBucketResult>",
           "application/xml");
+    });
+    srv_.Get(R"(/bistro/who)", [this](const httplib::Request& req, httplib::Response& res) {
+      ++requests;
+      std::lock_guard<std::mutex> lock(mu);
+      keys.push_back("GET " + credential_of(req));
+      res.set_content("ok", "application/octet-stream");
+    });
+    srv_.Put(R"(/bistro/who)", [this](const httplib::Request& req, httplib::Response& res) {
+      ++requests;
+      std::lock_guard<std::mutex> lock(mu);
+      keys.push_back("PUT " + credential_of(req));
+      res.set_content("", "application/xml");
     });
     srv_.Get(R"(/bistro/denied)", [this](const httplib::Request&, httplib::Response& res) {
       ++requests;
@@ -363,6 +401,26 @@ TEST(S3Bucket, FaultsAreRetriedOrNamed) {
   TempDir d("s3_faults");
   EXPECT_THROW(b.get_file("reset", d.path / "out"), Error);
   EXPECT_TRUE(fs::is_empty(d.path));  // no partial file left behind
+}
+
+TEST(S3Bucket, ReadsAndWritesUseTheirOwnCredentials) {
+  FaultyS3 s;
+  auto o = s.options();
+  o.credentials = {"WRITEKEY", "w-secret", ""};
+  o.read_credentials = {"READKEY", "r-secret", ""};
+  S3Bucket both(o);
+  both.put("who", "x");
+  EXPECT_EQ(both.get("who"), "ok");
+  // A validator holds the published read keys only: it can read, and cannot write.
+  auto ro = s.options();
+  ro.credentials = {};
+  ro.read_credentials = {"READKEY", "r-secret", ""};
+  S3Bucket reader(ro);
+  EXPECT_EQ(reader.get("who"), "ok");
+  EXPECT_NE(error_of([&] { reader.put("who", "x"); }).find("needs write credentials"),
+            std::string::npos);
+  std::lock_guard<std::mutex> lock(s.mu);
+  EXPECT_EQ(s.keys, (std::vector<std::string>{"PUT WRITEKEY", "GET READKEY", "GET READKEY"}));
 }
 
 // Secrets never reach error messages, whatever fails.

@@ -43,12 +43,16 @@ S3Bucket::S3Bucket(S3Options options) : o_(std::move(options)) {
   while (!host_.empty() && host_.back() == '/') host_.pop_back();
   check(!host_.empty() && host_.find('/') == std::string::npos,
         "s3 endpoint '{}' must be scheme://host[:port]", o_.endpoint);
-  if (o_.credentials.access_key.empty()) {
+  if (o_.credentials.access_key.empty() && o_.read_credentials.access_key.empty()) {
     o_.credentials = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"),
                       env("AWS_SESSION_TOKEN")};
   }
-  check(!o_.credentials.access_key.empty() && !o_.credentials.secret_key.empty(),
+  auto usable = [](const AwsCredentials& c) {
+    return !c.access_key.empty() && !c.secret_key.empty();
+  };
+  check(usable(o_.credentials) || usable(o_.read_credentials),
         "s3://{}: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)", o_.bucket);
+  if (!usable(o_.read_credentials)) o_.read_credentials = o_.credentials;
 }
 
 HttpResponse S3Bucket::request(const std::string& method, const std::string& key,
@@ -76,7 +80,13 @@ HttpResponse S3Bucket::request(const std::string& method, const std::string& key
     // Signed afresh each attempt: the date is part of the signature.
     auto all = headers;
     all.emplace_back("Host", sr.host);
-    for (auto& h : sign_v4(sr, o_.credentials, o_.region, "s3", std::time(nullptr)).headers) {
+    const bool reads = method == "GET" || method == "HEAD";
+    const auto& cred = reads ? o_.read_credentials : o_.credentials;
+    check(!cred.access_key.empty(),
+          "s3://{}/{}: {} needs write credentials, and this bucket was "
+          "opened with read credentials only",
+          o_.bucket, key, method);
+    for (auto& h : sign_v4(sr, cred, o_.region, "s3", std::time(nullptr)).headers) {
       all.push_back(h);
     }
     std::optional<HttpResponse> r;

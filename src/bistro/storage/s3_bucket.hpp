@@ -17,8 +17,13 @@ struct S3Options {
   std::string region = "us-east-1";                             // R2: "auto"
   std::string bucket;
   bool path_style = true;
-  AwsCredentials credentials;                  // empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-                                               // AWS_SESSION_TOKEN from the environment
+  // Write credentials; if both these and read_credentials are empty, AWS_ACCESS_KEY_ID /
+  // AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN from the environment.
+  AwsCredentials credentials;
+  // Used for GET/HEAD/list when set (else `credentials`). A miner publishes read-only keys for
+  // its bucket so validators can fetch it, while its write keys never leave it; a validator
+  // needs only these.
+  AwsCredentials read_credentials;
   uint64_t multipart_threshold = 16ull << 20;  // files above this go up in parts ...
   uint64_t part_size = 8ull << 20;             // ... of this size (S3's minimum is 5 MiB),
   int parallel = 8;                            // this many in flight; downloads likewise
