@@ -143,7 +143,8 @@ TEST(Pages, StayInRangeAndSkipShortConfigs) {
     }
   }
   EXPECT_EQ(hits.count("b"), 0u);                    // 50 rows: shorter than a page
-  EXPECT_EQ(hits["d"] > 0 && hits["d"] < 20, true);  // one start among 5,803
+  EXPECT_GT(hits["d"], 0);  // one start among 5,803: rarely drawn
+  EXPECT_LT(hits["d"], 20);
   // Starts are uniform: c has 4901 of 5803 starts.
   EXPECT_NEAR(hits["c"] / 6000.0, 4901.0 / 5803.0, 0.03);
   EXPECT_THROW(pages(1, 3, {{"tiny", 10}}), Error);
