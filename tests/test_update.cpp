@@ -127,6 +127,47 @@ TEST(UpdateFormat, RoundTripsBothCodecs) {
   }
 }
 
+TEST(UpdateFormat, PackedIndicesAndQuantisedValues) {
+  Fixture f;
+  const auto plain = f.make("dct-topk");
+  const auto plain_bytes = encode_update(plain, *f.signer).size();
+  for (int vbits : {8, 2}) {
+    auto u = plain;
+    u.value_bits = vbits;
+    u.index_bits = 12;
+    // Make indices span the whole 12-bit range.
+    u.tensors[0].idx[0] = 4095;
+    auto e = f.expect("dct-topk");
+    e.value_bits = vbits;
+    e.index_bits = 12;
+    const auto bytes = encode_update(u, *f.signer);
+    EXPECT_LE(bytes.size(), max_update_bytes(e));
+    const auto d = decode_update(bytes, e, "peer");
+    for (size_t i = 0; i < u.tensors.size(); ++i) {
+      EXPECT_EQ(d.tensors[i].idx, u.tensors[i].idx);  // 12-bit packing is exact
+      float scale = 0;
+      const auto expect = quantize_roundtrip(u.tensors[i].val, vbits, &scale);
+      EXPECT_EQ(d.tensors[i].val, expect);
+      for (size_t j = 0; j < expect.size(); ++j) {
+        if (vbits == 8) {
+          EXPECT_LE(std::fabs(expect[j] - u.tensors[i].val[j]), scale / 2 + 1e-7f);
+        } else {  // one of four levels, on the right side of zero
+          EXPECT_EQ(std::signbit(expect[j]), std::signbit(u.tensors[i].val[j]));
+        }
+      }
+    }
+    // Payload: 12-bit indices + 8-bit values are 3.2x smaller than int32 + fp32, 2-bit 4.6x; the
+    // header (per-tensor names, shapes, scales) is a large share of a `tiny` update.
+    EXPECT_LT(bytes.size() * (vbits == 8 ? 2.6 : 3.6), plain_bytes) << vbits;
+    // A reader expecting another format refuses it.
+    EXPECT_EQ(reason_of(bytes, f.expect("dct-topk")), Reject::WrongCodec);
+  }
+  // Slices carry weights: they are never quantised.
+  auto s = f.make("slice");
+  s.value_bits = 8;
+  EXPECT_THROW(encode_update(s, *f.signer), Error);
+}
+
 TEST(UpdateFormat, SliceUpdatesAreAboutThreeHundredTimesSmaller) {
   Fixture f;
   const auto bytes = encode_update(f.make("slice"), *f.signer);
@@ -202,12 +243,21 @@ TEST(UpdateFormat, RejectsEachProblemWithItsReason) {
 // in CI).
 TEST(UpdateFormat, SurvivesRandomCorruption) {
   Fixture f;
-  const auto e = f.expect("dct-topk");
+  auto e = f.expect("dct-topk");
   const auto good = encode_update(f.make("dct-topk"), *f.signer);
+  auto packed_update = f.make("dct-topk");
+  packed_update.value_bits = 2;
+  packed_update.index_bits = 12;
+  const auto packed = encode_update(packed_update, *f.signer);
+  auto e_packed = e;
+  e_packed.value_bits = 2;
+  e_packed.index_bits = 12;
   rng::Stream s(31);
   std::set<Reject> reasons;
-  for (int trial = 0; trial < 400; ++trial) {
-    std::string b = good;
+  for (int trial = 0; trial < 600; ++trial) {
+    const bool p = trial % 2 == 1;  // both wire layouts
+    std::string b = p ? packed : good;
+    e = p ? e_packed : f.expect("dct-topk");
     const int edits = 1 + static_cast<int>(s.below(3));
     for (int i = 0; i < edits; ++i) {
       // Half the edits land in the header, where the structure lives.

@@ -229,6 +229,8 @@ int main(int argc, char** argv) {
   bench_compress->add_option("--codec", bc.codec, "dct-topk or slice");
   bench_compress->add_option("--k", bc.k, "dct: coefficients per chunk; slice: compression");
   bench_compress->add_option("--layers", bc.layers, "keep only this many decoder layers");
+  bench_compress->add_option("--value-bits", bc.value_bits, "dct values: 32, 8 or 2");
+  bench_compress->add_option("--index-bits", bc.index_bits, "dct indices: 32 or 12");
   bench_compress->add_option("--peers", bc.peers, "updates merged");
   bench_compress->add_option("--threads", bc.threads, "libtorch threads (0: all cores)");
   bench_compress->add_flag("--json", bc_json, "one JSON line");

@@ -1,5 +1,6 @@
 #include "bistro/compress/update.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -42,7 +43,84 @@ std::string get(const std::map<std::string, std::string>& m, const char* key,
   if (it == m.end()) reject(Reject::Malformed, fmt::format("{}: metadata lacks {}", origin, key));
   return it->second;
 }
+// 12-bit index packing: (a, b) -> a[0:8], a[8:12] | b[0:4] << 4, b[4:12]; an odd last index
+// takes two bytes.
+std::vector<uint8_t> pack12(const std::vector<int32_t>& idx) {
+  std::vector<uint8_t> out((idx.size() * 3 + 1) / 2);
+  for (size_t i = 0, o = 0; i < idx.size(); i += 2, o += 3) {
+    const uint32_t a = static_cast<uint32_t>(idx[i]);
+    const uint32_t b = i + 1 < idx.size() ? static_cast<uint32_t>(idx[i + 1]) : 0;
+    out[o] = static_cast<uint8_t>(a & 0xff);
+    out[o + 1] = static_cast<uint8_t>((a >> 8) | ((b & 0xf) << 4));
+    if (i + 1 < idx.size()) out[o + 2] = static_cast<uint8_t>(b >> 4);
+  }
+  return out;
+}
+
+std::vector<int32_t> unpack12(std::span<const std::byte> bytes, size_t n) {
+  std::vector<int32_t> out(n);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  for (size_t i = 0, o = 0; i < n; i += 2, o += 3) {
+    out[i] = p[o] | ((p[o + 1] & 0xf) << 8);
+    if (i + 1 < n) out[i + 1] = (p[o + 1] >> 4) | (p[o + 2] << 4);
+  }
+  return out;
+}
+
+float rms(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return v.empty() ? 0.0f : static_cast<float>(std::sqrt(s / static_cast<double>(v.size())));
+}
+
+// Codes for 8-bit (q in [-127, 127], value q * scale) and 2-bit (c in 0..3, value
+// (c - 1.5) * scale) quantisation over +-6 RMS.
+std::vector<uint8_t> quantize(const std::vector<float>& v, int bits, float* scale) {
+  const float range = 6.0f * rms(v);
+  std::vector<uint8_t> out;
+  if (bits == 8) {
+    *scale = range / 127.0f;
+    out.resize(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      const float q = *scale > 0 ? std::nearbyint(std::clamp(v[i] / *scale, -127.0f, 127.0f)) : 0;
+      out[i] = static_cast<uint8_t>(static_cast<int8_t>(q));
+    }
+  } else {
+    *scale = range / 2.0f;  // four bins of width 2 range / 4
+    out.assign((v.size() + 3) / 4, 0);
+    for (size_t i = 0; i < v.size(); ++i) {
+      const float c = *scale > 0 ? std::floor((v[i] + range) / *scale) : 1;
+      const auto code = static_cast<uint8_t>(std::clamp(c, 0.0f, 3.0f));
+      out[i / 4] |= static_cast<uint8_t>(code << (2 * (i % 4)));
+    }
+  }
+  return out;
+}
+
+std::vector<float> dequantize(std::span<const std::byte> bytes, size_t n, int bits, float scale) {
+  std::vector<float> out(n);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  for (size_t i = 0; i < n; ++i) {
+    if (bits == 8) {
+      out[i] = static_cast<float>(static_cast<int8_t>(p[i])) * scale;
+    } else {
+      const int code = (p[i / 4] >> (2 * (i % 4))) & 3;
+      out[i] = (static_cast<float>(code) - 1.5f) * scale;
+    }
+  }
+  return out;
+}
 }  // namespace
+
+std::vector<float> quantize_roundtrip(const std::vector<float>& values, int bits, float* scale) {
+  if (bits == 32) {
+    *scale = 0;
+    return values;
+  }
+  const auto codes = quantize(values, bits, scale);
+  return dequantize({reinterpret_cast<const std::byte*>(codes.data()), codes.size()}, values.size(),
+                    bits, *scale);
+}
 
 const char* reject_name(Reject r) {
   switch (r) {
@@ -100,7 +178,14 @@ uint64_t max_update_bytes(const UpdateExpectation& e) {
   uint64_t bytes = 64 << 10;  // header and metadata
   for (const auto& p : e.params) {
     const auto l = tensor_layout(e.codec, e.k, e.chunk_cap, p.shape);
-    bytes += 512 + static_cast<uint64_t>(l.rows * l.k) * (e.codec == "dct-topk" ? 8 : 4);
+    const uint64_t n = static_cast<uint64_t>(l.rows * l.k);
+    if (e.codec == "dct-topk") {
+      const uint64_t idx = e.index_bits == 12 ? (n * 3 + 1) / 2 : n * 4;
+      const uint64_t val = e.value_bits == 32 ? n * 4 : e.value_bits == 8 ? n : (n + 3) / 4;
+      bytes += 768 + idx + val;
+    } else {
+      bytes += 512 + n * 4;
+    }
   }
   return bytes;
 }
@@ -108,17 +193,42 @@ uint64_t max_update_bytes(const UpdateExpectation& e) {
 std::string encode_update(Update u, const Signer& signer) {
   u.scheme = signer.scheme();
   u.hotkey = to_hex(signer.public_key());
+  check(u.value_bits == 32 || (u.codec == "dct-topk" && (u.value_bits == 8 || u.value_bits == 2)),
+        "update: value_bits {} is not supported for {}", u.value_bits, u.codec);
+  check(u.index_bits == 32 || (u.codec == "dct-topk" && u.index_bits == 12),
+        "update: index_bits {} is not supported for {}", u.index_bits, u.codec);
   std::vector<st::TensorRef> refs;
-  for (const auto& t : u.tensors) {
+  std::vector<std::vector<uint8_t>> packed;  // keeps packed buffers alive until serialised
+  packed.reserve(2 * u.tensors.size());
+  std::vector<float> scales(u.tensors.size());
+  for (size_t ti = 0; ti < u.tensors.size(); ++ti) {
+    const auto& t = u.tensors[ti];
     check(t.val.size() == static_cast<size_t>(t.rows * t.k),
           "update tensor {}: {} values for {}x{}", t.name, t.val.size(), t.rows, t.k);
-    if (u.codec == "dct-topk") {
-      check(t.idx.size() == t.val.size(), "update tensor {}: index and value counts differ",
-            t.name);
+    if (u.codec != "dct-topk") {
+      refs.push_back({t.name + ".val", st::DType::F32, {t.k}, t.val.data()});
+      continue;
+    }
+    check(t.idx.size() == t.val.size(), "update tensor {}: index and value counts differ", t.name);
+    if (u.index_bits == 12) {
+      packed.push_back(pack12(t.idx));
+      refs.push_back({t.name + ".idx",
+                      st::DType::U8,
+                      {static_cast<int64_t>(packed.back().size())},
+                      packed.back().data()});
+    } else {
       refs.push_back({t.name + ".idx", st::DType::I32, {t.rows, t.k}, t.idx.data()});
+    }
+    if (u.value_bits == 32) {
       refs.push_back({t.name + ".val", st::DType::F32, {t.rows, t.k}, t.val.data()});
     } else {
-      refs.push_back({t.name + ".val", st::DType::F32, {t.k}, t.val.data()});
+      packed.push_back(quantize(t.val, u.value_bits, &scales[ti]));
+      const auto shape = u.value_bits == 8
+                             ? std::vector<int64_t>{t.rows, t.k}
+                             : std::vector<int64_t>{static_cast<int64_t>(packed.back().size())};
+      refs.push_back({t.name + ".val", u.value_bits == 8 ? st::DType::I8 : st::DType::U8, shape,
+                      packed.back().data()});
+      refs.push_back({t.name + ".scale", st::DType::F32, {1}, &scales[ti]});
     }
   }
   std::map<std::string, std::string> meta = {
@@ -126,6 +236,8 @@ std::string encode_update(Update u, const Signer& signer) {
       {"codec", u.codec},
       {"k", std::to_string(u.k)},
       {"chunk_cap", std::to_string(u.chunk_cap)},
+      {"value_bits", std::to_string(u.value_bits)},
+      {"index_bits", std::to_string(u.index_bits)},
       {"window", std::to_string(u.window)},
       {"uid", std::to_string(u.uid)},
       {"hotkey", u.hotkey},
@@ -162,6 +274,8 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
   u.codec = get(m, "codec", O);
   u.k = static_cast<int64_t>(parse_u64(m, "k", O));
   u.chunk_cap = static_cast<int64_t>(parse_u64(m, "chunk_cap", O));
+  u.value_bits = static_cast<int>(std::min<uint64_t>(parse_u64(m, "value_bits", O), 64));
+  u.index_bits = static_cast<int>(std::min<uint64_t>(parse_u64(m, "index_bits", O), 64));
   u.window = parse_u64(m, "window", O);
   u.uid = parse_u64(m, "uid", O);
   u.hotkey = get(m, "hotkey", O);
@@ -169,10 +283,13 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
   u.config_hash = get(m, "config_hash", O);
   const std::string sig_hex = get(m, "signature", O);
 
-  if (u.codec != e.codec || u.k != e.k || u.chunk_cap != e.chunk_cap) {
-    reject(Reject::WrongCodec,
-           fmt::format("{}: codec {} k {} chunk {}, expected {} k {} chunk {}", O, u.codec, u.k,
-                       u.chunk_cap, e.codec, e.k, e.chunk_cap));
+  if (u.codec != e.codec || u.k != e.k || u.chunk_cap != e.chunk_cap ||
+      u.value_bits != e.value_bits || u.index_bits != e.index_bits) {
+    reject(
+        Reject::WrongCodec,
+        fmt::format("{}: codec {} k {} chunk {} bits {}/{}, expected {} k {} chunk {} bits {}/{}",
+                    O, u.codec, u.k, u.chunk_cap, u.value_bits, u.index_bits, e.codec, e.k,
+                    e.chunk_cap, e.value_bits, e.index_bits));
   }
   if (u.window != e.window) {
     reject(Reject::WrongWindow, fmt::format("{}: window {}, expected {}", O, u.window, e.window));
@@ -221,22 +338,37 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
     t.k = layout.k;
     const std::vector<int64_t> shape =
         dct ? std::vector<int64_t>{layout.rows, layout.k} : std::vector<int64_t>{layout.k};
-    auto fetch = [&](const std::string& suffix, st::DType dtype) -> std::span<const std::byte> {
+    auto fetch = [&](const std::string& suffix, st::DType dtype,
+                     const std::vector<int64_t>& want) -> std::span<const std::byte> {
       const std::string name = p.name + suffix;
       expected_names.insert(name);
       const auto* info = view.find(name);
       if (!info) reject(Reject::MissingTensor, fmt::format("{}: tensor {} is missing", O, name));
-      if (info->dtype != dtype || info->shape != shape) {
+      if (info->dtype != dtype || info->shape != want) {
         reject(Reject::BadShape,
                fmt::format("{}: tensor {} is {} [{}], expected {} [{}]", O, name,
                            st::dtype_name(info->dtype), fmt::join(info->shape, ", "),
-                           st::dtype_name(dtype), fmt::join(shape, ", ")));
+                           st::dtype_name(dtype), fmt::join(want, ", ")));
       }
       return view.data(*info);
     };
-    const auto vals = fetch(".val", st::DType::F32);
-    t.val.resize(vals.size() / 4);
-    std::memcpy(t.val.data(), vals.data(), vals.size());
+    const size_t n = static_cast<size_t>(layout.rows * layout.k);
+    if (u.value_bits == 32) {
+      const auto vals = fetch(".val", st::DType::F32, shape);
+      t.val.resize(n);
+      std::memcpy(t.val.data(), vals.data(), vals.size());
+    } else {
+      const auto sc = fetch(".scale", st::DType::F32, {1});
+      float scale;
+      std::memcpy(&scale, sc.data(), 4);
+      if (!std::isfinite(scale) || scale < 0) {
+        reject(Reject::NonFinite, fmt::format("{}: {}.scale is {}", O, p.name, scale));
+      }
+      const auto codes = u.value_bits == 8
+                             ? fetch(".val", st::DType::I8, shape)
+                             : fetch(".val", st::DType::U8, {static_cast<int64_t>((n + 3) / 4)});
+      t.val = dequantize(codes, n, u.value_bits, scale);
+    }
     for (size_t i = 0; i < t.val.size(); ++i) {
       if (!std::isfinite(t.val[i])) {
         reject(Reject::NonFinite, fmt::format("{}: {}.val[{}] is not finite", O, p.name, i));
@@ -247,9 +379,13 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
       }
     }
     if (dct) {
-      const auto idx = fetch(".idx", st::DType::I32);
-      t.idx.resize(idx.size() / 4);
-      std::memcpy(t.idx.data(), idx.data(), idx.size());
+      if (u.index_bits == 12) {
+        t.idx = unpack12(fetch(".idx", st::DType::U8, {static_cast<int64_t>((n * 3 + 1) / 2)}), n);
+      } else {
+        const auto idx = fetch(".idx", st::DType::I32, shape);
+        t.idx.resize(n);
+        std::memcpy(t.idx.data(), idx.data(), idx.size());
+      }
       std::vector<int32_t> seen(static_cast<size_t>(layout.chunk_size), -1);
       for (int64_t r = 0; r < t.rows; ++r) {
         for (int64_t s = 0; s < t.k; ++s) {

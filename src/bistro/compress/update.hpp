@@ -1,6 +1,7 @@
 // The update wire format: a safetensors file, never pickle (Python BISTRO loaded peers' files with
 // torch.load, which runs code). docs/protocol.md specifies it:
-//   dct-topk: for each parameter P, "P.idx" I32 [chunks, k] and "P.val" F32 [chunks, k];
+//   dct-topk: for each parameter P, "P.idx" I32 [chunks, k] and "P.val" F32 [chunks, k]
+//             (packed: "P.idx" U8 12-bit pairs; "P.val" I8 or U8 2-bit codes plus "P.scale");
 //   slice:    for each parameter P, "P.val" F32 [k] (positions follow from the window's seed).
 //   __metadata__: bistro_update "1", codec, k (dct: coefficients per chunk; slice: compression),
 //   chunk_cap, window, uid, hotkey (hex public key), scheme, config_hash (hex SHA-256 of the
@@ -68,6 +69,10 @@ struct Update {
   std::string codec;  // "dct-topk" or "slice"
   int64_t k = 32;     // dct: coefficients kept per chunk; slice: compression factor
   int64_t chunk_cap = 64;
+  // dct-topk wire options (templar's later format): values as 32-bit floats, or 8-bit or 2-bit
+  // codes over +-6 RMS of the tensor's sent values; indices as int32 or packed 12-bit.
+  int value_bits = 32;
+  int index_bits = 32;
   uint64_t window = 0;
   uint64_t uid = 0;
   std::string config_hash;
@@ -80,6 +85,8 @@ struct UpdateExpectation {
   std::string codec;
   int64_t k = 32;
   int64_t chunk_cap = 64;
+  int value_bits = 32;
+  int index_bits = 32;
   uint64_t window = 0;
   uint64_t uid = 0;
   std::string hotkey;  // the hotkey registered for uid, hex
@@ -97,6 +104,10 @@ struct TensorLayout {
 };
 TensorLayout tensor_layout(const std::string& codec, int64_t k, int64_t chunk_cap,
                            const std::vector<int64_t>& shape);
+
+// Quantise values as the wire does (bits 8 or 2) and return what a decoder reads back, with the
+// scale written beside them; bits 32 returns the values unchanged and scale 0.
+std::vector<float> quantize_roundtrip(const std::vector<float>& values, int bits, float* scale);
 
 uint64_t max_update_bytes(const UpdateExpectation& e);
 

@@ -55,6 +55,8 @@ CompressBenchResult run_compress_bench(const CompressBenchOptions& o) {
   r.encode_s = secs(t0);
   u.window = 1;
   u.uid = 0;
+  u.value_bits = o.value_bits;
+  u.index_bits = o.index_bits;
   u.config_hash = config_hash(config);
 
   t0 = Clock::now();
@@ -65,6 +67,8 @@ CompressBenchResult run_compress_bench(const CompressBenchOptions& o) {
   UpdateExpectation e;
   e.codec = u.codec;
   e.k = u.k;
+  e.value_bits = u.value_bits;
+  e.index_bits = u.index_bits;
   e.window = 1;
   e.uid = 0;
   e.hotkey = to_hex(signer->public_key());

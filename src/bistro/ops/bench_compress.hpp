@@ -11,8 +11,10 @@ namespace bistro {
 struct CompressBenchOptions {
   std::string preset = "small";
   std::string codec = "dct-topk";
-  int64_t k = 32;   // dct: per chunk; slice: compression
-  int layers = -1;  // keep only this many decoder layers' shapes (-1: all)
+  int64_t k = 32;       // dct: per chunk; slice: compression
+  int value_bits = 32;  // dct: 32, 8 or 2
+  int index_bits = 32;  // dct: 32 or 12
+  int layers = -1;      // keep only this many decoder layers' shapes (-1: all)
   int peers = 4;
   int threads = 0;
 };
