@@ -248,6 +248,7 @@ int main(int argc, char** argv) {
   converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (all-reduce, slices)");
   converge->add_option("--demo-lr", conv.demo_lr, "DeMo sign-SGD peak lr");
   converge->add_option("--k", conv.dct_k, "DCT coefficients per chunk");
+  converge->add_option("--value-bits", conv.dct_value_bits, "DCT values through 8- or 2-bit");
   converge->add_option("--compression", conv.slice_compression, "slice compression");
   converge->add_option("--eval-every", conv.eval_every, "windows between evaluations");
   converge->add_option("--csv", conv.csv_path, "write the CSV here (default stdout)");

@@ -79,7 +79,9 @@ void run_converge_experiment(const ConvergeOptions& o) {
   auto wanted = [&](const std::string& m) {
     return ("," + o.methods + ",").find("," + m + ",") != std::string::npos;
   };
-  const std::string dct_label = fmt::format("dct-topk-k{}", o.dct_k);
+  const std::string dct_label =
+      o.dct_value_bits == 32 ? fmt::format("dct-topk-k{}", o.dct_k)
+                             : fmt::format("dct-topk-k{}-{}bit", o.dct_k, o.dct_value_bits);
   const std::string slice_label = fmt::format("slice-{}x", o.slice_compression);
 
   if (wanted("allreduce")) {  // baseline: AdamW on the mean gradient of all miners
@@ -123,6 +125,10 @@ void run_converge_experiment(const ConvergeOptions& o) {
         loss.backward();
         train += loss.item<double>() / o.miners;
         updates.push_back(miners[i]->encode(lr));
+        for (auto& t : updates.back().tensors) {  // what a peer would decode
+          float scale = 0;
+          t.val = quantize_roundtrip(t.val, o.dct_value_bits, &scale);
+        }
       }
       std::vector<PeerUpdate> peers;
       for (int i = 0; i < o.miners; ++i) peers.push_back({static_cast<uint64_t>(i), &updates[i]});

@@ -20,6 +20,7 @@ struct ConvergeOptions {
   double adamw_lr = 2e-3;
   double demo_lr = 3e-3;
   int64_t dct_k = 32;
+  int dct_value_bits = 32;  // 8 or 2: values pass through the wire's quantisation
   int64_t slice_compression = 300;
   int64_t eval_every = 10;
   std::string methods = "allreduce,dct-topk,slice";
