@@ -53,6 +53,32 @@ TEST(SigV4, AwsTestSuiteGetVanilla) {
             "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 }
 
+// More cases of the same suite: a POST, and query parameters that must be sorted.
+TEST(SigV4, AwsTestSuitePostVanillaAndQueryOrder) {
+  SigV4Request post{.method = "POST",
+                    .host = "example.amazonaws.com",
+                    .path = "/",
+                    .query = {},
+                    .headers = {},
+                    .payload_sha256 = sha256_hex(""),
+                    .content_sha256_header = false};
+  EXPECT_EQ(sign_v4(post, kExample, "us-east-1", "service", 1440938160).authorization,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+            "SignedHeaders=host;x-amz-date, "
+            "Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
+  SigV4Request query{.method = "GET",
+                     .host = "example.amazonaws.com",
+                     .path = "/",
+                     .query = {{"Param2", "value2"}, {"Param1", "value1"}},
+                     .headers = {},
+                     .payload_sha256 = sha256_hex(""),
+                     .content_sha256_header = false};
+  EXPECT_EQ(sign_v4(query, kExample, "us-east-1", "service", 1440938160).authorization,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+            "SignedHeaders=host;x-amz-date, "
+            "Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
+}
+
 // botocore (Debian's python3-botocore) signs 60 generated S3 requests; bistro must produce the
 // byte-identical Authorization header for each.
 TEST(SigV4, MatchesBotocore) {
