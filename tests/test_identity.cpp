@@ -66,3 +66,58 @@ TEST(Mnemonic, RoundTripsAndChecksItsChecksum) {
 
 }  // namespace
 }  // namespace bistro
+
+#include "bistro/identity/sr25519.hpp"
+
+namespace bistro {
+namespace {
+
+TEST(Sr25519, PublicKeysMatchSubstrate) {
+  EXPECT_EQ(
+      to_hex(sr25519_from_mini_secret(
+                 from_hex<32>("e5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a",
+                              "alice"))
+                 .public_key),
+      "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d");
+  EXPECT_EQ(to_hex(sr25519_from_mini_secret({}).public_key),
+            "def12e42f3e487e9b14095aa8d5cc16a33491f1b50dadcf8811d1480f3fa8627");
+  EXPECT_EQ(to_hex(sr25519_from_mini_secret(
+                       mini_secret_from_mnemonic("bottom drive obey lake curtain smoke basket "
+                                                 "hold race lonely fit walk"))
+                       .public_key),
+            "46ebddef8cd9bb167dc30878d7113b7e168e6f0646beffd77d69d39bad76b47a");
+}
+
+TEST(Sr25519, VerifiesASubstrateSignature) {
+  const auto alice =
+      from_hex<32>("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d", "alice");
+  const auto sig = from_hex<64>(
+      "e8fcba6ab9a676d348f7e856abf256dc7c0c6a578eed11f48390d179607fd95e8af99f66e8f4912ac1b7f5b455"
+      "aa468459889aa6d38f6dfcf3552d45cdfe0080",
+      "sig");
+  const std::string msg = "hello bittensor";
+  const auto m = std::span(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+  EXPECT_TRUE(sr25519_verify(alice, m, sig));
+  auto bad = sig;
+  bad[5] ^= 1;
+  EXPECT_FALSE(sr25519_verify(alice, m, bad));
+  const std::string other = "hello bittensor!";
+  EXPECT_FALSE(sr25519_verify(
+      alice, std::span(reinterpret_cast<const uint8_t*>(other.data()), other.size()), sig));
+}
+
+TEST(Sr25519, SignsWhatItVerifiesAndPlugsIntoSigner) {
+  const auto signer = sr25519_signer(
+      from_hex<32>("e5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a", "alice"));
+  EXPECT_EQ(signer->scheme(), "sr25519");
+  const std::string msg = "update bytes";
+  const auto m = std::span(reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+  const auto a = signer->sign(m), b = signer->sign(m);
+  EXPECT_NE(a, b);  // randomised witness
+  EXPECT_TRUE(sr25519_verify(signer->public_key(), m, a));
+  EXPECT_TRUE(sr25519_verify(signer->public_key(), m, b));
+  EXPECT_TRUE(verify_signature("sr25519", signer->public_key(), m, a));
+}
+
+}  // namespace
+}  // namespace bistro

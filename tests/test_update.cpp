@@ -10,6 +10,7 @@
 #include "bistro/compress/slices.hpp"
 #include "bistro/core/rng.hpp"
 #include "bistro/identity/signer.hpp"
+#include "bistro/identity/sr25519.hpp"
 
 namespace bistro {
 namespace {
@@ -109,6 +110,16 @@ Reject reason_of(const std::string& bytes, const UpdateExpectation& e) {
   }
   ADD_FAILURE() << "accepted";
   return Reject::Malformed;
+}
+
+TEST(UpdateFormat, Sr25519SignedUpdatesVerify) {
+  Fixture f;
+  f.signer = sr25519_signer({4, 5, 6});
+  const auto bytes = encode_update(f.make("slice"), *f.signer);
+  EXPECT_NO_THROW(decode_update(bytes, f.expect("slice"), "peer"));
+  auto tampered = bytes;
+  tampered[tampered.size() - 1] ^= 1;
+  EXPECT_EQ(reason_of(tampered, f.expect("slice")), Reject::BadSignature);
 }
 
 TEST(UpdateFormat, RoundTripsBothCodecs) {
@@ -283,7 +294,8 @@ TEST(Signer, Ed25519SignsAndVerifies) {
   auto bad = sig;
   bad[0] ^= 1;
   EXPECT_FALSE(verify_signature("ed25519", s->public_key(), span, bad));
-  EXPECT_FALSE(verify_signature("sr25519", s->public_key(), span, sig));  // not plugged in yet
+  EXPECT_FALSE(verify_signature("sr25519", s->public_key(), span, sig));  // wrong scheme
+  EXPECT_FALSE(verify_signature("rsa", s->public_key(), span, sig));      // unknown scheme
   // RFC 8032, section 7.1, test 1 (empty message).
   const auto rfc = ed25519_signer(
       from_hex<32>("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "seed"));

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "bistro/core/error.hpp"
+#include "bistro/identity/sr25519.hpp"
 
 namespace bistro {
 namespace {
@@ -40,6 +41,7 @@ bool verify_signature(const std::string& scheme, const PublicKey& key, std::span
   if (scheme == "ed25519") {
     return crypto_sign_verify_detached(s.data(), m.data(), m.size(), key.data()) == 0;
   }
+  if (scheme == "sr25519") return sr25519_verify(key, m, s);
   return false;
 }
 

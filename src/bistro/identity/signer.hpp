@@ -1,5 +1,5 @@
-// Signer and Verifier: how an update is bound to the miner's hotkey. The identity layer (wallets,
-// sr25519 as substrate does it) plugs in behind these; ed25519 (libsodium) is the first scheme.
+// Signer and Verifier: how an update is bound to the miner's hotkey. Schemes: "sr25519"
+// (substrate's default, identity/sr25519.hpp) and "ed25519" (libsodium).
 #pragma once
 
 #include <array>
