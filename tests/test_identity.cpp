@@ -88,6 +88,17 @@ TEST(Sr25519, PublicKeysMatchSubstrate) {
             "46ebddef8cd9bb167dc30878d7113b7e168e6f0646beffd77d69d39bad76b47a");
 }
 
+TEST(Sr25519, HardDerivationGivesTheDevAccounts) {
+  const auto root = mini_secret_from_mnemonic(
+      "bottom drive obey lake curtain smoke basket hold race lonely fit walk");
+  const auto alice = sr25519_derive_path(root, "//Alice");
+  EXPECT_EQ(to_hex(alice), "e5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a");
+  EXPECT_EQ(ss58_encode(sr25519_from_mini_secret(sr25519_derive_path(root, "//Bob")).public_key),
+            "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty");
+  EXPECT_THROW(sr25519_derive_path(root, "/soft"), Error);
+  EXPECT_THROW(sr25519_derive_path(root, "//a///b"), Error);
+}
+
 TEST(Sr25519, VerifiesASubstrateSignature) {
   const auto alice =
       from_hex<32>("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d", "alice");

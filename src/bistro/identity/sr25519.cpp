@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <vector>
 
 #include "bistro/core/error.hpp"
 
@@ -257,6 +258,49 @@ class Sr25519Signer final : public Signer {
   Sr25519Keypair kp_;
 };
 }  // namespace
+
+std::array<uint8_t, 32> sr25519_hard_derive(const Sr25519Keypair& parent,
+                                            std::string_view junction) {
+  sodium();
+  // SCALE: compact length prefix, then the bytes.
+  std::vector<uint8_t> encoded;
+  const size_t n = junction.size();
+  if (n < 64) {
+    encoded.push_back(static_cast<uint8_t>(n << 2));
+  } else {
+    check(n < (1u << 14), "sr25519: junction of {} bytes is too long", n);
+    encoded.push_back(static_cast<uint8_t>(((n << 2) | 1) & 0xff));
+    encoded.push_back(static_cast<uint8_t>((n << 2) >> 8));
+  }
+  encoded.insert(encoded.end(), junction.begin(), junction.end());
+  std::array<uint8_t, 32> cc{};
+  if (encoded.size() > 32) {
+    crypto_generichash(cc.data(), cc.size(), encoded.data(), encoded.size(), nullptr, 0);
+  } else {
+    std::copy(encoded.begin(), encoded.end(), cc.begin());
+  }
+  MerlinTranscript t("SchnorrRistrettoHDKD");
+  t.append_message("sign-bytes", {});
+  t.append_message("chain-code", cc);
+  t.append_message("secret-key", parent.key);
+  std::array<uint8_t, 32> child;
+  t.challenge_bytes("HDKD-hard", child);
+  return child;
+}
+
+std::array<uint8_t, 32> sr25519_derive_path(std::array<uint8_t, 32> mini, std::string_view path) {
+  while (!path.empty()) {
+    check(path.rfind("//", 0) == 0, "sr25519: derivation path '{}' must be hard junctions (//name)",
+          path);
+    path.remove_prefix(2);
+    const size_t end = std::min(path.find('/'), path.size());
+    const auto junction = path.substr(0, end);
+    check(!junction.empty(), "sr25519: empty junction in derivation path");
+    mini = sr25519_hard_derive(sr25519_from_mini_secret(mini), junction);
+    path.remove_prefix(end);
+  }
+  return mini;
+}
 
 std::unique_ptr<Signer> sr25519_signer(const std::array<uint8_t, 32>& mini_secret) {
   return std::make_unique<Sr25519Signer>(mini_secret);

@@ -33,6 +33,16 @@ bool sr25519_verify(const PublicKey& key, std::span<const uint8_t> message,
 
 std::unique_ptr<Signer> sr25519_signer(const std::array<uint8_t, 32>& mini_secret);
 
+// Substrate's hard derivation ("//Alice"): the junction's chain code is its SCALE encoding
+// (compact length + bytes) zero-padded to 32 bytes (or, if longer, its blake2b-256); a Merlin
+// transcript "SchnorrRistrettoHDKD" over ("sign-bytes", ""), ("chain-code", cc), ("secret-key",
+// key) yields the child mini secret as challenge "HDKD-hard".
+std::array<uint8_t, 32> sr25519_hard_derive(const Sr25519Keypair& parent,
+                                            std::string_view junction);
+// Applies a path of hard junctions, "//Alice" or "//bistro//miner-1", to a mini secret.
+std::array<uint8_t, 32> sr25519_derive_path(std::array<uint8_t, 32> mini_secret,
+                                            std::string_view path);
+
 // The Merlin transcript, exposed for tests.
 class MerlinTranscript {
  public:
