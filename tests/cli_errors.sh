@@ -45,5 +45,15 @@ expect_error "unsupported bucket URL" bucket ls "ftp://host/x"
 expect_error "has an empty, '.' or '..' segment" bucket put "file://$tmp/bk" ../x "$tmp/bad.json"
 AWS_ACCESS_KEY_ID= expect_error "no credentials" bucket ls s3://some-bucket
 
+# Wallets: create, show, sign, verify round trip; refusals named.
+export BISTRO_WALLET_PASSWORD=pw
+"$bistro" wallet new --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h >/dev/null || { echo "FAIL: wallet new"; fails=$((fails + 1)); }
+expect_error "exists; pass --overwrite" wallet new --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h
+addr=$("$bistro" wallet show --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h | awk '/hotkey/ {print $2}')
+sig=$("$bistro" wallet sign --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --message hi)
+[[ $("$bistro" wallet verify --address "$addr" --message hi --signature "$sig") == valid ]] || { echo "FAIL: wallet verify"; fails=$((fails + 1)); }
+expect_error "checksum mismatch" wallet verify --address 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ --message hi --signature "$sig"
+expect_error "not a BIP39 English word" wallet regen --wallet.path "$tmp/w" --wallet.name d --mnemonic "not a real phrase at all here ok fine twelve words now"
+
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"

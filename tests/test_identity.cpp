@@ -132,3 +132,57 @@ TEST(Sr25519, SignsWhatItVerifiesAndPlugsIntoSigner) {
 
 }  // namespace
 }  // namespace bistro
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "bistro/core/files.hpp"
+#include "bistro/identity/wallet.hpp"
+
+namespace bistro {
+namespace {
+
+TEST(Wallet, KeyfilesRoundTripPlainAndEncrypted) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("bistro_wallet_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  WalletPaths w{dir, "default", "miner"};
+  const auto cold = keyfile_from_mnemonic(
+      "bottom drive obey lake curtain smoke basket hold race lonely fit walk");
+  EXPECT_EQ(cold.ss58_address,
+            ss58_encode(from_hex<32>(
+                "46ebddef8cd9bb167dc30878d7113b7e168e6f0646beffd77d69d39bad76b47a", "pk")));
+  write_keyfile(w.coldkey(), cold, std::string("correct horse"), false);
+  Keyfile pub = cold;
+  pub.has_secret = false;
+  write_keyfile(w.coldkeypub(), pub, std::nullopt, false);
+  const auto hot = keyfile_from_seed(sr25519_derive_path(cold.mini_secret, "//Alice"));
+  write_keyfile(w.hotkey_file(), hot, std::nullopt, false);
+
+  EXPECT_EQ(read_file(w.coldkey()).rfind("$NACL", 0), 0u);
+  struct stat st {};
+  ::stat(w.coldkey().c_str(), &st);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const auto back = read_keyfile(w.coldkey(), std::string("correct horse"));
+  EXPECT_EQ(back.mini_secret, cold.mini_secret);
+  EXPECT_EQ(back.secret_phrase, cold.secret_phrase);
+  EXPECT_THROW(read_keyfile(w.coldkey(), std::string("wrong")), Error);
+  EXPECT_THROW(read_keyfile(w.coldkey(), std::nullopt), Error);
+  EXPECT_EQ(read_keyfile(w.coldkeypub(), std::nullopt).public_key, cold.public_key);
+  EXPECT_FALSE(read_keyfile(w.coldkeypub(), std::nullopt).has_secret);
+  EXPECT_EQ(read_keyfile(w.hotkey_file(), std::nullopt).ss58_address,
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+  // Never over an existing key without overwrite.
+  EXPECT_THROW(write_keyfile(w.hotkey_file(), cold, std::nullopt, false), Error);
+  // A keyfile whose address disagrees with its key is refused.
+  auto text = keyfile_json(hot);
+  text.replace(text.find(hot.ss58_address), hot.ss58_address.size(),
+               "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty");
+  EXPECT_THROW(parse_keyfile(text, "tampered"), Error);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace bistro

@@ -19,6 +19,7 @@ struct Command {
 
 std::vector<Command> add_data_commands(CLI::App& app);
 std::vector<Command> add_bucket_commands(CLI::App& app);
+std::vector<Command> add_wallet_commands(CLI::App& app);
 
 // The dataset to read: "hf:ORG/NAME" (the Hugging Face datasets-server; endpoint from
 // $BISTRO_HF_ENDPOINT, pages cached under $BISTRO_HOME/cache/hf), a directory, or (empty) the

@@ -272,6 +272,7 @@ int main(int argc, char** argv) {
 
   auto data_commands = cli::add_data_commands(app);
   for (auto& c : cli::add_bucket_commands(app)) data_commands.push_back(std::move(c));
+  for (auto& c : cli::add_wallet_commands(app)) data_commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);
