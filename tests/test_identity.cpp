@@ -139,6 +139,8 @@ TEST(Sr25519, SignsWhatItVerifiesAndPlugsIntoSigner) {
 #include <filesystem>
 
 #include "bistro/core/files.hpp"
+
+#include <functional>
 #include "bistro/identity/wallet.hpp"
 
 namespace bistro {
@@ -182,6 +184,46 @@ TEST(Wallet, KeyfilesRoundTripPlainAndEncrypted) {
                "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty");
   EXPECT_THROW(parse_keyfile(text, "tampered"), Error);
   std::filesystem::remove_all(dir);
+}
+
+// A hotkey file as btcli writes it (//Alice), typed by hand.
+TEST(Wallet, LoadsAHandWrittenBtcliKeyfile) {
+  const std::string btcli =
+      R"({"accountId": "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d",
+ "publicKey": "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d",
+ "privateKey": "0x00",
+ "secretPhrase": null,
+ "secretSeed": "0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a",
+ "ss58Address": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"})";
+  const auto k = parse_keyfile(btcli, "alice");
+  EXPECT_EQ(k.ss58_address, "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+  EXPECT_TRUE(k.has_secret);
+}
+
+TEST(Wallet, BadKeyfilesAreNamed) {
+  auto error_of = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const auto enc = nacl_encrypt(keyfile_json(keyfile_from_seed({7})), "pw");
+  EXPECT_NE(error_of([&] { nacl_decrypt(enc.substr(0, 30), "pw", "cut"); }).find("truncated"),
+            std::string::npos);
+  auto flipped = enc;
+  flipped.back() ^= 1;
+  EXPECT_NE(error_of([&] { nacl_decrypt(flipped, "pw", "flip"); }).find("wrong password"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { parse_keyfile("$ARGON2{...}", "odd"); }).find("not a keyfile"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_keyfile(R"({"secretSeed": "0x12"})", "short");
+            }).find("expected 64 hex digits"),
+            std::string::npos);
+  // No secret in any of these messages.
+  EXPECT_EQ(error_of([&] { nacl_decrypt(flipped, "pw", "flip"); }).find("0x"), std::string::npos);
 }
 
 }  // namespace
