@@ -67,10 +67,7 @@ std::vector<Command> add_wallet_commands(CLI::App& app) {
                    const auto hot = keyfile_from_mnemonic(hot_phrase);
                    std::optional<std::string> pw;
                    if (!a->no_password) pw = read_password("coldkey password: ");
-                   write_keyfile(p.coldkey(), cold, pw, a->overwrite);
-                   Keyfile pub = cold;
-                   pub.has_secret = false;
-                   write_keyfile(p.coldkeypub(), pub, std::nullopt, a->overwrite);
+                   write_coldkey(p, cold, pw, a->overwrite);
                    write_keyfile(p.hotkey_file(), hot, std::nullopt, a->overwrite);
                    fmt::print("coldkey {}\n  mnemonic (shown once, write it down): {}\n",
                               cold.ss58_address, cold_phrase);
@@ -135,10 +132,7 @@ std::vector<Command> add_wallet_commands(CLI::App& app) {
          } else {
            std::optional<std::string> pw;
            if (!a->no_password) pw = read_password("coldkey password: ");
-           write_keyfile(p.coldkey(), k, pw, a->overwrite);
-           Keyfile pub = k;
-           pub.has_secret = false;
-           write_keyfile(p.coldkeypub(), pub, std::nullopt, a->overwrite);
+           write_coldkey(p, k, pw, a->overwrite);
          }
          fmt::print("{} {}\n", a->key, k.ss58_address);
          return 0;

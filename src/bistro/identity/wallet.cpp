@@ -137,6 +137,14 @@ void write_keyfile(const fs::path& path, const Keyfile& k,
   if (k.has_secret) ::chmod(path.c_str(), 0600);
 }
 
+void write_coldkey(const WalletPaths& wallet, const Keyfile& k,
+                   const std::optional<std::string>& password, bool overwrite) {
+  write_keyfile(wallet.coldkey(), k, password, overwrite);
+  Keyfile pub = k;
+  pub.has_secret = false;
+  write_keyfile(wallet.coldkeypub(), pub, std::nullopt, overwrite);
+}
+
 fs::path default_wallet_root() {
   const char* home = std::getenv("HOME");
   return fs::path(home ? home : ".") / ".bittensor" / "wallets";

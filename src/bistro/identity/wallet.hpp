@@ -45,4 +45,8 @@ struct WalletPaths {
 };
 std::filesystem::path default_wallet_root();
 
+// Writes the coldkey (encrypted when a password is given) and its coldkeypub.txt.
+void write_coldkey(const WalletPaths& wallet, const Keyfile& k,
+                   const std::optional<std::string>& password, bool overwrite);
+
 }  // namespace bistro
