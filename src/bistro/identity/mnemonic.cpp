@@ -80,7 +80,7 @@ std::string entropy_to_mnemonic(const std::vector<uint8_t>& entropy) {
 std::string generate_mnemonic(int words) {
   check(words >= 12 && words <= 24 && words % 3 == 0, "mnemonic: {} words is not a BIP39 length",
         words);
-  check(sodium_init() >= 0, "libsodium failed to initialise");
+  ensure_sodium();
   std::vector<uint8_t> entropy(static_cast<size_t>(words) * 4 / 3);
   randombytes_buf(entropy.data(), entropy.size());
   return entropy_to_mnemonic(entropy);

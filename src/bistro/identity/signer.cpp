@@ -8,16 +8,17 @@
 #include "bistro/identity/sr25519.hpp"
 
 namespace bistro {
-namespace {
-void sodium() {
+void ensure_sodium() {
   static std::once_flag once;
   std::call_once(once, [] { check(sodium_init() >= 0, "libsodium failed to initialise"); });
 }
 
+namespace {
+
 class Ed25519Signer final : public Signer {
  public:
   explicit Ed25519Signer(const std::array<uint8_t, 32>& seed) {
-    sodium();
+    ensure_sodium();
     crypto_sign_seed_keypair(pk_.data(), sk_.data(), seed.data());
   }
   ~Ed25519Signer() override { sodium_memzero(sk_.data(), sk_.size()); }
@@ -37,7 +38,7 @@ class Ed25519Signer final : public Signer {
 
 bool verify_signature(const std::string& scheme, const PublicKey& key, std::span<const uint8_t> m,
                       const Signature& s) {
-  sodium();
+  ensure_sodium();
   if (scheme == "ed25519") {
     return crypto_sign_verify_detached(s.data(), m.data(), m.size(), key.data()) == 0;
   }
@@ -77,7 +78,7 @@ template std::array<uint8_t, 32> from_hex<32>(const std::string&, const std::str
 template std::array<uint8_t, 64> from_hex<64>(const std::string&, const std::string&);
 
 std::array<uint8_t, 32> sha256(std::span<const uint8_t> bytes) {
-  sodium();
+  ensure_sodium();
   std::array<uint8_t, 32> out;
   crypto_hash_sha256(out.data(), bytes.data(), bytes.size());
   return out;

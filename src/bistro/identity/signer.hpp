@@ -35,4 +35,7 @@ std::array<uint8_t, N> from_hex(const std::string& hex, const std::string& what)
 
 std::array<uint8_t, 32> sha256(std::span<const uint8_t> bytes);
 
+// Initialises libsodium once (thread-safe); every use of libsodium calls this first.
+void ensure_sodium();
+
 }  // namespace bistro

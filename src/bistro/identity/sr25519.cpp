@@ -61,9 +61,6 @@ std::span<const uint8_t> bytes_of(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-void sodium() {
-  check(sodium_init() >= 0, "libsodium failed to initialise");
-}
 
 }  // namespace
 
@@ -144,7 +141,7 @@ void MerlinTranscript::challenge_bytes(std::string_view label, std::span<uint8_t
 }
 
 Sr25519Keypair sr25519_from_mini_secret(const std::array<uint8_t, 32>& mini) {
-  sodium();
+  ensure_sodium();
   uint8_t h[64];
   crypto_hash_sha512(h, mini.data(), mini.size());
   Sr25519Keypair kp;
@@ -188,7 +185,7 @@ std::array<uint8_t, 32> challenge(MerlinTranscript& t, const uint8_t* R) {
 
 Signature sr25519_sign(const Sr25519Keypair& kp, std::span<const uint8_t> message,
                        std::string_view context) {
-  sodium();
+  ensure_sodium();
   auto t = signing_transcript(context, message, kp.public_key);
   // Witness: hash of the nonce seed, the transcript's challenge so far and fresh randomness
   // (schnorrkel mixes the same three), so r never repeats across messages or calls.
@@ -215,7 +212,7 @@ Signature sr25519_sign(const Sr25519Keypair& kp, std::span<const uint8_t> messag
 
 bool sr25519_verify(const PublicKey& key, std::span<const uint8_t> message,
                     const Signature& signature, std::string_view context) {
-  sodium();
+  ensure_sodium();
   if ((signature[63] & 0x80) == 0) return false;
   uint8_t s[32];
   std::memcpy(s, signature.data() + 32, 32);
@@ -261,7 +258,7 @@ class Sr25519Signer final : public Signer {
 
 std::array<uint8_t, 32> sr25519_hard_derive(const Sr25519Keypair& parent,
                                             std::string_view junction) {
-  sodium();
+  ensure_sodium();
   // SCALE: compact length prefix, then the bytes.
   std::vector<uint8_t> encoded;
   const size_t n = junction.size();

@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "bistro/core/error.hpp"
+#include "bistro/identity/signer.hpp"
 
 namespace bistro {
 namespace {
 constexpr const char* kAlphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
 std::array<uint8_t, 2> checksum(const uint8_t* data, size_t n) {
-  check(sodium_init() >= 0, "libsodium failed to initialise");
+  ensure_sodium();
   std::vector<uint8_t> pre = {'S', 'S', '5', '8', 'P', 'R', 'E'};
   pre.insert(pre.end(), data, data + n);
   uint8_t hash[64];

@@ -8,6 +8,7 @@
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/identity/mnemonic.hpp"
+#include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 
 namespace bistro {
@@ -19,7 +20,7 @@ constexpr uint8_t kNaclSalt[16] = {0x13, 0x71, 0x83, 0xdf, 0xf1, 0x5a, 0x09, 0xb
                                    0x9c, 0x90, 0xb5, 0x51, 0x87, 0x39, 0xe9, 0xb1};
 
 std::array<uint8_t, 32> nacl_key(const std::string& password) {
-  check(sodium_init() >= 0, "libsodium failed to initialise");
+  ensure_sodium();
   std::array<uint8_t, 32> key;
   check(crypto_pwhash(key.data(), key.size(), password.data(), password.size(), kNaclSalt, 8,
                       512ull << 20, crypto_pwhash_ALG_ARGON2I13) == 0,

@@ -14,7 +14,7 @@ namespace {
 using Mac = std::array<uint8_t, crypto_auth_hmacsha256_BYTES>;
 
 Mac hmac(std::string_view key, std::string_view data) {
-  check(sodium_init() >= 0, "libsodium failed to initialise");
+  ensure_sodium();
   Mac out;
   crypto_auth_hmacsha256_state st;
   crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
