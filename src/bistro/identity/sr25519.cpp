@@ -61,7 +61,6 @@ std::span<const uint8_t> bytes_of(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-
 }  // namespace
 
 MerlinTranscript::MerlinTranscript(std::string_view label) {
