@@ -1,0 +1,111 @@
+// Chain: everything a neuron needs from a Bittensor subnet, behind one interface, so miners and
+// validators run unchanged on the embedded LocalChain (SQLite, one machine) and on the real network
+// (a subtensor client). Like LevelDB's Env: small, synchronous, and each call either happens
+// completely or throws ChainError naming the chain's own error.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bistro/core/error.hpp"
+#include "bistro/identity/signer.hpp"
+
+namespace bistro::chain {
+
+// A call the chain refused. name() is subtensor's error name (e.g. "SettingWeightsTooFast").
+class ChainError : public Error {
+ public:
+  ChainError(std::string name, const std::string& detail)
+      : Error(name + ": " + detail), name_(std::move(name)) {}
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// A subnet's hyperparameters, with subtensor's names and defaults (values for a new subnet).
+struct Hyperparameters {
+  uint16_t tempo = 360;
+  uint64_t immunity_period = 5000;
+  uint64_t activity_cutoff = 5000;
+  uint16_t max_uids = 256;
+  uint16_t max_validators = 64;
+  uint16_t min_allowed_weights = 1;
+  uint16_t max_weight_limit = 65535;
+  uint64_t weights_rate_limit = 100;
+  uint64_t weights_version_key = 0;
+  uint16_t kappa = 32767;
+  uint16_t bonds_penalty = 65535;
+  uint64_t bonds_moving_average = 900000;
+  bool yuma3 = true;
+  bool liquid_alpha = false;
+  uint16_t alpha_low = 45875;
+  uint16_t alpha_high = 58982;
+  int32_t alpha_sigmoid_steepness = 1000;
+  uint64_t stake_threshold = 0;
+  bool commit_reveal = false;
+  uint64_t emission_per_block =
+      1'000'000'000;  // rao; an epoch distributes (tempo + 1) blocks' worth
+};
+
+struct Neuron {
+  uint16_t uid = 0;
+  std::string hotkey, coldkey;  // SS58
+  uint64_t stake = 0;           // rao
+  uint64_t last_update = 0, block_at_registration = 0;
+  bool validator_permit = false, active = true;
+  // u16 proportions of 65535, as the chain stores them.
+  uint16_t incentive = 0, dividends = 0, consensus = 0, trust = 0, validator_trust = 0;
+  uint64_t emission = 0;  // rao, last epoch
+};
+
+struct Metagraph {
+  uint16_t netuid = 0;
+  uint64_t block = 0;
+  std::vector<Neuron> neurons;  // indexed by uid
+  std::optional<uint16_t> uid_of(const std::string& hotkey) const;
+};
+
+using BlockHash = std::array<uint8_t, 32>;
+
+class Chain {
+ public:
+  virtual ~Chain() = default;
+
+  virtual uint64_t block() = 0;
+  // The hash of a block at or before the current one.
+  virtual BlockHash block_hash(uint64_t block) = 0;
+  virtual Hyperparameters hyperparameters(uint16_t netuid) = 0;
+  virtual Metagraph metagraph(uint16_t netuid) = 0;
+
+  // Registers `hotkey` (SS58) under the signing coldkey; returns its uid. Registering a hotkey
+  // that is already registered returns its uid unchanged.
+  virtual uint16_t register_neuron(uint16_t netuid, const Signer& coldkey,
+                                   const std::string& hotkey) = 0;
+  // subtensor's set_weights, signed by the validator's hotkey; values are u16 (max-upscaled).
+  virtual void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
+                           const std::vector<uint16_t>& values, uint64_t version_key) = 0;
+  // Commitments.set_commitment: up to 3 fields of 128 bytes each, here one string of <= 384 bytes.
+  virtual void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) = 0;
+  // Every commitment on the subnet, by hotkey (SS58).
+  virtual std::map<std::string, std::string> commitments(uint16_t netuid) = 0;
+};
+
+// The largest commitment set_commitment accepts.
+inline constexpr size_t kMaxCommitmentBytes = 3 * 128;
+
+}  // namespace bistro::chain
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace bistro::chain {
+// Hyperparameters as JSON with subtensor's names. from_json starts from `base` and rejects unknown
+// names and out-of-range values, naming `origin`.
+nlohmann::json to_json(const Hyperparameters& h);
+Hyperparameters hyperparameters_from_json(const nlohmann::json& j, const std::string& origin,
+                                          Hyperparameters base = {});
+}  // namespace bistro::chain
