@@ -55,5 +55,18 @@ sig=$("$bistro" wallet sign --wallet.path "$tmp/w" --wallet.name c --wallet.hotk
 expect_error "checksum mismatch" wallet verify --address 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ --message hi --signature "$sig"
 expect_error "not a BIP39 English word" wallet regen --wallet.path "$tmp/w" --wallet.name d --mnemonic "not a real phrase at all here ok fine twelve words now"
 
+# Chain: a local chain end to end from the CLI; subtensor's error names on refusal.
+chain="$tmp/chain.db"
+"$bistro" chain init --subtensor.network "$chain" --block-time 60 --tempo 2 >/dev/null || { echo "FAIL: chain init"; fails=$((fails + 1)); }
+expect_error "already exists" chain init --subtensor.network "$chain"
+"$bistro" chain register --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h >/dev/null || { echo "FAIL: chain register"; fails=$((fails + 1)); }
+expect_error "NeuronNoValidatorPermit" chain weights --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --uids 0,5 --weights 1,1
+expect_error "SubnetNotExists" chain metagraph --subtensor.network "$chain" --netuid 7
+expect_error "TooManyFieldsInCommitmentInfo" chain commit --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --data "$(head -c 400 /dev/zero | tr '\0' x)"
+"$bistro" chain metagraph --subtensor.network "$chain" | grep -q "1 neurons" || { echo "FAIL: chain metagraph"; fails=$((fails + 1)); }
+head -c 3000 /dev/urandom > "$tmp/corrupt.db"
+expect_error "corrupt.db" chain status --subtensor.network "$tmp/corrupt.db"
+expect_error "unknown hyperparameter 'tempoo'" chain init --subtensor.network "$tmp/c2.db" --hparams <(echo '{"tempoo": 3}')
+
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"

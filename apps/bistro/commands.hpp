@@ -9,6 +9,7 @@
 
 #include <vector>
 #include "bistro/data/local_dataset.hpp"
+#include "bistro/identity/signer.hpp"
 
 namespace bistro::cli {
 
@@ -20,6 +21,12 @@ struct Command {
 std::vector<Command> add_data_commands(CLI::App& app);
 std::vector<Command> add_bucket_commands(CLI::App& app);
 std::vector<Command> add_wallet_commands(CLI::App& app);
+std::vector<Command> add_chain_commands(CLI::App& app);
+
+// A wallet's hotkey (or coldkey) as a Signer. An encrypted coldkey's password comes from
+// $BISTRO_WALLET_PASSWORD or the terminal.
+std::unique_ptr<Signer> wallet_signer(const std::string& wallet_path, const std::string& name,
+                                      const std::string& hotkey, bool coldkey);
 
 // The dataset to read: "hf:ORG/NAME" (the Hugging Face datasets-server; endpoint from
 // $BISTRO_HF_ENDPOINT, pages cached under $BISTRO_HOME/cache/hf), a directory, or (empty) the

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 
+#include <unistd.h>
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/core/runtime.hpp"
@@ -18,6 +19,8 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/config.hpp"
 #include "bistro/ops/bench_compress.hpp"
+
+#include "bistro/ops/bench_chain.hpp"
 #include "bistro/ops/bench_data.hpp"
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/ops/experiment_converge.hpp"
@@ -215,6 +218,13 @@ int main(int argc, char** argv) {
   bool no_peak = false;
   bench_train->add_flag("--no-peak", no_peak, "skip the sgemm peak measurement");
 
+  int bench_chain_uids = 256, bench_chain_validators = 64, bench_chain_procs = 8;
+  double bench_chain_seconds = 5;
+  auto* bench_chain = bench_cmd->add_subcommand("chain", "Yuma epoch time; local chain writes");
+  bench_chain->add_option("--uids", bench_chain_uids, "subnet size");
+  bench_chain->add_option("--validators", bench_chain_validators, "validators with dense weights");
+  bench_chain->add_option("--processes", bench_chain_procs, "concurrent writer processes");
+  bench_chain->add_option("--seconds", bench_chain_seconds, "seconds per write measurement");
   std::string bench_data_dataset;
   uint64_t bench_data_docs = 50'000;
   int64_t bench_data_seq = 2048;
@@ -277,6 +287,7 @@ int main(int argc, char** argv) {
   auto data_commands = cli::add_data_commands(app);
   for (auto& c : cli::add_bucket_commands(app)) data_commands.push_back(std::move(c));
   for (auto& c : cli::add_wallet_commands(app)) data_commands.push_back(std::move(c));
+  for (auto& c : cli::add_chain_commands(app)) data_commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);
@@ -343,6 +354,23 @@ int main(int argc, char** argv) {
       fmt::print("          sign/s    verify/s\n");
       fmt::print("sr25519 {:8.0f} {:11.0f}\n", sr_sign, sr_verify);
       fmt::print("ed25519 {:8.0f} {:11.0f}\n", ed_sign, ed_verify);
+      return 0;
+    }
+    if (*bench_chain) {
+      auto dir = std::filesystem::temp_directory_path() /
+                 ("bistro-bench-chain-" + std::to_string(getpid()));
+      auto r = run_chain_bench(dir, bench_chain_uids, bench_chain_validators, bench_chain_procs,
+                               bench_chain_seconds);
+      fmt::print("bench chain: {} uids, {} validators with dense weights\n", bench_chain_uids,
+                 bench_chain_validators);
+      fmt::print(
+          "  epoch (median of 15)  yuma3 {:.2f} ms | yuma3+liquid alpha {:.2f} ms | classic "
+          "{:.2f} ms  (goal < 50 ms)\n",
+          r.epoch_ms_yuma3, r.epoch_ms_liquid, r.epoch_ms_classic);
+      fmt::print(
+          "  SQLite chain, {} processes at once: set_weights ({} uids) {:.0f}/s, "
+          "set_commitment {:.0f}/s\n",
+          r.processes, bench_chain_uids, r.set_weights_per_s, r.commitments_per_s);
       return 0;
     }
     if (*bench_data) {

@@ -3,6 +3,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 
 #include "bistro/core/error.hpp"
@@ -33,6 +34,15 @@ std::string read_password(const std::string& prompt) {
   return pw;
 }
 
+std::string read_file_prefix(const fs::path& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), "wallet: cannot read {}", path.string());
+  std::string head(n, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head;
+}
+
 struct WalletArgs {
   std::string path, name = "default", hotkey = "default", mnemonic, seed, message, address,
                     signature, key = "hotkey";
@@ -48,6 +58,25 @@ void add_wallet_flags(CLI::App* c, WalletArgs& a) {
   c->add_option("--wallet.hotkey", a.hotkey, "hotkey name");
 }
 }  // namespace
+
+std::unique_ptr<Signer> wallet_signer(const std::string& wallet_path, const std::string& name,
+                                      const std::string& hotkey, bool coldkey) {
+  WalletArgs a;
+  a.path = wallet_path;
+  a.name = name;
+  a.hotkey = hotkey;
+  const auto p = a.paths();
+  Keyfile k;
+  if (coldkey) {
+    std::optional<std::string> pw;
+    const std::string head = read_file_prefix(p.coldkey(), 5);
+    if (head == "$NACL") pw = read_password("coldkey password: ");
+    k = read_keyfile(p.coldkey(), pw);
+  } else {
+    k = read_keyfile(p.hotkey_file(), std::nullopt);
+  }
+  return sr25519_signer(k.mini_secret);
+}
 
 std::vector<Command> add_wallet_commands(CLI::App& app) {
   std::vector<Command> out;
