@@ -1,0 +1,64 @@
+// bistro miner | validator | localnet: the neurons, with the standard subnet flags.
+#include <fmt/format.h>
+
+#include "bistro/neurons/localnet.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "commands.hpp"
+
+namespace bistro::cli {
+namespace {
+
+void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
+  c->add_option("--wallet.name", a.wallet_name, "wallet (coldkey) name");
+  c->add_option("--wallet.hotkey", a.wallet_hotkey, "hotkey name");
+  c->add_option("--wallet.path", a.wallet_path, "wallets directory (default ~/.bittensor/wallets)");
+  c->add_option("--subtensor.network", a.network,
+                "chain: a local chain file (file:PATH or PATH.db; default $BISTRO_HOME/chain.db)");
+  c->add_option("--netuid", a.netuid, "subnet uid");
+  c->add_option("--bucket", a.bucket, "where this neuron publishes: file:///dir or s3://bucket");
+  c->add_option("--device", a.device, "cpu (cuda builds: cuda, cuda:N)");
+  c->add_option("--hparams", a.hparams_file, "JSON file of protocol hyperparameters");
+  c->add_option("--state", a.state_dir, "state directory (default $BISTRO_HOME/<role>/<hotkey>)");
+  c->add_option("--dataset", a.dataset, "dataset directory (default: the embedded corpus)");
+  c->add_flag("--register", a.register_neuron, "register the hotkey if it is not registered");
+  c->add_option("--threads", a.threads, "CPU threads");
+  c->add_option("--start-window", a.start_window, "first window (default: the current one)");
+  c->add_option("--windows", a.windows, "stop after this many windows (default: run forever)");
+  c->add_option("--behaviour", a.behaviour, "honest | lazy | garbage (for tests)")
+      ->group("")  // hidden
+      ->check(CLI::IsMember({"honest", "lazy", "garbage"}));
+  c->add_flag_callback(
+      "--logging.debug", [&a] { a.log_level = 2; }, "debug logs");
+  c->add_flag_callback(
+      "--logging.trace", [&a] { a.log_level = 3; }, "trace logs");
+}
+
+}  // namespace
+
+std::vector<Command> add_neuron_commands(CLI::App& app) {
+  std::vector<Command> out;
+  auto a = std::make_shared<NeuronArgs>();
+  auto* miner = app.add_subcommand("miner", "train, publish slices, merge the peers' slices");
+  add_neuron_flags(miner, *a);
+  out.push_back({miner, [a] { return run_miner(*a); }});
+  auto* validator = app.add_subcommand("validator", "score miners' updates, set weights");
+  add_neuron_flags(validator, *a);
+  out.push_back({validator, [a] { return run_validator(*a); }});
+
+  auto l = std::make_shared<LocalnetOptions>();
+  auto* localnet = app.add_subcommand("localnet", "a whole subnet on this machine, one command");
+  localnet->add_option("--miners", l->miners, "miner processes");
+  localnet->add_option("--windows", l->windows, "windows to run");
+  localnet->add_option("--dir", l->dir, "run directory (default $BISTRO_HOME/localnet/<time>)");
+  localnet->add_option("--block-time", l->block_time, "seconds per block");
+  localnet->add_option("--hparams", l->hparams_file, "protocol hyperparameters (JSON)");
+  localnet->add_option("--lazy", l->lazy, "miners that never train (for comparison)");
+  localnet->add_option("--garbage", l->garbage, "miners that upload garbage");
+  localnet->add_flag("--kill-validator", l->kill_validator,
+                     "SIGKILL the validator mid-run and restart it (resilience check)");
+  localnet->add_option("--threads", l->threads, "threads per process");
+  out.push_back({localnet, [l] { return run_localnet(*l); }});
+  return out;
+}
+
+}  // namespace bistro::cli

@@ -1,0 +1,124 @@
+// The miner: every window, train on the pages the protocol assigns to (window, uid), publish the
+// slice of the weights the window's seed selects, then gather the peers' slices and merge them.
+// State (model, optimizer, last window) is checkpointed atomically after every window, so a
+// crashed miner resumes where it stopped.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "bistro/chain/open_chain.hpp"
+#include "bistro/compress/dct.hpp"
+#include "bistro/compress/slices.hpp"
+#include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/identity/wallet.hpp"
+#include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/peers.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+
+namespace bistro {
+
+int run_miner(const NeuronArgs& a) {
+  init_runtime(a.threads);
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  auto chain = chain::open_chain(a.network);
+  const auto hot = load_hotkey(a);
+  const std::string hotkey = ss58_encode(hot->public_key());
+  const std::string who = fmt::format("miner {}", hotkey.substr(0, 8));
+  auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
+
+  const uint16_t uid = ensure_registered(*chain, a, *hot);
+  check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
+  auto bucket = open_bucket(a.bucket);
+  if (chain->commitments(a.netuid)[hotkey] != a.bucket)
+    chain->set_commitment(a.netuid, *hot, a.bucket);
+  log(1, fmt::format("uid {} on subnet {}, publishing to {}", uid, a.netuid, a.bucket));
+
+  const auto state_dir = neuron_state_dir(a, "miner", hotkey);
+  const auto ckpt = state_dir / "checkpoint";
+  const LlamaConfig config = preset(h.preset);
+  Llama model(config);
+  model->init_weights(h.init_seed);
+  TrainOptions topt;
+  topt.adamw.weight_decay = h.weight_decay;
+  topt.schedule.lr = h.lr;
+  Trainer trainer(std::move(model), topt);
+  uint64_t last_window = 0;
+  if (std::filesystem::exists(ckpt / "config.json")) {
+    trainer.resume(ckpt);
+    auto st = nlohmann::json::parse(read_file(state_dir / "state.json"), nullptr, false);
+    check(st.is_object(), "{}: corrupt miner state", (state_dir / "state.json").string());
+    last_window = st.value("window", uint64_t{0});
+    log(1, fmt::format("resumed from {} at window {}", ckpt.string(), last_window));
+  }
+
+  NeuronData data(a.dataset, h);
+  const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
+  uint64_t done = 0;
+  for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
+       ++w, ++done) {
+    wait_for_block(*chain, w * h.blocks_per_window, 0.1);
+    if (window_of(chain->block(), h) > w) {
+      log(1, fmt::format("window {} already over; skipping", w));
+      continue;
+    }
+    Timer timer;
+    // Train on this window's pages.
+    auto batches = data.batches(pages(local_pages_key(w, uid), h.pages_per_window, data.configs),
+                                h.max_micro_batches);
+    timer.lap("pages");
+    double loss = NAN;
+    if (a.behaviour != "lazy") loss = trainer.step(batches).loss;
+    timer.lap("train");
+    // Publish the slice.
+    const auto hash = chain->block_hash(w * h.blocks_per_window);
+    const uint64_t key = slice_key(w, hash);
+    std::string bytes;
+    if (a.behaviour == "garbage") {
+      bytes = std::string(4096, '\0');
+      for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
+    } else {
+      Update u = slice_encode(trainer.model()->ordered_parameters(), key, h.compression);
+      u.window = w;
+      u.uid = uid;
+      u.config_hash = config_hash(config);
+      bytes = encode_update(std::move(u), *hot);
+    }
+    timer.lap("encode");
+    bucket->put(update_key(w, uid, hotkey), bytes);
+    timer.lap("upload");
+    // Gather the peers' slices once the window is over, and merge.
+    wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
+    GatherStats gs;
+    auto updates = gather_updates(*chain, a.netuid, h, config, w, {}, &gs);
+    timer.lap("gather");
+    if (a.behaviour != "lazy" && !updates.empty()) {
+      std::vector<PeerUpdate> peers;
+      for (auto& [peer_uid, u] : updates) peers.push_back({peer_uid, &u});
+      slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
+    }
+    timer.lap("merge");
+    save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());
+    write_file_atomic(state_dir / "state.json", nlohmann::json{{"window", w}}.dump());
+    timer.lap("checkpoint");
+    nlohmann::json line = {
+        {"window", w},
+        {"uid", uid},
+        {"loss", loss},
+        {"tokens", static_cast<int64_t>(batches.size()) * h.batch_rows * h.seq_len},
+        {"bytes_up", bytes.size()},
+        {"bytes_down", gs.bytes},
+        {"peers", updates.size()},
+        {"rejected", gs.rejected},
+        {"seconds", timer.laps()}};
+    append_line(state_dir / "metrics.jsonl", line.dump());
+    log(1, fmt::format("window {}: loss {:.4f}, merged {} peers ({} rejected), {:.1f}s", w, loss,
+                       updates.size(), gs.rejected.size(), timer.total()));
+  }
+  return 0;
+}
+
+}  // namespace bistro

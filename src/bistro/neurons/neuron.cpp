@@ -1,0 +1,132 @@
+#include "bistro/neurons/neuron.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bistro/core/files.hpp"
+#include "bistro/data/corpus.hpp"
+#include "bistro/identity/ss58.hpp"
+
+namespace bistro {
+namespace {
+template <typename F>
+void each_hparam(NeuronHparams& h, F&& f) {
+  f("preset", h.preset);
+  f("init_seed", h.init_seed);
+  f("blocks_per_window", h.blocks_per_window);
+  f("pages_per_window", h.pages_per_window);
+  f("eval_pages", h.eval_pages);
+  f("batch_rows", h.batch_rows);
+  f("seq_len", h.seq_len);
+  f("max_micro_batches", h.max_micro_batches);
+  f("lr", h.lr);
+  f("weight_decay", h.weight_decay);
+  f("compression", h.compression);
+  f("score_ema", h.score_ema);
+  f("temperature", h.temperature);
+  f("weights_interval", h.weights_interval);
+  f("grace_blocks", h.grace_blocks);
+}
+}  // namespace
+
+nlohmann::json to_json(const NeuronHparams& h) {
+  nlohmann::json j;
+  NeuronHparams c = h;
+  each_hparam(c, [&](const char* name, auto& v) { j[name] = v; });
+  return j;
+}
+
+NeuronHparams load_hparams(const std::filesystem::path& file) {
+  NeuronHparams h;
+  if (file.empty()) return h;
+  auto j = nlohmann::json::parse(read_file(file), nullptr, false);
+  check(j.is_object(), "{}: hparams must be a JSON object", file.string());
+  for (auto& [key, value] : j.items()) {
+    bool found = false;
+    each_hparam(h, [&](const char* name, auto& v) {
+      if (key != name) return;
+      found = true;
+      using T = std::decay_t<decltype(v)>;
+      try {
+        if constexpr (std::is_unsigned_v<T>) check(value.is_number_unsigned(), "not unsigned");
+        v = value.get<T>();
+      } catch (const std::exception&) {
+        fail("{}: {} has the wrong type", file.string(), key);
+      }
+    });
+    check(found, "{}: unknown hparam '{}'", file.string(), key);
+  }
+  check(h.blocks_per_window > 0, "{}: blocks_per_window must be positive", file.string());
+  check(h.compression > 0 && h.batch_rows > 0 && h.seq_len > 1 && h.max_micro_batches > 0,
+        "{}: compression, batch_rows, seq_len and max_micro_batches must be positive",
+        file.string());
+  check(h.score_ema >= 0 && h.score_ema < 1, "{}: score_ema must be in [0, 1)", file.string());
+  return h;
+}
+
+uint64_t window_of(uint64_t block, const NeuronHparams& h) {
+  return block / h.blocks_per_window;
+}
+
+std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58) {
+  return fmt::format("updates/{:010}/{}-{}.safetensors", window, uid, hotkey_ss58);
+}
+
+NeuronData::NeuronData(const std::string& dataset_dir, const NeuronHparams& h)
+    : dataset([&] {
+        if (!dataset_dir.empty()) return LocalDataset(dataset_dir);
+        build_default_corpus(default_corpus_dir(), {}, false);
+        return LocalDataset(default_corpus_dir());
+      }()),
+      tokenizer(default_tokenizer_path()) {
+  configs = dataset.configs();
+  options.batch_rows = h.batch_rows;
+  options.seq_len = h.seq_len;
+  options.layout = BatchLayout::Packed;
+}
+
+std::vector<Batch> NeuronData::batches(const std::vector<Page>& pages, int64_t max_batches) {
+  std::vector<Batch> out;
+  for (const auto& tb : page_batches(dataset, tokenizer, pages, options)) {
+    if (max_batches > 0 && static_cast<int64_t>(out.size()) >= max_batches) break;
+    out.push_back(to_batch(tb, torch::kCPU));
+  }
+  return out;
+}
+
+double mean_loss(Llama& model, const std::vector<Batch>& batches) {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  for (const auto& b : batches) sum += model->loss(b.inputs, b.targets).item<double>();
+  return batches.empty() ? 0.0 : sum / static_cast<double>(batches.size());
+}
+
+UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,
+                                     uint64_t window, uint16_t uid, const std::string& hotkey) {
+  UpdateExpectation e;
+  e.codec = "slice";
+  e.k = h.compression;
+  e.window = window;
+  e.uid = uid;
+  e.hotkey = to_hex(ss58_decode(hotkey));
+  e.config_hash = config_hash(config);
+  e.params = parameter_specs(config);
+  return e;
+}
+
+void neuron_log(int level, int threshold, const std::string& who, const std::string& message) {
+  if (level > threshold) return;
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  fmt::print(stderr, "{}.{:03} {} {}\n", secs / 1000, secs % 1000, who, message);
+}
+
+void wait_for_block(chain::Chain& chain, uint64_t block, double poll_seconds) {
+  while (chain.block() < block)
+    std::this_thread::sleep_for(std::chrono::duration<double>(poll_seconds));
+}
+
+}  // namespace bistro

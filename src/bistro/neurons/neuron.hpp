@@ -1,0 +1,92 @@
+// What miners and validators share: their hyperparameters (templar's hparams file), the window
+// clock, the object keys of updates, and the data and model every node builds identically.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bistro/chain/chain.hpp"
+#include "bistro/compress/update.hpp"
+#include "bistro/data/local_dataset.hpp"
+#include "bistro/data/page_batches.hpp"
+#include "bistro/data/tokenizer.hpp"
+#include "bistro/model/llama.hpp"
+#include "bistro/train/trainer.hpp"
+
+namespace bistro {
+
+// The protocol's knobs; every node of a subnet must use the same values (a JSON file with these
+// names; unknown names are refused).
+struct NeuronHparams {
+  std::string preset = "tiny";
+  uint64_t init_seed = 42;
+  uint64_t blocks_per_window = 5;
+  uint64_t pages_per_window = 1;  // the miner's local pages per window
+  uint64_t eval_pages = 1;        // the validator's random global pages per window
+  int64_t batch_rows = 8;
+  int64_t seq_len = 128;
+  int64_t max_micro_batches = 2;  // per window, per miner (bounds a window's work on a CPU)
+  double lr = 2e-3;
+  double weight_decay = 0.1;
+  int64_t compression = 300;    // slices: max(1, numel / compression) values per tensor
+  double score_ema = 0.6;       // weight of the old value in the score EMAs
+  double temperature = 1000.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
+  uint64_t weights_interval = 1;  // windows between set_weights
+  uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
+};
+NeuronHparams load_hparams(const std::filesystem::path& file);  // empty path: defaults
+nlohmann::json to_json(const NeuronHparams& h);
+
+// How the standard subnet flags and bistro's own options reach a neuron.
+struct NeuronArgs {
+  std::string network;  // --subtensor.network
+  uint16_t netuid = 1;
+  std::string wallet_path, wallet_name = "default", wallet_hotkey = "default";
+  std::string bucket;  // --bucket: where this neuron publishes (file:///dir or s3://bucket)
+  std::string device = "cpu";
+  std::string state_dir;  // checkpoints, scores, metrics (default $BISTRO_HOME/<role>/<hotkey>)
+  std::string hparams_file;
+  std::string dataset;  // empty: the embedded corpus
+  bool register_neuron = false;
+  int threads = 1;
+  uint64_t start_window = 0;         // 0: the current window
+  uint64_t windows = 0;              // 0: run forever
+  std::string behaviour = "honest";  // tests: honest | lazy (never trains) | garbage (random bytes)
+  int log_level = 1;                 // 0 quiet, 1 info, 2 debug, 3 trace
+};
+
+uint64_t window_of(uint64_t block, const NeuronHparams& h);
+// Where a miner's update for a window lives in its bucket (docs/protocol.md).
+std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58);
+
+// The data every node rebuilds from public inputs.
+struct NeuronData {
+  LocalDataset dataset;
+  Tokenizer tokenizer;
+  std::vector<ConfigInfo> configs;
+  PageBatchOptions options;
+  NeuronData(const std::string& dataset_dir, const NeuronHparams& h);
+  // Micro-batches of the given pages (at most `max_batches`; 0 = all).
+  std::vector<Batch> batches(const std::vector<Page>& pages, int64_t max_batches);
+};
+
+double mean_loss(Llama& model, const std::vector<Batch>& batches);
+
+// The update expectation for a peer: codec, window, uid, hotkey and model as the protocol says.
+UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,
+                                     uint64_t window, uint16_t uid, const std::string& hotkey_ss58);
+
+// A line-oriented log to stderr with the neuron's name, filtered by level.
+void neuron_log(int level, int threshold, const std::string& who, const std::string& message);
+
+// Waits until the chain reaches `block`, polling at a fraction of the block time.
+void wait_for_block(chain::Chain& chain, uint64_t block, double block_seconds);
+
+int run_miner(const NeuronArgs& args);
+int run_validator(const NeuronArgs& args);
+
+}  // namespace bistro

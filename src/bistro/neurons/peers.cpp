@@ -1,0 +1,146 @@
+#include "bistro/neurons/peers.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "bistro/identity/ss58.hpp"
+#include "bistro/identity/wallet.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+
+namespace bistro {
+namespace {
+WalletPaths wallet(const NeuronArgs& a) {
+  return {a.wallet_path.empty() ? default_wallet_root() : std::filesystem::path(a.wallet_path),
+          a.wallet_name, a.wallet_hotkey};
+}
+}  // namespace
+
+std::unique_ptr<Signer> load_hotkey(const NeuronArgs& a) {
+  return sr25519_signer(read_keyfile(wallet(a).hotkey_file(), std::nullopt).mini_secret);
+}
+
+std::unique_ptr<Signer> load_coldkey(const NeuronArgs& a) {
+  std::optional<std::string> pw;
+  if (const char* env = std::getenv("BISTRO_WALLET_PASSWORD")) pw = env;
+  return sr25519_signer(read_keyfile(wallet(a).coldkey(), pw).mini_secret);
+}
+
+uint16_t ensure_registered(chain::Chain& chain, const NeuronArgs& a, const Signer& hotkey) {
+  const std::string hk = ss58_encode(hotkey.public_key());
+  if (auto uid = chain.metagraph(a.netuid).uid_of(hk)) return *uid;
+  check(a.register_neuron,
+        "hotkey {} is not registered on subnet {} (pass --register to register it with the "
+        "wallet's coldkey)",
+        hk, a.netuid);
+  return chain.register_neuron(a.netuid, *load_coldkey(a), hk);
+}
+
+std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& role,
+                                       const std::string& hotkey) {
+  std::filesystem::path dir;
+  if (!a.state_dir.empty()) {
+    dir = a.state_dir;
+  } else {
+    const char* home = std::getenv("BISTRO_HOME");
+    const char* user = std::getenv("HOME");
+    std::filesystem::path base = home ? home : std::filesystem::path(user ? user : ".") / ".bistro";
+    dir = base / role / hotkey;
+  }
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
+                                          const NeuronHparams& h, const LlamaConfig& config,
+                                          uint64_t window, const std::vector<uint16_t>& skip,
+                                          GatherStats* stats) {
+  auto start = std::chrono::steady_clock::now();
+  const chain::Metagraph m = chain.metagraph(netuid);
+  const auto commits = chain.commitments(netuid);
+  struct Job {
+    uint16_t uid;
+    std::string hotkey, bucket;
+  };
+  std::vector<Job> jobs;
+  for (const auto& n : m.neurons) {
+    if (std::find(skip.begin(), skip.end(), n.uid) != skip.end()) continue;
+    auto it = commits.find(n.hotkey);
+    if (it == commits.end()) continue;  // not a miner (no bucket)
+    jobs.push_back({n.uid, n.hotkey, it->second});
+  }
+  struct Result {
+    std::optional<Update> update;
+    std::string reason;
+    uint64_t bytes = 0;
+  };
+  auto fetch = [&](const Job& j) -> Result {
+    Result r;
+    std::string bytes;
+    try {
+      bytes = open_bucket(j.bucket)->get(update_key(window, j.uid, j.hotkey));
+    } catch (const NotFound&) {
+      r.reason = "missing";
+      return r;
+    } catch (const std::exception& e) {
+      r.reason = fmt::format("unreachable bucket: {}", e.what());
+      return r;
+    }
+    r.bytes = bytes.size();
+    try {
+      r.update = decode_update(bytes, update_expectation(h, config, window, j.uid, j.hotkey),
+                               fmt::format("uid {} window {}", j.uid, window));
+    } catch (const UpdateError& e) {
+      r.reason = e.what();
+    } catch (const std::exception& e) {
+      r.reason = fmt::format("Malformed: {}", e.what());
+    }
+    return r;
+  };
+  std::map<uint16_t, Update> out;
+  constexpr size_t kInFlight = 8;
+  for (size_t i = 0; i < jobs.size(); i += kInFlight) {
+    std::vector<std::future<Result>> futures;
+    for (size_t k = i; k < std::min(jobs.size(), i + kInFlight); ++k)
+      futures.push_back(std::async(std::launch::async, fetch, jobs[k]));
+    for (size_t k = 0; k < futures.size(); ++k) {
+      Result r = futures[k].get();
+      const uint16_t uid = jobs[i + k].uid;
+      if (stats) stats->bytes += r.bytes;
+      if (r.update)
+        out.emplace(uid, std::move(*r.update));
+      else if (stats)
+        stats->rejected[uid] = r.reason;
+    }
+  }
+  if (stats)
+    stats->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+void append_line(const std::filesystem::path& file, const std::string& line) {
+  std::ofstream out(file, std::ios::app);
+  check(out.good(), "cannot append to {}", file.string());
+  out << line << '\n';
+}
+
+void Timer::lap(const std::string& name) {
+  auto now = std::chrono::steady_clock::now();
+  laps_.emplace_back(name, std::chrono::duration<double>(now - last_).count());
+  last_ = now;
+}
+
+nlohmann::json Timer::laps() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (auto& [n, s] : laps_) j[n] = s;
+  return j;
+}
+
+double Timer::total() const {
+  return std::chrono::duration<double>(last_ - start_).count();
+}
+
+}  // namespace bistro

@@ -1,0 +1,47 @@
+// The parts of a neuron that talk to peers and to the operator: keys from the wallet, registration,
+// gathering the peers' updates for a window (in parallel, each verified; a bad peer is skipped and
+// its reason recorded), and small helpers for state and metrics.
+#pragma once
+
+#include <chrono>
+#include <map>
+
+#include "bistro/neurons/neuron.hpp"
+
+namespace bistro {
+
+std::unique_ptr<Signer> load_hotkey(const NeuronArgs& a);
+std::unique_ptr<Signer> load_coldkey(const NeuronArgs& a);
+// The hotkey's uid; registers with the coldkey when --register was given, else fails clearly.
+uint16_t ensure_registered(chain::Chain& chain, const NeuronArgs& a, const Signer& hotkey);
+std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& role,
+                                       const std::string& hotkey);
+
+struct GatherStats {
+  uint64_t bytes = 0;
+  std::map<uint16_t, std::string> rejected;  // uid -> reason (missing, malformed, bad signature...)
+  double seconds = 0;
+};
+// Every committed peer's verified update for `window`, by uid (ascending). `skip`: uids not to
+// fetch. At most 8 downloads in flight.
+std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
+                                          const NeuronHparams& h, const LlamaConfig& config,
+                                          uint64_t window, const std::vector<uint16_t>& skip,
+                                          GatherStats* stats);
+
+// Appends one line (with a newline) to a file, creating it.
+void append_line(const std::filesystem::path& file, const std::string& line);
+
+// Wall-clock laps for the per-window time split.
+class Timer {
+ public:
+  void lap(const std::string& name);
+  nlohmann::json laps() const;
+  double total() const;
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
+  std::vector<std::pair<std::string, double>> laps_;
+};
+
+}  // namespace bistro

@@ -1,0 +1,226 @@
+// The validator: once a window's upload deadline has passed, fetch every miner's update, verify
+// it, and score it by how much it lowers the master model's loss on the miner's own pages and on
+// random global pages (BISTRO's loss-delta rule); keep EMAs, set weights from a softmax of the
+// scores, merge the accepted updates into the master and republish the master when its global
+// loss improves. Scores, EMAs and the master survive a restart (written atomically every window).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "bistro/chain/open_chain.hpp"
+#include "bistro/chain/weights.hpp"
+#include "bistro/compress/dct.hpp"
+#include "bistro/compress/slices.hpp"
+#include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/peers.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+
+namespace bistro {
+namespace {
+
+// Writes the miner's slice values into the model and returns what they replaced.
+std::vector<torch::Tensor> apply_slice(Llama& model, const Update& u, uint64_t key,
+                                       int64_t compression) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> saved;
+  auto params = model->ordered_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto flat = params[i].second.view(-1);
+    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
+                               static_cast<uint64_t>(compression));
+    auto index =
+        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
+    saved.push_back(flat.index_select(0, index));
+    auto values =
+        torch::from_blob(const_cast<float*>(u.tensors[i].val.data()),
+                         {static_cast<int64_t>(u.tensors[i].val.size())}, torch::kFloat32);
+    flat.index_copy_(0, index, values);
+  }
+  return saved;
+}
+
+void restore_slice(Llama& model, const std::vector<torch::Tensor>& saved, uint64_t key,
+                   int64_t compression) {
+  torch::NoGradGuard no_grad;
+  auto params = model->ordered_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto flat = params[i].second.view(-1);
+    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
+                               static_cast<uint64_t>(compression));
+    auto index =
+        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
+    flat.index_copy_(0, index, saved[i]);
+  }
+}
+
+struct Score {
+  double local = 0, global = 0;  // EMAs of the loss improvement
+  double score() const { return 0.5 * local + 0.5 * global; }
+};
+
+}  // namespace
+
+int run_validator(const NeuronArgs& a) {
+  init_runtime(a.threads);
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  auto chain = chain::open_chain(a.network);
+  const auto hot = load_hotkey(a);
+  const std::string hotkey = ss58_encode(hot->public_key());
+  const std::string who = fmt::format("validator {}", hotkey.substr(0, 8));
+  auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
+  const uint16_t my_uid = ensure_registered(*chain, a, *hot);
+  std::unique_ptr<Bucket> bucket;
+  if (!a.bucket.empty()) {
+    bucket = open_bucket(a.bucket);
+    if (chain->commitments(a.netuid)[hotkey] != "master:" + a.bucket)
+      chain->set_commitment(a.netuid, *hot, "master:" + a.bucket);
+  }
+
+  const auto state_dir = neuron_state_dir(a, "validator", hotkey);
+  const auto master_dir = state_dir / "master";
+  const LlamaConfig config = preset(h.preset);
+  Llama master(config);
+  master->init_weights(h.init_seed);
+  std::map<std::string, Score> scores;  // by hotkey: a replaced uid starts from zero
+  uint64_t last_window = 0;
+  double best_global = INFINITY;
+  if (std::filesystem::exists(state_dir / "state.json")) {
+    auto st = nlohmann::json::parse(read_file(state_dir / "state.json"), nullptr, false);
+    check(st.is_object(), "{}: corrupt validator state", (state_dir / "state.json").string());
+    last_window = st.value("window", uint64_t{0});
+    best_global = st.value("best_global", INFINITY);
+    for (auto& [hk, s] : st["scores"].items())
+      scores[hk] = {s.value("local", 0.0), s.value("global", 0.0)};
+    if (std::filesystem::exists(master_dir / "config.json"))
+      master = load_model(master_dir, torch::kCPU);
+    log(1, fmt::format("resumed at window {} with {} scores", last_window, scores.size()));
+  }
+
+  NeuronData data(a.dataset, h);
+  const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
+  uint64_t done = 0;
+  for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
+       ++w, ++done) {
+    wait_for_block(*chain, (w + 1) * h.blocks_per_window + h.grace_blocks, 0.1);
+    Timer timer;
+    const auto hash = chain->block_hash(w * h.blocks_per_window);
+    const uint64_t key = slice_key(w, hash);
+    GatherStats gs;
+    auto updates = gather_updates(*chain, a.netuid, h, config, w, {my_uid}, &gs);
+    timer.lap("gather");
+    for (auto& [uid, reason] : gs.rejected)
+      log(1, fmt::format("window {}: uid {} scores 0: {}", w, uid, reason));
+
+    auto global = data.batches(pages(global_pages_key(w, hash), h.eval_pages, data.configs), 0);
+    const double base_global = mean_loss(master, global);
+    const chain::Metagraph m = chain->metagraph(a.netuid);
+    const auto commits = chain->commitments(a.netuid);
+    nlohmann::json miners = nlohmann::json::object();
+    auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
+    for (const auto& n : m.neurons) {
+      auto c = commits.find(n.hotkey);
+      if (n.uid == my_uid || c == commits.end() || c->second.rfind("master:", 0) == 0) continue;
+      double d_local = 0, d_global = 0;
+      std::string status = "ok";
+      if (auto it = updates.find(n.uid); it != updates.end()) {
+        auto local =
+            data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
+                         h.max_micro_batches);
+        const double before_local = mean_loss(master, local);
+        auto saved = apply_slice(master, it->second, key, h.compression);
+        const double after_local = mean_loss(master, local);
+        const double after_global = mean_loss(master, global);
+        restore_slice(master, saved, key, h.compression);
+        d_local = before_local - after_local;
+        d_global = base_global - after_global;
+        if (!std::isfinite(d_local) || !std::isfinite(d_global))
+          d_local = d_global = 0, status = "NonFinite loss";
+      } else {
+        auto r = gs.rejected.find(n.uid);
+        status = r == gs.rejected.end() ? "missing" : r->second;
+      }
+      Score& s = scores[n.hotkey];
+      s.local = ema(s.local, d_local);
+      s.global = ema(s.global, d_global);
+      miners[std::to_string(n.uid)] = {{"hotkey", n.hotkey},
+                                       {"local", d_local},
+                                       {"global", d_global},
+                                       {"score", s.score()},
+                                       {"status", status}};
+    }
+    timer.lap("score");
+
+    // The master takes the window's accepted updates (mean per slice position).
+    if (!updates.empty()) {
+      std::vector<PeerUpdate> peers;
+      for (auto& [uid, u] : updates) peers.push_back({uid, &u});
+      slice_merge(master->ordered_parameters(), peers, key, h.compression);
+    }
+    const double master_global = mean_loss(master, global);
+    timer.lap("merge");
+
+    // Weights: softmax of the scores of the miners seen this window.
+    std::vector<double> weights(m.neurons.size(), 0.0);
+    double top = -INFINITY, total = 0;
+    for (auto& [uid, j] : miners.items())
+      top = std::max(top, j["score"].get<double>() * h.temperature);
+    for (auto& [uid, j] : miners.items()) {
+      double e = std::exp(j["score"].get<double>() * h.temperature - top);
+      weights[std::stoul(uid)] = e;
+      total += e;
+    }
+    for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
+    std::string weights_status = "not due";
+    if (!miners.empty() && (w - first) % h.weights_interval == 0) {
+      auto wv = chain::weights_from_scores(weights);
+      try {
+        chain->set_weights(a.netuid, *hot, wv.uids, wv.values,
+                           chain->hyperparameters(a.netuid).weights_version_key);
+        weights_status = "set";
+      } catch (const chain::ChainError& e) {
+        weights_status = e.name();
+        log(1, fmt::format("window {}: set_weights refused: {}", w, e.what()));
+      }
+    }
+    timer.lap("weights");
+
+    // Persist: master (dir swap), then the state that names the window (atomic rename).
+    save_checkpoint(master_dir, master);
+    bool published = false;
+    if (master_global < best_global) {
+      best_global = master_global;
+      if (bucket) {
+        bucket->put("master/config.json", read_file(master_dir / "config.json"));
+        bucket->put("master/model.safetensors", read_file(master_dir / "model.safetensors"));
+        published = true;
+      }
+    }
+    nlohmann::json st = {
+        {"window", w}, {"best_global", best_global}, {"scores", nlohmann::json::object()}};
+    for (auto& [hk, s] : scores) st["scores"][hk] = {{"local", s.local}, {"global", s.global}};
+    write_file_atomic(state_dir / "state.json", st.dump());
+    timer.lap("persist");
+    nlohmann::json line = {{"window", w},
+                           {"block", chain->block()},
+                           {"master_loss", master_global},
+                           {"base_loss", base_global},
+                           {"accepted", updates.size()},
+                           {"bytes_down", gs.bytes},
+                           {"weights", weights_status},
+                           {"published", published},
+                           {"miners", miners},
+                           {"seconds", timer.laps()}};
+    append_line(state_dir / "metrics.jsonl", line.dump());
+    log(1,
+        fmt::format("window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
+                    base_global, master_global, updates.size(), weights_status, timer.total()));
+  }
+  return 0;
+}
+
+}  // namespace bistro
