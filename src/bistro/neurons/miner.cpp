@@ -53,6 +53,20 @@ int run_miner(const NeuronArgs& a) {
     check(st.is_object(), "{}: corrupt miner state", (state_dir / "state.json").string());
     last_window = st.value("window", uint64_t{0});
     log(1, fmt::format("resumed from {} at window {}", ckpt.string(), last_window));
+  } else if (auto master = master_bucket(*chain, a.netuid)) {
+    // A new miner starts from the validator's latest master rather than from the init.
+    try {
+      auto mb = open_bucket(*master);
+      const auto file = state_dir / "master.safetensors";
+      write_file_atomic(file, mb->get("master/model.safetensors"));
+      load_weights(trainer.model(), file);
+      log(1, fmt::format("caught up from the master in {}", *master));
+    } catch (const NotFound&) {
+      log(2, "no master published yet; starting from the shared init");
+    } catch (const std::exception& e) {
+      log(1, fmt::format("cannot use the master in {}: {}; starting from the shared init", *master,
+                         e.what()));
+    }
   }
 
   NeuronData data(a.dataset, h);
@@ -92,6 +106,7 @@ int run_miner(const NeuronArgs& a) {
     timer.lap("upload");
     // Gather the peers' slices once the window is over, and merge.
     wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
+    timer.lap("wait");
     GatherStats gs;
     auto updates = gather_updates(*chain, a.netuid, h, config, w, {}, &gs);
     timer.lap("gather");
@@ -113,7 +128,8 @@ int run_miner(const NeuronArgs& a) {
         {"bytes_down", gs.bytes},
         {"peers", updates.size()},
         {"rejected", gs.rejected},
-        {"seconds", timer.laps()}};
+        {"seconds", timer.laps()},
+        {"verify_seconds", gs.verify_seconds}};
     append_line(state_dir / "metrics.jsonl", line.dump());
     log(1, fmt::format("window {}: loss {:.4f}, merged {} peers ({} rejected), {:.1f}s", w, loss,
                        updates.size(), gs.rejected.size(), timer.total()));

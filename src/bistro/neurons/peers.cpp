@@ -68,13 +68,15 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
   for (const auto& n : m.neurons) {
     if (std::find(skip.begin(), skip.end(), n.uid) != skip.end()) continue;
     auto it = commits.find(n.hotkey);
-    if (it == commits.end()) continue;  // not a miner (no bucket)
+    if (it == commits.end()) continue;                  // not a miner (no bucket)
+    if (it->second.rfind("master:", 0) == 0) continue;  // a validator's master bucket
     jobs.push_back({n.uid, n.hotkey, it->second});
   }
   struct Result {
     std::optional<Update> update;
     std::string reason;
     uint64_t bytes = 0;
+    double verify = 0;
   };
   auto fetch = [&](const Job& j) -> Result {
     Result r;
@@ -89,6 +91,14 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
       return r;
     }
     r.bytes = bytes.size();
+    auto verify_start = std::chrono::steady_clock::now();
+    struct Lap {
+      Result& r;
+      std::chrono::steady_clock::time_point t;
+      ~Lap() {
+        r.verify = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      }
+    } lap{r, verify_start};
     try {
       r.update = decode_update(bytes, update_expectation(h, config, window, j.uid, j.hotkey),
                                fmt::format("uid {} window {}", j.uid, window));
@@ -108,7 +118,7 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
     for (size_t k = 0; k < futures.size(); ++k) {
       Result r = futures[k].get();
       const uint16_t uid = jobs[i + k].uid;
-      if (stats) stats->bytes += r.bytes;
+      if (stats) stats->bytes += r.bytes, stats->verify_seconds += r.verify;
       if (r.update)
         out.emplace(uid, std::move(*r.update));
       else if (stats)
@@ -119,6 +129,20 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
     stats->seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid) {
+  const chain::Metagraph m = chain.metagraph(netuid);
+  const auto commits = chain.commitments(netuid);
+  // The staked validator with the most stake publishes the master everyone catches up from.
+  const chain::Neuron* best = nullptr;
+  for (const auto& n : m.neurons) {
+    auto it = commits.find(n.hotkey);
+    if (it == commits.end() || it->second.rfind("master:", 0) != 0) continue;
+    if (!best || n.stake > best->stake) best = &n;
+  }
+  if (!best) return std::nullopt;
+  return commits.at(best->hotkey).substr(7);
 }
 
 void append_line(const std::filesystem::path& file, const std::string& line) {

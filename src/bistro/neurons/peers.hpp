@@ -20,7 +20,8 @@ std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& r
 struct GatherStats {
   uint64_t bytes = 0;
   std::map<uint16_t, std::string> rejected;  // uid -> reason (missing, malformed, bad signature...)
-  double seconds = 0;
+  double seconds = 0;                        // wall time of the whole gather
+  double verify_seconds = 0;                 // decode + signature checks, summed over peers
 };
 // Every committed peer's verified update for `window`, by uid (ascending). `skip`: uids not to
 // fetch. At most 8 downloads in flight.
@@ -28,6 +29,10 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
                                           const NeuronHparams& h, const LlamaConfig& config,
                                           uint64_t window, const std::vector<uint16_t>& skip,
                                           GatherStats* stats);
+
+// The bucket where the highest-staked validator publishes the master model ("master:URL"
+// commitments), if any.
+std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid);
 
 // Appends one line (with a newline) to a file, creating it.
 void append_line(const std::filesystem::path& file, const std::string& line);

@@ -214,7 +214,8 @@ int run_validator(const NeuronArgs& a) {
                            {"weights", weights_status},
                            {"published", published},
                            {"miners", miners},
-                           {"seconds", timer.laps()}};
+                           {"seconds", timer.laps()},
+                           {"verify_seconds", gs.verify_seconds}};
     append_line(state_dir / "metrics.jsonl", line.dump());
     log(1,
         fmt::format("window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
