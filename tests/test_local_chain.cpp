@@ -248,3 +248,21 @@ TEST(Hyperparameters, JsonRoundTripAndClearErrors) {
     EXPECT_NE(std::string(e.what()).find("tempoo"), std::string::npos);
   }
 }
+
+// The metrics endpoint: a real HTTP server on loopback, read with our libcurl client.
+#include "bistro/data/http.hpp"
+#include "bistro/ops/metrics.hpp"
+
+TEST(Metrics, PrometheusTextOverHttp) {
+  Metrics m;
+  m.describe("bistro_window", "the window being worked on", "gauge");
+  m.set("bistro_window", 42);
+  m.add("bistro_rejections_total", 1, "reason=\"BadSignature\"");
+  m.add("bistro_rejections_total", 2, "reason=\"BadSignature\"");
+  MetricsServer server(m, 0);
+  auto r = http_get(fmt::format("http://127.0.0.1:{}/metrics", server.port()));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("# TYPE bistro_window gauge\nbistro_window 42\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("bistro_rejections_total{reason=\"BadSignature\"} 3\n"), std::string::npos)
+      << r.body;
+}

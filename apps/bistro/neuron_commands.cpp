@@ -27,6 +27,7 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--behaviour", a.behaviour, "honest | lazy | garbage (for tests)")
       ->group("")  // hidden
       ->check(CLI::IsMember({"honest", "lazy", "garbage"}));
+  c->add_option("--metrics.port", a.metrics_port, "serve Prometheus metrics on this port (0: any)");
   c->add_flag_callback(
       "--logging.debug", [&a] { a.log_level = 2; }, "debug logs");
   c->add_flag_callback(

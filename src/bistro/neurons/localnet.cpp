@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -310,6 +311,41 @@ int run_localnet(const LocalnetOptions& o) {
   for (const auto& p : procs)
     summary["processes"].push_back(
         {{"name", p.name}, {"uid", p.uid}, {"kind", p.behaviour}, {"exit", p.exit_code}});
+  // Per-window time split (median over windows; miners pooled) and validator throughput.
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::map<std::string, std::vector<double>> miner_laps, validator_laps;
+  for (size_t k = 1; k < procs.size(); ++k)
+    for (auto& ml : read_jsonl(dir / "state" / procs[k].name / "metrics.jsonl")) {
+      for (auto& [stage, sec] : ml["seconds"].items()) miner_laps[stage].push_back(sec.get<double>());
+      miner_laps["verify (within gather)"].push_back(ml.value("verify_seconds", 0.0));
+    }
+  double scored = 0, busy = 0;
+  for (const auto& line : report) {
+    for (auto& [stage, sec] : line["seconds"].items()) {
+      validator_laps[stage].push_back(sec.get<double>());
+      busy += sec.get<double>();
+    }
+    validator_laps["verify (within gather)"].push_back(line.value("verify_seconds", 0.0));
+    scored += line["accepted"].get<double>();
+  }
+  nlohmann::json split = {{"miner", nlohmann::json::object()}, {"validator", nlohmann::json::object()}};
+  fmt::print("\ntime per window (median seconds)\n");
+  for (auto& [stage, v] : miner_laps) {
+    split["miner"][stage] = median(v);
+    fmt::print("  miner     {:<24} {:8.3f}\n", stage, median(v));
+  }
+  for (auto& [stage, v] : validator_laps) {
+    split["validator"][stage] = median(v);
+    fmt::print("  validator {:<24} {:8.3f}\n", stage, median(v));
+  }
+  const double per_minute = busy > 0 ? scored / busy * 60.0 : 0.0;
+  fmt::print("  validator throughput: {:.1f} updates scored per minute of validator work\n", per_minute);
+  summary["time_split"] = split;
+  summary["updates_scored_per_minute"] = per_minute;
   write_file_atomic(rdir / "metrics.jsonl", jsonl);
   write_file_atomic(rdir / "metrics.csv", csv);
   write_file_atomic(rdir / "summary.json", summary.dump(2));

@@ -17,6 +17,7 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/neuron.hpp"
 #include "bistro/neurons/peers.hpp"
+#include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 
 namespace bistro {
@@ -30,6 +31,8 @@ int run_miner(const NeuronArgs& a) {
   const std::string who = fmt::format("miner {}", hotkey.substr(0, 8));
   auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
 
+  Metrics metrics;
+  auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
   const uint16_t uid = ensure_registered(*chain, a, *hot);
   check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
   auto bucket = open_bucket(a.bucket);
@@ -131,6 +134,13 @@ int run_miner(const NeuronArgs& a) {
         {"seconds", timer.laps()},
         {"verify_seconds", gs.verify_seconds}};
     append_line(state_dir / "metrics.jsonl", line.dump());
+    record_gather(metrics, gs);
+    metrics.set("bistro_window", static_cast<double>(w));
+    if (std::isfinite(loss)) metrics.set("bistro_loss", loss);
+    metrics.set("bistro_tokens_per_second",
+                static_cast<double>(batches.size() * h.batch_rows * h.seq_len) /
+                    std::max(1e-9, line["seconds"].value("train", 0.0)));
+    metrics.add("bistro_bytes_up_total", static_cast<double>(bytes.size()));
     log(1, fmt::format("window {}: loss {:.4f}, merged {} peers ({} rejected), {:.1f}s", w, loss,
                        updates.size(), gs.rejected.size(), timer.total()));
   }

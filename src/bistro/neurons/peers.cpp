@@ -8,6 +8,7 @@
 
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
+#include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 
 namespace bistro {
@@ -143,6 +144,29 @@ std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid) {
   }
   if (!best) return std::nullopt;
   return commits.at(best->hotkey).substr(7);
+}
+
+std::unique_ptr<MetricsServer> start_metrics(const NeuronArgs& a, Metrics& m,
+                                             const std::function<void(const std::string&)>& log) {
+  if (a.metrics_port < 0) return nullptr;
+  m.describe("bistro_window", "the last window this neuron finished", "gauge");
+  m.describe("bistro_bytes_down_total", "update bytes downloaded from peers", "counter");
+  m.describe("bistro_gather_seconds", "wall time of the last gather", "gauge");
+  m.describe("bistro_rejections_total", "peer updates rejected, by reason", "counter");
+  auto server = std::make_unique<MetricsServer>(m, a.metrics_port);
+  log(fmt::format("metrics on http://127.0.0.1:{}/metrics", server->port()));
+  return server;
+}
+
+void record_gather(Metrics& m, const GatherStats& gs) {
+  m.add("bistro_bytes_down_total", static_cast<double>(gs.bytes));
+  m.set("bistro_gather_seconds", gs.seconds);
+  for (const auto& [uid, reason] : gs.rejected) {
+    std::string r = reason.substr(0, reason.find(':'));
+    for (char& c : r)
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    m.add("bistro_rejections_total", 1, "reason=\"" + r + "\"");
+  }
 }
 
 void append_line(const std::filesystem::path& file, const std::string& line) {

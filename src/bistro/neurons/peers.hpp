@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 
 #include "bistro/neurons/neuron.hpp"
@@ -33,6 +34,14 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
 // The bucket where the highest-staked validator publishes the master model ("master:URL"
 // commitments), if any.
 std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid);
+
+class Metrics;
+class MetricsServer;
+// Starts the metrics endpoint when --metrics.port was given (nullptr otherwise).
+std::unique_ptr<MetricsServer> start_metrics(const NeuronArgs& a, Metrics& m,
+                                             const std::function<void(const std::string&)>& log);
+// Records a gather's bytes, latency and rejections (by reason) in the metrics.
+void record_gather(Metrics& m, const GatherStats& gs);
 
 // Appends one line (with a newline) to a file, creating it.
 void append_line(const std::filesystem::path& file, const std::string& line);

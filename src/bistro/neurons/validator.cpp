@@ -18,6 +18,7 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/neuron.hpp"
 #include "bistro/neurons/peers.hpp"
+#include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 
 namespace bistro {
@@ -73,6 +74,8 @@ int run_validator(const NeuronArgs& a) {
   const std::string hotkey = ss58_encode(hot->public_key());
   const std::string who = fmt::format("validator {}", hotkey.substr(0, 8));
   auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
+  Metrics metrics;
+  auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
   const uint16_t my_uid = ensure_registered(*chain, a, *hot);
   std::unique_ptr<Bucket> bucket;
   if (!a.bucket.empty()) {
@@ -217,6 +220,14 @@ int run_validator(const NeuronArgs& a) {
                            {"seconds", timer.laps()},
                            {"verify_seconds", gs.verify_seconds}};
     append_line(state_dir / "metrics.jsonl", line.dump());
+    record_gather(metrics, gs);
+    metrics.set("bistro_window", static_cast<double>(w));
+    metrics.set("bistro_loss", master_global);
+    metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
+    for (auto& [uid, j] : miners.items()) {
+      metrics.set("bistro_score", j["score"].get<double>(), "uid=\"" + uid + "\"");
+      metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
+    }
     log(1,
         fmt::format("window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
                     base_global, master_global, updates.size(), weights_status, timer.total()));
