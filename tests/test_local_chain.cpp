@@ -262,7 +262,8 @@ TEST(Metrics, PrometheusTextOverHttp) {
   MetricsServer server(m, 0);
   auto r = http_get(fmt::format("http://127.0.0.1:{}/metrics", server.port()));
   EXPECT_EQ(r.status, 200);
-  EXPECT_NE(r.body.find("# TYPE bistro_window gauge\nbistro_window 42\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("# TYPE bistro_window gauge\nbistro_window 42\n"), std::string::npos)
+      << r.body;
   EXPECT_NE(r.body.find("bistro_rejections_total{reason=\"BadSignature\"} 3\n"), std::string::npos)
       << r.body;
 }

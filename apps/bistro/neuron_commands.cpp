@@ -27,6 +27,7 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--behaviour", a.behaviour, "honest | lazy | garbage (for tests)")
       ->group("")  // hidden
       ->check(CLI::IsMember({"honest", "lazy", "garbage"}));
+  c->add_option("--scoring", a.scoring, "validator: loss-delta | win-rate | gradient-distance");
   c->add_option("--metrics.port", a.metrics_port, "serve Prometheus metrics on this port (0: any)");
   c->add_flag_callback(
       "--logging.debug", [&a] { a.log_level = 2; }, "debug logs");
@@ -58,6 +59,10 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_flag("--kill-validator", l->kill_validator,
                      "SIGKILL the validator mid-run and restart it (resilience check)");
   localnet->add_option("--threads", l->threads, "threads per process");
+  localnet->add_option("--scoring", l->scoring,
+                       "validator scoring: loss-delta | win-rate | gradient-distance");
+  localnet->add_option("--bucket-url", l->bucket_url,
+                       "S3 instead of file buckets: s3://PREFIX (each neuron gets PREFIX-<name>)");
   out.push_back({localnet, [l] { return run_localnet(*l); }});
   return out;
 }

@@ -169,6 +169,7 @@ int run_localnet(const LocalnetOptions& o) {
               "--threads",
               std::to_string(o.threads)};
     if (role == "miner") p.argv.insert(p.argv.end(), {"--behaviour", behaviour});
+    if (role == "validator") p.argv.insert(p.argv.end(), {"--scoring", o.scoring});
     if (role == "validator") chain.add_stake(hot.ss58_address, cold.ss58_address, 1000'000'000'000);
     procs.push_back(std::move(p));
   };
@@ -191,6 +192,7 @@ int run_localnet(const LocalnetOptions& o) {
   }
   fmt::print("localnet: chain {}; windows {}..{}; logs in {}\n", chain_file.string(), start,
              start + o.windows - 1, (dir / "logs").string());
+  std::fflush(stdout);
 
   // Live view: one table per window the validator finishes.
   Proc& validator = procs[0];
@@ -243,6 +245,7 @@ int run_localnet(const LocalnetOptions& o) {
             {"loss", loss},           {"incentive", n.incentive / 65535.0},
             {"emission", n.emission}, {"dividends", n.dividends / 65535.0}};
       }
+      std::fflush(stdout);  // the live view must reach a pipe or file as it happens
       line["chain"] = chain_view;
       line["validator_dividends"] = m.neurons.at(validator.uid).dividends / 65535.0;
       report.push_back(line);
@@ -320,7 +323,8 @@ int run_localnet(const LocalnetOptions& o) {
   std::map<std::string, std::vector<double>> miner_laps, validator_laps;
   for (size_t k = 1; k < procs.size(); ++k)
     for (auto& ml : read_jsonl(dir / "state" / procs[k].name / "metrics.jsonl")) {
-      for (auto& [stage, sec] : ml["seconds"].items()) miner_laps[stage].push_back(sec.get<double>());
+      for (auto& [stage, sec] : ml["seconds"].items())
+        miner_laps[stage].push_back(sec.get<double>());
       miner_laps["verify (within gather)"].push_back(ml.value("verify_seconds", 0.0));
     }
   double scored = 0, busy = 0;
@@ -332,7 +336,8 @@ int run_localnet(const LocalnetOptions& o) {
     validator_laps["verify (within gather)"].push_back(line.value("verify_seconds", 0.0));
     scored += line["accepted"].get<double>();
   }
-  nlohmann::json split = {{"miner", nlohmann::json::object()}, {"validator", nlohmann::json::object()}};
+  nlohmann::json split = {{"miner", nlohmann::json::object()},
+                          {"validator", nlohmann::json::object()}};
   fmt::print("\ntime per window (median seconds)\n");
   for (auto& [stage, v] : miner_laps) {
     split["miner"][stage] = median(v);
@@ -343,7 +348,8 @@ int run_localnet(const LocalnetOptions& o) {
     fmt::print("  validator {:<24} {:8.3f}\n", stage, median(v));
   }
   const double per_minute = busy > 0 ? scored / busy * 60.0 : 0.0;
-  fmt::print("  validator throughput: {:.1f} updates scored per minute of validator work\n", per_minute);
+  fmt::print("  validator throughput: {:.1f} updates scored per minute of validator work\n",
+             per_minute);
   summary["time_split"] = split;
   summary["updates_scored_per_minute"] = per_minute;
   write_file_atomic(rdir / "metrics.jsonl", jsonl);

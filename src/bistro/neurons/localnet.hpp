@@ -20,6 +20,8 @@ struct LocalnetOptions {
   int garbage = 0;  // ... and `garbage` upload random bytes
   bool kill_validator = false;
   int threads = 1;
+  std::string scoring = "loss-delta";
+  std::string bucket_url;  // s3://PREFIX: S3 buckets PREFIX-<name> (must exist) instead of files
 };
 
 int run_localnet(const LocalnetOptions& options);

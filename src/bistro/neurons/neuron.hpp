@@ -57,7 +57,8 @@ struct NeuronArgs {
   uint64_t windows = 0;              // 0: run forever
   std::string behaviour = "honest";  // tests: honest | lazy (never trains) | garbage (random bytes)
   int log_level = 1;                 // 0 quiet, 1 info, 2 debug, 3 trace
-  int metrics_port = -1;             // >= 0: serve Prometheus text on 127.0.0.1:port (0 any)
+  std::string scoring = "loss-delta";  // validator: loss-delta | win-rate | gradient-distance
+  int metrics_port = -1;               // >= 0: serve Prometheus text on 127.0.0.1:port (0 any)
 };
 
 uint64_t window_of(uint64_t block, const NeuronHparams& h);

@@ -78,12 +78,16 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
     std::string reason;
     uint64_t bytes = 0;
     double verify = 0;
+    int64_t uploaded_ms = 0;
   };
   auto fetch = [&](const Job& j) -> Result {
     Result r;
     std::string bytes;
     try {
-      bytes = open_bucket(j.bucket)->get(update_key(window, j.uid, j.hotkey));
+      auto bucket = open_bucket(j.bucket);
+      if (auto info = bucket->head(update_key(window, j.uid, j.hotkey)))
+        r.uploaded_ms = info->modified_ms;
+      bytes = bucket->get(update_key(window, j.uid, j.hotkey));
     } catch (const NotFound&) {
       r.reason = "missing";
       return r;
@@ -120,6 +124,7 @@ std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
       Result r = futures[k].get();
       const uint16_t uid = jobs[i + k].uid;
       if (stats) stats->bytes += r.bytes, stats->verify_seconds += r.verify;
+      if (stats) stats->uploaded_ms[uid] = r.uploaded_ms;
       if (r.update)
         out.emplace(uid, std::move(*r.update));
       else if (stats)

@@ -23,6 +23,7 @@ struct GatherStats {
   std::map<uint16_t, std::string> rejected;  // uid -> reason (missing, malformed, bad signature...)
   double seconds = 0;                        // wall time of the whole gather
   double verify_seconds = 0;                 // decode + signature checks, summed over peers
+  std::map<uint16_t, int64_t> uploaded_ms;   // when each object was last written (bucket clock)
 };
 // Every committed peer's verified update for `window`, by uid (ascending). `skip`: uids not to
 // fetch. At most 8 downloads in flight.

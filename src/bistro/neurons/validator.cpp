@@ -59,6 +59,80 @@ void restore_slice(Llama& model, const std::vector<torch::Tensor>& saved, uint64
   }
 }
 
+std::vector<double> batch_loss(Llama& model, const std::vector<Batch>& batches) {
+  torch::NoGradGuard no_grad;
+  std::vector<double> out;
+  for (const auto& b : batches) out.push_back(model->loss(b.inputs, b.targets).item<double>());
+  return out;
+}
+
+// Gradient-distance (BISTRO seed 002), for slices: the miner's change at the slice positions
+// (its values minus the master's) against the validator's own gradient on the miner's pages.
+// A step should point down the gradient, so R = -|| d/|d| + g/|g| || in [-2, 0]; 0 is perfect.
+double gradient_agreement(Llama& master, const std::vector<Batch>& local, const Update& u,
+                          uint64_t key, int64_t compression) {
+  auto params = master->ordered_parameters();
+  for (auto& [n, p] : params) p.mutable_grad() = torch::Tensor();
+  for (const auto& b : local)
+    (master->loss(b.inputs, b.targets) / static_cast<double>(local.size())).backward();
+  torch::NoGradGuard no_grad;
+  double dd = 0, gg = 0, dg = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto flat = params[i].second.view(-1);
+    auto grad = params[i].second.grad();
+    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
+                               static_cast<uint64_t>(compression));
+    auto index =
+        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
+    auto values =
+        torch::from_blob(const_cast<float*>(u.tensors[i].val.data()),
+                         {static_cast<int64_t>(u.tensors[i].val.size())}, torch::kFloat32);
+    auto d = (values - flat.index_select(0, index)).to(torch::kFloat64);
+    auto g = grad.defined() ? grad.view(-1).index_select(0, index).to(torch::kFloat64)
+                            : torch::zeros_like(d);
+    dd += d.dot(d).item<double>();
+    gg += g.dot(g).item<double>();
+    dg += d.dot(g).item<double>();
+    params[i].second.mutable_grad() = torch::Tensor();
+  }
+  if (dd <= 0 || gg <= 0) return -std::sqrt(2.0);  // no change, or no signal: orthogonal
+  // || d/|d| + g/|g| ||^2 = 2 + 2 cos(d, g)
+  const double cos = dg / std::sqrt(dd * gg);
+  return -std::sqrt(std::max(0.0, 2 + 2 * cos));
+}
+
+// Pairwise win rates over the same batches; `eps` favours the earlier upload. The models compared
+// differ only by a slice, so the advantage scales the earlier miner's improvement over the master
+// (loss - eps * (base - loss)) rather than its whole loss, which would swamp every difference and
+// reward whoever uploads first without training.
+std::map<uint16_t, double> win_rates(const std::map<uint16_t, std::vector<double>>& losses,
+                                     const std::vector<double>& base,
+                                     const std::map<uint16_t, int64_t>& uploaded, double eps) {
+  std::map<uint16_t, double> out;
+  for (auto& [i, li] : losses) {
+    if (losses.size() == 1) {
+      out[i] = 1.0;
+      continue;
+    }
+    uint64_t wins = 0, games = 0;
+    for (auto& [j, lj] : losses) {
+      if (i == j) continue;
+      const int64_t ti = uploaded.count(i) ? uploaded.at(i) : 0;
+      const int64_t tj = uploaded.count(j) ? uploaded.at(j) : 0;
+      for (size_t b = 0; b < li.size() && b < lj.size(); ++b) {
+        double a = li[b], c = lj[b];
+        const double b0 = b < base.size() ? base[b] : 0.0;
+        if (ti < tj) a -= eps * (b0 - a);
+        if (tj < ti) c -= eps * (b0 - c);
+        wins += a < c;
+        ++games;
+      }
+    }
+    out[i] = games ? static_cast<double>(wins) / static_cast<double>(games) : 0.0;
+  }
+  return out;
+}
+
 struct Score {
   double local = 0, global = 0;  // EMAs of the loss improvement
   double score() const { return 0.5 * local + 0.5 * global; }
@@ -69,6 +143,9 @@ struct Score {
 int run_validator(const NeuronArgs& a) {
   init_runtime(a.threads);
   const NeuronHparams h = load_hparams(a.hparams_file);
+  const std::string scoring = a.scoring;
+  check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
+        "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", scoring);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -125,27 +202,39 @@ int run_validator(const NeuronArgs& a) {
     const auto commits = chain->commitments(a.netuid);
     nlohmann::json miners = nlohmann::json::object();
     auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
+    // Per-batch global losses with each miner's slice written in (win-rate compares these).
+    std::map<uint16_t, std::vector<double>> batch_losses;
     for (const auto& n : m.neurons) {
       auto c = commits.find(n.hotkey);
       if (n.uid == my_uid || c == commits.end() || c->second.rfind("master:", 0) == 0) continue;
       double d_local = 0, d_global = 0;
       std::string status = "ok";
-      if (auto it = updates.find(n.uid); it != updates.end()) {
+      auto it = updates.find(n.uid);
+      if (it == updates.end()) {
+        auto r = gs.rejected.find(n.uid);
+        status = r == gs.rejected.end() ? "missing" : r->second;
+        if (scoring == "gradient-distance") d_local = d_global = -2;  // the worst distance
+      } else if (scoring == "gradient-distance") {
+        auto local =
+            data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
+                         h.max_micro_batches);
+        d_local = d_global = gradient_agreement(master, local, it->second, key, h.compression);
+      } else {
         auto local =
             data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
                          h.max_micro_batches);
         const double before_local = mean_loss(master, local);
         auto saved = apply_slice(master, it->second, key, h.compression);
         const double after_local = mean_loss(master, local);
-        const double after_global = mean_loss(master, global);
+        std::vector<double> per_batch = batch_loss(master, global);
         restore_slice(master, saved, key, h.compression);
+        double after_global = 0;
+        for (double x : per_batch) after_global += x / static_cast<double>(per_batch.size());
         d_local = before_local - after_local;
         d_global = base_global - after_global;
+        batch_losses[n.uid] = std::move(per_batch);
         if (!std::isfinite(d_local) || !std::isfinite(d_global))
-          d_local = d_global = 0, status = "NonFinite loss";
-      } else {
-        auto r = gs.rejected.find(n.uid);
-        status = r == gs.rejected.end() ? "missing" : r->second;
+          d_local = d_global = 0, status = "NonFinite loss", batch_losses.erase(n.uid);
       }
       Score& s = scores[n.hotkey];
       s.local = ema(s.local, d_local);
@@ -155,6 +244,16 @@ int run_validator(const NeuronArgs& a) {
                                        {"global", d_global},
                                        {"score", s.score()},
                                        {"status", status}};
+    }
+    if (scoring == "win-rate") {
+      // The pretraining subnet's rule: per batch the lower loss wins, the earlier upload gets an
+      // epsilon advantage; the score is this window's win rate (no EMA).
+      auto rates = win_rates(batch_losses, batch_loss(master, global), gs.uploaded_ms, 0.005);
+      for (auto& [uid, j] : miners.items()) {
+        auto r = rates.find(static_cast<uint16_t>(std::stoul(uid)));
+        j["win_rate"] = r == rates.end() ? 0.0 : r->second;
+        j["score"] = j["win_rate"];
+      }
     }
     timer.lap("score");
 
@@ -170,10 +269,15 @@ int run_validator(const NeuronArgs& a) {
     // Weights: softmax of the scores of the miners seen this window.
     std::vector<double> weights(m.neurons.size(), 0.0);
     double top = -INFINITY, total = 0;
+    // win-rate: softmax(rate / 0.01) as the pretraining subnet; gradient-distance scores lie in
+    // [-2, 0], so a temperature of 10; loss-delta: the hparam (its scores are loss deltas).
+    const double temperature = scoring == "win-rate"            ? 1 / 0.01
+                               : scoring == "gradient-distance" ? 10.0
+                                                                : h.temperature;
     for (auto& [uid, j] : miners.items())
-      top = std::max(top, j["score"].get<double>() * h.temperature);
+      top = std::max(top, j["score"].get<double>() * temperature);
     for (auto& [uid, j] : miners.items()) {
-      double e = std::exp(j["score"].get<double>() * h.temperature - top);
+      double e = std::exp(j["score"].get<double>() * temperature - top);
       weights[std::stoul(uid)] = e;
       total += e;
     }

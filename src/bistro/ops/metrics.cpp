@@ -29,7 +29,8 @@ std::string Metrics::text() const {
   std::string out;
   for (const auto& [name, series] : values_) {
     if (auto m = meta_.find(name); m != meta_.end())
-      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, m->second.first, name, m->second.second);
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, m->second.first, name,
+                         m->second.second);
     for (const auto& [labels, v] : series)
       out += labels.empty() ? fmt::format("{} {}\n", name, v)
                             : fmt::format("{}{{{}}} {}\n", name, labels, v);

@@ -26,6 +26,7 @@ struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
   std::string etag;
+  int64_t modified_ms = 0;  // last modification, ms since the epoch (head() only; 0 = unknown)
   bool operator==(const ObjectInfo&) const = default;
 };
 

@@ -1,5 +1,7 @@
 #include "bistro/storage/file_bucket.hpp"
 
+#include <chrono>
+
 #include <algorithm>
 #include <fstream>
 
@@ -55,7 +57,13 @@ std::optional<ObjectInfo> FileBucket::head(const std::string& key) {
   std::error_code ec;
   const auto size = fs::file_size(p, ec);
   if (ec || !fs::is_regular_file(p)) return std::nullopt;
-  return ObjectInfo{key, size, ""};
+  ObjectInfo info{key, size, "", 0};
+  const auto mtime = fs::last_write_time(p, ec);
+  if (!ec)
+    info.modified_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                           .count();
+  return info;
 }
 
 std::vector<ObjectInfo> FileBucket::list(const std::string& prefix) {

@@ -1,5 +1,7 @@
 #include "bistro/storage/s3_bucket.hpp"
 
+#include <ctime>
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -159,6 +161,12 @@ std::optional<ObjectInfo> S3Bucket::head(const std::string& key) {
     info.size = std::stoull(it->second);
   }
   if (auto it = r.headers.find("etag"); it != r.headers.end()) info.etag = it->second;
+  if (auto it = r.headers.find("last-modified"); it != r.headers.end()) {
+    // RFC 7231 IMF-fixdate, e.g. "Sun, 22 Nov 2026 13:51:01 GMT"; unparsable leaves 0.
+    std::tm tm{};
+    if (strptime(it->second.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm))
+      info.modified_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  }
   return info;
 }
 
