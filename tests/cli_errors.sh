@@ -68,5 +68,15 @@ head -c 3000 /dev/urandom > "$tmp/corrupt.db"
 expect_error "corrupt.db" chain status --subtensor.network "$tmp/corrupt.db"
 expect_error "unknown hyperparameter 'tempoo'" chain init --subtensor.network "$tmp/c2.db" --hparams <(echo '{"tempoo": 3}')
 
+# Neurons: refusals before any work, each naming the problem.
+"$bistro" wallet new --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h >/dev/null || { echo "FAIL: wallet new u"; fails=$((fails + 1)); }
+expect_error "SubnetNotExists" miner --subtensor.network "$chain" --netuid 7 --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
+expect_error "is not registered on subnet 1 (pass --register" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h --bucket "file://$tmp/mb"
+expect_error "--bucket is required" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h
+expect_error "unknown --scoring 'best'" validator --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --scoring best
+echo '{"blocks_per_windw": 3}' > "$tmp/hp.json"
+expect_error "unknown hparam 'blocks_per_windw'" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --hparams "$tmp/hp.json" --bucket "file://$tmp/mb"
+expect_error "not built yet" chain status --subtensor.network finney
+
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"

@@ -77,72 +77,78 @@ int run_miner(const NeuronArgs& a) {
   uint64_t done = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
        ++w, ++done) {
-    wait_for_block(*chain, w * h.blocks_per_window, 0.1);
-    if (window_of(chain->block(), h) > w) {
-      log(1, fmt::format("window {} already over; skipping", w));
-      continue;
+    try {
+      wait_for_block(*chain, w * h.blocks_per_window, 0.1);
+      if (window_of(chain->block(), h) > w) {
+        log(1, fmt::format("window {} already over; skipping", w));
+        continue;
+      }
+      Timer timer;
+      // Train on this window's pages.
+      auto batches = data.batches(pages(local_pages_key(w, uid), h.pages_per_window, data.configs),
+                                  h.max_micro_batches);
+      timer.lap("pages");
+      double loss = NAN;
+      if (a.behaviour != "lazy") loss = trainer.step(batches).loss;
+      timer.lap("train");
+      // Publish the slice.
+      const auto hash = chain->block_hash(w * h.blocks_per_window);
+      const uint64_t key = slice_key(w, hash);
+      std::string bytes;
+      if (a.behaviour == "garbage") {
+        bytes = std::string(4096, '\0');
+        for (size_t i = 0; i < bytes.size(); ++i)
+          bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
+      } else {
+        Update u = slice_encode(trainer.model()->ordered_parameters(), key, h.compression);
+        u.window = w;
+        u.uid = uid;
+        u.config_hash = config_hash(config);
+        bytes = encode_update(std::move(u), *hot);
+      }
+      timer.lap("encode");
+      bucket->put(update_key(w, uid, hotkey), bytes);
+      timer.lap("upload");
+      // Gather the peers' slices once the window is over, and merge.
+      wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
+      timer.lap("wait");
+      GatherStats gs;
+      auto updates = gather_updates(*chain, a.netuid, h, config, w, {}, &gs);
+      timer.lap("gather");
+      if (a.behaviour != "lazy" && !updates.empty()) {
+        std::vector<PeerUpdate> peers;
+        for (auto& [peer_uid, u] : updates) peers.push_back({peer_uid, &u});
+        slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
+      }
+      timer.lap("merge");
+      save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());
+      write_file_atomic(state_dir / "state.json", nlohmann::json{{"window", w}}.dump());
+      timer.lap("checkpoint");
+      nlohmann::json line = {
+          {"window", w},
+          {"uid", uid},
+          {"loss", loss},
+          {"tokens", static_cast<int64_t>(batches.size()) * h.batch_rows * h.seq_len},
+          {"bytes_up", bytes.size()},
+          {"bytes_down", gs.bytes},
+          {"peers", updates.size()},
+          {"rejected", gs.rejected},
+          {"seconds", timer.laps()},
+          {"verify_seconds", gs.verify_seconds}};
+      append_line(state_dir / "metrics.jsonl", line.dump());
+      record_gather(metrics, gs);
+      metrics.set("bistro_window", static_cast<double>(w));
+      if (std::isfinite(loss)) metrics.set("bistro_loss", loss);
+      metrics.set("bistro_tokens_per_second",
+                  static_cast<double>(batches.size() * h.batch_rows * h.seq_len) /
+                      std::max(1e-9, line["seconds"].value("train", 0.0)));
+      metrics.add("bistro_bytes_up_total", static_cast<double>(bytes.size()));
+      log(1, fmt::format("window {}: loss {:.4f}, merged {} peers ({} rejected), {:.1f}s", w, loss,
+                         updates.size(), gs.rejected.size(), timer.total()));
+    } catch (const std::exception& e) {
+      // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
+      log(0, fmt::format("window {} failed: {}; continuing with the next window", w, e.what()));
     }
-    Timer timer;
-    // Train on this window's pages.
-    auto batches = data.batches(pages(local_pages_key(w, uid), h.pages_per_window, data.configs),
-                                h.max_micro_batches);
-    timer.lap("pages");
-    double loss = NAN;
-    if (a.behaviour != "lazy") loss = trainer.step(batches).loss;
-    timer.lap("train");
-    // Publish the slice.
-    const auto hash = chain->block_hash(w * h.blocks_per_window);
-    const uint64_t key = slice_key(w, hash);
-    std::string bytes;
-    if (a.behaviour == "garbage") {
-      bytes = std::string(4096, '\0');
-      for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
-    } else {
-      Update u = slice_encode(trainer.model()->ordered_parameters(), key, h.compression);
-      u.window = w;
-      u.uid = uid;
-      u.config_hash = config_hash(config);
-      bytes = encode_update(std::move(u), *hot);
-    }
-    timer.lap("encode");
-    bucket->put(update_key(w, uid, hotkey), bytes);
-    timer.lap("upload");
-    // Gather the peers' slices once the window is over, and merge.
-    wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
-    timer.lap("wait");
-    GatherStats gs;
-    auto updates = gather_updates(*chain, a.netuid, h, config, w, {}, &gs);
-    timer.lap("gather");
-    if (a.behaviour != "lazy" && !updates.empty()) {
-      std::vector<PeerUpdate> peers;
-      for (auto& [peer_uid, u] : updates) peers.push_back({peer_uid, &u});
-      slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
-    }
-    timer.lap("merge");
-    save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());
-    write_file_atomic(state_dir / "state.json", nlohmann::json{{"window", w}}.dump());
-    timer.lap("checkpoint");
-    nlohmann::json line = {
-        {"window", w},
-        {"uid", uid},
-        {"loss", loss},
-        {"tokens", static_cast<int64_t>(batches.size()) * h.batch_rows * h.seq_len},
-        {"bytes_up", bytes.size()},
-        {"bytes_down", gs.bytes},
-        {"peers", updates.size()},
-        {"rejected", gs.rejected},
-        {"seconds", timer.laps()},
-        {"verify_seconds", gs.verify_seconds}};
-    append_line(state_dir / "metrics.jsonl", line.dump());
-    record_gather(metrics, gs);
-    metrics.set("bistro_window", static_cast<double>(w));
-    if (std::isfinite(loss)) metrics.set("bistro_loss", loss);
-    metrics.set("bistro_tokens_per_second",
-                static_cast<double>(batches.size() * h.batch_rows * h.seq_len) /
-                    std::max(1e-9, line["seconds"].value("train", 0.0)));
-    metrics.add("bistro_bytes_up_total", static_cast<double>(bytes.size()));
-    log(1, fmt::format("window {}: loss {:.4f}, merged {} peers ({} rejected), {:.1f}s", w, loss,
-                       updates.size(), gs.rejected.size(), timer.total()));
   }
   return 0;
 }

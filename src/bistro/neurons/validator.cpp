@@ -186,155 +186,160 @@ int run_validator(const NeuronArgs& a) {
   uint64_t done = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
        ++w, ++done) {
-    wait_for_block(*chain, (w + 1) * h.blocks_per_window + h.grace_blocks, 0.1);
-    Timer timer;
-    const auto hash = chain->block_hash(w * h.blocks_per_window);
-    const uint64_t key = slice_key(w, hash);
-    GatherStats gs;
-    auto updates = gather_updates(*chain, a.netuid, h, config, w, {my_uid}, &gs);
-    timer.lap("gather");
-    for (auto& [uid, reason] : gs.rejected)
-      log(1, fmt::format("window {}: uid {} scores 0: {}", w, uid, reason));
+    try {
+      wait_for_block(*chain, (w + 1) * h.blocks_per_window + h.grace_blocks, 0.1);
+      Timer timer;
+      const auto hash = chain->block_hash(w * h.blocks_per_window);
+      const uint64_t key = slice_key(w, hash);
+      GatherStats gs;
+      auto updates = gather_updates(*chain, a.netuid, h, config, w, {my_uid}, &gs);
+      timer.lap("gather");
+      for (auto& [uid, reason] : gs.rejected)
+        log(1, fmt::format("window {}: uid {} scores 0: {}", w, uid, reason));
 
-    auto global = data.batches(pages(global_pages_key(w, hash), h.eval_pages, data.configs), 0);
-    const double base_global = mean_loss(master, global);
-    const chain::Metagraph m = chain->metagraph(a.netuid);
-    const auto commits = chain->commitments(a.netuid);
-    nlohmann::json miners = nlohmann::json::object();
-    auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
-    // Per-batch global losses with each miner's slice written in (win-rate compares these).
-    std::map<uint16_t, std::vector<double>> batch_losses;
-    for (const auto& n : m.neurons) {
-      auto c = commits.find(n.hotkey);
-      if (n.uid == my_uid || c == commits.end() || c->second.rfind("master:", 0) == 0) continue;
-      double d_local = 0, d_global = 0;
-      std::string status = "ok";
-      auto it = updates.find(n.uid);
-      if (it == updates.end()) {
-        auto r = gs.rejected.find(n.uid);
-        status = r == gs.rejected.end() ? "missing" : r->second;
-        if (scoring == "gradient-distance") d_local = d_global = -2;  // the worst distance
-      } else if (scoring == "gradient-distance") {
-        auto local =
-            data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
-                         h.max_micro_batches);
-        d_local = d_global = gradient_agreement(master, local, it->second, key, h.compression);
-      } else {
-        auto local =
-            data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
-                         h.max_micro_batches);
-        const double before_local = mean_loss(master, local);
-        auto saved = apply_slice(master, it->second, key, h.compression);
-        const double after_local = mean_loss(master, local);
-        std::vector<double> per_batch = batch_loss(master, global);
-        restore_slice(master, saved, key, h.compression);
-        double after_global = 0;
-        for (double x : per_batch) after_global += x / static_cast<double>(per_batch.size());
-        d_local = before_local - after_local;
-        d_global = base_global - after_global;
-        batch_losses[n.uid] = std::move(per_batch);
-        if (!std::isfinite(d_local) || !std::isfinite(d_global))
-          d_local = d_global = 0, status = "NonFinite loss", batch_losses.erase(n.uid);
+      auto global = data.batches(pages(global_pages_key(w, hash), h.eval_pages, data.configs), 0);
+      const double base_global = mean_loss(master, global);
+      const chain::Metagraph m = chain->metagraph(a.netuid);
+      const auto commits = chain->commitments(a.netuid);
+      nlohmann::json miners = nlohmann::json::object();
+      auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
+      // Per-batch global losses with each miner's slice written in (win-rate compares these).
+      std::map<uint16_t, std::vector<double>> batch_losses;
+      for (const auto& n : m.neurons) {
+        auto c = commits.find(n.hotkey);
+        if (n.uid == my_uid || c == commits.end() || c->second.rfind("master:", 0) == 0) continue;
+        double d_local = 0, d_global = 0;
+        std::string status = "ok";
+        auto it = updates.find(n.uid);
+        if (it == updates.end()) {
+          auto r = gs.rejected.find(n.uid);
+          status = r == gs.rejected.end() ? "missing" : r->second;
+          if (scoring == "gradient-distance") d_local = d_global = -2;  // the worst distance
+        } else if (scoring == "gradient-distance") {
+          auto local =
+              data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
+                           h.max_micro_batches);
+          d_local = d_global = gradient_agreement(master, local, it->second, key, h.compression);
+        } else {
+          auto local =
+              data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
+                           h.max_micro_batches);
+          const double before_local = mean_loss(master, local);
+          auto saved = apply_slice(master, it->second, key, h.compression);
+          const double after_local = mean_loss(master, local);
+          std::vector<double> per_batch = batch_loss(master, global);
+          restore_slice(master, saved, key, h.compression);
+          double after_global = 0;
+          for (double x : per_batch) after_global += x / static_cast<double>(per_batch.size());
+          d_local = before_local - after_local;
+          d_global = base_global - after_global;
+          batch_losses[n.uid] = std::move(per_batch);
+          if (!std::isfinite(d_local) || !std::isfinite(d_global))
+            d_local = d_global = 0, status = "NonFinite loss", batch_losses.erase(n.uid);
+        }
+        Score& s = scores[n.hotkey];
+        s.local = ema(s.local, d_local);
+        s.global = ema(s.global, d_global);
+        miners[std::to_string(n.uid)] = {{"hotkey", n.hotkey},
+                                         {"local", d_local},
+                                         {"global", d_global},
+                                         {"score", s.score()},
+                                         {"status", status}};
       }
-      Score& s = scores[n.hotkey];
-      s.local = ema(s.local, d_local);
-      s.global = ema(s.global, d_global);
-      miners[std::to_string(n.uid)] = {{"hotkey", n.hotkey},
-                                       {"local", d_local},
-                                       {"global", d_global},
-                                       {"score", s.score()},
-                                       {"status", status}};
-    }
-    if (scoring == "win-rate") {
-      // The pretraining subnet's rule: per batch the lower loss wins, the earlier upload gets an
-      // epsilon advantage; the score is this window's win rate (no EMA).
-      auto rates = win_rates(batch_losses, batch_loss(master, global), gs.uploaded_ms, 0.005);
+      if (scoring == "win-rate") {
+        // The pretraining subnet's rule: per batch the lower loss wins, the earlier upload gets an
+        // epsilon advantage; the score is this window's win rate (no EMA).
+        auto rates = win_rates(batch_losses, batch_loss(master, global), gs.uploaded_ms, 0.005);
+        for (auto& [uid, j] : miners.items()) {
+          auto r = rates.find(static_cast<uint16_t>(std::stoul(uid)));
+          j["win_rate"] = r == rates.end() ? 0.0 : r->second;
+          j["score"] = j["win_rate"];
+        }
+      }
+      timer.lap("score");
+
+      // The master takes the window's accepted updates (mean per slice position).
+      if (!updates.empty()) {
+        std::vector<PeerUpdate> peers;
+        for (auto& [uid, u] : updates) peers.push_back({uid, &u});
+        slice_merge(master->ordered_parameters(), peers, key, h.compression);
+      }
+      const double master_global = mean_loss(master, global);
+      timer.lap("merge");
+
+      // Weights: softmax of the scores of the miners seen this window.
+      std::vector<double> weights(m.neurons.size(), 0.0);
+      double top = -INFINITY, total = 0;
+      // win-rate: softmax(rate / 0.01) as the pretraining subnet; gradient-distance scores lie in
+      // [-2, 0], so a temperature of 10; loss-delta: the hparam (its scores are loss deltas).
+      const double temperature = scoring == "win-rate"            ? 1 / 0.01
+                                 : scoring == "gradient-distance" ? 10.0
+                                                                  : h.temperature;
+      for (auto& [uid, j] : miners.items())
+        top = std::max(top, j["score"].get<double>() * temperature);
       for (auto& [uid, j] : miners.items()) {
-        auto r = rates.find(static_cast<uint16_t>(std::stoul(uid)));
-        j["win_rate"] = r == rates.end() ? 0.0 : r->second;
-        j["score"] = j["win_rate"];
+        double e = std::exp(j["score"].get<double>() * temperature - top);
+        weights[std::stoul(uid)] = e;
+        total += e;
       }
-    }
-    timer.lap("score");
-
-    // The master takes the window's accepted updates (mean per slice position).
-    if (!updates.empty()) {
-      std::vector<PeerUpdate> peers;
-      for (auto& [uid, u] : updates) peers.push_back({uid, &u});
-      slice_merge(master->ordered_parameters(), peers, key, h.compression);
-    }
-    const double master_global = mean_loss(master, global);
-    timer.lap("merge");
-
-    // Weights: softmax of the scores of the miners seen this window.
-    std::vector<double> weights(m.neurons.size(), 0.0);
-    double top = -INFINITY, total = 0;
-    // win-rate: softmax(rate / 0.01) as the pretraining subnet; gradient-distance scores lie in
-    // [-2, 0], so a temperature of 10; loss-delta: the hparam (its scores are loss deltas).
-    const double temperature = scoring == "win-rate"            ? 1 / 0.01
-                               : scoring == "gradient-distance" ? 10.0
-                                                                : h.temperature;
-    for (auto& [uid, j] : miners.items())
-      top = std::max(top, j["score"].get<double>() * temperature);
-    for (auto& [uid, j] : miners.items()) {
-      double e = std::exp(j["score"].get<double>() * temperature - top);
-      weights[std::stoul(uid)] = e;
-      total += e;
-    }
-    for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
-    std::string weights_status = "not due";
-    if (!miners.empty() && (w - first) % h.weights_interval == 0) {
-      auto wv = chain::weights_from_scores(weights);
-      try {
-        chain->set_weights(a.netuid, *hot, wv.uids, wv.values,
-                           chain->hyperparameters(a.netuid).weights_version_key);
-        weights_status = "set";
-      } catch (const chain::ChainError& e) {
-        weights_status = e.name();
-        log(1, fmt::format("window {}: set_weights refused: {}", w, e.what()));
+      for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
+      std::string weights_status = "not due";
+      if (!miners.empty() && (w - first) % h.weights_interval == 0) {
+        auto wv = chain::weights_from_scores(weights);
+        try {
+          chain->set_weights(a.netuid, *hot, wv.uids, wv.values,
+                             chain->hyperparameters(a.netuid).weights_version_key);
+          weights_status = "set";
+        } catch (const chain::ChainError& e) {
+          weights_status = e.name();
+          log(1, fmt::format("window {}: set_weights refused: {}", w, e.what()));
+        }
       }
-    }
-    timer.lap("weights");
+      timer.lap("weights");
 
-    // Persist: master (dir swap), then the state that names the window (atomic rename).
-    save_checkpoint(master_dir, master);
-    bool published = false;
-    if (master_global < best_global) {
-      best_global = master_global;
-      if (bucket) {
-        bucket->put("master/config.json", read_file(master_dir / "config.json"));
-        bucket->put("master/model.safetensors", read_file(master_dir / "model.safetensors"));
-        published = true;
+      // Persist: master (dir swap), then the state that names the window (atomic rename).
+      save_checkpoint(master_dir, master);
+      bool published = false;
+      if (master_global < best_global) {
+        best_global = master_global;
+        if (bucket) {
+          bucket->put("master/config.json", read_file(master_dir / "config.json"));
+          bucket->put("master/model.safetensors", read_file(master_dir / "model.safetensors"));
+          published = true;
+        }
       }
+      nlohmann::json st = {
+          {"window", w}, {"best_global", best_global}, {"scores", nlohmann::json::object()}};
+      for (auto& [hk, s] : scores) st["scores"][hk] = {{"local", s.local}, {"global", s.global}};
+      write_file_atomic(state_dir / "state.json", st.dump());
+      timer.lap("persist");
+      nlohmann::json line = {{"window", w},
+                             {"block", chain->block()},
+                             {"master_loss", master_global},
+                             {"base_loss", base_global},
+                             {"accepted", updates.size()},
+                             {"bytes_down", gs.bytes},
+                             {"weights", weights_status},
+                             {"published", published},
+                             {"miners", miners},
+                             {"seconds", timer.laps()},
+                             {"verify_seconds", gs.verify_seconds}};
+      append_line(state_dir / "metrics.jsonl", line.dump());
+      record_gather(metrics, gs);
+      metrics.set("bistro_window", static_cast<double>(w));
+      metrics.set("bistro_loss", master_global);
+      metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
+      for (auto& [uid, j] : miners.items()) {
+        metrics.set("bistro_score", j["score"].get<double>(), "uid=\"" + uid + "\"");
+        metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
+      }
+      log(1, fmt::format(
+                 "window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
+                 base_global, master_global, updates.size(), weights_status, timer.total()));
+    } catch (const std::exception& e) {
+      // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
+      log(0, fmt::format("window {} failed: {}; continuing with the next window", w, e.what()));
     }
-    nlohmann::json st = {
-        {"window", w}, {"best_global", best_global}, {"scores", nlohmann::json::object()}};
-    for (auto& [hk, s] : scores) st["scores"][hk] = {{"local", s.local}, {"global", s.global}};
-    write_file_atomic(state_dir / "state.json", st.dump());
-    timer.lap("persist");
-    nlohmann::json line = {{"window", w},
-                           {"block", chain->block()},
-                           {"master_loss", master_global},
-                           {"base_loss", base_global},
-                           {"accepted", updates.size()},
-                           {"bytes_down", gs.bytes},
-                           {"weights", weights_status},
-                           {"published", published},
-                           {"miners", miners},
-                           {"seconds", timer.laps()},
-                           {"verify_seconds", gs.verify_seconds}};
-    append_line(state_dir / "metrics.jsonl", line.dump());
-    record_gather(metrics, gs);
-    metrics.set("bistro_window", static_cast<double>(w));
-    metrics.set("bistro_loss", master_global);
-    metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
-    for (auto& [uid, j] : miners.items()) {
-      metrics.set("bistro_score", j["score"].get<double>(), "uid=\"" + uid + "\"");
-      metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
-    }
-    log(1,
-        fmt::format("window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
-                    base_global, master_global, updates.size(), weights_status, timer.total()));
   }
   return 0;
 }
