@@ -92,3 +92,21 @@ TEST(Neurons, HparamsFilesAreChecked) {
   EXPECT_THROW(load_hparams(dir / "zero.json"), Error);
   EXPECT_EQ(window_of(14, load_hparams(dir / "ok.json")), 4u);
 }
+
+// The validator compares losses measured at different times: a loss must depend on the weights
+// and the batch only, never on which batches ran before.
+TEST(Neurons, LossIsAPureFunctionOfWeightsAndBatch) {
+  torch::manual_seed(0);
+  Llama model(preset("tiny"));
+  model->init_weights(3);
+  const auto vocab = preset("tiny").vocab_size;
+  auto batch = [&](int64_t rows, int64_t t) {
+    auto x = torch::randint(vocab, {rows, t}, torch::kInt64);
+    return Batch{x, torch::roll(x, -1, 1)};
+  };
+  Batch a = batch(8, 128), b = batch(3, 128), c = batch(8, 64);
+  const double first = mean_loss(model, {a});
+  mean_loss(model, {b});
+  mean_loss(model, {c});
+  EXPECT_EQ(mean_loss(model, {a}), first);
+}

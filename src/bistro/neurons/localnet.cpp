@@ -287,7 +287,7 @@ int run_localnet(const LocalnetOptions& o) {
   for (const auto& line : report) {
     jsonl += line.dump() + "\n";
     const double w = line["window"].get<double>();
-    master_loss["master (global pages)"].emplace_back(w, line["master_loss"].get<double>());
+    master_loss["master (held-out pages)"].emplace_back(w, line["master_loss"].get<double>());
     for (auto& [uid, c] : line["chain"].items()) {
       auto mj = line["miners"].value(uid, nlohmann::json::object());
       const std::string label =
@@ -360,7 +360,7 @@ int run_localnet(const LocalnetOptions& o) {
       "<body style='font-family:sans-serif'><h2>bistro localnet</h2>";
   html += fmt::format("<p>{} miners, {} windows, run directory {}</p>", o.miners, report.size(),
                       dir.string());
-  html += svg_chart("Master loss per window (global pages)", master_loss);
+  html += svg_chart("Master loss per window (fixed held-out pages)", master_loss);
   html += svg_chart("Score per miner (EMA of loss improvement)", scores);
   html += svg_chart("Incentive per miner (Yuma)", incentive);
   html += "</body></html>\n";

@@ -182,6 +182,14 @@ int run_validator(const NeuronArgs& a) {
   }
 
   NeuronData data(a.dataset, h);
+  // A fixed held-out set, the same every window: the master's progress is read on it (the
+  // per-window global pages change, and their difficulty varies more than a window's progress).
+  const std::string eval_seed = "bistro/validator-eval";
+  const auto eval = data.batches(
+      pages(global_pages_key(
+                UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
+            h.eval_pages, data.configs),
+      0);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
   uint64_t done = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
@@ -199,6 +207,7 @@ int run_validator(const NeuronArgs& a) {
 
       auto global = data.batches(pages(global_pages_key(w, hash), h.eval_pages, data.configs), 0);
       const double base_global = mean_loss(master, global);
+      const double base_eval = mean_loss(master, eval);
       const chain::Metagraph m = chain->metagraph(a.netuid);
       const auto commits = chain->commitments(a.netuid);
       nlohmann::json miners = nlohmann::json::object();
@@ -265,6 +274,7 @@ int run_validator(const NeuronArgs& a) {
         slice_merge(master->ordered_parameters(), peers, key, h.compression);
       }
       const double master_global = mean_loss(master, global);
+      const double master_eval = mean_loss(master, eval);
       timer.lap("merge");
 
       // Weights: softmax of the scores of the miners seen this window.
@@ -300,8 +310,8 @@ int run_validator(const NeuronArgs& a) {
       // Persist: master (dir swap), then the state that names the window (atomic rename).
       save_checkpoint(master_dir, master);
       bool published = false;
-      if (master_global < best_global) {
-        best_global = master_global;
+      if (master_eval < best_global) {
+        best_global = master_eval;
         if (bucket) {
           bucket->put("master/config.json", read_file(master_dir / "config.json"));
           bucket->put("master/model.safetensors", read_file(master_dir / "model.safetensors"));
@@ -315,8 +325,9 @@ int run_validator(const NeuronArgs& a) {
       timer.lap("persist");
       nlohmann::json line = {{"window", w},
                              {"block", chain->block()},
-                             {"master_loss", master_global},
-                             {"base_loss", base_global},
+                             {"master_loss", master_eval},
+                             {"base_loss", base_eval},
+                             {"global_loss", master_global},
                              {"accepted", updates.size()},
                              {"bytes_down", gs.bytes},
                              {"weights", weights_status},
@@ -327,15 +338,15 @@ int run_validator(const NeuronArgs& a) {
       append_line(state_dir / "metrics.jsonl", line.dump());
       record_gather(metrics, gs);
       metrics.set("bistro_window", static_cast<double>(w));
-      metrics.set("bistro_loss", master_global);
+      metrics.set("bistro_loss", master_eval);
       metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
       for (auto& [uid, j] : miners.items()) {
         metrics.set("bistro_score", j["score"].get<double>(), "uid=\"" + uid + "\"");
         metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
       }
-      log(1, fmt::format(
-                 "window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s", w,
-                 base_global, master_global, updates.size(), weights_status, timer.total()));
+      log(1,
+          fmt::format("window {}: master loss {:.4f} -> {:.4f}, {} accepted, weights {}, {:.1f}s",
+                      w, base_eval, master_eval, updates.size(), weights_status, timer.total()));
     } catch (const std::exception& e) {
       // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
       log(0, fmt::format("window {} failed: {}; continuing with the next window", w, e.what()));

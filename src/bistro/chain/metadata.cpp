@@ -1,0 +1,533 @@
+#include "bistro/chain/metadata.hpp"
+
+#include <fmt/format.h>
+
+namespace bistro::chain {
+namespace {
+
+constexpr uint32_t kMagic = 0x6174656d;  // "meta" little-endian
+constexpr size_t kMaxTypes = 1 << 20;
+
+std::string str(scale::Reader& r) {
+  return r.bytes();
+}
+std::vector<std::string> strings(scale::Reader& r) {
+  std::vector<std::string> out(r.length());
+  for (auto& s : out) s = str(r);
+  return out;
+}
+std::optional<std::string> opt_str(scale::Reader& r) {
+  if (r.u8() == 0) return std::nullopt;
+  return str(r);
+}
+uint32_t type_id(scale::Reader& r) {
+  auto v = r.compact();
+  if (v > UINT32_MAX) r.fail("type id beyond u32");
+  return static_cast<uint32_t>(v);
+}
+std::optional<uint32_t> opt_type(scale::Reader& r) {
+  uint8_t tag = r.u8();
+  if (tag == 0) return std::nullopt;
+  if (tag != 1) r.fail("bad Option tag");
+  return type_id(r);
+}
+
+std::vector<Field> fields(scale::Reader& r) {
+  std::vector<Field> out(r.length());
+  for (auto& f : out) {
+    f.name = opt_str(r);
+    f.type = type_id(r);
+    opt_str(r);  // type name
+    strings(r);  // docs
+  }
+  return out;
+}
+
+TypeDef read_type(scale::Reader& r) {
+  TypeDef t;
+  t.path = strings(r);
+  for (size_t n = r.length(); n > 0; --n) {  // type parameters: name, Option<type>
+    str(r);
+    opt_type(r);
+  }
+  const uint8_t kind = r.u8();
+  switch (kind) {
+    case 0:
+      t.kind = TypeDef::Composite;
+      t.fields = fields(r);
+      break;
+    case 1: {
+      t.kind = TypeDef::VariantT;
+      t.variants.resize(r.length());
+      for (auto& v : t.variants) {
+        v.name = str(r);
+        v.fields = fields(r);
+        v.index = r.u8();
+        strings(r);
+      }
+      break;
+    }
+    case 2:
+      t.kind = TypeDef::Sequence;
+      t.element = type_id(r);
+      break;
+    case 3:
+      t.kind = TypeDef::Array;
+      t.length = r.u32();
+      t.element = type_id(r);
+      break;
+    case 4: {
+      t.kind = TypeDef::Tuple;
+      t.tuple.resize(r.length());
+      for (auto& e : t.tuple) e = type_id(r);
+      break;
+    }
+    case 5: {
+      t.kind = TypeDef::PrimitiveT;
+      uint8_t p = r.u8();
+      if (p > static_cast<uint8_t>(Primitive::I256)) r.fail(fmt::format("unknown primitive {}", p));
+      t.primitive = static_cast<Primitive>(p);
+      break;
+    }
+    case 6:
+      t.kind = TypeDef::Compact;
+      t.element = type_id(r);
+      break;
+    case 7:
+      t.kind = TypeDef::BitSequence;
+      t.element = type_id(r);
+      type_id(r);
+      break;
+    default:
+      r.fail(fmt::format("unknown type definition kind {}", kind));
+  }
+  strings(r);  // docs
+  return t;
+}
+
+void write_fields(scale::Writer& w, const std::vector<Field>& fs) {
+  w.compact(fs.size());
+  for (const auto& f : fs) {
+    if (f.name) {
+      w.u8(1).bytes(*f.name);
+    } else {
+      w.u8(0);
+    }
+    w.compact(f.type).u8(0).compact(0);
+  }
+}
+
+}  // namespace
+
+Metadata Metadata::decode(std::string_view blob) {
+  scale::Reader r(blob, "runtime metadata");
+  if (blob.size() < 5 || r.u32() != kMagic) r.fail("not runtime metadata (no 'meta' magic)");
+  Metadata m;
+  m.version_ = r.u8();
+  if (m.version_ != 14 && m.version_ != 15)
+    r.fail(fmt::format("metadata version {} is not supported (14 and 15 are)", m.version_));
+
+  const size_t ntypes = r.length();
+  if (ntypes > kMaxTypes) r.fail("too many types");
+  m.types_.resize(ntypes);
+  for (size_t i = 0; i < ntypes; ++i) {
+    uint32_t id = type_id(r);
+    if (id != i) r.fail(fmt::format("type ids out of order ({} at position {})", id, i));
+    m.types_[i] = read_type(r);
+  }
+
+  m.pallets_.resize(r.length());
+  for (auto& p : m.pallets_) {
+    p.name = str(r);
+    if (r.u8()) {
+      p.storage_prefix = str(r);
+      p.storage.resize(r.length());
+      for (auto& e : p.storage) {
+        e.name = str(r);
+        r.u8();  // modifier
+        uint8_t kind = r.u8();
+        if (kind == 0) {
+          e.value = type_id(r);
+        } else if (kind == 1) {
+          e.plain = false;
+          e.hashers.resize(r.length());
+          for (auto& h : e.hashers) {
+            uint8_t x = r.u8();
+            if (x > 6) r.fail(fmt::format("unknown storage hasher {}", x));
+            h = static_cast<Hasher>(x);
+          }
+          e.key = type_id(r);
+          e.value = type_id(r);
+        } else {
+          r.fail(fmt::format("unknown storage entry kind {}", kind));
+        }
+        e.default_value = r.bytes();
+        strings(r);
+      }
+    }
+    p.calls = opt_type(r);
+    p.events = opt_type(r);
+    for (size_t n = r.length(); n > 0; --n) {  // constants
+      str(r);
+      type_id(r);
+      r.bytes();
+      strings(r);
+    }
+    p.errors = opt_type(r);
+    p.index = r.u8();
+    if (m.version_ == 15) strings(r);  // docs
+  }
+
+  if (m.version_ == 14) {
+    type_id(r);  // extrinsic type
+    r.u8();      // version
+  } else {
+    r.u8();                                  // version
+    for (int i = 0; i < 4; ++i) type_id(r);  // address, call, signature, extra
+  }
+  m.extensions_.resize(r.length());
+  for (auto& e : m.extensions_) {
+    e.identifier = str(r);
+    e.type = type_id(r);
+    e.additional = type_id(r);
+  }
+  type_id(r);  // runtime type
+  if (m.version_ == 15) {
+    for (size_t n = r.length(); n > 0; --n) {
+      std::string api = str(r);
+      for (size_t k = r.length(); k > 0; --k) {
+        RuntimeApiMethod method;
+        method.api = api;
+        method.name = str(r);
+        method.inputs.resize(r.length());
+        for (auto& f : method.inputs) {
+          f.name = str(r);
+          f.type = type_id(r);
+        }
+        method.output = type_id(r);
+        strings(r);
+        m.apis_.push_back(std::move(method));
+      }
+      strings(r);
+    }
+    for (int i = 0; i < 3; ++i) type_id(r);    // outer enums
+    for (size_t n = r.length(); n > 0; --n) {  // custom
+      str(r);
+      type_id(r);
+      r.bytes();
+    }
+  }
+  // Every type id mentioned must exist.
+  auto valid = [&](uint32_t id) {
+    if (id >= m.types_.size()) r.fail(fmt::format("type id {} is not in the registry", id));
+  };
+  for (const auto& t : m.types_) {
+    for (const auto& f : t.fields) valid(f.type);
+    for (const auto& v : t.variants)
+      for (const auto& f : v.fields) valid(f.type);
+    for (auto e : t.tuple) valid(e);
+    if (t.kind == TypeDef::Sequence || t.kind == TypeDef::Array || t.kind == TypeDef::Compact)
+      valid(t.element);
+  }
+  for (const auto& p : m.pallets_) {
+    for (auto id : {p.calls, p.events, p.errors})
+      if (id) valid(*id);
+    for (const auto& e : p.storage) valid(e.value), valid(e.key);
+  }
+  for (const auto& e : m.extensions_) valid(e.type), valid(e.additional);
+  return m;
+}
+
+const TypeDef& Metadata::type(uint32_t id) const {
+  if (id >= types_.size()) throw scale::ScaleError(fmt::format("metadata: no type {}", id));
+  return types_[id];
+}
+
+const Pallet* Metadata::find_pallet(std::string_view name) const {
+  for (const auto& p : pallets_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const Pallet& Metadata::pallet(std::string_view name) const {
+  if (auto* p = find_pallet(name)) return *p;
+  fail("the chain's runtime has no pallet {}", name);
+}
+
+const StorageEntry& Metadata::storage(std::string_view pallet_name, std::string_view item) const {
+  const Pallet& p = pallet(pallet_name);
+  for (const auto& e : p.storage)
+    if (e.name == item) return e;
+  fail("the chain's runtime has no storage {}.{}", pallet_name, item);
+}
+
+Metadata::Call Metadata::call(std::string_view pallet_name, std::string_view name) const {
+  const Pallet& p = pallet(pallet_name);
+  if (p.calls) {
+    const TypeDef& t = type(*p.calls);
+    for (const auto& v : t.variants)
+      if (v.name == name) return {p.index, v.index, v.fields};
+  }
+  fail("the chain's runtime has no call {}.{}", pallet_name, name);
+}
+
+std::string Metadata::error_name(uint8_t pallet_index, uint8_t error) const {
+  for (const auto& p : pallets_) {
+    if (p.index != pallet_index) continue;
+    if (p.errors)
+      for (const auto& v : type(*p.errors).variants)
+        if (v.index == error) return p.name + "." + v.name;
+    return fmt::format("{}.error{}", p.name, error);
+  }
+  return fmt::format("pallet{}.error{}", pallet_index, error);
+}
+
+bool Metadata::is_empty(uint32_t id) const {
+  const TypeDef& t = type(id);
+  switch (t.kind) {
+    case TypeDef::Composite:
+      for (const auto& f : t.fields)
+        if (!is_empty(f.type)) return false;
+      return true;
+    case TypeDef::Tuple:
+      for (auto e : t.tuple)
+        if (!is_empty(e)) return false;
+      return true;
+    case TypeDef::Array:
+      return t.length == 0 || is_empty(t.element);
+    default:
+      return false;
+  }
+}
+
+nlohmann::json Metadata::decode_value(uint32_t id, scale::Reader& r, int depth) const {
+  if (depth > 64) r.fail("value nested too deeply");
+  const TypeDef& t = type(id);
+  auto number = [](scale::u128 v) -> nlohmann::json {
+    if (v < (scale::u128{1} << 53)) return static_cast<uint64_t>(v);
+    std::string s;
+    for (; v; v /= 10) s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    return s;
+  };
+  auto is_u8 = [&](uint32_t e) {
+    const TypeDef& et = type(e);
+    return et.kind == TypeDef::PrimitiveT && et.primitive == Primitive::U8;
+  };
+  switch (t.kind) {
+    case TypeDef::Composite: {
+      if (t.fields.size() == 1 && !t.fields[0].name)
+        return decode_value(t.fields[0].type, r, depth + 1);
+      nlohmann::json out =
+          t.fields.empty() || t.fields[0].name ? nlohmann::json::object() : nlohmann::json::array();
+      for (const auto& f : t.fields) {
+        auto v = decode_value(f.type, r, depth + 1);
+        if (f.name)
+          out[*f.name] = std::move(v);
+        else
+          out.push_back(std::move(v));
+      }
+      return out;
+    }
+    case TypeDef::VariantT: {
+      uint8_t index = r.u8();
+      for (const auto& v : t.variants) {
+        if (v.index != index) continue;
+        nlohmann::json values = nlohmann::json::array();
+        for (const auto& f : v.fields) values.push_back(decode_value(f.type, r, depth + 1));
+        return {{"name", v.name}, {"values", values}};
+      }
+      r.fail(fmt::format("variant index {} is not defined for {}", index,
+                         t.path.empty() ? "an enum" : t.path.back()));
+    }
+    case TypeDef::Sequence:
+    case TypeDef::Array: {
+      const size_t n = t.kind == TypeDef::Sequence ? r.length() : t.length;
+      if (is_u8(t.element)) return scale::to_hex(r.raw(n));
+      nlohmann::json out = nlohmann::json::array();
+      for (size_t i = 0; i < n; ++i) {
+        if (r.done()) r.fail("sequence runs past the end");
+        out.push_back(decode_value(t.element, r, depth + 1));
+      }
+      return out;
+    }
+    case TypeDef::Tuple: {
+      nlohmann::json out = nlohmann::json::array();
+      for (auto e : t.tuple) out.push_back(decode_value(e, r, depth + 1));
+      return out;
+    }
+    case TypeDef::Compact:
+      return number(r.compact());
+    case TypeDef::BitSequence: {
+      size_t bits = r.length(0);
+      return scale::to_hex(r.raw((bits + 7) / 8));
+    }
+    case TypeDef::PrimitiveT:
+      switch (t.primitive) {
+        case Primitive::Bool:
+          return r.boolean();
+        case Primitive::Char:
+          return r.u32();
+        case Primitive::Str:
+          return r.bytes();
+        case Primitive::U8:
+          return r.u8();
+        case Primitive::U16:
+          return r.u16();
+        case Primitive::U32:
+          return r.u32();
+        case Primitive::U64:
+          return number(r.u64());
+        case Primitive::U128:
+          return number(r.u128());
+        case Primitive::U256:
+          return scale::to_hex(r.raw(32));
+        case Primitive::I8:
+          return static_cast<int8_t>(r.u8());
+        case Primitive::I16:
+          return static_cast<int16_t>(r.u16());
+        case Primitive::I32:
+          return static_cast<int32_t>(r.u32());
+        case Primitive::I64:
+          return static_cast<int64_t>(r.u64());
+        case Primitive::I128:
+          return scale::to_hex(r.raw(16));
+        case Primitive::I256:
+          return scale::to_hex(r.raw(32));
+      }
+  }
+  r.fail("unknown type");
+}
+
+// ---- builder
+
+uint32_t MetadataBuilder::add(TypeDef t) {
+  types_.push_back(std::move(t));
+  return static_cast<uint32_t>(types_.size() - 1);
+}
+uint32_t MetadataBuilder::primitive(Primitive p) {
+  TypeDef t;
+  t.kind = TypeDef::PrimitiveT;
+  t.primitive = p;
+  return add(t);
+}
+uint32_t MetadataBuilder::sequence(uint32_t e) {
+  TypeDef t;
+  t.kind = TypeDef::Sequence;
+  t.element = e;
+  return add(t);
+}
+uint32_t MetadataBuilder::array(uint32_t e, uint32_t n) {
+  TypeDef t;
+  t.kind = TypeDef::Array;
+  t.element = e;
+  t.length = n;
+  return add(t);
+}
+uint32_t MetadataBuilder::compact(uint32_t e) {
+  TypeDef t;
+  t.kind = TypeDef::Compact;
+  t.element = e;
+  return add(t);
+}
+uint32_t MetadataBuilder::composite(std::vector<std::string> path, std::vector<Field> f) {
+  TypeDef t;
+  t.path = std::move(path);
+  t.fields = std::move(f);
+  return add(t);
+}
+uint32_t MetadataBuilder::variant(std::vector<std::string> path, std::vector<Variant> v) {
+  TypeDef t;
+  t.kind = TypeDef::VariantT;
+  t.path = std::move(path);
+  t.variants = std::move(v);
+  return add(t);
+}
+uint32_t MetadataBuilder::tuple(std::vector<uint32_t> e) {
+  TypeDef t;
+  t.kind = TypeDef::Tuple;
+  t.tuple = std::move(e);
+  return add(t);
+}
+
+std::string MetadataBuilder::build() const {
+  scale::Writer w;
+  w.u32(kMagic).u8(14).compact(types_.size());
+  for (size_t i = 0; i < types_.size(); ++i) {
+    const TypeDef& t = types_[i];
+    w.compact(i).compact(t.path.size());
+    for (const auto& s : t.path) w.bytes(s);
+    w.compact(0);  // no type parameters
+    switch (t.kind) {
+      case TypeDef::Composite:
+        w.u8(0);
+        write_fields(w, t.fields);
+        break;
+      case TypeDef::VariantT:
+        w.u8(1).compact(t.variants.size());
+        for (const auto& v : t.variants) {
+          w.bytes(v.name);
+          write_fields(w, v.fields);
+          w.u8(v.index).compact(0);
+        }
+        break;
+      case TypeDef::Sequence:
+        w.u8(2).compact(t.element);
+        break;
+      case TypeDef::Array:
+        w.u8(3).u32(t.length).compact(t.element);
+        break;
+      case TypeDef::Tuple:
+        w.u8(4).compact(t.tuple.size());
+        for (auto e : t.tuple) w.compact(e);
+        break;
+      case TypeDef::PrimitiveT:
+        w.u8(5).u8(static_cast<uint8_t>(t.primitive));
+        break;
+      case TypeDef::Compact:
+        w.u8(6).compact(t.element);
+        break;
+      case TypeDef::BitSequence:
+        w.u8(7).compact(t.element).compact(t.element);
+        break;
+    }
+    w.compact(0);  // docs
+  }
+  auto opt = [&](const std::optional<uint32_t>& id) {
+    if (id)
+      w.u8(1).compact(*id);
+    else
+      w.u8(0);
+  };
+  w.compact(pallets_.size());
+  for (const auto& p : pallets_) {
+    w.bytes(p.name);
+    if (p.storage.empty()) {
+      w.u8(0);
+    } else {
+      w.u8(1).bytes(p.storage_prefix.empty() ? p.name : p.storage_prefix).compact(p.storage.size());
+      for (const auto& e : p.storage) {
+        w.bytes(e.name).u8(1);
+        if (e.plain) {
+          w.u8(0).compact(e.value);
+        } else {
+          w.u8(1).compact(e.hashers.size());
+          for (auto h : e.hashers) w.u8(static_cast<uint8_t>(h));
+          w.compact(e.key).compact(e.value);
+        }
+        w.bytes(e.default_value).compact(0);
+      }
+    }
+    opt(p.calls);
+    opt(p.events);
+    w.compact(0);  // constants
+    opt(p.errors);
+    w.u8(p.index);
+  }
+  w.compact(0).u8(4);  // extrinsic type, version
+  w.compact(extensions_.size());
+  for (const auto& e : extensions_) w.bytes(e.identifier).compact(e.type).compact(e.additional);
+  w.compact(0);  // runtime type
+  return w.take();
+}
+
+}  // namespace bistro::chain

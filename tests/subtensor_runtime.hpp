@@ -1,0 +1,150 @@
+// A subtensor-like runtime described from the metadata format's definition (not captured from a
+// node): the pallets, calls, storage entries, errors, events and signed extensions the subtensor
+// client uses, at subtensor's indices (SubtensorModule 7, Commitments 18).
+#pragma once
+
+#include "bistro/chain/metadata.hpp"
+
+namespace bistro::test {
+
+struct SubtensorRuntime {
+  std::string blob;
+  uint32_t account = 0;  // AccountId32 type id
+};
+
+inline SubtensorRuntime subtensor_runtime() {
+  using namespace bistro::chain;
+  MetadataBuilder b;
+  const uint32_t u8 = b.primitive(Primitive::U8), u16 = b.primitive(Primitive::U16),
+                 u32 = b.primitive(Primitive::U32), u64 = b.primitive(Primitive::U64),
+                 u128 = b.primitive(Primitive::U128), boolean = b.primitive(Primitive::Bool);
+  const uint32_t bytes32 = b.array(u8, 32), bytes4 = b.array(u8, 4);
+  const uint32_t account =
+      b.composite({"sp_core", "crypto", "AccountId32"}, {{std::nullopt, bytes32}});
+  const uint32_t vec_u16 = b.sequence(u16), vec_u64 = b.sequence(u64),
+                 vec_bool = b.sequence(boolean);
+  const uint32_t unit = b.tuple({});
+  // Data: None, Raw0..Raw128 (index n + 1), as pallet-commitments/identity define it.
+  std::vector<Variant> data_variants = {{"None", {}, 0}};
+  for (uint32_t n = 0; n <= 128; ++n)
+    data_variants.push_back(
+        {"Raw" + std::to_string(n), {{std::nullopt, b.array(u8, n)}}, static_cast<uint8_t>(n + 1)});
+  const uint32_t data = b.variant({"pallet_commitments", "types", "Data"}, data_variants);
+  const uint32_t info = b.composite({"pallet_commitments", "types", "CommitmentInfo"},
+                                    {{"fields", b.sequence(data)}});
+  const uint32_t registration = b.composite({"pallet_commitments", "types", "Registration"},
+                                            {{"deposit", u128}, {"block", u32}, {"info", info}});
+
+  const uint32_t subtensor_calls =
+      b.variant({"pallet_subtensor", "pallet", "Call"},
+                {{"set_weights",
+                  {{"netuid", u16}, {"dests", vec_u16}, {"weights", vec_u16}, {"version_key", u64}},
+                  0},
+                 {"burned_register", {{"netuid", u16}, {"hotkey", account}}, 7}});
+  const char* errors[] = {
+      "RootNetworkDoesNotExist",   "InvalidIpType",         "HotKeyNotRegisteredInSubNet",
+      "WeightVecNotEqualSize",     "DuplicateUids",         "UidVecContainInvalidOne",
+      "WeightVecLengthIsLow",      "SettingWeightsTooFast", "NeuronNoValidatorPermit",
+      "IncorrectWeightVersionKey", "SubnetNotExists",       "HotKeyAlreadyRegisteredInSubNet"};
+  std::vector<Variant> error_variants;
+  for (uint8_t i = 0; i < std::size(errors); ++i) error_variants.push_back({errors[i], {}, i});
+  const uint32_t subtensor_errors =
+      b.variant({"pallet_subtensor", "pallet", "Error"}, error_variants);
+  const uint32_t commit_calls =
+      b.variant({"pallet_commitments", "pallet", "Call"},
+                {{"set_commitment", {{"netuid", u16}, {"info", info}}, 0}});
+  const uint32_t commit_errors =
+      b.variant({"pallet_commitments", "pallet", "Error"},
+                {{"TooManyFieldsInCommitmentInfo", {}, 0}, {"AccountNotAllowedCommit", {}, 1}});
+
+  // System events: EventRecord { phase, event, topics }.
+  const uint32_t module_error =
+      b.composite({"sp_runtime", "ModuleError"}, {{"index", u8}, {"error", bytes4}});
+  const uint32_t dispatch_error =
+      b.variant({"sp_runtime", "DispatchError"}, {{"Other", {}, 0},
+                                                  {"CannotLookup", {}, 1},
+                                                  {"BadOrigin", {}, 2},
+                                                  {"Module", {{std::nullopt, module_error}}, 3}});
+  const uint32_t dispatch_info = b.composite({"frame_support", "DispatchInfo"}, {{"weight", u64}});
+  const uint32_t system_event =
+      b.variant({"frame_system", "pallet", "Event"},
+                {{"ExtrinsicSuccess", {{"dispatch_info", dispatch_info}}, 0},
+                 {"ExtrinsicFailed",
+                  {{"dispatch_error", dispatch_error}, {"dispatch_info", dispatch_info}},
+                  1}});
+  const uint32_t runtime_event = b.variant({"node_subtensor_runtime", "RuntimeEvent"},
+                                           {{"System", {{std::nullopt, system_event}}, 0}});
+  const uint32_t phase =
+      b.variant({"frame_system", "Phase"}, {{"ApplyExtrinsic", {{std::nullopt, u32}}, 0},
+                                            {"Finalization", {}, 1},
+                                            {"Initialization", {}, 2}});
+  const uint32_t record =
+      b.composite({"frame_system", "EventRecord"},
+                  {{"phase", phase}, {"event", runtime_event}, {"topics", b.sequence(bytes32)}});
+  const uint32_t events = b.sequence(record);
+
+  auto map = [](std::string name, std::vector<Hasher> h, uint32_t key, uint32_t value,
+                std::string def) {
+    StorageEntry e;
+    e.name = std::move(name);
+    e.plain = false;
+    e.hashers = std::move(h);
+    e.key = key;
+    e.value = value;
+    e.default_value = std::move(def);
+    return e;
+  };
+  const uint32_t u16_u16 = b.tuple({u16, u16}), acct_u16 = b.tuple({account, u16}),
+                 u16_acct = b.tuple({u16, account});
+  const std::string zero16(2, '\0'), zero64(8, '\0'), empty_vec(1, '\0'), zero_bool(1, '\0');
+  Pallet system{"System", 0, "System", {}, std::nullopt, system_event, std::nullopt};
+  StorageEntry ev;
+  ev.name = "Events";
+  ev.value = events;
+  ev.default_value = empty_vec;
+  system.storage.push_back(ev);
+  b.pallet(system);
+
+  Pallet st{"SubtensorModule", 7, "SubtensorModule", {}, subtensor_calls, std::nullopt,
+            subtensor_errors};
+  using H = Hasher;
+  st.storage = {
+      map("NetworksAdded", {H::Identity}, u16, boolean, zero_bool),
+      map("SubnetworkN", {H::Identity}, u16, u16, zero16),
+      map("Keys", {H::Identity, H::Identity}, u16_u16, account, std::string(32, '\0')),
+      map("Tempo", {H::Identity}, u16, u16, std::string("\x68\x01", 2)),  // 360
+      map("Kappa", {H::Identity}, u16, u16, std::string("\xff\x7f", 2)),
+      map("ImmunityPeriod", {H::Identity}, u16, u16, zero16),
+      map("ActivityCutoff", {H::Identity}, u16, u16, zero16),
+      map("MaxAllowedUids", {H::Identity}, u16, u16, zero16),
+      map("MaxAllowedValidators", {H::Identity}, u16, u16, zero16),
+      map("MinAllowedWeights", {H::Identity}, u16, u16, zero16),
+      map("WeightsSetRateLimit", {H::Identity}, u16, u64, zero64),
+      map("WeightsVersionKey", {H::Identity}, u16, u64, zero64),
+      map("BondsMovingAverage", {H::Identity}, u16, u64, zero64),
+      map("CommitRevealWeightsEnabled", {H::Identity}, u16, boolean, zero_bool),
+      map("Incentive", {H::Identity}, u16, vec_u16, empty_vec),
+      map("Dividends", {H::Identity}, u16, vec_u16, empty_vec),
+      map("Consensus", {H::Identity}, u16, vec_u16, empty_vec),
+      map("ValidatorTrust", {H::Identity}, u16, vec_u16, empty_vec),
+      map("ValidatorPermit", {H::Identity}, u16, vec_bool, empty_vec),
+      map("Active", {H::Identity}, u16, vec_bool, empty_vec),
+      map("LastUpdate", {H::Identity}, u16, vec_u64, empty_vec),
+      map("Emission", {H::Identity}, u16, vec_u64, empty_vec),
+      map("BlockAtRegistration", {H::Identity, H::Identity}, u16_u16, u64, zero64),
+      map("Owner", {H::Blake2_128Concat}, account, account, std::string(32, '\0')),
+      map("TotalHotkeyAlpha", {H::Blake2_128Concat, H::Identity}, acct_u16, u64, zero64),
+  };
+  b.pallet(st);
+  Pallet cm{"Commitments", 18, "Commitments", {}, commit_calls, std::nullopt, commit_errors};
+  cm.storage = {map("CommitmentOf", {H::Identity, H::Twox64Concat}, u16_acct, registration, "")};
+  b.pallet(cm);
+
+  for (const char* id : {"CheckNonZeroSender", "CheckSpecVersion", "CheckTxVersion", "CheckGenesis",
+                         "CheckMortality", "CheckNonce", "CheckWeight", "ChargeTransactionPayment",
+                         "SubtensorSignedExtension", "CheckMetadataHash"})
+    b.extension({id, unit, unit});
+  return {b.build(), account};
+}
+
+}  // namespace bistro::test

@@ -1,0 +1,198 @@
+// The substrate layer under the subtensor client: SCALE, hashes and storage keys, metadata
+// decoding, call bytes, eras and signed extrinsics, checked against ../shared/FACTS.md's vectors.
+#include <gtest/gtest.h>
+
+#include "bistro/chain/extrinsic.hpp"
+#include "bistro/chain/hashing.hpp"
+#include "bistro/chain/metadata.hpp"
+#include "bistro/chain/scale.hpp"
+#include "bistro/identity/sr25519.hpp"
+#include "subtensor_runtime.hpp"
+
+using namespace bistro;
+using namespace bistro::chain;
+using scale::from_hex;
+using scale::to_hex;
+
+TEST(Scale, CompactVectorsAndRoundTrip) {
+  EXPECT_EQ(to_hex(scale::compact(64)), "0x0101");
+  EXPECT_EQ(to_hex(scale::compact(16384)), "0x02000100");
+  EXPECT_EQ(to_hex(scale::compact(0)), "0x00");
+  EXPECT_EQ(to_hex(scale::compact(63)), "0xfc");
+  EXPECT_EQ(to_hex(scale::compact(1073741824)), "0x0300000040");
+  for (scale::u128 v :
+       {scale::u128{0}, scale::u128{1}, scale::u128{63}, scale::u128{64}, scale::u128{16383},
+        scale::u128{16384}, scale::u128{(1u << 30) - 1}, scale::u128{1u << 30},
+        scale::u128{UINT64_MAX}, scale::u128{UINT64_MAX} << 40}) {
+    std::string enc = scale::compact(v);
+    scale::Reader r(enc, "test");
+    EXPECT_TRUE(r.compact() == v);
+    EXPECT_TRUE(r.done());
+  }
+}
+
+TEST(Scale, HostileBytesFailClearly) {
+  const std::string vec = from_hex("0x08aa", "x"), two_byte_zero = from_hex("0x0100", "x"),
+                    two("\x02", 1);
+  scale::Reader r(vec, "a vec");
+  try {
+    r.bytes();
+    FAIL();
+  } catch (const scale::ScaleError& e) {
+    EXPECT_NE(std::string(e.what()).find("a vec: length 2 exceeds the 1 bytes left"),
+              std::string::npos)
+        << e.what();
+  }
+  scale::Reader nc(two_byte_zero, "c");  // 0 in two-byte mode
+  EXPECT_THROW(nc.compact(), scale::ScaleError);
+  scale::Reader b(two, "bool");
+  EXPECT_THROW(b.boolean(), scale::ScaleError);
+  EXPECT_THROW(from_hex("0xabc", "h"), scale::ScaleError);
+  EXPECT_THROW(from_hex("0xzz", "h"), scale::ScaleError);
+}
+
+TEST(Hashing, FactsVectors) {
+  EXPECT_EQ(to_hex(twox128("System"), false), "26aa394eea5630e07c48ae0c9558cef7");
+  EXPECT_EQ(to_hex(twox128("Account"), false), "b99d880ec681799c0cf30e8886371da9");
+  EXPECT_EQ(to_hex(twox128("SubtensorModule"), false), "658faa385070e074c85bf6b568cf0555");
+  EXPECT_EQ(to_hex(twox128("Keys"), false), "9f99a2ce711f3a31b2fc05604c93f179");
+  EXPECT_EQ(to_hex(twox128("Weights"), false), "a1e7036061f484bc3048a64b64e35ec4");
+  EXPECT_EQ(to_hex(twox128("Uids"), false), "aab1b4e78e1ea8305462ee53b3686dc8");
+  EXPECT_EQ(to_hex(twox128("Commitments"), false), "ca407206ec1ab726b2636c4b145ac287");
+  EXPECT_EQ(to_hex(twox128("CommitmentOf"), false), "419a60ae8b01e6dcaebd7317e43c69bf");
+  EXPECT_EQ(to_hex(twox128(""), false), "99e9d85137db46ef4bbea33613baafd5");
+  const std::string alice =
+      from_hex("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d", "alice");
+  EXPECT_EQ(to_hex(twox64(alice), false), "518366b5b1bc7c99");
+  EXPECT_EQ(to_hex(blake2_128(alice), false), "de1e86a9a8c739864cf3cc5ec2bea59f");
+  EXPECT_EQ(to_hex(apply_hasher(Hasher::Twox64Concat, alice), false),
+            "518366b5b1bc7c99" + to_hex(alice, false));
+  EXPECT_EQ(to_hex(storage_key("SubtensorModule", "Keys",
+                               {{Hasher::Identity, scale::Writer().u16(1).take()},
+                                {Hasher::Identity, scale::Writer().u16(0).take()}})),
+            "0x658faa385070e074c85bf6b568cf05559f99a2ce711f3a31b2fc05604c93f17901000000");
+}
+
+TEST(Extrinsic, EraVector) {
+  EXPECT_EQ(to_hex(mortal_era(64, 1000)), "0x8502");
+  EXPECT_EQ(mortal_era(60, 1000), mortal_era(64, 1000));  // periods round up to a power of two
+}
+
+TEST(Metadata, BuiltRuntimeDecodesAndCallBytesMatchFacts) {
+  auto rt = test::subtensor_runtime();
+  Metadata m = Metadata::decode(rt.blob);
+  EXPECT_EQ(m.version(), 14);
+  EXPECT_EQ(m.pallet("SubtensorModule").index, 7);
+  EXPECT_EQ(m.storage("SubtensorModule", "Keys").hashers,
+            (std::vector<Hasher>{Hasher::Identity, Hasher::Identity}));
+  EXPECT_EQ(m.error_name(7, 7), "SubtensorModule.SettingWeightsTooFast");
+  EXPECT_EQ(m.extensions().size(), 10u);
+  // set_weights(1, [0, 1], [65535, 32768], 0)
+  scale::Writer args;
+  args.u16(1).compact(2).u16(0).u16(1).compact(2).u16(65535).u16(32768).u64(0);
+  EXPECT_EQ(to_hex(encode_call(m, "SubtensorModule", "set_weights", args.data())),
+            "0x07000100080000010008ffff00800000000000000000");
+  // Commitments.set_commitment(1, {fields: [Raw("abc")]})
+  scale::Writer c;
+  c.u16(1).compact(1).u8(4).raw(std::string_view("abc"));
+  EXPECT_EQ(to_hex(encode_call(m, "Commitments", "set_commitment", c.data())),
+            "0x120001000404616263");
+  EXPECT_THROW(m.call("SubtensorModule", "commit_weights"), Error);
+  EXPECT_THROW(m.pallet("Drand"), Error);
+}
+
+TEST(Metadata, BadBlobsAreRefusedWithAReason) {
+  auto rt = test::subtensor_runtime();
+  EXPECT_THROW(Metadata::decode("nope"), Error);
+  std::string v13 = rt.blob;
+  v13[4] = 13;
+  try {
+    Metadata::decode(v13);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("version 13 is not supported"), std::string::npos);
+  }
+  // Every truncation fails cleanly (never reads past the end).
+  for (size_t n = 5; n < rt.blob.size(); n += 97)
+    EXPECT_THROW(Metadata::decode(rt.blob.substr(0, n)), Error);
+}
+
+TEST(Extrinsic, SignedExtrinsicLayoutAndSignature) {
+  auto rt = test::subtensor_runtime();
+  Metadata m = Metadata::decode(rt.blob);
+  std::array<uint8_t, 32> mini{};
+  mini[0] = 7;
+  auto signer = sr25519_signer(mini);
+  scale::Writer args;
+  args.u16(1).compact(1).u16(3).compact(1).u16(65535).u64(0);
+  const std::string call = encode_call(m, "SubtensorModule", "set_weights", args.data());
+  TxContext tx{.spec_version = 425,
+               .tx_version = 1,
+               .genesis_hash = std::string(32, 'g'),
+               .era_block_hash = std::string(32, 'e'),
+               .era_block = 1000,
+               .era_period = 64,
+               .nonce = 5,
+               .tip = 0};
+  const std::string xt = signed_extrinsic(m, *signer, call, tx);
+  scale::Reader r(xt, "xt");
+  const size_t len = r.length();
+  EXPECT_EQ(len, r.remaining());
+  EXPECT_EQ(r.u8(), 0x84);
+  EXPECT_EQ(r.u8(), 0x00);
+  auto pub = signer->public_key();
+  EXPECT_EQ(r.raw(32), std::string(pub.begin(), pub.end()));
+  EXPECT_EQ(r.u8(), 0x01);  // sr25519
+  std::string sig(r.raw(64));
+  const std::string extra = std::string(r.raw(2)) /* era */ + scale::compact(5) +
+                            scale::compact(0) + std::string(1, '\0');
+  EXPECT_EQ(to_hex(extra.substr(0, 2)), "0x8502");
+  EXPECT_EQ(std::string(r.raw(extra.size() - 2)), extra.substr(2));
+  EXPECT_EQ(std::string(r.raw(r.remaining())), call);
+  // The signature covers call ‖ extra ‖ additional (spec, tx version, genesis, era hash, no hash).
+  std::string payload = call + extra + scale::Writer().u32(425).u32(1).take() + tx.genesis_hash +
+                        tx.era_block_hash + std::string(1, '\0');
+  Signature s;
+  std::copy(sig.begin(), sig.end(), s.begin());
+  EXPECT_TRUE(verify_signature(
+      "sr25519", pub, {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()}, s));
+  // A runtime whose extension bistro cannot fill is refused by name.
+  MetadataBuilder b;
+  uint32_t u32 = b.primitive(Primitive::U32);
+  b.extension({"CheckFutureThing", u32, u32});
+  Metadata odd = Metadata::decode(b.build());
+  try {
+    signed_extrinsic(odd, *signer, call, tx);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CheckFutureThing"), std::string::npos);
+  }
+}
+
+TEST(Metadata, GenericValueDecodingOfEvents) {
+  auto rt = test::subtensor_runtime();
+  Metadata m = Metadata::decode(rt.blob);
+  const auto& events = m.storage("System", "Events");
+  // One record: ApplyExtrinsic(1), System.ExtrinsicFailed(Module{7, [7,0,0,0]}, weight 5), no
+  // topics.
+  scale::Writer w;
+  w.compact(1)
+      .u8(0)
+      .u32(1)
+      .u8(0)
+      .u8(1)
+      .u8(3)
+      .u8(7)
+      .raw(std::string("\x07\0\0\0", 4))
+      .u64(5)
+      .compact(0);
+  scale::Reader r(w.data(), "events");
+  auto j = m.decode_value(events.value, r);
+  ASSERT_TRUE(r.done());
+  EXPECT_EQ(j[0]["phase"]["name"], "ApplyExtrinsic");
+  EXPECT_EQ(j[0]["event"]["values"][0]["name"], "ExtrinsicFailed");
+  auto err = j[0]["event"]["values"][0]["values"][0];
+  EXPECT_EQ(err["name"], "Module");
+  EXPECT_EQ(err["values"][0]["index"], 7);
+  EXPECT_EQ(err["values"][0]["error"], "0x07000000");
+}
