@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "bistro/chain/local_chain.hpp"
+#include "bistro/chain/subtensor_chain.hpp"
 
 namespace bistro::chain {
 
@@ -19,11 +20,7 @@ std::unique_ptr<Chain> open_chain(const std::string& network) {
   const bool remote = network == "finney" || network == "test" || network == "local" ||
                       network.rfind("ws://", 0) == 0 || network.rfind("wss://", 0) == 0 ||
                       network.rfind("http://", 0) == 0 || network.rfind("https://", 0) == 0;
-  if (remote)
-    fail(
-        "--subtensor.network {}: the subtensor client is not built yet; use a local chain file "
-        "(file:PATH)",
-        network);
+  if (remote) return std::make_unique<SubtensorChain>(network);
   if (std::filesystem::exists(network) || network.ends_with(".db"))
     return std::make_unique<LocalChain>(network);
   fail(

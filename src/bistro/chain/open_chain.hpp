@@ -1,5 +1,5 @@
 // Choosing a chain from --subtensor.network: the embedded LocalChain for a file, or the real
-// network (finney, test, local, ws:// or http://) once the subtensor client exists.
+// network (finney, test, local, ws:// or http://) through the subtensor client.
 #pragma once
 
 #include <filesystem>

@@ -1,0 +1,304 @@
+// An in-process JSON-RPC node for the subtensor client's tests: it answers each call the client
+// makes with SCALE data built from the spec (the runtime in subtensor_runtime.hpp), checks every
+// submitted extrinsic's sr25519 signature against the payload it reconstructs, executes
+// set_weights / burned_register / set_commitment on its storage, and produces one block per
+// extrinsic with System events. Tests can make it reject the next extrinsic, fail it with a
+// module error, or drop the connection (stop and restart on the same port).
+#pragma once
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "bistro/chain/hashing.hpp"
+#include "bistro/chain/metadata.hpp"
+#include "bistro/chain/scale.hpp"
+#include "bistro/identity/signer.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "subtensor_runtime.hpp"
+
+namespace bistro::test {
+
+class SubstrateNode {
+ public:
+  SubstrateNode()
+      : runtime_(subtensor_runtime()), metadata_(chain::Metadata::decode(runtime_.blob)) {
+    blocks_.push_back({hash_of(0), {}, ""});
+    set_plain("SubtensorModule", "NetworksAdded", {u16(1)}, std::string(1, '\1'));
+    set_plain("SubtensorModule", "SubnetworkN", {u16(1)}, u16(0));
+    set_plain("SubtensorModule", "Tempo", {u16(1)}, u16(99));
+    set_plain("SubtensorModule", "WeightsSetRateLimit", {u16(1)}, scale::Writer().u64(7).take());
+    start(0);
+  }
+  ~SubstrateNode() { stop(); }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+
+  // Stops answering (connections refused) and answers again on the same port after `ms`.
+  void drop_connection_for(int ms) {
+    stop();
+    restart_ = std::thread([this, ms] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      start(port_);
+    });
+  }
+  void reject_next(std::string why) { reject_ = std::move(why); }
+  void fail_next(std::string error_name) { fail_ = std::move(error_name); }
+  size_t submitted() const { return submitted_; }
+
+  // Storage written with the runtime's own hashers.
+  void set_plain(const char* pallet, const char* item, const std::vector<std::string>& keys,
+                 const std::string& value) {
+    const auto& e = metadata_.storage(pallet, item);
+    std::vector<std::pair<chain::Hasher, std::string>> hk;
+    for (size_t i = 0; i < keys.size(); ++i) hk.emplace_back(e.hashers.at(i), keys[i]);
+    std::lock_guard lock(mu_);
+    storage_[scale::to_hex(chain::storage_key(pallet, item, hk))] = value;
+  }
+  static std::string u16(uint16_t v) { return scale::Writer().u16(v).take(); }
+
+ private:
+  struct Block {
+    std::string hash;
+    std::vector<std::string> extrinsics;  // 0x hex
+    std::string events;                   // SCALE Vec<EventRecord>
+  };
+
+  static std::string hash_of(uint64_t n) {
+    return chain::blake2_256("test-block" + std::to_string(n));
+  }
+
+  void start(int port) {
+    server_ = std::make_unique<httplib::Server>();
+    server_->Post("/", [this](const httplib::Request& req, httplib::Response& res) {
+      auto j = nlohmann::json::parse(req.body);
+      nlohmann::json reply = {{"jsonrpc", "2.0"}, {"id", j["id"]}};
+      try {
+        reply["result"] = answer(j["method"].get<std::string>(), j["params"]);
+      } catch (const nlohmann::json& err) {
+        reply["error"] = err;
+      } catch (const std::exception& e) {
+        reply["error"] = {{"code", -32603}, {"message", std::string("test node: ") + e.what()}};
+      }
+      res.set_content(reply.dump(), "application/json");
+    });
+    port_ = port == 0 ? server_->bind_to_any_port("127.0.0.1")
+                      : (server_->bind_to_port("127.0.0.1", port) ? port : -1);
+    thread_ = std::thread([s = server_.get()] { s->listen_after_bind(); });
+  }
+  void stop() {
+    if (restart_.joinable()) restart_.join();
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  nlohmann::json answer(const std::string& method, const nlohmann::json& p) {
+    std::lock_guard lock(mu_);
+    const uint64_t head = blocks_.size() - 1;
+    if (method == "state_getMetadata") return scale::to_hex(runtime_.blob);
+    if (method == "state_getRuntimeVersion")
+      return {{"specVersion", 425}, {"transactionVersion", 1}};
+    if (method == "chain_getHeader") return {{"number", fmt::format("0x{:x}", head)}};
+    if (method == "chain_getBlockHash") {
+      uint64_t n = p.empty() ? head : p[0].get<uint64_t>();
+      if (n > head) return nullptr;
+      return scale::to_hex(blocks_[n].hash);
+    }
+    if (method == "chain_getBlock") {
+      for (const auto& b : blocks_)
+        if (scale::to_hex(b.hash) == p[0].get<std::string>()) {
+          nlohmann::json out;
+          out["block"]["extrinsics"] = b.extrinsics;
+          return out;
+        }
+      return nullptr;
+    }
+    if (method == "state_getStorage") {
+      const std::string k = p[0].get<std::string>();
+      if (k == scale::to_hex(chain::storage_key("System", "Events"))) {
+        for (const auto& b : blocks_)
+          if (p.size() > 1 && scale::to_hex(b.hash) == p[1].get<std::string>())
+            return scale::to_hex(b.events);
+        return nullptr;
+      }
+      auto it = storage_.find(k);
+      return it == storage_.end() ? nlohmann::json(nullptr)
+                                  : nlohmann::json(scale::to_hex(it->second));
+    }
+    if (method == "state_queryStorageAt") {
+      nlohmann::json changes = nlohmann::json::array();
+      for (const auto& k : p[0]) {
+        auto it = storage_.find(k.get<std::string>());
+        changes.push_back({k, it == storage_.end() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(scale::to_hex(it->second))});
+      }
+      return nlohmann::json::array(
+          {{{"block", scale::to_hex(blocks_.back().hash)}, {"changes", changes}}});
+    }
+    if (method == "state_getKeysPaged") {
+      const std::string prefix = p[0].get<std::string>();
+      const std::string after = p.size() > 2 ? p[2].get<std::string>() : "";
+      nlohmann::json keys = nlohmann::json::array();
+      for (const auto& [k, v] : storage_)
+        if (k.rfind(prefix, 0) == 0 && k > after && keys.size() < p[1].get<size_t>())
+          keys.push_back(k);
+      return keys;
+    }
+    if (method == "system_accountNextIndex")
+      return nonces_.value(p[0].get<std::string>(), uint64_t{0});
+    if (method == "author_submitExtrinsic") return submit(p[0].get<std::string>());
+    throw nlohmann::json{{"code", -32601}, {"message", "Method not found"}};
+  }
+
+  nlohmann::json submit(const std::string& hex) {
+    ++submitted_;
+    if (!reject_.empty()) {
+      std::string why = std::move(reject_);
+      reject_.clear();
+      throw nlohmann::json{{"code", 1010}, {"message", "Invalid Transaction"}, {"data", why}};
+    }
+    const std::string xt = scale::from_hex(hex, "extrinsic");
+    scale::Reader r(xt, "extrinsic");
+    if (r.length() != r.remaining() || r.u8() != 0x84 || r.u8() != 0x00)
+      throw nlohmann::json{{"code", 1002}, {"message", "Could not decode extrinsic"}};
+    const std::string account(r.raw(32));
+    if (r.u8() != 0x01) throw nlohmann::json{{"code", 1010}, {"message", "not sr25519"}};
+    const std::string sig(r.raw(64));
+    const size_t extra_start = r.position();
+    const uint16_t era = r.u16();
+    const uint64_t nonce = static_cast<uint64_t>(r.compact());
+    r.compact();  // tip
+    if (r.u8() != 0) throw nlohmann::json{{"code", 1010}, {"message", "metadata hash mode"}};
+    const std::string extra = xt.substr(extra_start, r.position() - extra_start);
+    const std::string call(r.raw(r.remaining()));
+    // Rebuild the signed payload: the era's birth block from its period and phase.
+    const uint64_t period = uint64_t{2} << (era & 15),
+                   phase = (era >> 4) * std::max<uint64_t>(period >> 12, 1);
+    const uint64_t head = blocks_.size() - 1;
+    const uint64_t birth = (head - phase) / period * period + phase;
+    std::string payload = call + extra + scale::Writer().u32(425).u32(1).take() + blocks_[0].hash +
+                          blocks_.at(birth).hash + std::string(1, '\0');
+    if (payload.size() > 256) payload = chain::blake2_256(payload);
+    PublicKey pk;
+    Signature s;
+    std::copy(account.begin(), account.end(), pk.begin());
+    std::copy(sig.begin(), sig.end(), s.begin());
+    if (!verify_signature("sr25519", pk,
+                          {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()}, s))
+      throw nlohmann::json{{"code", 1010},
+                           {"message", "Invalid Transaction"},
+                           {"data", "Transaction has a bad signature"}};
+    const std::string who = scale::to_hex(account);
+    std::string ss58 = ss58_of(account);
+    if (nonce != nonces_.value(ss58, uint64_t{0}))
+      throw nlohmann::json{
+          {"code", 1010}, {"message", "Invalid Transaction"}, {"data", "Transaction is outdated"}};
+    nonces_[ss58] = nonce + 1;
+    // Execute, then seal a block with the outcome event.
+    std::optional<std::string> error =
+        fail_.empty() ? std::nullopt : std::optional<std::string>(fail_);
+    fail_.clear();
+    if (!error) error = execute(call, account, head + 1);
+    scale::Writer ev;
+    ev.compact(1).u8(0).u32(0).u8(0);  // ApplyExtrinsic(0), RuntimeEvent::System
+    if (error) {
+      uint8_t pallet = 7, code = 0;
+      for (const auto& pn : {"SubtensorModule", "Commitments"}) {
+        const auto& pal = metadata_.pallet(pn);
+        for (const auto& v : metadata_.type(*pal.errors).variants)
+          if (v.name == *error) pallet = pal.index, code = v.index;
+      }
+      ev.u8(1).u8(3).u8(pallet).u8(code).u8(0).u8(0).u8(0);
+    } else {
+      ev.u8(0);
+    }
+    ev.u64(1000).compact(0);
+    blocks_.push_back({hash_of(blocks_.size()), {hex}, ev.take()});
+    return scale::to_hex(chain::blake2_256(xt));
+  }
+
+  static std::string ss58_of(const std::string& account) {
+    PublicKey pk;
+    std::copy(account.begin(), account.end(), pk.begin());
+    return ss58_encode(pk);
+  }
+
+  // Applies a call to storage; returns the module error name on failure.
+  std::optional<std::string> execute(const std::string& call, const std::string& account,
+                                     uint64_t block) {
+    scale::Reader r(call, "call");
+    const uint8_t pallet = r.u8(), index = r.u8();
+    if (pallet == 7 && index == 7) {  // burned_register(netuid, hotkey)
+      const uint16_t netuid = r.u16();
+      const std::string hotkey(r.raw(32));
+      uint16_t n = read_u16("SubtensorModule", "SubnetworkN", {u16(netuid)});
+      for (uint16_t uid = 0; uid < n; ++uid)
+        if (get("SubtensorModule", "Keys", {u16(netuid), u16(uid)}) == hotkey)
+          return "HotKeyAlreadyRegisteredInSubNet";
+      put("SubtensorModule", "Keys", {u16(netuid), u16(n)}, hotkey);
+      put("SubtensorModule", "BlockAtRegistration", {u16(netuid), u16(n)},
+          scale::Writer().u64(block).take());
+      put("SubtensorModule", "Owner", {hotkey}, account);
+      put("SubtensorModule", "SubnetworkN", {u16(netuid)}, u16(static_cast<uint16_t>(n + 1)));
+      return std::nullopt;
+    }
+    if (pallet == 7 && index == 0) {  // set_weights: only the registration and length rules here
+      const uint16_t netuid = r.u16();
+      const size_t a = r.length(2);
+      for (size_t i = 0; i < a; ++i) r.u16();
+      const size_t b = r.length(2);
+      if (a != b) return "WeightVecNotEqualSize";
+      uint16_t n = read_u16("SubtensorModule", "SubnetworkN", {u16(netuid)});
+      for (uint16_t uid = 0; uid < n; ++uid)
+        if (get("SubtensorModule", "Keys", {u16(netuid), u16(uid)}) == account) return std::nullopt;
+      return "HotKeyNotRegisteredInSubNet";
+    }
+    if (pallet == 18 && index == 0) {  // set_commitment(netuid, info)
+      const uint16_t netuid = r.u16();
+      const std::string info(r.raw(r.remaining()));
+      put("Commitments", "CommitmentOf", {u16(netuid), account},
+          scale::Writer().u128(0).u32(static_cast<uint32_t>(block)).raw(info).take());
+      return std::nullopt;
+    }
+    return "BadOrigin";
+  }
+
+  std::string key_of(const char* pallet, const char* item, const std::vector<std::string>& keys) {
+    const auto& e = metadata_.storage(pallet, item);
+    std::vector<std::pair<chain::Hasher, std::string>> hk;
+    for (size_t i = 0; i < keys.size(); ++i) hk.emplace_back(e.hashers.at(i), keys[i]);
+    return scale::to_hex(chain::storage_key(pallet, item, hk));
+  }
+  std::string get(const char* pallet, const char* item, const std::vector<std::string>& keys) {
+    auto it = storage_.find(key_of(pallet, item, keys));
+    return it == storage_.end() ? "" : it->second;
+  }
+  void put(const char* pallet, const char* item, const std::vector<std::string>& keys,
+           const std::string& v) {
+    storage_[key_of(pallet, item, keys)] = v;
+  }
+  uint16_t read_u16(const char* pallet, const char* item, const std::vector<std::string>& keys) {
+    std::string v = get(pallet, item, keys);
+    return v.size() == 2
+               ? static_cast<uint16_t>(static_cast<uint8_t>(v[0]) | static_cast<uint8_t>(v[1]) << 8)
+               : 0;
+  }
+
+  SubtensorRuntime runtime_;
+  chain::Metadata metadata_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_, restart_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<Block> blocks_;
+  std::map<std::string, std::string> storage_;  // 0x-hex key -> raw value
+  nlohmann::json nonces_ = nlohmann::json::object();
+  std::string reject_, fail_;
+  size_t submitted_ = 0;
+};
+
+}  // namespace bistro::test

@@ -1,0 +1,103 @@
+// The subtensor client against an in-process JSON-RPC node that answers with SCALE built from the
+// spec: reads (block, hashes, hyperparameters, metagraph, commitments), signed writes checked by
+// the node, dispatch errors by name, a rejected extrinsic, and a dropped connection.
+#include <gtest/gtest.h>
+
+#include "bistro/chain/subtensor_chain.hpp"
+#include "bistro/identity/sr25519.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "substrate_node.hpp"
+
+using namespace bistro;
+using namespace bistro::chain;
+
+namespace {
+std::unique_ptr<Signer> key(uint8_t n) {
+  std::array<uint8_t, 32> mini{};
+  mini[0] = n;
+  mini[9] = 0x42;
+  return sr25519_signer(mini);
+}
+SubtensorOptions fast() {
+  SubtensorOptions o;
+  o.poll_s = 0.01;
+  o.inclusion_timeout_s = 5;
+  o.rpc.backoff_s = 0.1;
+  return o;
+}
+std::string name_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ChainError& e) {
+    return e.name();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST(Subtensor, NetworkNames) {
+  EXPECT_EQ(network_url("ws://127.0.0.1:9944"), "http://127.0.0.1:9944");
+  EXPECT_EQ(network_url("wss://node.example:443"), "https://node.example:443");
+  EXPECT_EQ(network_url("local"), "http://127.0.0.1:9944");
+  EXPECT_EQ(network_url("finney").rfind("https://", 0), 0u);
+  EXPECT_THROW(network_url("mainnet"), Error);
+}
+
+TEST(Subtensor, RegisterCommitSetWeightsAndReadBack) {
+  test::SubstrateNode node;
+  SubtensorChain c("ws://127.0.0.1:" + std::to_string(node.port()), fast());
+  EXPECT_EQ(c.block(), 0u);
+  EXPECT_EQ(c.hyperparameters(1).tempo, 99);
+  EXPECT_EQ(c.hyperparameters(1).weights_rate_limit, 7u);
+  EXPECT_EQ(name_of([&] { c.hyperparameters(5); }), "SubnetNotExists");
+
+  auto cold = key(1), hot = key(2), other = key(3);
+  const std::string hk = ss58_encode(hot->public_key());
+  EXPECT_EQ(c.register_neuron(1, *cold, hk), 0);
+  EXPECT_EQ(c.register_neuron(1, *cold, hk), 0);  // already registered: no new extrinsic
+  EXPECT_EQ(node.submitted(), 1u);
+  Metagraph m = c.metagraph(1);
+  ASSERT_EQ(m.neurons.size(), 1u);
+  EXPECT_EQ(m.neurons[0].hotkey, hk);
+  EXPECT_EQ(m.neurons[0].coldkey, ss58_encode(cold->public_key()));
+  EXPECT_EQ(m.neurons[0].block_at_registration, 1u);
+
+  c.set_commitment(1, *hot, std::string(200, 'b') + "-bucket");  // two Raw fields
+  auto commits = c.commitments(1);
+  ASSERT_EQ(commits.size(), 1u);
+  EXPECT_EQ(commits[hk], std::string(200, 'b') + "-bucket");
+
+  c.set_weights(1, *hot, {0}, {65535}, 0);
+  EXPECT_EQ(name_of([&] { c.set_weights(1, *other, {0}, {65535}, 0); }),
+            "HotKeyNotRegisteredInSubNet");
+  node.fail_next("SettingWeightsTooFast");
+  EXPECT_EQ(name_of([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }), "SettingWeightsTooFast");
+  node.reject_next("Transaction has a bad signature");
+  EXPECT_EQ(name_of([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }), "InvalidTransaction");
+}
+
+TEST(Subtensor, SurvivesADroppedConnection) {
+  test::SubstrateNode node;
+  SubtensorChain c(node.url(), fast());
+  node.drop_connection_for(300);
+  EXPECT_EQ(c.block(), 0u);  // retried until the node answered again
+}
+
+TEST(Subtensor, CommitRevealSubnetsAreRefusedClearly) {
+  test::SubstrateNode node;
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
+                 std::string(1, '\1'));
+  SubtensorChain c(node.url(), fast());
+  EXPECT_EQ(name_of([&] { c.set_weights(1, *key(2), {0}, {1}, 0); }), "CommitRevealNotSupported");
+}
+
+TEST(Subtensor, UnreachableNodeAndBadMetadataFailClearly) {
+  SubtensorOptions o = fast();
+  o.rpc.attempts = 2;
+  try {
+    SubtensorChain c("http://127.0.0.1:1", o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unreachable"), std::string::npos) << e.what();
+  }
+}
