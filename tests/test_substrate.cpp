@@ -229,3 +229,19 @@ TEST(Metadata, RandomMutationsNeverCrash) {
   EXPECT_EQ(decoded + refused, 400);
   EXPECT_GT(refused, 0);
 }
+
+TEST(Metadata, Version15WithRuntimeApis) {
+  MetadataBuilder b;
+  const uint32_t u16 = b.primitive(Primitive::U16), bytes = b.sequence(b.primitive(Primitive::U8));
+  b.pallet({"SubtensorModule", 7, "SubtensorModule", {}, b.variant({"Call"}, {{"set_weights", {{"netuid", u16}}, 0}}),
+            std::nullopt, std::nullopt});
+  b.runtime_api({"NeuronInfoRuntimeApi", "get_neurons_lite", {{"netuid", u16}}, bytes});
+  b.runtime_api({"SubnetInfoRuntimeApi", "get_subnet_hyperparams", {{"netuid", u16}}, bytes});
+  Metadata m = Metadata::decode(b.build(15));
+  EXPECT_EQ(m.version(), 15);
+  EXPECT_EQ(m.call("SubtensorModule", "set_weights").pallet, 7);
+  ASSERT_EQ(m.runtime_apis().size(), 2u);
+  EXPECT_EQ(m.runtime_apis()[0].api, "NeuronInfoRuntimeApi");
+  EXPECT_EQ(m.runtime_apis()[0].name, "get_neurons_lite");
+  EXPECT_EQ(m.runtime_apis()[1].inputs[0].name, "netuid");
+}

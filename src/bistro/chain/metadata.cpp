@@ -449,9 +449,10 @@ uint32_t MetadataBuilder::tuple(std::vector<uint32_t> e) {
   return add(t);
 }
 
-std::string MetadataBuilder::build() const {
+std::string MetadataBuilder::build(uint8_t version) const {
+  check(version == 14 || version == 15, "MetadataBuilder: version {} (14 or 15)", version);
   scale::Writer w;
-  w.u32(kMagic).u8(14).compact(types_.size());
+  w.u32(kMagic).u8(version).compact(types_.size());
   for (size_t i = 0; i < types_.size(); ++i) {
     const TypeDef& t = types_[i];
     w.compact(i).compact(t.path.size());
@@ -522,11 +523,30 @@ std::string MetadataBuilder::build() const {
     w.compact(0);  // constants
     opt(p.errors);
     w.u8(p.index);
+    if (version == 15) w.compact(0);  // docs
   }
-  w.compact(0).u8(4);  // extrinsic type, version
+  if (version == 14)
+    w.compact(0).u8(4);  // extrinsic type, version
+  else
+    w.u8(4).compact(0).compact(0).compact(0).compact(0);  // version, address/call/signature/extra
   w.compact(extensions_.size());
   for (const auto& e : extensions_) w.bytes(e.identifier).compact(e.type).compact(e.additional);
   w.compact(0);  // runtime type
+  if (version == 15) {
+    std::map<std::string, std::vector<const RuntimeApiMethod*>> by_api;
+    for (const auto& m : apis_) by_api[m.api].push_back(&m);
+    w.compact(by_api.size());
+    for (const auto& [api, methods] : by_api) {
+      w.bytes(api).compact(methods.size());
+      for (const auto* m : methods) {
+        w.bytes(m->name).compact(m->inputs.size());
+        for (const auto& f : m->inputs) w.bytes(f.name.value_or("")).compact(f.type);
+        w.compact(m->output).compact(0);
+      }
+      w.compact(0);  // docs
+    }
+    w.compact(0).compact(0).compact(0).compact(0);  // outer enums, no custom entries
+  }
   return w.take();
 }
 

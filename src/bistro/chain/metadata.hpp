@@ -142,12 +142,14 @@ class MetadataBuilder {
   uint32_t tuple(std::vector<uint32_t> elements);
   void pallet(Pallet p) { pallets_.push_back(std::move(p)); }
   void extension(SignedExtension e) { extensions_.push_back(std::move(e)); }
-  std::string build() const;
+  void runtime_api(RuntimeApiMethod m) { apis_.push_back(std::move(m)); }  // v15 only
+  std::string build(uint8_t version = 14) const;
 
  private:
   std::vector<TypeDef> types_;
   std::vector<Pallet> pallets_;
   std::vector<SignedExtension> extensions_;
+  std::vector<RuntimeApiMethod> apis_;
 };
 
 }  // namespace bistro::chain
