@@ -24,8 +24,9 @@ namespace bistro::test {
 
 class SubstrateNode {
  public:
-  SubstrateNode()
-      : runtime_(subtensor_runtime()), metadata_(chain::Metadata::decode(runtime_.blob)) {
+  explicit SubstrateNode(uint8_t metadata_version = 14)
+      : runtime_(subtensor_runtime(metadata_version)),
+        metadata_(chain::Metadata::decode(runtime_.blob)) {
     blocks_.push_back({hash_of(0), {}, ""});
     set_plain("SubtensorModule", "NetworksAdded", {u16(1)}, std::string(1, '\1'));
     set_plain("SubtensorModule", "SubnetworkN", {u16(1)}, u16(0));
@@ -148,10 +149,36 @@ class SubstrateNode {
           keys.push_back(k);
       return keys;
     }
+    if (method == "state_call")
+      return state_call(p[0].get<std::string>(), scale::from_hex(p[1].get<std::string>(), "args"));
     if (method == "system_accountNextIndex")
       return nonces_.value(p[0].get<std::string>(), uint64_t{0});
     if (method == "author_submitExtrinsic") return submit(p[0].get<std::string>());
     throw nlohmann::json{{"code", -32601}, {"message", "Method not found"}};
+  }
+
+  nlohmann::json state_call(const std::string& name, const std::string& args) {
+    if (name == "Metadata_metadata_at_version" && metadata_.version() == 15)
+      return scale::to_hex(scale::Writer().u8(1).bytes(runtime_.blob).take());
+    if (name == "NeuronInfoRuntimeApi_get_neurons_lite" && metadata_.version() == 15) {
+      scale::Reader r(args, "netuid");
+      const uint16_t netuid = r.u16();
+      const uint16_t n = read_u16("SubtensorModule", "SubnetworkN", {u16(netuid)});
+      scale::Writer w;
+      w.compact(n);
+      for (uint16_t uid = 0; uid < n; ++uid) {
+        const std::string hot = get("SubtensorModule", "Keys", {u16(netuid), u16(uid)});
+        const std::string cold = get("SubtensorModule", "Owner", {hot});
+        w.raw(hot).raw(cold).compact(uid).compact(netuid).u8(1);
+        w.compact(1).raw(cold).compact(5'000'000'000ull + uid);  // stake
+        w.compact(123 + uid).compact(7).compact(0).compact(0).compact(0).compact(9).compact(42).u8(
+            1);
+      }
+      return scale::to_hex(w.take());
+    }
+    throw nlohmann::json{
+        {"code", -32000},
+        {"message", "Client error: Execution failed: Exported method " + name + " is not found"}};
   }
 
   nlohmann::json submit(const std::string& hex) {

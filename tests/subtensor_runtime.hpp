@@ -12,7 +12,8 @@ struct SubtensorRuntime {
   uint32_t account = 0;  // AccountId32 type id
 };
 
-inline SubtensorRuntime subtensor_runtime() {
+// version 15 adds NeuronInfoRuntimeApi.get_neurons_lite returning Vec<NeuronInfoLite>.
+inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
   using namespace bistro::chain;
   MetadataBuilder b;
   const uint32_t u8 = b.primitive(Primitive::U8), u16 = b.primitive(Primitive::U16),
@@ -144,7 +145,29 @@ inline SubtensorRuntime subtensor_runtime() {
                          "CheckMortality", "CheckNonce", "CheckWeight", "ChargeTransactionPayment",
                          "SubtensorSignedExtension", "CheckMetadataHash"})
     b.extension({id, unit, unit});
-  return {b.build(), account};
+  if (version == 15) {
+    const uint32_t cu16 = b.compact(u16), cu64 = b.compact(u64);
+    const uint32_t stake = b.sequence(b.tuple({account, cu64}));
+    const uint32_t lite =
+        b.composite({"pallet_subtensor", "rpc_info", "neuron_info", "NeuronInfoLite"},
+                    {{"hotkey", account},
+                     {"coldkey", account},
+                     {"uid", cu16},
+                     {"netuid", cu16},
+                     {"active", boolean},
+                     {"stake", stake},
+                     {"emission", cu64},
+                     {"incentive", cu16},
+                     {"consensus", cu16},
+                     {"trust", cu16},
+                     {"validator_trust", cu16},
+                     {"dividends", cu16},
+                     {"last_update", cu64},
+                     {"validator_permit", boolean}});
+    b.runtime_api(
+        {"NeuronInfoRuntimeApi", "get_neurons_lite", {{"netuid", u16}}, b.sequence(lite)});
+  }
+  return {b.build(version), account};
 }
 
 }  // namespace bistro::test

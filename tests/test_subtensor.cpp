@@ -101,3 +101,24 @@ TEST(Subtensor, UnreachableNodeAndBadMetadataFailClearly) {
     EXPECT_NE(std::string(e.what()).find("unreachable"), std::string::npos) << e.what();
   }
 }
+
+TEST(Subtensor, MetagraphThroughNeuronInfoRuntimeApiOnV15) {
+  test::SubstrateNode node(15);
+  SubtensorChain c(node.url(), fast());
+  EXPECT_EQ(c.metadata().version(), 15);
+  auto cold = key(1);
+  for (uint8_t i = 2; i < 5; ++i) c.register_neuron(1, *cold, ss58_encode(key(i)->public_key()));
+  Metagraph m = c.metagraph(1);
+  ASSERT_EQ(m.neurons.size(), 3u);
+  for (uint16_t uid = 0; uid < 3; ++uid) {
+    EXPECT_EQ(m.neurons[uid].uid, uid);
+    EXPECT_EQ(m.neurons[uid].hotkey, ss58_encode(key(static_cast<uint8_t>(uid + 2))->public_key()));
+    EXPECT_EQ(m.neurons[uid].coldkey, ss58_encode(cold->public_key()));
+    EXPECT_EQ(m.neurons[uid].stake, 5'000'000'000ull + uid);  // values only the runtime API carries
+    EXPECT_EQ(m.neurons[uid].emission, 123u + uid);
+    EXPECT_EQ(m.neurons[uid].incentive, 7);
+    EXPECT_EQ(m.neurons[uid].last_update, 42u);
+    EXPECT_TRUE(m.neurons[uid].validator_permit);
+    EXPECT_EQ(m.neurons[uid].block_at_registration, uid + 1u);  // from storage
+  }
+}

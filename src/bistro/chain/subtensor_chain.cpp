@@ -68,9 +68,27 @@ std::string commitment_args(uint16_t netuid, const std::string& data) {
 
 SubtensorChain::SubtensorChain(const std::string& network, SubtensorOptions options)
     : rpc_(network_url(network), options.rpc), options_(options) {
-  const auto blob = rpc_.call("state_getMetadata");
-  check(blob.is_string(), "node {}: state_getMetadata returned no metadata", rpc_.url());
-  metadata_ = Metadata::decode(scale::from_hex(blob.get<std::string>(), "runtime metadata"));
+  // Prefer v15 (it lists the runtime APIs); runtimes without it answer state_getMetadata (v14).
+  std::optional<Metadata> v15;
+  try {
+    const auto r = rpc_.call(
+        "state_call", nlohmann::json::array({"Metadata_metadata_at_version",
+                                             scale::to_hex(scale::Writer().u32(15).take())}));
+    if (r.is_string()) {
+      const std::string bytes = scale::from_hex(r.get<std::string>(), "metadata_at_version");
+      scale::Reader rd(bytes, "Option<OpaqueMetadata>");
+      if (rd.u8() == 1) v15 = Metadata::decode(rd.bytes());
+    }
+  } catch (const RpcError&) {
+    // an older runtime: no metadata_at_version
+  }
+  if (v15) {
+    metadata_ = std::move(*v15);
+  } else {
+    const auto blob = rpc_.call("state_getMetadata");
+    check(blob.is_string(), "node {}: state_getMetadata returned no metadata", rpc_.url());
+    metadata_ = Metadata::decode(scale::from_hex(blob.get<std::string>(), "runtime metadata"));
+  }
   const auto version = rpc_.call("state_getRuntimeVersion");
   check(version.is_object() && version.contains("specVersion") &&
             version.contains("transactionVersion"),
@@ -189,11 +207,72 @@ Hyperparameters SubtensorChain::hyperparameters(uint16_t netuid) {
   return h;
 }
 
+std::optional<nlohmann::json> SubtensorChain::runtime_api(std::string_view api,
+                                                          std::string_view method,
+                                                          const std::string& args) {
+  for (const auto& m : metadata_.runtime_apis()) {
+    if (m.api != api || m.name != method) continue;
+    const auto r =
+        rpc_.call("state_call",
+                  nlohmann::json::array({fmt::format("{}_{}", api, method), scale::to_hex(args)}));
+    check(r.is_string(), "node {}: {}_{} returned no bytes", rpc_.url(), api, method);
+    const std::string bytes = scale::from_hex(r.get<std::string>(), "runtime API result");
+    scale::Reader rd(bytes, fmt::format("{}_{}", api, method));
+    auto out = metadata_.decode_value(m.output, rd);
+    if (!rd.done()) rd.fail("trailing bytes after the result");
+    return out;
+  }
+  return std::nullopt;
+}
+
 Metagraph SubtensorChain::metagraph(uint16_t netuid) {
   require_subnet(netuid);
   Metagraph m;
   m.netuid = netuid;
   m.block = block();
+  // NeuronInfoRuntimeApi (metadata v15) when the runtime has it; registration blocks from storage.
+  if (auto lite = runtime_api("NeuronInfoRuntimeApi", "get_neurons_lite", u16le(netuid));
+      lite && lite->is_array() && (lite->empty() || (*lite)[0].is_object())) {
+    std::vector<std::vector<std::string>> uid_keys;
+    for (const auto& n : *lite)
+      uid_keys.push_back(
+          {u16le(netuid), u16le(static_cast<uint16_t>(json_u64(n.at("uid"), "uid")))});
+    const auto registered = read_many("SubtensorModule", "BlockAtRegistration", uid_keys);
+    auto account = [](const nlohmann::json& v) {
+      const std::string raw = scale::from_hex(v.get<std::string>(), "account");
+      check(raw.size() == 32, "subtensor: an account is not 32 bytes");
+      PublicKey pk;
+      std::copy(raw.begin(), raw.end(), pk.begin());
+      return ss58_encode(pk);
+    };
+    for (size_t i = 0; i < lite->size(); ++i) {
+      const auto& n = (*lite)[i];
+      Neuron x;
+      x.uid = static_cast<uint16_t>(json_u64(n.at("uid"), "uid"));
+      x.hotkey = account(n.at("hotkey"));
+      x.coldkey = account(n.at("coldkey"));
+      for (const auto& st : n.value("stake", nlohmann::json::array()))
+        if (st.is_array() && st.size() == 2) x.stake += json_u64(st[1], "stake");
+      x.active = n.value("active", true);
+      x.validator_permit = n.value("validator_permit", false);
+      x.incentive =
+          static_cast<uint16_t>(json_u64(n.value("incentive", nlohmann::json(0)), "incentive"));
+      x.dividends =
+          static_cast<uint16_t>(json_u64(n.value("dividends", nlohmann::json(0)), "dividends"));
+      x.consensus =
+          static_cast<uint16_t>(json_u64(n.value("consensus", nlohmann::json(0)), "consensus"));
+      x.trust = static_cast<uint16_t>(json_u64(n.value("trust", nlohmann::json(0)), "trust"));
+      x.validator_trust = static_cast<uint16_t>(
+          json_u64(n.value("validator_trust", nlohmann::json(0)), "validator_trust"));
+      x.emission = json_u64(n.value("emission", nlohmann::json(0)), "emission");
+      x.last_update = json_u64(n.value("last_update", nlohmann::json(0)), "last_update");
+      x.block_at_registration = json_u64(registered[i], "BlockAtRegistration");
+      m.neurons.push_back(std::move(x));
+    }
+    std::sort(m.neurons.begin(), m.neurons.end(),
+              [](const Neuron& a, const Neuron& b) { return a.uid < b.uid; });
+    return m;
+  }
   const auto n = json_u64(read("SubtensorModule", "SubnetworkN", {u16le(netuid)}), "SubnetworkN");
   std::vector<std::vector<std::string>> uid_keys;
   for (uint64_t uid = 0; uid < n; ++uid)

@@ -4,8 +4,10 @@
 // followed until a block includes them, with a dispatch failure reported as the pallet's error
 // name (e.g. SettingWeightsTooFast). Secrets never leave the Signer and are never logged.
 //
-// Not supported yet: commit-reveal weights (a subnet that requires them is refused with a clear
-// error), subscriptions over WebSocket (bistro polls over HTTP on the same port).
+// The metagraph comes from NeuronInfoRuntimeApi.get_neurons_lite when the runtime's metadata (v15)
+// lists it, else from storage. Not supported yet: commit-reveal weights (a subnet that requires
+// them is refused with a clear error), WebSocket subscriptions (bistro polls over HTTP, which the
+// node serves on the same port).
 #pragma once
 
 #include <memory>
@@ -51,6 +53,9 @@ class SubtensorChain final : public Chain {
   // Signs, submits and follows `call`; throws ChainError with the runtime's error name.
   void submit(const std::string& call, const Signer& signer, const std::string& what);
   void require_subnet(uint16_t netuid);
+  // Calls a runtime API the metadata lists and decodes its result; nullopt if the runtime has none.
+  std::optional<nlohmann::json> runtime_api(std::string_view api, std::string_view method,
+                                            const std::string& args);
 
   RpcClient rpc_;
   SubtensorOptions options_;
