@@ -50,6 +50,11 @@ class SubstrateNode {
   void reject_next(std::string why) { reject_ = std::move(why); }
   void fail_next(std::string error_name) { fail_ = std::move(error_name); }
   size_t submitted() const { return submitted_; }
+  // SCALE args (netuid, uids, values, salt, version) of each successful reveal.
+  std::vector<std::string> revealed() {
+    std::lock_guard lock(mu_);
+    return revealed_;
+  }
 
   // Storage written with the runtime's own hashers.
   void set_plain(const char* pallet, const char* item, const std::vector<std::string>& keys,
@@ -284,6 +289,25 @@ class SubstrateNode {
         if (get("SubtensorModule", "Keys", {u16(netuid), u16(uid)}) == account) return std::nullopt;
       return "HotKeyNotRegisteredInSubNet";
     }
+    if (pallet == 7 && index == 96) {  // commit_weights(netuid, hash)
+      r.u16();
+      commits_.push_back({account, std::string(r.raw(32)), block});
+      return std::nullopt;
+    }
+    if (pallet == 7 && index == 97) {  // reveal_weights: the hash, rebuilt here byte by byte
+      const std::string args(call.substr(2));
+      std::string preimage = account + args;
+      const std::string hash = chain::blake2_256(preimage);
+      for (auto it = commits_.begin(); it != commits_.end(); ++it) {
+        if (it->account != account) continue;
+        if (block < it->block + 2) return "RevealTooEarly";
+        if (it->hash != hash) return "InvalidRevealCommitHashNotMatch";
+        commits_.erase(it);
+        revealed_.push_back(args);
+        return std::nullopt;
+      }
+      return "NoWeightsCommitFound";
+    }
     if (pallet == 18 && index == 0) {  // set_commitment(netuid, info)
       const uint16_t netuid = r.u16();
       const std::string info(r.raw(r.remaining()));
@@ -325,6 +349,12 @@ class SubstrateNode {
   std::map<std::string, std::string> storage_;  // 0x-hex key -> raw value
   nlohmann::json nonces_ = nlohmann::json::object();
   std::string reject_, fail_;
+  struct Commit {
+    std::string account, hash;
+    uint64_t block;
+  };
+  std::vector<Commit> commits_;
+  std::vector<std::string> revealed_;
   size_t submitted_ = 0;
 };
 

@@ -41,12 +41,30 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
                 {{"set_weights",
                   {{"netuid", u16}, {"dests", vec_u16}, {"weights", vec_u16}, {"version_key", u64}},
                   0},
-                 {"burned_register", {{"netuid", u16}, {"hotkey", account}}, 7}});
-  const char* errors[] = {
-      "RootNetworkDoesNotExist",   "InvalidIpType",         "HotKeyNotRegisteredInSubNet",
-      "WeightVecNotEqualSize",     "DuplicateUids",         "UidVecContainInvalidOne",
-      "WeightVecLengthIsLow",      "SettingWeightsTooFast", "NeuronNoValidatorPermit",
-      "IncorrectWeightVersionKey", "SubnetNotExists",       "HotKeyAlreadyRegisteredInSubNet"};
+                 {"burned_register", {{"netuid", u16}, {"hotkey", account}}, 7},
+                 {"commit_weights", {{"netuid", u16}, {"commit_hash", bytes32}}, 96},
+                 {"reveal_weights",
+                  {{"netuid", u16},
+                   {"uids", vec_u16},
+                   {"values", vec_u16},
+                   {"salt", vec_u16},
+                   {"version_key", u64}},
+                  97}});
+  const char* errors[] = {"RootNetworkDoesNotExist",
+                          "InvalidIpType",
+                          "HotKeyNotRegisteredInSubNet",
+                          "WeightVecNotEqualSize",
+                          "DuplicateUids",
+                          "UidVecContainInvalidOne",
+                          "WeightVecLengthIsLow",
+                          "SettingWeightsTooFast",
+                          "NeuronNoValidatorPermit",
+                          "IncorrectWeightVersionKey",
+                          "SubnetNotExists",
+                          "HotKeyAlreadyRegisteredInSubNet",
+                          "RevealTooEarly",
+                          "InvalidRevealCommitHashNotMatch",
+                          "NoWeightsCommitFound"};
   std::vector<Variant> error_variants;
   for (uint8_t i = 0; i < std::size(errors); ++i) error_variants.push_back({errors[i], {}, i});
   const uint32_t subtensor_errors =
@@ -124,6 +142,13 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
       map("WeightsVersionKey", {H::Identity}, u16, u64, zero64),
       map("BondsMovingAverage", {H::Identity}, u16, u64, zero64),
       map("CommitRevealWeightsEnabled", {H::Identity}, u16, boolean, zero_bool),
+      [&] {
+        StorageEntry e;  // a plain value: the chain-wide commit-reveal version
+        e.name = "CommitRevealWeightsVersion";
+        e.value = u16;
+        e.default_value = std::string("\x02\x00", 2);
+        return e;
+      }(),
       map("Incentive", {H::Identity}, u16, vec_u16, empty_vec),
       map("Dividends", {H::Identity}, u16, vec_u16, empty_vec),
       map("Consensus", {H::Identity}, u16, vec_u16, empty_vec),

@@ -97,7 +97,7 @@ TEST(Metadata, BuiltRuntimeDecodesAndCallBytesMatchFacts) {
   c.u16(1).compact(1).u8(4).raw(std::string_view("abc"));
   EXPECT_EQ(to_hex(encode_call(m, "Commitments", "set_commitment", c.data())),
             "0x120001000404616263");
-  EXPECT_THROW(m.call("SubtensorModule", "commit_weights"), Error);
+  EXPECT_THROW(m.call("SubtensorModule", "commit_timelocked_weights"), Error);
   EXPECT_THROW(m.pallet("Drand"), Error);
 }
 
@@ -233,8 +233,13 @@ TEST(Metadata, RandomMutationsNeverCrash) {
 TEST(Metadata, Version15WithRuntimeApis) {
   MetadataBuilder b;
   const uint32_t u16 = b.primitive(Primitive::U16), bytes = b.sequence(b.primitive(Primitive::U8));
-  b.pallet({"SubtensorModule", 7, "SubtensorModule", {}, b.variant({"Call"}, {{"set_weights", {{"netuid", u16}}, 0}}),
-            std::nullopt, std::nullopt});
+  b.pallet({"SubtensorModule",
+            7,
+            "SubtensorModule",
+            {},
+            b.variant({"Call"}, {{"set_weights", {{"netuid", u16}}, 0}}),
+            std::nullopt,
+            std::nullopt});
   b.runtime_api({"NeuronInfoRuntimeApi", "get_neurons_lite", {{"netuid", u16}}, bytes});
   b.runtime_api({"SubnetInfoRuntimeApi", "get_subnet_hyperparams", {{"netuid", u16}}, bytes});
   Metadata m = Metadata::decode(b.build(15));

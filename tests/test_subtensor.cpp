@@ -83,10 +83,34 @@ TEST(Subtensor, SurvivesADroppedConnection) {
   EXPECT_EQ(c.block(), 0u);  // retried until the node answered again
 }
 
-TEST(Subtensor, CommitRevealSubnetsAreRefusedClearly) {
+TEST(Subtensor, HashCommitRevealCommitsThenRevealsWhenDue) {
   test::SubstrateNode node;
   node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
                  std::string(1, '\1'));
+  SubtensorChain c(node.url(), fast());
+  auto cold = key(1), hot = key(2);
+  c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
+  c.set_weights(1, *hot, {0}, {65535}, 3);  // commit 1
+  c.set_weights(1, *hot, {0}, {1000}, 3);   // reveal 1 is too early; commit 2
+  EXPECT_TRUE(node.revealed().empty());
+  c.set_weights(1, *hot, {0}, {2000}, 3);  // reveals 1 and 2 are due (the node: 2 blocks on)
+  const auto revealed = node.revealed();   // the node accepted them: each matched its hash
+  ASSERT_EQ(revealed.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    scale::Reader r(revealed[k], "reveal");
+    EXPECT_EQ(r.u16(), 1);
+    EXPECT_EQ(r.length(), 1u);
+    EXPECT_EQ(r.u16(), 0);
+    EXPECT_EQ(r.length(), 1u);
+    EXPECT_EQ(r.u16(), k == 0 ? 65535 : 1000);  // the committed weights, in commit order
+  }
+}
+
+TEST(Subtensor, TimelockedCommitRevealIsRefusedClearly) {
+  test::SubstrateNode node;
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
+                 std::string(1, '\1'));
+  node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(4));
   SubtensorChain c(node.url(), fast());
   EXPECT_EQ(name_of([&] { c.set_weights(1, *key(2), {0}, {1}, 0); }), "CommitRevealNotSupported");
 }

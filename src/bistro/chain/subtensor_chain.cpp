@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <sodium.h>
+
 #include <chrono>
 #include <thread>
 
@@ -410,15 +412,77 @@ uint16_t SubtensorChain::register_neuron(uint16_t netuid, const Signer& coldkey,
   return *uid;
 }
 
+std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values,
+                                const std::vector<uint16_t>& salt, uint64_t version_key) {
+  scale::Writer w;
+  w.raw(account).u16(netuid);
+  for (const auto* v : {&uids, &values, &salt}) {
+    w.compact(v->size());
+    for (auto x : *v) w.u16(x);
+  }
+  return blake2_256(w.u64(version_key).data());
+}
+
+void SubtensorChain::commit_reveal(uint16_t netuid, const Signer& hotkey,
+                                   const std::vector<uint16_t>& uids,
+                                   const std::vector<uint16_t>& values, uint64_t version_key) {
+  const std::string who = ss58_encode(hotkey.public_key());
+  const Pallet& p = metadata_.pallet("SubtensorModule");
+  bool hash_calls = false, timelocked = false;
+  if (p.calls)
+    for (const auto& v : metadata_.type(*p.calls).variants)
+      hash_calls |= v.name == "commit_weights";
+  for (const auto& e : p.storage)
+    if (e.name == "CommitRevealWeightsVersion")
+      timelocked = json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
+  if (!hash_calls || timelocked)
+    throw ChainError(
+        "CommitRevealNotSupported",
+        fmt::format("subnet {} requires timelocked (drand) commit-reveal weights, which "
+                    "bistro does not support yet",
+                    netuid));
+  // Reveal earlier commits whose reveal epoch has come; keep the ones that are too early.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->netuid != netuid || it->hotkey != who) {
+      ++it;
+      continue;
+    }
+    scale::Writer args;
+    args.u16(netuid);
+    for (const auto* v : {&it->uids, &it->values, &it->salt}) {
+      args.compact(v->size());
+      for (auto x : *v) args.u16(x);
+    }
+    args.u64(it->version_key);
+    try {
+      submit(encode_call(metadata_, "SubtensorModule", "reveal_weights", args.data()), hotkey,
+             fmt::format("reveal_weights on subnet {}", netuid));
+      it = pending_.erase(it);
+    } catch (const ChainError& e) {
+      if (e.name() == "RevealTooEarly")
+        ++it;
+      else
+        it = pending_.erase(it);  // expired or unknown: nothing more to do with it
+    }
+  }
+  // Commit the new weights under a fresh salt.
+  PendingReveal r{netuid, who, uids, values, std::vector<uint16_t>(8), version_key};
+  randombytes_buf(r.salt.data(), r.salt.size() * sizeof(uint16_t));
+  const std::string hash =
+      weights_commit_hash(hotkey.public_key(), netuid, uids, values, r.salt, version_key);
+  submit(encode_call(metadata_, "SubtensorModule", "commit_weights",
+                     scale::Writer().u16(netuid).raw(hash).take()),
+         hotkey, fmt::format("commit_weights on subnet {}", netuid));
+  pending_.push_back(std::move(r));
+}
+
 void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                                  const std::vector<uint16_t>& uids,
                                  const std::vector<uint16_t>& values, uint64_t version_key) {
   if (hyperparameters(netuid).commit_reveal)
-    throw ChainError(
-        "CommitRevealNotSupported",
-        fmt::format("subnet {} requires commit-reveal weights (hash or timelocked); "
-                    "bistro sets weights directly and does not support commit-reveal yet",
-                    netuid));
+    return commit_reveal(netuid, hotkey, uids, values, version_key);
   submit(encode_call(metadata_, "SubtensorModule", "set_weights",
                      set_weights_args(netuid, uids, values, version_key)),
          hotkey, fmt::format("set_weights on subnet {}", netuid));

@@ -5,9 +5,10 @@
 // name (e.g. SettingWeightsTooFast). Secrets never leave the Signer and are never logged.
 //
 // The metagraph comes from NeuronInfoRuntimeApi.get_neurons_lite when the runtime's metadata (v15)
-// lists it, else from storage. Not supported yet: commit-reveal weights (a subnet that requires
-// them is refused with a clear error), WebSocket subscriptions (bistro polls over HTTP, which the
-// node serves on the same port).
+// lists it, else from storage. Subnets with commit-reveal get hash-based commits (commit_weights
+// now, reveal_weights at a later set_weights once the reveal epoch has come; unrevealed commits
+// live in memory). Not supported yet: timelocked (drand) commit-reveal, refused with a clear
+// error; WebSocket subscriptions (bistro polls over HTTP, which the node serves on the same port).
 #pragma once
 
 #include <memory>
@@ -57,6 +58,16 @@ class SubtensorChain final : public Chain {
   std::optional<nlohmann::json> runtime_api(std::string_view api, std::string_view method,
                                             const std::string& args);
 
+  struct PendingReveal {
+    uint16_t netuid;
+    std::string hotkey;  // SS58
+    std::vector<uint16_t> uids, values, salt;
+    uint64_t version_key;
+  };
+  void commit_reveal(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
+                     const std::vector<uint16_t>& values, uint64_t version_key);
+  std::vector<PendingReveal> pending_;
+
   RpcClient rpc_;
   SubtensorOptions options_;
   Metadata metadata_;
@@ -67,6 +78,11 @@ class SubtensorChain final : public Chain {
 // Call arguments, SCALE-encoded as subtensor defines them.
 std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,
                              const std::vector<uint16_t>& values, uint64_t version_key);
+// subtensor's get_commit_hash: BLAKE2b-256 of SCALE (account, netuid, uids, values, salt, version).
+std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values,
+                                const std::vector<uint16_t>& salt, uint64_t version_key);
 // CommitmentInfo { fields: [Raw(<=128 bytes)...] }: the data split into at most 3 fields.
 std::string commitment_args(uint16_t netuid, const std::string& data);
 
