@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "bistro/chain/open_chain.hpp"
@@ -75,6 +76,12 @@ int run_miner(const NeuronArgs& a) {
   NeuronData data(a.dataset, h);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
   uint64_t done = 0;
+  auto load = [&](uint64_t window) {
+    return data.batches(pages(local_pages_key(window, uid), h.pages_per_window, data.configs),
+                        h.max_micro_batches);
+  };
+  std::future<std::vector<Batch>> prefetch;
+  uint64_t prefetched = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
        ++w, ++done) {
     try {
@@ -85,8 +92,13 @@ int run_miner(const NeuronArgs& a) {
       }
       Timer timer;
       // Train on this window's pages.
-      auto batches = data.batches(pages(local_pages_key(w, uid), h.pages_per_window, data.configs),
-                                  h.max_micro_batches);
+      std::vector<Batch> batches;
+      if (prefetch.valid() && prefetched == w) {
+        batches = prefetch.get();
+      } else {
+        if (prefetch.valid()) prefetch.wait();  // never two readers of the dataset at once
+        batches = load(w);
+      }
       timer.lap("pages");
       double loss = NAN;
       if (a.behaviour != "lazy") loss = trainer.step(batches).loss;
@@ -109,6 +121,9 @@ int run_miner(const NeuronArgs& a) {
       timer.lap("encode");
       bucket->put(update_key(w, uid, hotkey), bytes);
       timer.lap("upload");
+      // Read the next window's pages while this one's gather waits for its end.
+      prefetched = w + 1;
+      prefetch = std::async(std::launch::async, load, w + 1);
       // Gather the peers' slices once the window is over, and merge.
       wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
       timer.lap("wait");
