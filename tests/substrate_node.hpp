@@ -6,8 +6,13 @@
 // module error, or drop the connection (stop and restart on the same port).
 #pragma once
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <map>
 #include <mutex>
@@ -16,6 +21,7 @@
 #include "bistro/chain/hashing.hpp"
 #include "bistro/chain/metadata.hpp"
 #include "bistro/chain/scale.hpp"
+#include "bistro/chain/websocket.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "subtensor_runtime.hpp"
@@ -33,8 +39,24 @@ class SubstrateNode {
     set_plain("SubtensorModule", "Tempo", {u16(1)}, u16(99));
     set_plain("SubtensorModule", "WeightsSetRateLimit", {u16(1)}, scale::Writer().u64(7).take());
     start(0);
+    start_websocket();
   }
-  ~SubstrateNode() { stop(); }
+  ~SubstrateNode() {
+    stop();
+    ws_stop_ = true;
+    shutdown(ws_listen_, SHUT_RDWR);
+    close(ws_listen_);
+    drop_websockets();
+    if (ws_accept_.joinable()) ws_accept_.join();
+    for (auto& t : ws_threads_) t.join();
+  }
+
+  std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(ws_port_); }
+  // Closes every open WebSocket connection (the client must reconnect).
+  void drop_websockets() {
+    std::lock_guard lock(ws_mu_);
+    for (int fd : ws_clients_) shutdown(fd, SHUT_RDWR);
+  }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
@@ -96,6 +118,105 @@ class SubstrateNode {
                       : (server_->bind_to_port("127.0.0.1", port) ? port : -1);
     thread_ = std::thread([s = server_.get()] { s->listen_after_bind(); });
   }
+  // A minimal RFC 6455 server: the upgrade, masked client frames in, unmasked text frames out.
+  void start_websocket() {
+    ws_listen_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(ws_listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(ws_listen_, reinterpret_cast<sockaddr*>(&addr), &len);
+    ws_port_ = ntohs(addr.sin_port);
+    listen(ws_listen_, 8);
+    ws_accept_ = std::thread([this] {
+      while (!ws_stop_) {
+        int fd = accept(ws_listen_, nullptr, nullptr);
+        if (fd < 0) return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        std::lock_guard lock(ws_mu_);
+        ws_clients_.push_back(fd);
+        ws_threads_.emplace_back([this, fd] { serve_websocket(fd); });
+      }
+    });
+  }
+  static bool read_n(int fd, std::string& buf, size_t n) {
+    char chunk[4096];
+    while (buf.size() < n) {
+      ssize_t got = ::read(fd, chunk, sizeof chunk);
+      if (got <= 0) return false;
+      buf.append(chunk, static_cast<size_t>(got));
+    }
+    return true;
+  }
+  void serve_websocket(int fd) {
+    std::string buf;
+    size_t end;
+    while ((end = buf.find("\r\n\r\n")) == std::string::npos)
+      if (!read_n(fd, buf, buf.size() + 1)) return;
+    const std::string head = buf.substr(0, end);
+    buf.erase(0, end + 4);
+    const size_t k = head.find("Sec-WebSocket-Key: ");
+    const std::string key = head.substr(k + 19, head.find("\r\n", k) - k - 19);
+    const std::string reply =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+        chain::websocket_accept(key) + "\r\n\r\n";
+    if (::write(fd, reply.data(), reply.size()) < 0) return;
+    for (;;) {
+      if (!read_n(fd, buf, 2)) return;
+      const uint8_t opcode = buf[0] & 0x0f;
+      uint64_t n = static_cast<uint8_t>(buf[1]) & 0x7f;
+      size_t at = 2;
+      if (n == 126) {
+        if (!read_n(fd, buf, 4)) return;
+        n = (static_cast<uint64_t>(static_cast<uint8_t>(buf[2])) << 8) |
+            static_cast<uint8_t>(buf[3]);
+        at = 4;
+      } else if (n == 127) {
+        if (!read_n(fd, buf, 10)) return;
+        n = 0;
+        for (int i = 0; i < 8; ++i) n = (n << 8) | static_cast<uint8_t>(buf[2 + i]);
+        at = 10;
+      }
+      if (!read_n(fd, buf, at + 4 + n)) return;
+      std::string payload = buf.substr(at + 4, n);
+      for (size_t i = 0; i < payload.size(); ++i) payload[i] ^= buf[at + i % 4];
+      buf.erase(0, at + 4 + n);
+      if (opcode == 0x8) return;
+      if (opcode != 0x1) continue;
+      auto j = nlohmann::json::parse(payload);
+      nlohmann::json out = {{"jsonrpc", "2.0"}, {"id", j["id"]}};
+      try {
+        out["result"] = answer(j["method"].get<std::string>(), j["params"]);
+      } catch (const nlohmann::json& err) {
+        out["error"] = err;
+      }
+      // A notification first: the client must skip what is not its reply. Both in one write.
+      std::string frames;
+      for (const std::string& text :
+           {std::string(R"({"jsonrpc":"2.0","method":"chain_newHead","params":{}})"), out.dump()}) {
+        std::string f(1, '\x81');
+        if (text.size() < 126) {
+          f.push_back(static_cast<char>(text.size()));
+        } else {
+          f.push_back(static_cast<char>(126));
+          f.push_back(static_cast<char>(text.size() >> 8));
+          f.push_back(static_cast<char>(text.size() & 0xff));
+          if (text.size() >= 65536) {
+            f.resize(1);
+            f.push_back(static_cast<char>(127));
+            for (int i = 7; i >= 0; --i)
+              f.push_back(static_cast<char>((text.size() >> (8 * i)) & 0xff));
+          }
+        }
+        frames += f + text;
+      }
+      if (::write(fd, frames.data(), frames.size()) < 0) return;
+    }
+  }
+
   void stop() {
     if (restart_.joinable()) restart_.join();
     if (server_) server_->stop();
@@ -348,6 +469,12 @@ class SubstrateNode {
   std::vector<Block> blocks_;
   std::map<std::string, std::string> storage_;  // 0x-hex key -> raw value
   nlohmann::json nonces_ = nlohmann::json::object();
+  int ws_listen_ = -1, ws_port_ = 0;
+  std::atomic<bool> ws_stop_{false};
+  std::thread ws_accept_;
+  std::mutex ws_mu_;
+  std::vector<int> ws_clients_;
+  std::vector<std::thread> ws_threads_;
   std::string reject_, fail_;
   struct Commit {
     std::string account, hash;

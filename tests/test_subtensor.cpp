@@ -36,16 +36,20 @@ std::string name_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(Subtensor, NetworkNames) {
-  EXPECT_EQ(network_url("ws://127.0.0.1:9944"), "http://127.0.0.1:9944");
-  EXPECT_EQ(network_url("wss://node.example:443"), "https://node.example:443");
-  EXPECT_EQ(network_url("local"), "http://127.0.0.1:9944");
-  EXPECT_EQ(network_url("finney").rfind("https://", 0), 0u);
+  EXPECT_EQ(network_url("ws://127.0.0.1:9944"), "ws://127.0.0.1:9944");
+  EXPECT_EQ(network_url("https://node.example:443"), "https://node.example:443");
+  EXPECT_EQ(network_url("local"), "ws://127.0.0.1:9944");
+  EXPECT_EQ(network_url("finney").rfind("wss://", 0), 0u);
   EXPECT_THROW(network_url("mainnet"), Error);
 }
 
-TEST(Subtensor, RegisterCommitSetWeightsAndReadBack) {
+class SubtensorTransports : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Subtensor, SubtensorTransports, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "WebSocket" : "Http"; });
+
+TEST_P(SubtensorTransports, RegisterCommitSetWeightsAndReadBack) {
   test::SubstrateNode node;
-  SubtensorChain c("ws://127.0.0.1:" + std::to_string(node.port()), fast());
+  SubtensorChain c(GetParam() ? node.ws_url() : node.url(), fast());
   EXPECT_EQ(c.block(), 0u);
   EXPECT_EQ(c.hyperparameters(1).tempo, 99);
   EXPECT_EQ(c.hyperparameters(1).weights_rate_limit, 7u);
@@ -81,6 +85,11 @@ TEST(Subtensor, SurvivesADroppedConnection) {
   SubtensorChain c(node.url(), fast());
   node.drop_connection_for(300);
   EXPECT_EQ(c.block(), 0u);  // retried until the node answered again
+  SubtensorChain ws(node.ws_url(), fast());
+  EXPECT_EQ(ws.block(), 0u);
+  node.drop_websockets();  // the open connection dies; the client reconnects
+  EXPECT_EQ(ws.block(), 0u);
+  EXPECT_EQ(ws.hyperparameters(1).tempo, 99);
 }
 
 TEST(Subtensor, HashCommitRevealCommitsThenRevealsWhenDue) {

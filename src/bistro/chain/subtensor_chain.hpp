@@ -8,7 +8,7 @@
 // lists it, else from storage. Subnets with commit-reveal get hash-based commits (commit_weights
 // now, reveal_weights at a later set_weights once the reveal epoch has come; unrevealed commits
 // live in memory). Not supported yet: timelocked (drand) commit-reveal, refused with a clear
-// error; WebSocket subscriptions (bistro polls over HTTP, which the node serves on the same port).
+// error; subscriptions (bistro polls for new blocks over its WebSocket or HTTP connection).
 #pragma once
 
 #include <memory>
