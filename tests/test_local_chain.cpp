@@ -11,6 +11,7 @@
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/chain/yuma.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "chain_test_util.hpp"
 
 using namespace bistro;
 using namespace bistro::chain;
@@ -51,14 +52,6 @@ struct Fixture {
     chain->create_subnet(1, h);
   }
   ~Fixture() { std::filesystem::remove_all(dir); }
-  std::string expect_error(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const ChainError& e) {
-      return e.name();
-    }
-    return "no error";
-  }
 };
 
 }  // namespace
@@ -74,8 +67,8 @@ TEST(LocalChain, CreateOpenAndRejectBadFiles) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("garbage.db"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(f.expect_error([&] { f.chain->metagraph(9); }), "SubnetNotExists");
-  EXPECT_EQ(f.expect_error([&] { f.chain->create_subnet(1, {}); }), "SubnetExists");
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->metagraph(9); }), "SubnetNotExists");
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->create_subnet(1, {}); }), "SubnetExists");
 }
 
 TEST(LocalChain, BlocksAndHashesAreDeterministic) {
@@ -124,46 +117,46 @@ TEST(LocalChain, SetWeightsFollowsSubtensorRulesAndWritesNothingOnError) {
   for (uint8_t i = 0; i < 4; ++i) f.chain->register_neuron(1, *cold, ss58(*key(i)));
   f.chain->add_stake(ss58(*key(0)), ss58(*cold), 5000);
   auto v = key(0);
-  EXPECT_EQ(f.expect_error([&] { f.chain->set_weights(1, *key(50), {1}, {1}, 0); }),
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->set_weights(1, *key(50), {1}, {1}, 0); }),
             "HotKeyNotRegisteredInSubNet");
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 0);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 0);
+            }),
             "NeuronNoValidatorPermit");  // no epoch has granted a permit yet
   f.chain->advance(5);
   Metagraph before = f.chain->metagraph(1);
   ASSERT_TRUE(before.neurons[0].validator_permit);
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 2}, {1}, 0);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 2}, {1}, 0);
+            }),
             "WeightVecNotEqualSize");
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 1}, {1, 1}, 0);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 1}, {1, 1}, 0);
+            }),
             "DuplicateUids");
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 7}, {1, 1}, 0);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 7}, {1, 1}, 0);
+            }),
             "UidVecContainInvalidOne");
   Hyperparameters h = f.h;
   h.min_allowed_weights = 2;
   h.weights_rate_limit = 3;
   h.weights_version_key = 5;
   f.chain->set_hyperparameters(1, h);
-  EXPECT_EQ(f.expect_error([&] { f.chain->set_weights(1, *v, {1}, {1}, 5); }),
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->set_weights(1, *v, {1}, {1}, 5); }),
             "WeightVecLengthIsLow");
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 4);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 4);
+            }),
             "IncorrectWeightVersionKey");
   // Nothing was written by the refused calls.
   Metagraph after = f.chain->metagraph(1);
   EXPECT_EQ(after.neurons[0].last_update, before.neurons[0].last_update);
   f.chain->advance(3);
   f.chain->set_weights(1, *v, {1, 2}, {100, 50}, 5);
-  EXPECT_EQ(f.expect_error([&] {
-    f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 5);
-  }),
+  EXPECT_EQ(test::chain_error_name([&] {
+              f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 5);
+            }),
             "SettingWeightsTooFast");
   f.chain->advance(5);
   Metagraph m = f.chain->metagraph(1);
@@ -176,10 +169,11 @@ TEST(LocalChain, CommitmentsNeedRegistrationAndFitTheLimit) {
   Fixture f("commit");
   auto cold = key(100);
   f.chain->register_neuron(1, *cold, ss58(*key(0)));
-  EXPECT_EQ(f.expect_error([&] { f.chain->set_commitment(1, *key(9), "x"); }),
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->set_commitment(1, *key(9), "x"); }),
             "AccountNotAllowedCommit");
-  EXPECT_EQ(f.expect_error([&] { f.chain->set_commitment(1, *key(0), std::string(385, 'a')); }),
-            "TooManyFieldsInCommitmentInfo");
+  EXPECT_EQ(
+      test::chain_error_name([&] { f.chain->set_commitment(1, *key(0), std::string(385, 'a')); }),
+      "TooManyFieldsInCommitmentInfo");
   std::string bucket = "s3://bucket-0?endpoint=http://127.0.0.1:9000";
   f.chain->set_commitment(1, *key(0), bucket);
   auto all = f.chain->commitments(1);

@@ -6,6 +6,7 @@
 #include "bistro/chain/subtensor_chain.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "chain_test_util.hpp"
 #include "substrate_node.hpp"
 
 using namespace bistro;
@@ -24,14 +25,6 @@ SubtensorOptions fast() {
   o.inclusion_timeout_s = 5;
   o.rpc.backoff_s = 0.1;
   return o;
-}
-std::string name_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ChainError& e) {
-    return e.name();
-  }
-  return "no error";
 }
 }  // namespace
 
@@ -53,7 +46,7 @@ TEST_P(SubtensorTransports, RegisterCommitSetWeightsAndReadBack) {
   EXPECT_EQ(c.block(), 0u);
   EXPECT_EQ(c.hyperparameters(1).tempo, 99);
   EXPECT_EQ(c.hyperparameters(1).weights_rate_limit, 7u);
-  EXPECT_EQ(name_of([&] { c.hyperparameters(5); }), "SubnetNotExists");
+  EXPECT_EQ(test::chain_error_name([&] { c.hyperparameters(5); }), "SubnetNotExists");
 
   auto cold = key(1), hot = key(2), other = key(3);
   const std::string hk = ss58_encode(hot->public_key());
@@ -72,12 +65,14 @@ TEST_P(SubtensorTransports, RegisterCommitSetWeightsAndReadBack) {
   EXPECT_EQ(commits[hk], std::string(200, 'b') + "-bucket");
 
   c.set_weights(1, *hot, {0}, {65535}, 0);
-  EXPECT_EQ(name_of([&] { c.set_weights(1, *other, {0}, {65535}, 0); }),
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *other, {0}, {65535}, 0); }),
             "HotKeyNotRegisteredInSubNet");
   node.fail_next("SettingWeightsTooFast");
-  EXPECT_EQ(name_of([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }), "SettingWeightsTooFast");
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }),
+            "SettingWeightsTooFast");
   node.reject_next("Transaction has a bad signature");
-  EXPECT_EQ(name_of([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }), "InvalidTransaction");
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {65535}, 0); }),
+            "InvalidTransaction");
 }
 
 TEST(Subtensor, SurvivesADroppedConnection) {
@@ -121,7 +116,8 @@ TEST(Subtensor, TimelockedCommitRevealIsRefusedClearly) {
                  std::string(1, '\1'));
   node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(4));
   SubtensorChain c(node.url(), fast());
-  EXPECT_EQ(name_of([&] { c.set_weights(1, *key(2), {0}, {1}, 0); }), "CommitRevealNotSupported");
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *key(2), {0}, {1}, 0); }),
+            "CommitRevealNotSupported");
 }
 
 TEST(Subtensor, UnreachableNodeAndBadMetadataFailClearly) {

@@ -25,6 +25,21 @@ namespace bistro {
 namespace {
 
 // Writes the miner's slice values into the model and returns what they replaced.
+// The flat positions of one tensor's slice for this window, as an index tensor.
+torch::Tensor slice_index(const std::string& name, const torch::Tensor& flat, uint64_t key,
+                          int64_t compression) {
+  auto pos = slice_positions(key, name, static_cast<uint64_t>(flat.numel()),
+                             static_cast<uint64_t>(compression));
+  return torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
+}
+
+// Tensor i's values from a slice update (a view of the decoded floats).
+torch::Tensor slice_values(const Update& u, size_t i) {
+  return torch::from_blob(const_cast<float*>(u.tensors[i].val.data()),
+                          {static_cast<int64_t>(u.tensors[i].val.size())}, torch::kFloat32);
+}
+
+// Writes the miner's slice values into the model and returns what they replaced.
 std::vector<torch::Tensor> apply_slice(Llama& model, const Update& u, uint64_t key,
                                        int64_t compression) {
   torch::NoGradGuard no_grad;
@@ -32,15 +47,9 @@ std::vector<torch::Tensor> apply_slice(Llama& model, const Update& u, uint64_t k
   auto params = model->ordered_parameters();
   for (size_t i = 0; i < params.size(); ++i) {
     auto flat = params[i].second.view(-1);
-    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
-                               static_cast<uint64_t>(compression));
-    auto index =
-        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
+    auto index = slice_index(params[i].first, flat, key, compression);
     saved.push_back(flat.index_select(0, index));
-    auto values =
-        torch::from_blob(const_cast<float*>(u.tensors[i].val.data()),
-                         {static_cast<int64_t>(u.tensors[i].val.size())}, torch::kFloat32);
-    flat.index_copy_(0, index, values);
+    flat.index_copy_(0, index, slice_values(u, i));
   }
   return saved;
 }
@@ -51,11 +60,7 @@ void restore_slice(Llama& model, const std::vector<torch::Tensor>& saved, uint64
   auto params = model->ordered_parameters();
   for (size_t i = 0; i < params.size(); ++i) {
     auto flat = params[i].second.view(-1);
-    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
-                               static_cast<uint64_t>(compression));
-    auto index =
-        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
-    flat.index_copy_(0, index, saved[i]);
+    flat.index_copy_(0, slice_index(params[i].first, flat, key, compression), saved[i]);
   }
 }
 
@@ -80,14 +85,8 @@ double gradient_agreement(Llama& master, const std::vector<Batch>& local, const 
   for (size_t i = 0; i < params.size(); ++i) {
     auto flat = params[i].second.view(-1);
     auto grad = params[i].second.grad();
-    auto pos = slice_positions(key, params[i].first, static_cast<uint64_t>(flat.numel()),
-                               static_cast<uint64_t>(compression));
-    auto index =
-        torch::from_blob(pos.data(), {static_cast<int64_t>(pos.size())}, torch::kInt64).clone();
-    auto values =
-        torch::from_blob(const_cast<float*>(u.tensors[i].val.data()),
-                         {static_cast<int64_t>(u.tensors[i].val.size())}, torch::kFloat32);
-    auto d = (values - flat.index_select(0, index)).to(torch::kFloat64);
+    auto index = slice_index(params[i].first, flat, key, compression);
+    auto d = (slice_values(u, i) - flat.index_select(0, index)).to(torch::kFloat64);
     auto g = grad.defined() ? grad.view(-1).index_select(0, index).to(torch::kFloat64)
                             : torch::zeros_like(d);
     dd += d.dot(d).item<double>();
