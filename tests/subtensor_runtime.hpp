@@ -191,6 +191,15 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
                      {"validator_permit", boolean}});
     b.runtime_api(
         {"NeuronInfoRuntimeApi", "get_neurons_lite", {{"netuid", u16}}, b.sequence(lite)});
+    const uint32_t hp =
+        b.composite({"pallet_subtensor", "rpc_info", "subnet_info", "SubnetHyperparams"},
+                    {{"kappa", cu16},
+                     {"tempo", cu16},
+                     {"weights_rate_limit", cu64},
+                     {"commit_reveal_weights_enabled", boolean}});
+    const uint32_t opt_hp =
+        b.variant({"Option"}, {{"None", {}, 0}, {"Some", {{std::nullopt, hp}}, 1}});
+    b.runtime_api({"SubnetInfoRuntimeApi", "get_subnet_hyperparams", {{"netuid", u16}}, opt_hp});
   }
   return {b.build(version), account};
 }

@@ -135,6 +135,10 @@ TEST(Subtensor, MetagraphThroughNeuronInfoRuntimeApiOnV15) {
   test::SubstrateNode node(15);
   SubtensorChain c(node.url(), fast());
   EXPECT_EQ(c.metadata().version(), 15);
+  const Hyperparameters h = c.hyperparameters(1);  // through SubnetInfoRuntimeApi
+  EXPECT_EQ(h.tempo, 33);
+  EXPECT_EQ(h.kappa, 12345);
+  EXPECT_EQ(h.weights_rate_limit, 77u);
   auto cold = key(1);
   for (uint8_t i = 2; i < 5; ++i) c.register_neuron(1, *cold, ss58_encode(key(i)->public_key()));
   Metagraph m = c.metagraph(1);

@@ -177,6 +177,38 @@ void SubtensorChain::require_subnet(uint16_t netuid) {
 Hyperparameters SubtensorChain::hyperparameters(uint16_t netuid) {
   require_subnet(netuid);
   Hyperparameters h;
+  // SubnetInfoRuntimeApi (metadata v15) when the runtime has it: Option<SubnetHyperparams>.
+  if (auto r = runtime_api("SubnetInfoRuntimeApi", "get_subnet_hyperparams", u16le(netuid))) {
+    nlohmann::json v = *r;
+    if (v.is_object() && v.value("name", "") == "Some" && !v["values"].empty()) v = v["values"][0];
+    if (v.is_object() && !v.contains("name")) {
+      auto take = [&](const char* name, auto& field) {
+        if (!v.contains(name)) return;
+        using T = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<T, bool>)
+          field = v[name].get<bool>();
+        else
+          field = static_cast<T>(json_u64(v[name], name));
+      };
+      take("tempo", h.tempo);
+      take("immunity_period", h.immunity_period);
+      take("activity_cutoff", h.activity_cutoff);
+      take("max_validators", h.max_validators);
+      take("min_allowed_weights", h.min_allowed_weights);
+      take("max_weights_limit", h.max_weight_limit);
+      take("weights_rate_limit", h.weights_rate_limit);
+      take("weights_version", h.weights_version_key);
+      take("kappa", h.kappa);
+      take("bonds_moving_avg", h.bonds_moving_average);
+      take("alpha_low", h.alpha_low);
+      take("alpha_high", h.alpha_high);
+      take("liquid_alpha_enabled", h.liquid_alpha);
+      take("commit_reveal_weights_enabled", h.commit_reveal);
+      take("yuma3_enabled", h.yuma3);
+      take("bonds_penalty", h.bonds_penalty);
+      return h;
+    }
+  }
   auto get = [&](const char* item) { return read("SubtensorModule", item, {u16le(netuid)}); };
   auto optional = [&](const char* item, auto& field) {
     const Pallet& p = metadata_.pallet("SubtensorModule");
