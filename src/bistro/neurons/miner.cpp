@@ -73,6 +73,18 @@ int run_miner(const NeuronArgs& a) {
     }
   }
 
+  // DeMo: momentum compressed in the DCT domain; every miner applies the same merged sign step.
+  std::unique_ptr<DemoCompressor> demo;
+  if (h.codec == "dct-topk")
+    demo = std::make_unique<DemoCompressor>(
+        trainer.model()->ordered_parameters(),
+        DemoOptions{.beta = 0.999, .k = h.dct_k, .chunk_cap = h.chunk_cap});
+  auto params = [&] {
+    std::vector<torch::Tensor> out;
+    for (auto& [n, p] : trainer.model()->ordered_parameters()) out.push_back(p);
+    return out;
+  };
+
   NeuronData data(a.dataset, h);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
   uint64_t done = 0;
@@ -101,7 +113,16 @@ int run_miner(const NeuronArgs& a) {
       }
       timer.lap("pages");
       double loss = NAN;
-      if (a.behaviour != "lazy") loss = trainer.step(batches).loss;
+      if (a.behaviour != "lazy" && !demo) loss = trainer.step(batches).loss;
+      if (a.behaviour != "lazy" && demo) {  // gradients only: the step is the merge
+        for (auto& p : params()) p.mutable_grad() = torch::Tensor();
+        loss = 0;
+        for (const auto& b : batches) {
+          auto l = trainer.model()->loss(b.inputs, b.targets) / static_cast<double>(batches.size());
+          l.backward();
+          loss += l.item<double>();
+        }
+      }
       timer.lap("train");
       // Publish the slice.
       const auto hash = chain->block_hash(w * h.blocks_per_window);
@@ -112,7 +133,8 @@ int run_miner(const NeuronArgs& a) {
         for (size_t i = 0; i < bytes.size(); ++i)
           bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
       } else {
-        Update u = slice_encode(trainer.model()->ordered_parameters(), key, h.compression);
+        Update u = demo ? demo->encode(h.dct_lr)
+                        : slice_encode(trainer.model()->ordered_parameters(), key, h.compression);
         u.window = w;
         u.uid = uid;
         u.config_hash = config_hash(config);
@@ -133,7 +155,10 @@ int run_miner(const NeuronArgs& a) {
       if (a.behaviour != "lazy" && !updates.empty()) {
         std::vector<PeerUpdate> peers;
         for (auto& [peer_uid, u] : updates) peers.push_back({peer_uid, &u});
-        slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
+        if (demo)
+          demo_merge(params(), peers, h.dct_lr, h.weight_decay);
+        else
+          slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
       }
       timer.lap("merge");
       save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());

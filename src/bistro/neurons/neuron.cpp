@@ -24,7 +24,11 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("max_micro_batches", h.max_micro_batches);
   f("lr", h.lr);
   f("weight_decay", h.weight_decay);
+  f("codec", h.codec);
   f("compression", h.compression);
+  f("dct_k", h.dct_k);
+  f("chunk_cap", h.chunk_cap);
+  f("dct_lr", h.dct_lr);
   f("score_ema", h.score_ema);
   f("temperature", h.temperature);
   f("weights_interval", h.weights_interval);
@@ -64,6 +68,9 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         "{}: compression, batch_rows, seq_len and max_micro_batches must be positive",
         file.string());
   check(h.score_ema >= 0 && h.score_ema < 1, "{}: score_ema must be in [0, 1)", file.string());
+  check(h.codec == "slice" || h.codec == "dct-topk", "{}: codec '{}' is not slice or dct-topk",
+        file.string(), h.codec);
+  check(h.dct_k > 0 && h.chunk_cap > 0, "{}: dct_k and chunk_cap must be positive", file.string());
   return h;
 }
 
@@ -107,8 +114,9 @@ double mean_loss(Llama& model, const std::vector<Batch>& batches) {
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,
                                      uint64_t window, uint16_t uid, const std::string& hotkey) {
   UpdateExpectation e;
-  e.codec = "slice";
-  e.k = h.compression;
+  e.codec = h.codec;
+  e.k = h.codec == "slice" ? h.compression : h.dct_k;
+  e.chunk_cap = h.chunk_cap;
   e.window = window;
   e.uid = uid;
   e.hotkey = to_hex(ss58_decode(hotkey));

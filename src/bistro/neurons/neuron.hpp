@@ -32,7 +32,11 @@ struct NeuronHparams {
   int64_t max_micro_batches = 2;  // per window, per miner (bounds a window's work on a CPU)
   double lr = 2e-3;
   double weight_decay = 0.1;
+  std::string codec = "slice";  // "slice" (BISTRO) or "dct-topk" (DeMo: compressed momentum)
   int64_t compression = 300;    // slices: max(1, numel / compression) values per tensor
+  int64_t dct_k = 32;           // dct-topk: coefficients kept per chunk
+  int64_t chunk_cap = 64;       // dct-topk: largest chunk side
+  double dct_lr = 3e-3;         // dct-topk: the learning rate of the merged sign step
   double score_ema = 0.6;       // weight of the old value in the score EMAs
   double temperature = 1000.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
   uint64_t weights_interval = 1;  // windows between set_weights

@@ -64,6 +64,32 @@ void restore_slice(Llama& model, const std::vector<torch::Tensor>& saved, uint64
   }
 }
 
+std::vector<torch::Tensor> tensors_of(Llama& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& [n, p] : model->ordered_parameters()) out.push_back(p);
+  return out;
+}
+
+// One miner's update applied to the model alone (a slice written in, or its DeMo step taken);
+// returns what restore_update needs to undo it.
+std::vector<torch::Tensor> apply_update(Llama& model, const Update& u, uint16_t uid,
+                                        const NeuronHparams& h, uint64_t key) {
+  if (h.codec == "slice") return apply_slice(model, u, key, h.compression);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> saved;
+  for (auto& p : tensors_of(model)) saved.push_back(p.clone());
+  demo_merge(tensors_of(model), {{uid, &u}}, h.dct_lr, h.weight_decay);
+  return saved;
+}
+
+void restore_update(Llama& model, const std::vector<torch::Tensor>& saved, const NeuronHparams& h,
+                    uint64_t key) {
+  if (h.codec == "slice") return restore_slice(model, saved, key, h.compression);
+  torch::NoGradGuard no_grad;
+  auto params = tensors_of(model);
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+}
+
 std::vector<double> batch_loss(Llama& model, const std::vector<Batch>& batches) {
   torch::NoGradGuard no_grad;
   std::vector<double> out;
@@ -145,6 +171,9 @@ int run_validator(const NeuronArgs& a) {
   const std::string scoring = a.scoring;
   check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", scoring);
+  check(scoring != "gradient-distance" || h.codec == "slice",
+        "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
+        h.codec);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -233,10 +262,10 @@ int run_validator(const NeuronArgs& a) {
               data.batches(pages(local_pages_key(w, n.uid), h.pages_per_window, data.configs),
                            h.max_micro_batches);
           const double before_local = mean_loss(master, local);
-          auto saved = apply_slice(master, it->second, key, h.compression);
+          auto saved = apply_update(master, it->second, n.uid, h, key);
           const double after_local = mean_loss(master, local);
           std::vector<double> per_batch = batch_loss(master, global);
-          restore_slice(master, saved, key, h.compression);
+          restore_update(master, saved, h, key);
           double after_global = 0;
           for (double x : per_batch) after_global += x / static_cast<double>(per_batch.size());
           d_local = before_local - after_local;
@@ -270,7 +299,10 @@ int run_validator(const NeuronArgs& a) {
       if (!updates.empty()) {
         std::vector<PeerUpdate> peers;
         for (auto& [uid, u] : updates) peers.push_back({uid, &u});
-        slice_merge(master->ordered_parameters(), peers, key, h.compression);
+        if (h.codec == "dct-topk")
+          demo_merge(tensors_of(master), peers, h.dct_lr, h.weight_decay);
+        else
+          slice_merge(master->ordered_parameters(), peers, key, h.compression);
       }
       const double master_global = mean_loss(master, global);
       const double master_eval = mean_loss(master, eval);
