@@ -72,6 +72,7 @@ expect_error "unknown hyperparameter 'tempoo'" chain init --subtensor.network "$
 "$bistro" wallet new --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h >/dev/null || { echo "FAIL: wallet new u"; fails=$((fails + 1)); }
 expect_error "SubnetNotExists" miner --subtensor.network "$chain" --netuid 7 --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
 expect_error "is not registered on subnet 1 (pass --register" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h --bucket "file://$tmp/mb"
+expect_error "--device cuda" miner --device cuda --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
 expect_error "--bucket is required" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h
 expect_error "unknown --scoring 'best'" validator --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --scoring best
 echo '{"blocks_per_windw": 3}' > "$tmp/hp.json"

@@ -25,6 +25,7 @@ namespace bistro {
 
 int run_miner(const NeuronArgs& a) {
   init_runtime(a.threads);
+  check_neuron_device(a.device);
   const NeuronHparams h = load_hparams(a.hparams_file);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);

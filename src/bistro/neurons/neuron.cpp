@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/ss58.hpp"
 
@@ -130,6 +131,14 @@ void neuron_log(int level, int threshold, const std::string& who, const std::str
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   fmt::print(stderr, "{}.{:03} {} {}\n", secs / 1000, secs % 1000, who, message);
+}
+
+void check_neuron_device(const std::string& device) {
+  const c10::Device d = parse_device(device);
+  check(d.is_cpu(),
+        "--device {}: the miner and validator run on the CPU in this version "
+        "(`bistro train` and the benchmarks take CUDA devices)",
+        device);
 }
 
 void wait_for_block(chain::Chain& chain, uint64_t block, double poll_seconds) {

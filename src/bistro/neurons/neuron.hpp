@@ -92,6 +92,10 @@ void neuron_log(int level, int threshold, const std::string& who, const std::str
 // Waits until the chain reaches `block`, polling at a fraction of the block time.
 void wait_for_block(chain::Chain& chain, uint64_t block, double block_seconds);
 
+// --device for the neurons: "cpu" for now (parsed like `bistro train --device`; CUDA is refused
+// with a clear message until the neurons' slice and merge paths are verified on a GPU).
+void check_neuron_device(const std::string& device);
+
 int run_miner(const NeuronArgs& args);
 int run_validator(const NeuronArgs& args);
 

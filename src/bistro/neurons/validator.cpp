@@ -167,6 +167,7 @@ struct Score {
 
 int run_validator(const NeuronArgs& a) {
   init_runtime(a.threads);
+  check_neuron_device(a.device);
   const NeuronHparams h = load_hparams(a.hparams_file);
   const std::string scoring = a.scoring;
   check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
