@@ -125,9 +125,11 @@ int run_miner(const NeuronArgs& a) {
         }
       }
       timer.lap("train");
-      // Publish the slice.
-      const auto hash = chain->block_hash(w * h.blocks_per_window);
-      const uint64_t key = slice_key(w, hash);
+      // Publish. Slice positions come from the hash of the window's last block, which exists
+      // only once the window is over: nobody can pick values to send before training on it.
+      const uint64_t last_block = (w + 1) * h.blocks_per_window - 1;
+      if (h.codec == "slice") wait_for_block(*chain, last_block, 0.05);
+      const uint64_t key = h.codec == "slice" ? slice_key(w, chain->block_hash(last_block)) : 0;
       std::string bytes;
       if (a.behaviour == "garbage") {
         bytes = std::string(4096, '\0');

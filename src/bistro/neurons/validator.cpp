@@ -227,7 +227,7 @@ int run_validator(const NeuronArgs& a) {
       wait_for_block(*chain, (w + 1) * h.blocks_per_window + h.grace_blocks, 0.1);
       Timer timer;
       const auto hash = chain->block_hash(w * h.blocks_per_window);
-      const uint64_t key = slice_key(w, hash);
+      const uint64_t key = slice_key(w, chain->block_hash((w + 1) * h.blocks_per_window - 1));
       GatherStats gs;
       auto updates = gather_updates(*chain, a.netuid, h, config, w, {my_uid}, &gs);
       timer.lap("gather");
