@@ -172,5 +172,26 @@ TEST(Demo, MatchesThePyTorchReference) {
   }
 }
 
+// A DeMo miner resumes with its momentum: save, load into a fresh compressor, same state.
+TEST(Demo, MomentumSurvivesSaveAndLoad) {
+  test::TempDir dir("demo_state");
+  torch::manual_seed(5);
+  auto w = torch::randn({96, 80}), b = torch::randn({80});
+  DemoCompressor a({{"w", w}, {"b", b}}, {.k = 8});
+  for (int step = 0; step < 3; ++step) {
+    w.mutable_grad() = torch::randn({96, 80});
+    b.mutable_grad() = torch::randn({80});
+    a.encode(1e-2);
+  }
+  a.save(dir / "m.safetensors");
+  DemoCompressor c({{"w", w}, {"b", b}}, {.k = 8});
+  EXPECT_FALSE(c.load(dir / "missing.safetensors"));
+  ASSERT_TRUE(c.load(dir / "m.safetensors"));
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(c.momentum(i), a.momentum(i)));
+  EXPECT_GT(a.momentum(0).abs().sum().item<double>(), 0.0);
+  DemoCompressor other({{"w", w}, {"b", b}}, {.k = 8, .chunk_cap = 16});  // other chunking
+  EXPECT_THROW(other.load(dir / "m.safetensors"), Error);
+}
+
 }  // namespace
 }  // namespace bistro

@@ -8,6 +8,7 @@
 
 #include "bistro/compress/slices.hpp"
 #include "bistro/core/error.hpp"
+#include "bistro/model/safetensors.hpp"
 
 namespace bistro {
 
@@ -122,6 +123,39 @@ DemoCompressor::DemoCompressor(std::vector<std::pair<std::string, torch::Tensor>
 torch::Tensor DemoCompressor::momentum(size_t i) const {
   const auto& p = params_.at(i).second;
   return idct_chunks(m_.at(i), chunk_plan(p.sizes().vec(), o_.chunk_cap), p.sizes());
+}
+
+void DemoCompressor::save(const std::filesystem::path& file) const {
+  std::vector<torch::Tensor> keep;
+  std::vector<safetensors::TensorRef> refs;
+  for (size_t i = 0; i < m_.size(); ++i) {
+    keep.push_back(m_[i].detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    refs.push_back({"m." + params_[i].first, safetensors::DType::F32, keep.back().sizes().vec(),
+                    keep.back().data_ptr()});
+  }
+  safetensors::write(
+      file, refs, {{"beta", std::to_string(o_.beta)}, {"chunk_cap", std::to_string(o_.chunk_cap)}});
+}
+
+bool DemoCompressor::load(const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) return false;
+  safetensors::File f(file);
+  const auto& view = f.view();
+  check(view.tensors().size() == m_.size(), "{}: {} momentum tensors, expected {}", file.string(),
+        view.tensors().size(), m_.size());
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < m_.size(); ++i) {
+    const std::string name = "m." + params_[i].first;
+    const auto* t = view.find(name);
+    check(t != nullptr, "{}: no tensor {}", file.string(), name);
+    check(t->dtype == safetensors::DType::F32 && t->shape == m_[i].sizes().vec(),
+          "{}: {} has the wrong dtype or shape for this model and chunk size", file.string(), name);
+    const auto bytes = view.data(*t);
+    auto src =
+        torch::from_blob(const_cast<std::byte*>(bytes.data()), m_[i].sizes(), torch::kFloat32);
+    m_[i].copy_(src);
+  }
+  return true;
 }
 
 Update DemoCompressor::encode(double lr) {

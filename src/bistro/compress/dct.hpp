@@ -8,6 +8,8 @@
 // order gives the same bits.
 #pragma once
 
+#include <filesystem>
+
 #include <torch/torch.h>
 
 #include "bistro/compress/chunks.hpp"
@@ -45,6 +47,11 @@ class DemoCompressor {
   Update encode(double lr);
   // Parameter i's momentum in its own shape (kept internally as DCT coefficients).
   torch::Tensor momentum(size_t i) const;
+  // The momentum as a safetensors file ("m.<param>", the DCT coefficients), written atomically;
+  // load() restores it and returns false when the file does not exist. A file for another model
+  // or chunking is refused with an error naming it.
+  void save(const std::filesystem::path& file) const;
+  bool load(const std::filesystem::path& file);
 
  private:
   std::vector<std::pair<std::string, torch::Tensor>> params_;

@@ -80,6 +80,8 @@ int run_miner(const NeuronArgs& a) {
     demo = std::make_unique<DemoCompressor>(
         trainer.model()->ordered_parameters(),
         DemoOptions{.beta = 0.999, .k = h.dct_k, .chunk_cap = h.chunk_cap});
+  if (demo && demo->load(state_dir / "momentum.safetensors"))
+    log(1, "resumed the DeMo momentum from the checkpoint");
   auto params = [&] {
     std::vector<torch::Tensor> out;
     for (auto& [n, p] : trainer.model()->ordered_parameters()) out.push_back(p);
@@ -165,6 +167,7 @@ int run_miner(const NeuronArgs& a) {
       }
       timer.lap("merge");
       save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());
+      if (demo) demo->save(state_dir / "momentum.safetensors");
       write_file_atomic(state_dir / "state.json", nlohmann::json{{"window", w}}.dump());
       timer.lap("checkpoint");
       nlohmann::json line = {
