@@ -254,20 +254,33 @@ const Pallet& Metadata::pallet(std::string_view name) const {
   fail("the chain's runtime has no pallet {}", name);
 }
 
+const StorageEntry* Metadata::find_storage(std::string_view pallet_name,
+                                           std::string_view item) const {
+  const Pallet* p = find_pallet(pallet_name);
+  if (p)
+    for (const auto& e : p->storage)
+      if (e.name == item) return &e;
+  return nullptr;
+}
+
 const StorageEntry& Metadata::storage(std::string_view pallet_name, std::string_view item) const {
-  const Pallet& p = pallet(pallet_name);
-  for (const auto& e : p.storage)
-    if (e.name == item) return e;
+  if (auto* e = find_storage(pallet_name, item)) return *e;
   fail("the chain's runtime has no storage {}.{}", pallet_name, item);
+}
+
+bool Metadata::has_call(std::string_view pallet_name, std::string_view name) const {
+  const Pallet* p = find_pallet(pallet_name);
+  if (p && p->calls)
+    for (const auto& v : type(*p->calls).variants)
+      if (v.name == name) return true;
+  return false;
 }
 
 Metadata::Call Metadata::call(std::string_view pallet_name, std::string_view name) const {
   const Pallet& p = pallet(pallet_name);
-  if (p.calls) {
-    const TypeDef& t = type(*p.calls);
-    for (const auto& v : t.variants)
+  if (p.calls)
+    for (const auto& v : type(*p.calls).variants)
       if (v.name == name) return {p.index, v.index, v.fields};
-  }
   fail("the chain's runtime has no call {}.{}", pallet_name, name);
 }
 

@@ -103,12 +103,14 @@ class Metadata {
   const Pallet& pallet(std::string_view name) const;  // throws "runtime has no pallet X"
   const Pallet* find_pallet(std::string_view name) const;
   const StorageEntry& storage(std::string_view pallet, std::string_view item) const;
+  const StorageEntry* find_storage(std::string_view pallet, std::string_view item) const;
   // The call's variant: its (pallet index, call index) and argument fields.
   struct Call {
     uint8_t pallet = 0, index = 0;
     std::vector<Field> args;
   };
   Call call(std::string_view pallet, std::string_view name) const;
+  bool has_call(std::string_view pallet, std::string_view name) const;
   // "Pallet.Error" for a DispatchError::Module (pallet index, first error byte).
   std::string error_name(uint8_t pallet, uint8_t error) const;
   const std::vector<SignedExtension>& extensions() const { return extensions_; }

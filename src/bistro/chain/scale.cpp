@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "bistro/identity/signer.hpp"
+
 namespace bistro::scale {
 namespace {
 template <typename T>
@@ -30,6 +32,12 @@ Writer& Writer::raw(std::string_view b) {
 }
 Writer& Writer::raw(std::span<const uint8_t> b) {
   return out_.append(reinterpret_cast<const char*>(b.data()), b.size()), *this;
+}
+
+Writer& Writer::u16s(const std::vector<uint16_t>& v) {
+  compact(v.size());
+  for (uint16_t x : v) u16(x);
+  return *this;
 }
 
 Writer& Writer::compact(scale::u128 v) {
@@ -124,13 +132,8 @@ size_t Reader::length(size_t min_element) {
 }
 
 std::string to_hex(std::string_view bytes, bool prefix) {
-  static const char* d = "0123456789abcdef";
-  std::string out = prefix ? "0x" : "";
-  for (unsigned char c : bytes) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
+  return (prefix ? "0x" : "") +
+         bistro::to_hex({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
 
 std::string from_hex(std::string_view hex, const std::string& what) {

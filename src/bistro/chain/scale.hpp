@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bistro/core/error.hpp"
 
@@ -32,6 +33,7 @@ class Writer {
   Writer& raw(std::string_view bytes);
   Writer& raw(std::span<const uint8_t> bytes);
   Writer& bytes(std::string_view b) { return compact(b.size()).raw(b); }  // Vec<u8>, String
+  Writer& u16s(const std::vector<uint16_t>& v);                           // Vec<u16>
   const std::string& data() const { return out_; }
   std::string take() { return std::move(out_); }
 

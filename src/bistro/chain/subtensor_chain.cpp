@@ -45,12 +45,7 @@ std::string data_bytes(const nlohmann::json& d) {
 
 std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,
                              const std::vector<uint16_t>& values, uint64_t version_key) {
-  scale::Writer w;
-  w.u16(netuid).compact(uids.size());
-  for (auto u : uids) w.u16(u);
-  w.compact(values.size());
-  for (auto v : values) w.u16(v);
-  return w.u64(version_key).take();
+  return scale::Writer().u16(netuid).u16s(uids).u16s(values).u64(version_key).take();
 }
 
 std::string commitment_args(uint16_t netuid, const std::string& data) {
@@ -211,17 +206,13 @@ Hyperparameters SubtensorChain::hyperparameters(uint16_t netuid) {
   }
   auto get = [&](const char* item) { return read("SubtensorModule", item, {u16le(netuid)}); };
   auto optional = [&](const char* item, auto& field) {
-    const Pallet& p = metadata_.pallet("SubtensorModule");
-    for (const auto& e : p.storage)
-      if (e.name == item) {
-        auto v = get(item);
-        using T = std::decay_t<decltype(field)>;
-        if constexpr (std::is_same_v<T, bool>)
-          field = v.get<bool>();
-        else
-          field = static_cast<T>(json_u64(v, item));
-        return;
-      }
+    if (!metadata_.find_storage("SubtensorModule", item)) return;  // not in this runtime
+    auto v = get(item);
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, bool>)
+      field = v.get<bool>();
+    else
+      field = static_cast<T>(json_u64(v, item));
   };
   optional("Tempo", h.tempo);
   optional("ImmunityPeriod", h.immunity_period);
@@ -321,12 +312,8 @@ Metagraph SubtensorChain::metagraph(uint16_t netuid) {
   }
   const auto owners = read_many("SubtensorModule", "Owner", owner_keys);
   std::vector<nlohmann::json> stakes(n, 0);
-  if (metadata_.find_pallet("SubtensorModule")) {
-    bool has_alpha = false;
-    for (const auto& e : metadata_.pallet("SubtensorModule").storage)
-      has_alpha |= e.name == "TotalHotkeyAlpha";
-    if (has_alpha) stakes = read_many("SubtensorModule", "TotalHotkeyAlpha", stake_keys);
-  }
+  if (metadata_.find_storage("SubtensorModule", "TotalHotkeyAlpha"))
+    stakes = read_many("SubtensorModule", "TotalHotkeyAlpha", stake_keys);
   auto vec = [&](const char* item) { return read("SubtensorModule", item, {u16le(netuid)}); };
   const auto incentive = vec("Incentive"), dividends = vec("Dividends"),
              consensus = vec("Consensus"), vtrust = vec("ValidatorTrust"),
@@ -448,27 +435,24 @@ std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
                                 const std::vector<uint16_t>& uids,
                                 const std::vector<uint16_t>& values,
                                 const std::vector<uint16_t>& salt, uint64_t version_key) {
-  scale::Writer w;
-  w.raw(account).u16(netuid);
-  for (const auto* v : {&uids, &values, &salt}) {
-    w.compact(v->size());
-    for (auto x : *v) w.u16(x);
-  }
-  return blake2_256(w.u64(version_key).data());
+  return blake2_256(scale::Writer()
+                        .raw(account)
+                        .u16(netuid)
+                        .u16s(uids)
+                        .u16s(values)
+                        .u16s(salt)
+                        .u64(version_key)
+                        .data());
 }
 
 void SubtensorChain::commit_reveal(uint16_t netuid, const Signer& hotkey,
                                    const std::vector<uint16_t>& uids,
                                    const std::vector<uint16_t>& values, uint64_t version_key) {
   const std::string who = ss58_encode(hotkey.public_key());
-  const Pallet& p = metadata_.pallet("SubtensorModule");
-  bool hash_calls = false, timelocked = false;
-  if (p.calls)
-    for (const auto& v : metadata_.type(*p.calls).variants)
-      hash_calls |= v.name == "commit_weights";
-  for (const auto& e : p.storage)
-    if (e.name == "CommitRevealWeightsVersion")
-      timelocked = json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
+  const bool hash_calls = metadata_.has_call("SubtensorModule", "commit_weights");
+  const bool timelocked =
+      metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion") &&
+      json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
   if (!hash_calls || timelocked)
     throw ChainError(
         "CommitRevealNotSupported",
@@ -482,12 +466,7 @@ void SubtensorChain::commit_reveal(uint16_t netuid, const Signer& hotkey,
       continue;
     }
     scale::Writer args;
-    args.u16(netuid);
-    for (const auto* v : {&it->uids, &it->values, &it->salt}) {
-      args.compact(v->size());
-      for (auto x : *v) args.u16(x);
-    }
-    args.u64(it->version_key);
+    args.u16(netuid).u16s(it->uids).u16s(it->values).u16s(it->salt).u64(it->version_key);
     try {
       submit(encode_call(metadata_, "SubtensorModule", "reveal_weights", args.data()), hotkey,
              fmt::format("reveal_weights on subnet {}", netuid));
