@@ -66,7 +66,7 @@ TEST(Neurons, GatherKeepsGoodPeersAndNamesWhyTheOthersFailed) {
   publish(5, signed_update(5, *hot[5]));  // good, but skipped by the caller
 
   GatherStats gs;
-  auto got = gather_updates(c, 1, h, config, window, {5}, &gs);
+  auto got = gather_updates(c.metagraph(1), c.commitments(1), h, config, window, {5}, &gs);
   unsetenv("BISTRO_S3_ENDPOINT");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got.begin()->first, 0);

@@ -82,11 +82,6 @@ int run_miner(const NeuronArgs& a) {
         DemoOptions{.beta = 0.999, .k = h.dct_k, .chunk_cap = h.chunk_cap});
   if (demo && demo->load(state_dir / "momentum.safetensors"))
     log(1, "resumed the DeMo momentum from the checkpoint");
-  auto params = [&] {
-    std::vector<torch::Tensor> out;
-    for (auto& [n, p] : trainer.model()->ordered_parameters()) out.push_back(p);
-    return out;
-  };
 
   NeuronData data(a.dataset, h);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
@@ -118,7 +113,7 @@ int run_miner(const NeuronArgs& a) {
       double loss = NAN;
       if (a.behaviour != "lazy" && !demo) loss = trainer.step(batches).loss;
       if (a.behaviour != "lazy" && demo) {  // gradients only: the step is the merge
-        for (auto& p : params()) p.mutable_grad() = torch::Tensor();
+        for (auto& p : parameter_tensors(trainer.model())) p.mutable_grad() = torch::Tensor();
         loss = 0;
         for (const auto& b : batches) {
           auto l = trainer.model()->loss(b.inputs, b.targets) / static_cast<double>(batches.size());
@@ -155,13 +150,14 @@ int run_miner(const NeuronArgs& a) {
       wait_for_block(*chain, (w + 1) * h.blocks_per_window, 0.1);
       timer.lap("wait");
       GatherStats gs;
-      auto updates = gather_updates(*chain, a.netuid, h, config, w, {}, &gs);
+      auto updates = gather_updates(chain->metagraph(a.netuid), chain->commitments(a.netuid), h,
+                                    config, w, {}, &gs);
       timer.lap("gather");
       if (a.behaviour != "lazy" && !updates.empty()) {
         std::vector<PeerUpdate> peers;
         for (auto& [peer_uid, u] : updates) peers.push_back({peer_uid, &u});
         if (demo)
-          demo_merge(params(), peers, h.dct_lr, h.weight_decay);
+          demo_merge(parameter_tensors(trainer.model()), peers, h.dct_lr, h.weight_decay);
         else
           slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
       }

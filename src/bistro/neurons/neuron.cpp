@@ -112,6 +112,12 @@ double mean_loss(Llama& model, const std::vector<Batch>& batches) {
   return batches.empty() ? 0.0 : sum / static_cast<double>(batches.size());
 }
 
+std::vector<torch::Tensor> parameter_tensors(Llama& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, p] : model->ordered_parameters()) out.push_back(p);
+  return out;
+}
+
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,
                                      uint64_t window, uint16_t uid, const std::string& hotkey) {
   UpdateExpectation e;

@@ -81,6 +81,8 @@ struct NeuronData {
 };
 
 double mean_loss(Llama& model, const std::vector<Batch>& batches);
+// The model's parameters in parameter_specs() order (what the merges take).
+std::vector<torch::Tensor> parameter_tensors(Llama& model);
 
 // The update expectation for a peer: codec, window, uid, hotkey and model as the protocol says.
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,

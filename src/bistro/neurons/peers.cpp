@@ -54,13 +54,12 @@ std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& r
   return dir;
 }
 
-std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
+std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
+                                          const std::map<std::string, std::string>& commits,
                                           const NeuronHparams& h, const LlamaConfig& config,
                                           uint64_t window, const std::vector<uint16_t>& skip,
                                           GatherStats* stats) {
   auto start = std::chrono::steady_clock::now();
-  const chain::Metagraph m = chain.metagraph(netuid);
-  const auto commits = chain.commitments(netuid);
   struct Job {
     uint16_t uid;
     std::string hotkey, bucket;

@@ -25,9 +25,10 @@ struct GatherStats {
   double verify_seconds = 0;                 // decode + signature checks, summed over peers
   std::map<uint16_t, int64_t> uploaded_ms;   // when each object was last written (bucket clock)
 };
-// Every committed peer's verified update for `window`, by uid (ascending). `skip`: uids not to
-// fetch. At most 8 downloads in flight.
-std::map<uint16_t, Update> gather_updates(chain::Chain& chain, uint16_t netuid,
+// Every committed peer's verified update for `window`, by uid (ascending), from the metagraph and
+// commitments the caller already read. `skip`: uids not to fetch. At most 8 downloads in flight.
+std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
+                                          const std::map<std::string, std::string>& commits,
                                           const NeuronHparams& h, const LlamaConfig& config,
                                           uint64_t window, const std::vector<uint16_t>& skip,
                                           GatherStats* stats);

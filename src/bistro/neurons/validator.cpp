@@ -64,12 +64,6 @@ void restore_slice(Llama& model, const std::vector<torch::Tensor>& saved, uint64
   }
 }
 
-std::vector<torch::Tensor> tensors_of(Llama& model) {
-  std::vector<torch::Tensor> out;
-  for (auto& [n, p] : model->ordered_parameters()) out.push_back(p);
-  return out;
-}
-
 // One miner's update applied to the model alone (a slice written in, or its DeMo step taken);
 // returns what restore_update needs to undo it.
 std::vector<torch::Tensor> apply_update(Llama& model, const Update& u, uint16_t uid,
@@ -77,8 +71,8 @@ std::vector<torch::Tensor> apply_update(Llama& model, const Update& u, uint16_t 
   if (h.codec == "slice") return apply_slice(model, u, key, h.compression);
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> saved;
-  for (auto& p : tensors_of(model)) saved.push_back(p.clone());
-  demo_merge(tensors_of(model), {{uid, &u}}, h.dct_lr, h.weight_decay);
+  for (auto& p : parameter_tensors(model)) saved.push_back(p.clone());
+  demo_merge(parameter_tensors(model), {{uid, &u}}, h.dct_lr, h.weight_decay);
   return saved;
 }
 
@@ -86,7 +80,7 @@ void restore_update(Llama& model, const std::vector<torch::Tensor>& saved, const
                     uint64_t key) {
   if (h.codec == "slice") return restore_slice(model, saved, key, h.compression);
   torch::NoGradGuard no_grad;
-  auto params = tensors_of(model);
+  auto params = parameter_tensors(model);
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
 }
 
@@ -229,7 +223,10 @@ int run_validator(const NeuronArgs& a) {
       const auto hash = chain->block_hash(w * h.blocks_per_window);
       const uint64_t key = slice_key(w, chain->block_hash((w + 1) * h.blocks_per_window - 1));
       GatherStats gs;
-      auto updates = gather_updates(*chain, a.netuid, h, config, w, {my_uid}, &gs);
+      // One read of the metagraph and commitments serves the gather and the scoring.
+      const chain::Metagraph m = chain->metagraph(a.netuid);
+      const auto commits = chain->commitments(a.netuid);
+      auto updates = gather_updates(m, commits, h, config, w, {my_uid}, &gs);
       timer.lap("gather");
       for (auto& [uid, reason] : gs.rejected)
         log(1, fmt::format("window {}: uid {} scores 0: {}", w, uid, reason));
@@ -237,8 +234,6 @@ int run_validator(const NeuronArgs& a) {
       auto global = data.batches(pages(global_pages_key(w, hash), h.eval_pages, data.configs), 0);
       const double base_global = mean_loss(master, global);
       const double base_eval = mean_loss(master, eval);
-      const chain::Metagraph m = chain->metagraph(a.netuid);
-      const auto commits = chain->commitments(a.netuid);
       nlohmann::json miners = nlohmann::json::object();
       auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
       // Per-batch global losses with each miner's slice written in (win-rate compares these).
@@ -301,7 +296,7 @@ int run_validator(const NeuronArgs& a) {
         std::vector<PeerUpdate> peers;
         for (auto& [uid, u] : updates) peers.push_back({uid, &u});
         if (h.codec == "dct-topk")
-          demo_merge(tensors_of(master), peers, h.dct_lr, h.weight_decay);
+          demo_merge(parameter_tensors(master), peers, h.dct_lr, h.weight_decay);
         else
           slice_merge(master->ordered_parameters(), peers, key, h.compression);
       }
