@@ -1,6 +1,7 @@
 // The datasets-server client against a real HTTP server on loopback that the test starts and
 // fills with fixtures shaped like the datasets-server's answers.
 #include "bistro/data/hf_dataset.hpp"
+#include "test_util.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -12,11 +13,13 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/data/pages.hpp"
+#include "test_util.hpp"
 
 namespace bistro {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test::error_of;
 
 class FakeDatasetsServer {
  public:
@@ -121,15 +124,6 @@ HfOptions options(const FakeDatasetsServer& s, const fs::path& cache = {}) {
   o.backoff_s = 0.01;
   o.http.timeout_s = 5;
   return o;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(HfDataset, ListsTheSplitsConfigsSorted) {

@@ -11,7 +11,7 @@
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/chain/yuma.hpp"
 #include "bistro/identity/ss58.hpp"
-#include "chain_test_util.hpp"
+#include "test_util.hpp"
 
 using namespace bistro;
 using namespace bistro::chain;

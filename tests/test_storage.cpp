@@ -17,6 +17,7 @@
 #include "bistro/storage/file_bucket.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/storage/xml.hpp"
+#include "test_util.hpp"
 
 #include <httplib.h>
 
@@ -25,6 +26,7 @@ extern char** environ;
 namespace bistro {
 namespace {
 namespace fs = std::filesystem;
+using test::error_of;
 
 struct TempDir {
   fs::path path;
@@ -372,15 +374,6 @@ class FaultyS3 {
   int port_ = 0;
   std::thread thread_;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(S3Bucket, FaultsAreRetriedOrNamed) {
   FaultyS3 s;

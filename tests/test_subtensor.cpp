@@ -6,8 +6,8 @@
 #include "bistro/chain/subtensor_chain.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
-#include "chain_test_util.hpp"
 #include "substrate_node.hpp"
+#include "test_util.hpp"
 
 using namespace bistro;
 using namespace bistro::chain;

@@ -68,16 +68,14 @@ std::optional<std::string> check_set_weights(const WeightRules& rules, const Cal
   if (rules.version_key != 0 && version_key < rules.version_key) return "IncorrectWeightVersionKey";
   if (caller.last_update != 0 && block - std::min(block, caller.last_update) < rules.rate_limit)
     return "SettingWeightsTooFast";
-  const uint16_t uid = *caller.uid;
-  if (!is_self_weight(uid, uids, values) && !caller.owner && !caller.validator_permit)
-    return "NeuronNoValidatorPermit";
+  const bool self_weight = is_self_weight(*caller.uid, uids, values);
+  if (!self_weight && !caller.owner && !caller.validator_permit) return "NeuronNoValidatorPermit";
   if (std::set<uint16_t>(uids.begin(), uids.end()).size() != uids.size()) return "DuplicateUids";
   for (uint16_t u : uids)
     if (u >= rules.subnet_n) return "UidVecContainInvalidOne";
   size_t min_allowed = std::min<size_t>(rules.min_allowed_weights, rules.subnet_n);
-  if (!is_self_weight(uid, uids, values) && values.size() < min_allowed)
-    return "WeightVecLengthIsLow";
-  if (!is_self_weight(uid, uids, values) && rules.max_weight_limit != 65535) {
+  if (!self_weight && values.size() < min_allowed) return "WeightVecLengthIsLow";
+  if (!self_weight && rules.max_weight_limit != 65535) {
     // check_vec_max_limited: the largest normalised weight may not exceed the limit.
     std::vector<uint16_t> up = max_upscale(values);
     I32F32 total;
