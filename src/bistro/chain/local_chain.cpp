@@ -318,8 +318,8 @@ uint64_t LocalChain::block_time_ms() {
 
 BlockHash LocalChain::block_hash(uint64_t block) {
   std::lock_guard lock(mu_);
-  check(block <= now_block(), "local chain: block {} is in the future (now {})", block,
-        now_block());
+  const uint64_t now = now_block();
+  check(block <= now, "local chain: block {} is in the future (now {})", block, now);
   auto genesis = from_hex<32>(meta(db_, "genesis_hash"), "local chain genesis hash");
   uint8_t input[40];
   std::copy(genesis.begin(), genesis.end(), input);
