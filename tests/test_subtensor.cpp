@@ -3,7 +3,15 @@
 // the node, dispatch errors by name, a rejected extrinsic, and a dropped connection.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
 #include "bistro/chain/subtensor_chain.hpp"
+#include "bistro/chain/websocket.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "substrate_node.hpp"
@@ -154,4 +162,71 @@ TEST(Subtensor, MetagraphThroughNeuronInfoRuntimeApiOnV15) {
     EXPECT_TRUE(m.neurons[uid].validator_permit);
     EXPECT_EQ(m.neurons[uid].block_at_registration, uid + 1u);  // from storage
   }
+}
+
+namespace {
+// A one-connection WebSocket server that answers the upgrade (correctly or not) and then sends
+// `frame` raw bytes, to check how the client treats a hostile node.
+class RawWebSocketServer {
+ public:
+  RawWebSocketServer(bool good_accept, std::string frame) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    listen(fd_, 1);
+    thread_ = std::thread([this, good_accept, frame] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string buf(4096, '\0'), head;
+      while (head.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf.data(), buf.size());
+        if (n <= 0) break;
+        head.append(buf.data(), static_cast<size_t>(n));
+      }
+      const size_t k = head.find("Sec-WebSocket-Key: ");
+      const std::string key = head.substr(k + 19, head.find("\r\n", k) - k - 19);
+      const std::string reply =
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+          (good_accept ? websocket_accept(key) : "bm90IHRoZSByaWdodCBrZXk=") + "\r\n\r\n" + frame;
+      if (::write(c, reply.data(), reply.size()) < 0) return;
+      ::read(c, buf.data(), buf.size());  // until the client hangs up
+      close(c);
+    });
+  }
+  ~RawWebSocketServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "ws://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1, port_ = 0;
+  std::thread thread_;
+};
+}  // namespace
+
+TEST(WebSocket, HostileNodesAreRefusedWithAReason) {
+  auto message_of = [](bool good_accept, std::string frame) {
+    RawWebSocketServer s(good_accept, std::move(frame));
+    return test::error_of([&] { WebSocket(s.url(), 2).receive(); });
+  };
+  EXPECT_NE(message_of(false, "").find("wrong Sec-WebSocket-Accept"), std::string::npos);
+  EXPECT_NE(message_of(true, std::string("\x83\x00", 2)).find("unknown frame opcode 3"),
+            std::string::npos);
+  // A 64-bit length of 2^40 bytes: refused before any allocation.
+  EXPECT_NE(message_of(true, std::string("\x81\x7f\x00\x00\x01\x00\x00\x00\x00\x00", 10))
+                .find("too large"),
+            std::string::npos);
+  EXPECT_NE(message_of(true, std::string("\x88\x00", 2)).find("closed the connection"),
+            std::string::npos);
+  // A well-formed text frame is delivered.
+  RawWebSocketServer ok(true, std::string("\x81\x02hi", 4));
+  EXPECT_EQ(WebSocket(ok.url(), 2).receive(), "hi");
 }
