@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
   bench_compress->add_option("--index-bits", bc.index_bits, "dct indices: 32 or 12");
   bench_compress->add_option("--peers", bc.peers, "updates merged");
   bench_compress->add_option("--threads", bc.threads, "libtorch threads (0: all cores)");
+  bench_compress->add_option("--repeats", bc.repeats, "merges timed (median)");
   bench_compress->add_flag("--json", bc_json, "one JSON line");
 
   auto* experiment_cmd = app.add_subcommand("experiment", "experiments");

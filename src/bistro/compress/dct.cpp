@@ -2,103 +2,53 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <mutex>
-#include <numbers>
 
+#include "bistro/compress/dct_kernel.hpp"
 #include "bistro/compress/slices.hpp"
 #include "bistro/core/error.hpp"
 #include "bistro/model/safetensors.hpp"
 
 namespace bistro {
 
-torch::Tensor dct_matrix(int64_t n) {
-  static std::mutex mu;
-  static std::map<int64_t, torch::Tensor> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
-  auto d = torch::empty({n, n}, torch::kFloat64);
-  auto a = d.accessor<double, 2>();
-  for (int64_t u = 0; u < n; ++u) {
-    const double alpha = std::sqrt((u == 0 ? 1.0 : 2.0) / static_cast<double>(n));
-    for (int64_t x = 0; x < n; ++x) {
-      a[u][x] = alpha * std::cos(std::numbers::pi * (2 * x + 1) * u / (2.0 * n));
-    }
-  }
-  auto f = d.to(torch::kFloat32);
-  cache.emplace(n, f);
-  return f;
+namespace {
+
+// The kernels' parallel loop on torch's thread pool (the same threads and count as training).
+void torch_parallel(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+  at::parallel_for(0, n, 1, body);
 }
 
-// Both transforms run as two large matmuls over the [rows, cols] view (row transform batched over
-// row blocks, column transform as one GEMM), with a single permute into or out of chunk order.
+torch::Tensor cpu_float(const torch::Tensor& t) {
+  return t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+}  // namespace
+
 torch::Tensor dct_chunks(const torch::Tensor& x, const ChunkPlan& p) {
-  auto d1 = dct_matrix(p.n1).to(x.device()), d2 = dct_matrix(p.n2).to(x.device());
-  auto a = torch::matmul(d1, x.reshape({p.rows / p.n1, p.n1, p.cols}));     // D1 per row block
-  auto b = torch::mm(a.reshape({p.rows * (p.cols / p.n2), p.n2}), d2.t());  // D2 per column block
-  return b.view({p.rows / p.n1, p.n1, p.cols / p.n2, p.n2})
-      .permute({0, 2, 1, 3})
-      .reshape({p.chunks(), p.size()});
+  auto in = cpu_float(x);
+  auto out = torch::empty({p.chunks(), p.size()}, torch::kFloat32);
+  dct::forward_chunks(p, in.data_ptr<float>(), out.data_ptr<float>(), torch_parallel);
+  return out.to(x.device());
 }
 
 torch::Tensor idct_chunks(const torch::Tensor& coefficients, const ChunkPlan& p,
                           at::IntArrayRef shape) {
-  auto d1 = dct_matrix(p.n1).to(coefficients.device()),
-       d2 = dct_matrix(p.n2).to(coefficients.device());
-  auto c = coefficients.view({p.rows / p.n1, p.cols / p.n2, p.n1, p.n2})
-               .permute({0, 2, 1, 3})
-               .reshape({p.rows * (p.cols / p.n2), p.n2});
-  auto b = torch::mm(c, d2);  // D2^T per column block (row vectors times D2)
-  auto a = torch::matmul(d1.t(), b.view({p.rows / p.n1, p.n1, p.cols}));
-  return a.reshape(shape);
+  auto in = cpu_float(coefficients);
+  auto out = torch::empty(shape, torch::kFloat32);
+  check(out.numel() == p.rows * p.cols, "idct_chunks: shape does not match the chunk plan");
+  dct::inverse_chunks(p, in.data_ptr<float>(), out.data_ptr<float>(), torch_parallel);
+  return out.to(coefficients.device());
 }
 
 void top_k_rows(const torch::Tensor& coefficients, int64_t k, std::vector<int32_t>& idx,
                 std::vector<float>& val) {
-  auto c = coefficients.to(torch::kCPU).contiguous();
+  auto c = cpu_float(coefficients);
   const int64_t rows = c.size(0), size = c.size(1);
   check(k >= 1 && k <= size, "top_k_rows: k {} outside [1, {}]", k, size);
   idx.assign(static_cast<size_t>(rows * k), 0);
   val.assign(static_cast<size_t>(rows * k), 0.0f);
   const float* C = c.data_ptr<float>();
-  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
-    // A running set of the best k (|v|, index): the first k entries, then any later entry whose
-    // |v| beats the worst kept one strictly (a later index never wins a tie). With k << size most
-    // entries cost one comparison.
-    std::vector<float> mag(static_cast<size_t>(k));
-    std::vector<int32_t> at(static_cast<size_t>(k));
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row = C + r * size;
-      for (int64_t s = 0; s < k; ++s) {
-        mag[s] = std::fabs(row[s]);
-        at[s] = static_cast<int32_t>(s);
-      }
-      // The worst kept entry: smallest |v|, and among equals the highest index.
-      auto worst_slot = [&] {
-        int64_t w = 0;
-        for (int64_t s = 1; s < k; ++s) {
-          if (mag[s] < mag[w] || (mag[s] == mag[w] && at[s] > at[w])) w = s;
-        }
-        return w;
-      };
-      int64_t w = worst_slot();
-      float floor = mag[w];
-      for (int64_t j = k; j < size; ++j) {
-        const float a = std::fabs(row[j]);
-        if (a > floor) {
-          mag[w] = a;
-          at[w] = static_cast<int32_t>(j);
-          w = worst_slot();
-          floor = mag[w];
-        }
-      }
-      std::sort(at.begin(), at.end());
-      for (int64_t s = 0; s < k; ++s) {
-        idx[r * k + s] = at[s];
-        val[r * k + s] = row[at[s]];
-      }
-    }
+  torch_parallel(rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) dct::top_k(C + r * size, size, k, &idx[r * k], &val[r * k]);
   });
 }
 
@@ -116,7 +66,7 @@ DemoCompressor::DemoCompressor(std::vector<std::pair<std::string, torch::Tensor>
     : params_(std::move(params)), o_(options) {
   for (auto& [name, p] : params_) {
     const auto plan = chunk_plan(p.sizes().vec(), o_.chunk_cap);
-    m_.push_back(torch::zeros({plan.chunks(), plan.size()}, p.options()));
+    m_.push_back(torch::zeros({plan.chunks(), plan.size()}, torch::kFloat32));
   }
 }
 
@@ -166,26 +116,20 @@ Update DemoCompressor::encode(double lr) {
   u.chunk_cap = o_.chunk_cap;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
-    auto& m = m_[i];
     const auto plan = chunk_plan(p.sizes().vec(), o_.chunk_cap);
     // The DCT is linear and orthonormal, so momentum lives in the coefficient domain:
     // DCT(beta m + lr g) = beta DCT(m) + lr DCT(g), and subtracting IDCT(sent) from m is zeroing
     // the sent coefficients. One transform per step instead of DeMo's two.
-    m.mul_(o_.beta);
-    if (p.grad().defined()) m.add_(dct_chunks(p.grad(), plan), lr);
-    const int64_t k = clamp_k(o_.k, plan);
+    const auto grad = p.grad().defined() ? cpu_float(p.grad()) : torch::Tensor();
     UpdateTensor t;
     t.name = name;
     t.rows = plan.chunks();
-    t.k = k;
-    top_k_rows(m, k, t.idx, t.val);
-    // Error feedback: keep exactly what was not sent.
-    auto cpu = m.device().is_cpu() ? m : m.to(torch::kCPU);
-    float* M = cpu.data_ptr<float>();
-    for (int64_t r = 0; r < t.rows; ++r) {
-      for (int64_t s = 0; s < k; ++s) M[r * plan.size() + t.idx[r * k + s]] = 0.0f;
-    }
-    if (!m.device().is_cpu()) m.copy_(cpu);
+    t.k = clamp_k(o_.k, plan);
+    t.idx.resize(static_cast<size_t>(t.rows * t.k));
+    t.val.resize(static_cast<size_t>(t.rows * t.k));
+    dct::encode_momentum(plan, grad.defined() ? grad.data_ptr<float>() : nullptr,
+                         m_[i].data_ptr<float>(), static_cast<float>(o_.beta),
+                         static_cast<float>(lr), t.k, t.idx.data(), t.val.data(), torch_parallel);
     u.tensors.push_back(std::move(t));
   }
   return u;
@@ -207,26 +151,27 @@ void demo_merge(const std::vector<torch::Tensor>& params, std::vector<PeerUpdate
   for (size_t i = 0; i < params.size(); ++i) {
     auto p = params[i];
     const auto plan = chunk_plan(p.sizes().vec(), peers.empty() ? 64 : peers[0].update->chunk_cap);
-    auto sum = torch::zeros({plan.chunks(), plan.size()}, torch::kFloat32);
-    auto count = torch::zeros({plan.chunks(), plan.size()}, torch::kInt32);
-    float* S = sum.data_ptr<float>();
-    int32_t* N = count.data_ptr<int32_t>();
+    std::vector<dct::SparseChunks> sparse;
     for (const auto& peer : peers) {
       const auto& t = peer.update->tensors.at(i);
       check(t.rows == plan.chunks(), "merge: uid {} tensor {} has {} chunks, expected {}", peer.uid,
             t.name, t.rows, plan.chunks());
-      for (int64_t r = 0; r < t.rows; ++r) {
-        for (int64_t s = 0; s < t.k; ++s) {
-          const int64_t j = r * plan.size() + t.idx[r * t.k + s];
-          S[j] += t.val[r * t.k + s];
-          N[j] += 1;
-        }
+      check(t.idx.size() == static_cast<size_t>(t.rows * t.k) && t.val.size() == t.idx.size(),
+            "merge: uid {} tensor {} has the wrong number of entries", peer.uid, t.name);
+      // decode_update checked the ranges already; the kernel writes through these indices.
+      for (int32_t j : t.idx) {
+        check(j >= 0 && j < plan.size(), "merge: uid {} tensor {} index {} out of range", peer.uid,
+              t.name, j);
       }
+      sparse.push_back({t.idx.data(), t.val.data(), t.k});
     }
-    auto mean = sum / count.clamp_min(1).to(torch::kFloat32);
-    auto dense = idct_chunks(mean, plan, p.sizes()).to(p.device());
-    p.mul_(1.0 - lr * weight_decay);
-    if (!peers.empty()) p.sub_(dense.sign(), lr);
+    const bool in_place =
+        p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous();
+    auto cpu = in_place ? p : cpu_float(p);
+    dct::merge_sign_step(plan, sparse, cpu.data_ptr<float>(),
+                         static_cast<float>(1.0 - lr * weight_decay), static_cast<float>(lr),
+                         torch_parallel);
+    if (!in_place) p.copy_(cpu.view(p.sizes()));
   }
 }
 

@@ -17,10 +17,7 @@
 
 namespace bistro {
 
-// Orthonormal DCT-II matrix D (n x n): coefficients = D x, inverse = D^T c.
-torch::Tensor dct_matrix(int64_t n);
-
-// x (any shape) -> coefficients [chunks, n1 * n2]; and back.
+// x (any shape) -> coefficients [chunks, n1 * n2]; and back (dct_kernel.hpp, on the CPU).
 torch::Tensor dct_chunks(const torch::Tensor& x, const ChunkPlan& plan);
 torch::Tensor idct_chunks(const torch::Tensor& coefficients, const ChunkPlan& plan,
                           at::IntArrayRef shape);

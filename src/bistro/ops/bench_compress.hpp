@@ -1,6 +1,9 @@
 // `bistro bench compress`: one window of update traffic for a preset's shapes: encode (momentum,
 // chunked DCT, top-k, error feedback, or slice gathering), serialise + sign, decode + verify, and
-// merge `peers` updates; plus bytes on the wire against the fp32 model.
+// merge `peers` updates; plus bytes on the wire against the fp32 model. Steady state: buffers are
+// allocated before the clock starts; each peer encodes its own random gradient (so the merged
+// peers send different coefficients); times are medians (encode, serialise, decode over the
+// peers, merge over `repeats` runs).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,7 @@ struct CompressBenchOptions {
   int layers = -1;      // keep only this many decoder layers' shapes (-1: all)
   int peers = 4;
   int threads = 0;
+  int repeats = 3;
 };
 
 struct CompressBenchResult {
