@@ -139,9 +139,9 @@ struct Peer {
 
 // The merge against its definition in double: mean per index over the peers that sent it, inverse
 // DCT, sign step. Signs are compared where the double result is clear of rounding.
-TEST(DctKernel, MergeIsTheMeanInverseAndSignStep) {
-  const ChunkPlan p = chunk_plan({64, 192});
-  const int64_t k = 40;
+void check_merge(const std::vector<int64_t>& shape, int64_t k) {
+  const ChunkPlan p = chunk_plan(shape);
+  const int64_t low = std::min<int64_t>(64, p.size() / 2), shared = std::min(k / 2, low);
   std::vector<Peer> peers;
   std::mt19937 g(5);
   for (int i = 0; i < 3; ++i) {
@@ -150,10 +150,10 @@ TEST(DctKernel, MergeIsTheMeanInverseAndSignStep) {
       std::vector<int32_t> pick(static_cast<size_t>(p.size()));
       for (int64_t j = 0; j < p.size(); ++j) pick[j] = static_cast<int32_t>(j);
       // Low indices overlap between peers, high ones mostly do not.
-      std::shuffle(pick.begin() + 64, pick.end(), g);
-      std::shuffle(pick.begin(), pick.begin() + 64, g);
-      std::vector<int32_t> chosen(pick.begin(), pick.begin() + 20);
-      chosen.insert(chosen.end(), pick.begin() + 64, pick.begin() + 64 + (k - 20));
+      std::shuffle(pick.begin() + low, pick.end(), g);
+      std::shuffle(pick.begin(), pick.begin() + low, g);
+      std::vector<int32_t> chosen(pick.begin(), pick.begin() + shared);
+      chosen.insert(chosen.end(), pick.begin() + low, pick.begin() + low + (k - shared));
       std::sort(chosen.begin(), chosen.end());
       peer.idx.insert(peer.idx.end(), chosen.begin(), chosen.end());
     }
@@ -188,7 +188,7 @@ TEST(DctKernel, MergeIsTheMeanInverseAndSignStep) {
         if (std::fabs(x) < 1e-4) continue;
         const int64_t at = (y0 + a) * p.cols + x0 + b;
         const float expect = p0[at] * decay - lr * (x > 0 ? 1.0f : -1.0f);
-        ASSERT_EQ(param[at], expect) << "chunk " << r << " (" << a << ", " << b << ")";
+        ASSERT_EQ(param[at], expect) << "k " << k << "chunk " << r << " (" << a << ", " << b << ")";
         ++checked;
       }
     }
@@ -198,6 +198,12 @@ TEST(DctKernel, MergeIsTheMeanInverseAndSignStep) {
   auto decayed = p0;
   dct::merge_sign_step(p, {}, decayed.data(), decay, lr);
   for (size_t i = 0; i < p0.size(); ++i) ASSERT_EQ(decayed[i], p0[i] * decay);
+}
+
+// Few coefficients per chunk (the first pass over the sent ones only) and many (the full pass).
+TEST(DctKernel, MergeIsTheMeanInverseAndSignStep) {
+  check_merge({64, 192}, 40);
+  check_merge({24, 40}, 200);
 }
 
 // The same bits whatever the split into threads' ranges, and whichever lanes run in vector or

@@ -387,13 +387,22 @@ void merge_sign_step(const ChunkPlan& p, std::span<const SparseChunks> peers, fl
         }
       }
       std::sort(touched.begin(), touched.end());
-      // The first pass of the inverse only over the coefficients sent: row v of
-      // Tt = (D1^T C)^T gathers mean(u, v) * D1[u] for u ascending.
-      float* tt = work.b.data();
-      std::fill(work.b.begin(), work.b.end(), 0.0f);
       for (const int32_t j : touched) {
-        const float mean = count[j] > 1 ? c[j] / static_cast<float>(count[j]) : c[j];
-        axpy(tt + (j % p.n2) * p.n1, d1 + (j / p.n2) * p.n1, mean, p.n1);
+        if (count[j] > 1) c[j] /= static_cast<float>(count[j]);
+      }
+      float* tt = work.b.data();
+      if (static_cast<int64_t>(touched.size()) * 4 <= p.size()) {
+        // The first pass of the inverse only over the coefficients sent: row v of
+        // Tt = (D1^T C)^T gathers mean(u, v) * D1[u] for u ascending.
+        std::fill(work.b.begin(), work.b.end(), 0.0f);
+        for (const int32_t j : touched) {
+          axpy(tt + (j % p.n2) * p.n1, d1 + (j / p.n2) * p.n1, c[j], p.n1);
+        }
+      } else {  // most coefficients sent: the factored pass over all of C is cheaper
+        work.t1.inverse(c.data(), p.n2, work.a.data(), p.n2, p.n2, work.scratch.data());
+        transpose(work.a.data(), p.n1, p.n2, tt);
+      }
+      for (const int32_t j : touched) {
         c[j] = 0.0f;
         count[j] = 0;
       }

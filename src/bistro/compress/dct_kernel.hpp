@@ -85,9 +85,10 @@ struct SparseChunks {
 
 // The merge for one parameter p ([rows, cols]): per chunk and index, the peers' values summed in
 // the given order and divided by how many peers sent that index; inverse DCT; then
-// p <- p * decay - lr * sign(result). No peers: p <- p * decay. The inverse's first pass runs over
-// the sent coefficients only (row v of (D1^T C)^T accumulates C[u][v] D1[u] for u ascending), the
-// second is Transform::inverse.
+// p <- p * decay - lr * sign(result). No peers: p <- p * decay. Where at most a quarter of a
+// chunk's coefficients were sent, the inverse's first pass runs over those only (row v of
+// (D1^T C)^T accumulates C[u][v] D1[u] for u ascending), otherwise it is Transform::inverse over
+// all of C; the second pass is Transform::inverse.
 void merge_sign_step(const ChunkPlan& plan, std::span<const SparseChunks> peers, float* p,
                      float decay, float lr, const ParallelFor& parallel = serial_for);
 
