@@ -27,7 +27,9 @@ TEST(Chunks, LargestDivisorAndPlans) {
   const auto v = chunk_plan({512});
   EXPECT_EQ(v.rows, 1);
   EXPECT_EQ(v.n2, 64);
-  EXPECT_EQ(clamp_k(32, chunk_plan({67})), 1);  // all coefficients sent
+  EXPECT_EQ(clamp_k(32, chunk_plan({67})), 1);   // all coefficients sent
+  EXPECT_EQ(clamp_k(8, chunk_plan({128})), 64);  // a vector is sent whole
+  EXPECT_EQ(clamp_k(8, chunk_plan({128, 128})), 8);
 }
 
 TEST(Slices, PositionsAreDistinctSortedAndDeterministic) {

@@ -260,6 +260,7 @@ int main(int argc, char** argv) {
   converge->add_option("--seq-len", conv.seq_len, "tokens per row");
   converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (all-reduce, slices)");
   converge->add_option("--demo-lr", conv.demo_lr, "DeMo sign-SGD peak lr");
+  converge->add_option("--demo-beta", conv.demo_beta, "DeMo momentum decay");
   converge->add_option("--k", conv.dct_k, "DCT coefficients per chunk");
   converge->add_option("--value-bits", conv.dct_value_bits, "DCT values through 8- or 2-bit");
   converge->add_option("--compression", conv.slice_compression, "slice compression");

@@ -39,7 +39,7 @@ def encode(x, k, cap):
     n1, n2 = largest_divisor(rows, cap), largest_divisor(cols, cap)
     blocks = x.reshape(rows // n1, n1, cols // n2, n2).permute(0, 2, 1, 3)
     c = (dct_matrix(n1) @ blocks @ dct_matrix(n2).T).reshape(-1, n1 * n2)
-    k = max(1, min(k, n1 * n2))
+    k = n1 * n2 if rows == 1 else max(1, min(k, n1 * n2))  # a vector is sent whole
     order = torch.sort(-c.abs(), dim=-1, stable=True).indices[:, :k]
     idx = torch.sort(order, dim=-1).values
     return idx.to(torch.int32), torch.gather(c, 1, idx)

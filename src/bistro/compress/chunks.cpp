@@ -30,6 +30,7 @@ ChunkPlan chunk_plan(const std::vector<int64_t>& shape, int64_t cap) {
 }
 
 int64_t clamp_k(int64_t k, const ChunkPlan& plan) {
+  if (plan.rows == 1) return plan.size();
   return std::clamp<int64_t>(k, 1, plan.size());
 }
 

@@ -19,7 +19,7 @@ struct ChunkPlan {
 
 int64_t largest_divisor_at_most(int64_t n, int64_t cap);
 ChunkPlan chunk_plan(const std::vector<int64_t>& shape, int64_t cap = 64);
-// k clamped to [1, coefficients per chunk].
+// k clamped to [1, coefficients per chunk]; a 1-D parameter (rows = 1) sends all of them.
 int64_t clamp_k(int64_t k, const ChunkPlan& plan);
 
 }  // namespace bistro

@@ -79,9 +79,10 @@ void run_converge_experiment(const ConvergeOptions& o) {
   auto wanted = [&](const std::string& m) {
     return ("," + o.methods + ",").find("," + m + ",") != std::string::npos;
   };
-  const std::string dct_label =
-      o.dct_value_bits == 32 ? fmt::format("dct-topk-k{}", o.dct_k)
-                             : fmt::format("dct-topk-k{}-{}bit", o.dct_k, o.dct_value_bits);
+  std::string dct_label = o.dct_value_bits == 32
+                              ? fmt::format("dct-topk-k{}", o.dct_k)
+                              : fmt::format("dct-topk-k{}-{}bit", o.dct_k, o.dct_value_bits);
+  if (o.demo_beta != 0.999) dct_label += fmt::format("-beta{}", o.demo_beta);
   const std::string slice_label = fmt::format("slice-{}x", o.slice_compression);
 
   if (wanted("allreduce")) {  // baseline: AdamW on the mean gradient of all miners
@@ -108,8 +109,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
     model->init_weights(42);
     std::vector<std::unique_ptr<DemoCompressor>> miners;
     for (int i = 0; i < o.miners; ++i) {
-      miners.push_back(std::make_unique<DemoCompressor>(model->ordered_parameters(),
-                                                        DemoOptions{.beta = 0.999, .k = o.dct_k}));
+      miners.push_back(std::make_unique<DemoCompressor>(
+          model->ordered_parameters(), DemoOptions{.beta = o.demo_beta, .k = o.dct_k}));
     }
     Schedule demo_sched = sched;
     demo_sched.lr = o.demo_lr;

@@ -19,6 +19,7 @@ struct ConvergeOptions {
   int64_t batch = 8, seq_len = 128;
   double adamw_lr = 2e-3;
   double demo_lr = 3e-3;
+  double demo_beta = 0.999;
   int64_t dct_k = 32;
   int dct_value_bits = 32;  // 8 or 2: values pass through the wire's quantisation
   int64_t slice_compression = 300;
