@@ -132,6 +132,22 @@ TEST(DctKernel, EncodeFoldsTheGradientSendsTheTopKAndKeepsTheRest) {
   }
 }
 
+TEST(DctKernel, EncodeAtGivenIndicesSendsThoseAndKeepsTheRest) {
+  const ChunkPlan p = chunk_plan({64, 64});
+  auto m = gaussian(static_cast<size_t>(p.size()), 13);
+  const auto m0 = m;
+  std::vector<int32_t> idx = {0, 5, 4095};
+  std::vector<float> val(3);
+  dct::encode_momentum(p, nullptr, m.data(), 0.5f, 1.0f, 3, idx.data(), val.data(), dct::serial_for,
+                       true);
+  EXPECT_EQ(idx, (std::vector<int32_t>{0, 5, 4095}));
+  for (int64_t j = 0; j < p.size(); ++j) {
+    const bool sent = j == 0 || j == 5 || j == 4095;
+    ASSERT_EQ(m[j], sent ? 0.0f : 0.5f * m0[j]);
+  }
+  EXPECT_EQ(val, (std::vector<float>{0.5f * m0[0], 0.5f * m0[5], 0.5f * m0[4095]}));
+}
+
 struct Peer {
   std::vector<int32_t> idx;
   std::vector<float> val;

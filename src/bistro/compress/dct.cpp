@@ -109,6 +109,14 @@ bool DemoCompressor::load(const std::filesystem::path& file) {
 }
 
 Update DemoCompressor::encode(double lr) {
+  return encode_impl(lr, nullptr);
+}
+
+Update DemoCompressor::encode_at(double lr, const std::vector<std::vector<int32_t>>& positions) {
+  return encode_impl(lr, &positions);
+}
+
+Update DemoCompressor::encode_impl(double lr, const std::vector<std::vector<int32_t>>* positions) {
   torch::NoGradGuard no_grad;
   Update u;
   u.codec = "dct-topk";
@@ -124,12 +132,22 @@ Update DemoCompressor::encode(double lr) {
     UpdateTensor t;
     t.name = name;
     t.rows = plan.chunks();
-    t.k = clamp_k(o_.k, plan);
+    const bool embed =
+        name.find("embed_tokens") != std::string::npos || name.find("lm_head") != std::string::npos;
+    t.k = clamp_k(embed && o_.k_embed > 0 ? o_.k_embed : o_.k, plan);
+    if (positions != nullptr) {
+      t.idx = positions->at(i);
+      check(t.idx.size() == static_cast<size_t>(t.rows * t.k),
+            "encode_at: {} positions for {}, expected {}", t.idx.size(), name, t.rows * t.k);
+      for (int32_t j : t.idx)
+        check(j >= 0 && j < plan.size(), "encode_at: position {} for {}", j, name);
+    }
     t.idx.resize(static_cast<size_t>(t.rows * t.k));
     t.val.resize(static_cast<size_t>(t.rows * t.k));
     dct::encode_momentum(plan, grad.defined() ? grad.data_ptr<float>() : nullptr,
                          m_[i].data_ptr<float>(), static_cast<float>(o_.beta),
-                         static_cast<float>(lr), t.k, t.idx.data(), t.val.data(), torch_parallel);
+                         static_cast<float>(lr), t.k, t.idx.data(), t.val.data(), torch_parallel,
+                         positions != nullptr);
     u.tensors.push_back(std::move(t));
   }
   return u;

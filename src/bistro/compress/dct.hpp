@@ -33,6 +33,7 @@ struct DemoOptions {
   double beta = 0.999;
   int64_t k = 32;
   int64_t chunk_cap = 64;
+  int64_t k_embed = 0;  // experiment only: k for the embedding and head (0: k)
 };
 
 class DemoCompressor {
@@ -42,6 +43,11 @@ class DemoCompressor {
   // Folds the current gradients into momentum (m <- beta m + lr g), returns the update to send
   // (tensors in parameter order; header fields left to the caller) and applies error feedback.
   Update encode(double lr);
+  // The same step, but sending the coefficients at given positions (positions[i]: [chunks, k_i]
+  // ascending per chunk, k_i = clamp_k(k, plan)) instead of the top k: what `experiment converge
+  // --shared-k` uses to try positions every miner shares (drawn from the window's seed), which
+  // would need no indices on the wire.
+  Update encode_at(double lr, const std::vector<std::vector<int32_t>>& positions);
   // Parameter i's momentum in its own shape (kept internally as DCT coefficients).
   torch::Tensor momentum(size_t i) const;
   // The momentum as a safetensors file ("m.<param>", the DCT coefficients), written atomically;
@@ -51,6 +57,8 @@ class DemoCompressor {
   bool load(const std::filesystem::path& file);
 
  private:
+  Update encode_impl(double lr, const std::vector<std::vector<int32_t>>* positions);
+
   std::vector<std::pair<std::string, torch::Tensor>> params_;
   std::vector<torch::Tensor> m_;  // [chunks, n1 * n2] coefficients per parameter
   DemoOptions o_;

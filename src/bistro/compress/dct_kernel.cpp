@@ -341,7 +341,8 @@ void top_k(const float* row, int64_t size, int64_t k, int32_t* idx, float* val) 
 }
 
 void encode_momentum(const ChunkPlan& p, const float* grad, float* m, float beta, float lr,
-                     int64_t k, int32_t* idx, float* val, const ParallelFor& parallel) {
+                     int64_t k, int32_t* idx, float* val, const ParallelFor& parallel,
+                     bool given_indices) {
   check(k >= 1 && k <= p.size(), "encode: k {} outside [1, {}]", k, p.size());
   parallel(p.chunks(), [&](int64_t r0, int64_t r1) {
     Work work(p);
@@ -354,7 +355,11 @@ void encode_momentum(const ChunkPlan& p, const float* grad, float* m, float beta
         for (int64_t j = 0; j < p.size(); ++j) mr[j] = beta * mr[j];
       }
       int32_t* ir = idx + r * k;
-      top_k(mr, p.size(), k, ir, val + r * k);
+      if (given_indices) {
+        for (int64_t s = 0; s < k; ++s) val[r * k + s] = mr[ir[s]];
+      } else {
+        top_k(mr, p.size(), k, ir, val + r * k);
+      }
       for (int64_t s = 0; s < k; ++s) mr[ir[s]] = 0.0f;  // error feedback: keep what was not sent
     }
   });

@@ -71,9 +71,12 @@ void top_k(const float* row, int64_t size, int64_t k, int32_t* idx, float* val);
 
 // One miner step for one parameter: m <- beta m + lr DCT(grad) (grad may be null: no gradient),
 // then per chunk the top k of m go to idx/val ([chunks, k]) and are zeroed in m (error feedback).
-// m is [chunks, n1 * n2] coefficients; grad is the parameter's [rows, cols] gradient.
+// m is [chunks, n1 * n2] coefficients; grad is the parameter's [rows, cols] gradient. With
+// given_indices, idx is an input (k distinct ascending indices per chunk, chosen elsewhere) and
+// only val is written.
 void encode_momentum(const ChunkPlan& plan, const float* grad, float* m, float beta, float lr,
-                     int64_t k, int32_t* idx, float* val, const ParallelFor& parallel = serial_for);
+                     int64_t k, int32_t* idx, float* val, const ParallelFor& parallel = serial_for,
+                     bool given_indices = false);
 
 // One peer's sparse coefficients for one parameter: [chunks, k] indices and values. Indices must
 // be in [0, n1 * n2) (the wire decoder checks this before a merge sees them).

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <numeric>
+#include <random>
 
 #include "bistro/compress/dct.hpp"
 #include "bistro/compress/slices.hpp"
@@ -39,6 +41,28 @@ double eval_loss(Llama& model, const std::vector<Batch>& eval) {
 std::vector<torch::Tensor> tensors(const Llama& m) {
   std::vector<torch::Tensor> out;
   for (auto& [n, p] : m->ordered_parameters()) out.push_back(p);
+  return out;
+}
+
+// k distinct ascending positions per chunk and tensor (all of a 1-D tensor's), from the window.
+std::vector<std::vector<int32_t>> shared_positions(const Llama& m, int64_t k, uint64_t window) {
+  std::vector<std::vector<int32_t>> out;
+  std::mt19937_64 rng(window * 0x9E3779B97F4A7C15ull + 1);
+  for (auto& [n, p] : m->ordered_parameters()) {
+    const auto plan = chunk_plan(p.sizes().vec());
+    const int64_t kk = clamp_k(k, plan);
+    std::vector<int32_t> pos, all(static_cast<size_t>(plan.size()));
+    for (int64_t r = 0; r < plan.chunks(); ++r) {
+      std::iota(all.begin(), all.end(), 0);
+      for (int64_t s = 0; s < kk; ++s) {  // partial Fisher-Yates
+        std::uniform_int_distribution<int64_t> pick(s, plan.size() - 1);
+        std::swap(all[s], all[pick(rng)]);
+      }
+      std::sort(all.begin(), all.begin() + kk);
+      pos.insert(pos.end(), all.begin(), all.begin() + kk);
+    }
+    out.push_back(std::move(pos));
+  }
   return out;
 }
 
@@ -82,6 +106,11 @@ void run_converge_experiment(const ConvergeOptions& o) {
   std::string dct_label = o.dct_value_bits == 32
                               ? fmt::format("dct-topk-k{}", o.dct_k)
                               : fmt::format("dct-topk-k{}-{}bit", o.dct_k, o.dct_value_bits);
+  if (o.shared_k > 0) {
+    dct_label = fmt::format("dct-shared-k{}", o.shared_k);
+    if (o.dct_value_bits != 32) dct_label += fmt::format("-{}bit", o.dct_value_bits);
+  }
+  if (o.k_embed > 0) dct_label += fmt::format("-embed{}", o.k_embed);
   if (o.demo_beta != 0.999) dct_label += fmt::format("-beta{}", o.demo_beta);
   const std::string slice_label = fmt::format("slice-{}x", o.slice_compression);
 
@@ -110,13 +139,17 @@ void run_converge_experiment(const ConvergeOptions& o) {
     std::vector<std::unique_ptr<DemoCompressor>> miners;
     for (int i = 0; i < o.miners; ++i) {
       miners.push_back(std::make_unique<DemoCompressor>(
-          model->ordered_parameters(), DemoOptions{.beta = o.demo_beta, .k = o.dct_k}));
+          model->ordered_parameters(), DemoOptions{.beta = o.demo_beta,
+                                                   .k = o.shared_k > 0 ? o.shared_k : o.dct_k,
+                                                   .k_embed = o.k_embed}));
     }
     Schedule demo_sched = sched;
     demo_sched.lr = o.demo_lr;
     report(dct_label.c_str(), 0, 0, model);
     for (int64_t s = 0; s < o.steps; ++s) {
       const double lr = demo_sched.at(s);
+      std::vector<std::vector<int32_t>> shared;
+      if (o.shared_k > 0) shared = shared_positions(model, o.shared_k, static_cast<uint64_t>(s));
       std::vector<Update> updates;
       double train = 0;
       for (int i = 0; i < o.miners; ++i) {
@@ -125,7 +158,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
         auto loss = model->loss(b.inputs, b.targets);
         loss.backward();
         train += loss.item<double>() / o.miners;
-        updates.push_back(miners[i]->encode(lr));
+        updates.push_back(o.shared_k > 0 ? miners[i]->encode_at(lr, shared)
+                                         : miners[i]->encode(lr));
         for (auto& t : updates.back().tensors) {  // what a peer would decode
           float scale = 0;
           t.val = quantize_roundtrip(t.val, o.dct_value_bits, &scale);

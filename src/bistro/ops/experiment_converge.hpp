@@ -22,6 +22,10 @@ struct ConvergeOptions {
   double demo_beta = 0.999;
   int64_t dct_k = 32;
   int dct_value_bits = 32;  // 8 or 2: values pass through the wire's quantisation
+  // > 0: DeMo sends the momentum at k positions per chunk drawn from the window's seed, the same
+  // for every miner (no indices on the wire), instead of its own top k.
+  int64_t shared_k = 0;
+  int64_t k_embed = 0;
   int64_t slice_compression = 300;
   int64_t eval_every = 10;
   std::string methods = "allreduce,dct-topk,slice";
