@@ -261,6 +261,7 @@ int main(int argc, char** argv) {
   converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (all-reduce, slices)");
   converge->add_option("--demo-lr", conv.demo_lr, "DeMo sign-SGD peak lr");
   converge->add_option("--demo-beta", conv.demo_beta, "DeMo momentum decay");
+  converge->add_option("--chunk-cap", conv.chunk_cap, "DCT chunk size cap per dimension");
   converge->add_option("--k-embed", conv.k_embed, "DeMo k for the embedding and head (0: --k)");
   converge->add_option("--shared-k", conv.shared_k,
                        "DeMo sends k positions per chunk shared by all miners (from the window)");

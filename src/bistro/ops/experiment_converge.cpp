@@ -45,11 +45,12 @@ std::vector<torch::Tensor> tensors(const Llama& m) {
 }
 
 // k distinct ascending positions per chunk and tensor (all of a 1-D tensor's), from the window.
-std::vector<std::vector<int32_t>> shared_positions(const Llama& m, int64_t k, uint64_t window) {
+std::vector<std::vector<int32_t>> shared_positions(const Llama& m, int64_t k, int64_t cap,
+                                                   uint64_t window) {
   std::vector<std::vector<int32_t>> out;
   std::mt19937_64 rng(window * 0x9E3779B97F4A7C15ull + 1);
   for (auto& [n, p] : m->ordered_parameters()) {
-    const auto plan = chunk_plan(p.sizes().vec());
+    const auto plan = chunk_plan(p.sizes().vec(), cap);
     const int64_t kk = clamp_k(k, plan);
     std::vector<int32_t> pos, all(static_cast<size_t>(plan.size()));
     for (int64_t r = 0; r < plan.chunks(); ++r) {
@@ -110,6 +111,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
     dct_label = fmt::format("dct-shared-k{}", o.shared_k);
     if (o.dct_value_bits != 32) dct_label += fmt::format("-{}bit", o.dct_value_bits);
   }
+  if (o.chunk_cap != 64) dct_label += fmt::format("-chunk{}", o.chunk_cap);
   if (o.k_embed > 0) dct_label += fmt::format("-embed{}", o.k_embed);
   if (o.demo_beta != 0.999) dct_label += fmt::format("-beta{}", o.demo_beta);
   const std::string slice_label = fmt::format("slice-{}x", o.slice_compression);
@@ -141,6 +143,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
       miners.push_back(std::make_unique<DemoCompressor>(
           model->ordered_parameters(), DemoOptions{.beta = o.demo_beta,
                                                    .k = o.shared_k > 0 ? o.shared_k : o.dct_k,
+                                                   .chunk_cap = o.chunk_cap,
                                                    .k_embed = o.k_embed}));
     }
     Schedule demo_sched = sched;
@@ -149,7 +152,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
     for (int64_t s = 0; s < o.steps; ++s) {
       const double lr = demo_sched.at(s);
       std::vector<std::vector<int32_t>> shared;
-      if (o.shared_k > 0) shared = shared_positions(model, o.shared_k, static_cast<uint64_t>(s));
+      if (o.shared_k > 0)
+        shared = shared_positions(model, o.shared_k, o.chunk_cap, static_cast<uint64_t>(s));
       std::vector<Update> updates;
       double train = 0;
       for (int i = 0; i < o.miners; ++i) {

@@ -26,6 +26,7 @@ struct ConvergeOptions {
   // for every miner (no indices on the wire), instead of its own top k.
   int64_t shared_k = 0;
   int64_t k_embed = 0;
+  int64_t chunk_cap = 64;
   int64_t slice_compression = 300;
   int64_t eval_every = 10;
   std::string methods = "allreduce,dct-topk,slice";
