@@ -1,7 +1,6 @@
 #include "bistro/compress/dct.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "bistro/compress/dct_kernel.hpp"
 #include "bistro/compress/slices.hpp"

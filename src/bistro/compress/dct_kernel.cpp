@@ -367,6 +367,12 @@ void encode_momentum(const ChunkPlan& p, const float* grad, float* m, float beta
 
 void merge_sign_step(const ChunkPlan& p, std::span<const SparseChunks> peers, float* param,
                      float decay, float lr, const ParallelFor& parallel) {
+  if (peers.empty()) {  // only weight decay: no chunk work at all
+    parallel(p.rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0 * p.cols; i < r1 * p.cols; ++i) param[i] *= decay;
+    });
+    return;
+  }
   parallel(p.chunks(), [&](int64_t r0, int64_t r1) {
     Work work(p);
     const float* d1 = work.t1.matrix();
@@ -376,12 +382,6 @@ void merge_sign_step(const ChunkPlan& p, std::span<const SparseChunks> peers, fl
     std::vector<int32_t> touched;
     for (int64_t r = r0; r < r1; ++r) {
       float* block = param + chunk_offset(p, r);
-      if (peers.empty()) {
-        for (int64_t i = 0; i < p.n1; ++i) {
-          for (int64_t j = 0; j < p.n2; ++j) block[i * p.cols + j] *= decay;
-        }
-        continue;
-      }
       touched.clear();
       for (const auto& peer : peers) {
         const int32_t* ir = peer.idx + r * peer.k;
