@@ -124,6 +124,16 @@ TEST(Demo, MergeAveragesPerIndexThenSigns) {
   EXPECT_TRUE(torch::allclose(w, expected));
   // Duplicate uids are refused.
   EXPECT_THROW(demo_merge({w, b}, {{1, &ups[0]}, {1, &ups[1]}}, 0.5, 0.0), Error);
+  // An index outside the chunk or a short tensor is refused before the kernel writes through it,
+  // and the parameters are untouched.
+  const auto before = w.clone();
+  auto bad = ups[1];
+  bad.tensors[0].idx[3] = static_cast<int32_t>(p.size());
+  EXPECT_THROW(demo_merge({w, b}, {{1, &ups[0]}, {2, &bad}}, 0.5, 0.0), Error);
+  bad = ups[1];
+  bad.tensors[0].val.pop_back();
+  EXPECT_THROW(demo_merge({w, b}, {{1, &ups[0]}, {2, &bad}}, 0.5, 0.0), Error);
+  EXPECT_TRUE(torch::equal(w, before));
 }
 
 TEST(Slices, MergeTakesTheMeanAtTheWindowsPositions) {
