@@ -1,5 +1,6 @@
 // Prints one hash of everything the DCT kernel computes for a fixed problem (encode indices,
-// merged parameters, inverse transforms) on several chunk shapes. tests/dct_bits.sh builds this
+// merged parameters, inverse transforms) and of the SparseLoCo outer step (peers of different
+// norms, so the median clip acts) on several chunk shapes. tests/dct_bits.sh builds this
 // with different instruction sets and optimisation levels and requires the same hash: the merge
 // is specified to give the same bits on every node (docs/protocol.md).
 #include <cstdio>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "bistro/compress/dct_kernel.hpp"
+#include "bistro/compress/sparse_loco.hpp"
 
 using namespace bistro;
 
@@ -40,6 +42,25 @@ int main() {
     mix(param.data(), n * sizeof(float));
     dct::inverse_chunks(p, m.data(), x.data());
     mix(x.data(), n * sizeof(float));
+
+    // SparseLoCo: five peers, error feedback, 2-bit values; then the outer step, twice.
+    const int64_t lk = clamp_k(64, p);
+    const auto ln = static_cast<size_t>(p.chunks() * lk);
+    std::vector<std::vector<int32_t>> lidx(5, std::vector<int32_t>(ln));
+    std::vector<std::vector<float>> lval(5, std::vector<float>(ln));
+    std::vector<dct::SparseChunks> lpeers;
+    for (size_t i = 0; i < 5; ++i) {
+      std::vector<float> e(n, 0.0f);
+      for (auto& v : grad) v = nd(g) * 1e-3f * static_cast<float>(i + 1);
+      std::array<float, 4> levels{};
+      sparse_loco::encode(p, e.data(), grad.data(), 0.95f, lk, i % 2 ? 2 : 32, lidx[i].data(),
+                          lval[i].data(), &levels);
+      lpeers.push_back({lidx[i].data(), lval[i].data(), lk});
+    }
+    for (int round = 0; round < 2; ++round) {
+      sparse_loco::outer_step(p, lpeers, param.data(), round ? 0.7f : 1.0f);
+      mix(param.data(), n * sizeof(float));
+    }
   }
   std::printf("%016llx\n", static_cast<unsigned long long>(h));
 }

@@ -252,13 +252,25 @@ int main(int argc, char** argv) {
   experiment_cmd->require_subcommand(1);
   ConvergeOptions conv;
   auto* converge = experiment_cmd->add_subcommand(
-      "converge", "simulated miners: all-reduce AdamW vs DCT top-k vs slices, same token budget");
+      "converge",
+      "simulated miners, same token budget: DDP, DiLoCo, SparseLoCo, DeMo (dct-topk), slices");
   converge->add_option("--preset", conv.preset, "model preset");
   converge->add_option("--miners", conv.miners, "simulated miners");
-  converge->add_option("--steps", conv.steps, "windows");
-  converge->add_option("--batch", conv.batch, "rows per miner per window");
+  converge->add_option("--steps", conv.steps, "inner steps per miner (DDP: optimizer steps)");
+  converge->add_option("--inner-steps", conv.inner_steps, "H: inner steps per window");
+  converge->add_option("--batch", conv.batch, "rows per miner per inner step");
   converge->add_option("--seq-len", conv.seq_len, "tokens per row");
-  converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (all-reduce, slices)");
+  converge->add_option("--adamw-lr", conv.adamw_lr, "AdamW peak lr (DDP, inner steps, slices)");
+  converge->add_option("--warmup", conv.warmup, "AdamW warmup steps");
+  converge->add_option("--loco-k", conv.loco_k, "SparseLoCo entries per 64 x 64 chunk");
+  converge->add_option("--loco-beta", conv.loco_beta, "SparseLoCo error-feedback decay");
+  converge->add_option("--loco-value-bits", conv.loco_value_bits, "SparseLoCo values: 2 or 32");
+  converge->add_option("--outer-lr", conv.outer_lr, "SparseLoCo outer step size alpha");
+  converge->add_option("--outer-delay", conv.outer_delay,
+                       "SparseLoCo: windows before an aggregate is applied (the neurons use 1)");
+  converge->add_option("--diloco-lr", conv.diloco_lr, "DiLoCo outer Nesterov lr");
+  converge->add_option("--diloco-momentum", conv.diloco_momentum, "DiLoCo outer momentum");
+  converge->add_option("--summary", conv.summary_path, "append one JSON line per method here");
   converge->add_option("--demo-lr", conv.demo_lr, "DeMo sign-SGD peak lr");
   converge->add_option("--demo-beta", conv.demo_beta, "DeMo momentum decay");
   converge->add_option("--chunk-cap", conv.chunk_cap, "DCT chunk size cap per dimension");
@@ -270,7 +282,8 @@ int main(int argc, char** argv) {
   converge->add_option("--compression", conv.slice_compression, "slice compression");
   converge->add_option("--eval-every", conv.eval_every, "windows between evaluations");
   converge->add_option("--csv", conv.csv_path, "write the CSV here (default stdout)");
-  converge->add_option("--methods", conv.methods, "comma list: allreduce,dct-topk,slice");
+  converge->add_option("--methods", conv.methods,
+                       "comma list: ddp,diloco,sparseloco,dct-topk,slice");
   converge->add_option("--threads", conv.threads, "libtorch threads (0: all cores)");
 
   auto* bench_sign = bench_cmd->add_subcommand("sign", "sr25519 vs ed25519 sign and verify rates");

@@ -64,11 +64,6 @@ class DemoCompressor {
   DemoOptions o_;
 };
 
-struct PeerUpdate {
-  uint64_t uid;
-  const Update* update;
-};
-
 // Applies the merged DeMo step to params (in parameter order, matching the updates' tensors).
 // Peers with the same uid are an error. No peers: only weight decay.
 void demo_merge(const std::vector<torch::Tensor>& params, std::vector<PeerUpdate> peers, double lr,

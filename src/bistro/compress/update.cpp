@@ -67,6 +67,18 @@ std::vector<int32_t> unpack12(std::span<const std::byte> bytes, size_t n) {
   return out;
 }
 
+// sparseloco: each value is one of the four levels; its code is that level's position.
+std::vector<uint8_t> pack_codes(const std::vector<float>& v, const std::vector<float>& levels,
+                                const std::string& name) {
+  std::vector<uint8_t> out((v.size() + 3) / 4, 0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto it = std::find(levels.begin(), levels.end(), v[i]);
+    check(it != levels.end(), "update tensor {}: value {} is not one of its levels", name, v[i]);
+    out[i / 4] |= static_cast<uint8_t>((it - levels.begin()) << (2 * (i % 4)));
+  }
+  return out;
+}
+
 float rms(const std::vector<float>& v) {
   double s = 0;
   for (float x : v) s += static_cast<double>(x) * x;
@@ -162,9 +174,13 @@ std::string config_hash(const LlamaConfig& config) {
   return to_hex(sha256(as_u8(config.to_json())));
 }
 
+bool is_chunked_codec(const std::string& codec) {
+  return codec == "dct-topk" || codec == "sparseloco";
+}
+
 TensorLayout tensor_layout(const std::string& codec, int64_t k, int64_t chunk_cap,
                            const std::vector<int64_t>& shape) {
-  if (codec == "dct-topk") {
+  if (is_chunked_codec(codec)) {
     const auto plan = chunk_plan(shape, chunk_cap);
     return {plan.chunks(), clamp_k(k, plan), plan.size()};
   }
@@ -179,7 +195,7 @@ uint64_t max_update_bytes(const UpdateExpectation& e) {
   for (const auto& p : e.params) {
     const auto l = tensor_layout(e.codec, e.k, e.chunk_cap, p.shape);
     const uint64_t n = static_cast<uint64_t>(l.rows * l.k);
-    if (e.codec == "dct-topk") {
+    if (is_chunked_codec(e.codec)) {
       const uint64_t idx = e.index_bits == 12 ? (n * 3 + 1) / 2 : n * 4;
       const uint64_t val = e.value_bits == 32 ? n * 4 : e.value_bits == 8 ? n : (n + 3) / 4;
       bytes += 768 + idx + val;
@@ -193,9 +209,11 @@ uint64_t max_update_bytes(const UpdateExpectation& e) {
 std::string encode_update(Update u, const Signer& signer) {
   u.scheme = signer.scheme();
   u.hotkey = to_hex(signer.public_key());
-  check(u.value_bits == 32 || (u.codec == "dct-topk" && (u.value_bits == 8 || u.value_bits == 2)),
+  const bool loco = u.codec == "sparseloco";
+  check(u.value_bits == 32 || (u.codec == "dct-topk" && (u.value_bits == 8 || u.value_bits == 2)) ||
+            (loco && u.value_bits == 2),
         "update: value_bits {} is not supported for {}", u.value_bits, u.codec);
-  check(u.index_bits == 32 || (u.codec == "dct-topk" && u.index_bits == 12),
+  check(u.index_bits == 32 || (is_chunked_codec(u.codec) && u.index_bits == 12),
         "update: index_bits {} is not supported for {}", u.index_bits, u.codec);
   std::vector<st::TensorRef> refs;
   std::vector<std::vector<uint8_t>> packed;  // keeps packed buffers alive until serialised
@@ -205,7 +223,7 @@ std::string encode_update(Update u, const Signer& signer) {
     const auto& t = u.tensors[ti];
     check(t.val.size() == static_cast<size_t>(t.rows * t.k),
           "update tensor {}: {} values for {}x{}", t.name, t.val.size(), t.rows, t.k);
-    if (u.codec != "dct-topk") {
+    if (!is_chunked_codec(u.codec)) {
       refs.push_back({t.name + ".val", st::DType::F32, {t.k}, t.val.data()});
       continue;
     }
@@ -221,6 +239,14 @@ std::string encode_update(Update u, const Signer& signer) {
     }
     if (u.value_bits == 32) {
       refs.push_back({t.name + ".val", st::DType::F32, {t.rows, t.k}, t.val.data()});
+    } else if (loco) {
+      check(t.levels.size() == 4, "update tensor {}: 2-bit sparseloco needs 4 levels", t.name);
+      packed.push_back(pack_codes(t.val, t.levels, t.name));
+      refs.push_back({t.name + ".val",
+                      st::DType::U8,
+                      {static_cast<int64_t>(packed.back().size())},
+                      packed.back().data()});
+      refs.push_back({t.name + ".levels", st::DType::F32, {4}, t.levels.data()});
     } else {
       packed.push_back(quantize(t.val, u.value_bits, &scales[ti]));
       const auto shape = u.value_bits == 8
@@ -328,7 +354,8 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
              fmt::format("{}: signature does not verify for {} key {}", O, u.scheme, u.hotkey));
   }
 
-  const bool dct = u.codec == "dct-topk";
+  const bool dct = is_chunked_codec(u.codec);
+  const bool loco = u.codec == "sparseloco";
   std::set<std::string> expected_names;
   for (const auto& p : e.params) {
     const auto layout = tensor_layout(e.codec, e.k, e.chunk_cap, p.shape);
@@ -357,6 +384,17 @@ Update decode_update(std::string_view bytes, const UpdateExpectation& e, std::st
       const auto vals = fetch(".val", st::DType::F32, shape);
       t.val.resize(n);
       std::memcpy(t.val.data(), vals.data(), vals.size());
+    } else if (loco) {
+      const auto lv = fetch(".levels", st::DType::F32, {4});
+      t.levels.resize(4);
+      std::memcpy(t.levels.data(), lv.data(), 16);
+      for (float l : t.levels)  // the values checks below see only the levels that are used
+        if (!std::isfinite(l))
+          reject(Reject::NonFinite, fmt::format("{}: {}.levels holds {}", O, p.name, l));
+      const auto codes = fetch(".val", st::DType::U8, {static_cast<int64_t>((n + 3) / 4)});
+      const auto* c = reinterpret_cast<const uint8_t*>(codes.data());
+      t.val.resize(n);
+      for (size_t i = 0; i < n; ++i) t.val[i] = t.levels[(c[i / 4] >> (2 * (i % 4))) & 3];
     } else {
       const auto sc = fetch(".scale", st::DType::F32, {1});
       float scale;

@@ -2,6 +2,8 @@
 // torch.load, which runs code). docs/protocol.md specifies it:
 //   dct-topk: for each parameter P, "P.idx" I32 [chunks, k] and "P.val" F32 [chunks, k]
 //             (packed: "P.idx" U8 12-bit pairs; "P.val" I8 or U8 2-bit codes plus "P.scale");
+//   sparseloco: the same chunked layout over the parameter's own coordinates; 2-bit values are
+//             U8 codes plus "P.levels" F32 [4] (each code's decoded value);
 //   slice:    for each parameter P, "P.val" F32 [k] (positions follow from the window's seed).
 //   __metadata__: bistro_update "1", codec, k (dct: coefficients per chunk; slice: compression),
 //   chunk_cap, window, uid, hotkey (hex public key), scheme, config_hash (hex SHA-256 of the
@@ -63,11 +65,13 @@ struct UpdateTensor {
   int64_t k = 0;             // entries per row
   std::vector<int32_t> idx;  // dct only: rows x k coefficient indices within the chunk
   std::vector<float> val;    // rows x k values
+  // sparseloco with 2-bit values: the four decoded levels (every val is one of them).
+  std::vector<float> levels;
 };
 
 struct Update {
-  std::string codec;  // "dct-topk" or "slice"
-  int64_t k = 32;     // dct: coefficients kept per chunk; slice: compression factor
+  std::string codec;  // "sparseloco", "dct-topk" or "slice"
+  int64_t k = 32;     // sparseloco/dct: entries kept per chunk; slice: compression factor
   int64_t chunk_cap = 64;
   // dct-topk wire options (templar's later format): values as 32-bit floats, or 8-bit or 2-bit
   // codes over +-6 RMS of the tensor's sent values; indices as int32 or packed 12-bit.
@@ -79,6 +83,12 @@ struct Update {
   std::string scheme;                 // set by encode_update from the signer
   std::string hotkey;                 // hex public key, set by encode_update
   std::vector<UpdateTensor> tensors;  // in parameter_specs() order
+};
+
+// One peer's decoded update, as the merges and the outer step take them.
+struct PeerUpdate {
+  uint64_t uid;
+  const Update* update;
 };
 
 struct UpdateExpectation {
@@ -97,6 +107,9 @@ struct UpdateExpectation {
 
 // Hex SHA-256 of config.to_json(): updates only apply to the model they were made for.
 std::string config_hash(const LlamaConfig& config);
+
+// dct-topk and sparseloco: [chunks, k] indices and values per parameter.
+bool is_chunked_codec(const std::string& codec);
 
 // Rows and k each parameter must have under the codec.
 struct TensorLayout {

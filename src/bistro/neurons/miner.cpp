@@ -24,9 +24,10 @@
 namespace bistro {
 
 int run_miner(const NeuronArgs& a) {
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  if (h.codec == "sparseloco") return run_loco_miner(a);
   init_runtime(a.threads);
   check_neuron_device(a.device);
-  const NeuronHparams h = load_hparams(a.hparams_file);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());

@@ -9,6 +9,7 @@
 #include "bistro/core/files.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
+#include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 
 namespace bistro {
@@ -26,6 +27,12 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("lr", h.lr);
   f("weight_decay", h.weight_decay);
   f("codec", h.codec);
+  f("inner_steps", h.inner_steps);
+  f("warmup_steps", h.warmup_steps);
+  f("topk", h.topk);
+  f("ef_beta", h.ef_beta);
+  f("outer_lr", h.outer_lr);
+  f("checkpoint_interval", h.checkpoint_interval);
   f("compression", h.compression);
   f("dct_k", h.dct_k);
   f("chunk_cap", h.chunk_cap);
@@ -69,18 +76,19 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         "{}: compression, batch_rows, seq_len and max_micro_batches must be positive",
         file.string());
   check(h.score_ema >= 0 && h.score_ema < 1, "{}: score_ema must be in [0, 1)", file.string());
-  check(h.codec == "slice" || h.codec == "dct-topk", "{}: codec '{}' is not slice or dct-topk",
-        file.string(), h.codec);
+  check(h.codec == "sparseloco" || h.codec == "slice" || h.codec == "dct-topk",
+        "{}: codec '{}' is not sparseloco, slice or dct-topk", file.string(), h.codec);
+  check(h.inner_steps > 0 && h.warmup_steps >= 0 && h.topk > 0 && h.checkpoint_interval > 0,
+        "{}: inner_steps, topk and checkpoint_interval must be positive", file.string());
+  check(h.ef_beta >= 0 && h.ef_beta <= 1 && h.outer_lr > 0,
+        "{}: ef_beta must be in [0, 1] and outer_lr positive", file.string());
   check(h.dct_k > 0 && h.chunk_cap > 0, "{}: dct_k and chunk_cap must be positive", file.string());
   return h;
 }
 
-uint64_t window_of(uint64_t block, const NeuronHparams& h) {
-  return block / h.blocks_per_window;
-}
-
-std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58) {
-  return fmt::format("updates/{:010}/{}-{}.safetensors", window, uid, hotkey_ss58);
+std::string hparams_hash(const NeuronHparams& h) {
+  const std::string j = to_json(h).dump();
+  return to_hex(sha256({reinterpret_cast<const uint8_t*>(j.data()), j.size()}));
 }
 
 NeuronData::NeuronData(const std::string& dataset_dir, const NeuronHparams& h)
@@ -122,7 +130,8 @@ UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& 
                                      uint64_t window, uint16_t uid, const std::string& hotkey) {
   UpdateExpectation e;
   e.codec = h.codec;
-  e.k = h.codec == "slice" ? h.compression : h.dct_k;
+  e.k = h.codec == "slice" ? h.compression : h.codec == "sparseloco" ? h.topk : h.dct_k;
+  if (h.codec == "sparseloco") e.value_bits = 2, e.index_bits = 12;
   e.chunk_cap = h.chunk_cap;
   e.window = window;
   e.uid = uid;

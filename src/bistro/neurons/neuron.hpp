@@ -15,6 +15,7 @@
 #include "bistro/data/page_batches.hpp"
 #include "bistro/data/tokenizer.hpp"
 #include "bistro/model/llama.hpp"
+#include "bistro/neurons/window.hpp"
 #include "bistro/train/trainer.hpp"
 
 namespace bistro {
@@ -25,14 +26,22 @@ struct NeuronHparams {
   std::string preset = "tiny";
   uint64_t init_seed = 42;
   uint64_t blocks_per_window = 5;
-  uint64_t pages_per_window = 1;  // the miner's local pages per window
+  uint64_t pages_per_window = 3;  // the miner's local pages per window
   uint64_t eval_pages = 1;        // the validator's random global pages per window
   int64_t batch_rows = 8;
   int64_t seq_len = 128;
-  int64_t max_micro_batches = 2;  // per window, per miner (bounds a window's work on a CPU)
-  double lr = 2e-3;
+  int64_t max_micro_batches = 12;  // per window, per miner (bounds a window's work on a CPU)
+  double lr = 2e-3;  // the miners' AdamW (slice: once per window; sparseloco: every inner step)
   double weight_decay = 0.1;
-  std::string codec = "slice";  // "slice" (BISTRO) or "dct-topk" (DeMo: compressed momentum)
+  // "sparseloco" (protocol v2, the default: H inner steps, error-feedback top-k pseudo-gradients,
+  // one synchronized model), "slice" (BISTRO) or "dct-topk" (DeMo: compressed momentum).
+  std::string codec = "sparseloco";
+  int64_t inner_steps = 12;     // sparseloco: H, AdamW steps per window (one micro-batch each)
+  int64_t warmup_steps = 24;    // sparseloco: linear warmup of the inner lr (the miner's own steps)
+  int64_t topk = 64;            // sparseloco: entries sent per 64 x 64 chunk (1.56%)
+  double ef_beta = 0.95;        // sparseloco: error-feedback decay
+  double outer_lr = 1.0;        // sparseloco: alpha of the outer step
+  uint64_t checkpoint_interval = 5;  // sparseloco: windows between published checkpoints
   int64_t compression = 300;    // slices: max(1, numel / compression) values per tensor
   int64_t dct_k = 32;           // dct-topk: coefficients kept per chunk
   int64_t chunk_cap = 64;       // dct-topk: largest chunk side
@@ -44,6 +53,8 @@ struct NeuronHparams {
 };
 NeuronHparams load_hparams(const std::filesystem::path& file);  // empty path: defaults
 nlohmann::json to_json(const NeuronHparams& h);
+// Hex SHA-256 of to_json(h): records name the protocol they were made under.
+std::string hparams_hash(const NeuronHparams& h);
 
 // How the standard subnet flags and bistro's own options reach a neuron.
 struct NeuronArgs {
@@ -65,9 +76,6 @@ struct NeuronArgs {
   int metrics_port = -1;               // >= 0: serve Prometheus text on 127.0.0.1:port (0 any)
 };
 
-uint64_t window_of(uint64_t block, const NeuronHparams& h);
-// Where a miner's update for a window lives in its bucket (docs/protocol.md).
-std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58);
 
 // The data every node rebuilds from public inputs.
 struct NeuronData {
@@ -100,5 +108,8 @@ void check_neuron_device(const std::string& device);
 
 int run_miner(const NeuronArgs& args);
 int run_validator(const NeuronArgs& args);
+// Protocol v2 (codec sparseloco): run_miner and run_validator hand over to these.
+int run_loco_miner(const NeuronArgs& args);
+int run_loco_validator(const NeuronArgs& args);
 
 }  // namespace bistro

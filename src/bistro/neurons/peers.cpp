@@ -74,6 +74,7 @@ std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
   }
   struct Result {
     std::optional<Update> update;
+    std::string file;  // the verified bytes, kept when the caller asked
     std::string reason;
     uint64_t bytes = 0;
     double verify = 0;
@@ -111,6 +112,7 @@ std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
     } catch (const std::exception& e) {
       r.reason = fmt::format("Malformed: {}", e.what());
     }
+    if (r.update && stats && stats->keep_bytes) r.file = std::move(bytes);
     return r;
   };
   std::map<uint16_t, Update> out;
@@ -124,6 +126,7 @@ std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
       const uint16_t uid = jobs[i + k].uid;
       if (stats) stats->bytes += r.bytes, stats->verify_seconds += r.verify;
       if (stats) stats->uploaded_ms[uid] = r.uploaded_ms;
+      if (r.update && stats && stats->keep_bytes) stats->files[uid] = std::move(r.file);
       if (r.update)
         out.emplace(uid, std::move(*r.update));
       else if (stats)

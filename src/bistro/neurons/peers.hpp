@@ -24,6 +24,8 @@ struct GatherStats {
   double seconds = 0;                        // wall time of the whole gather
   double verify_seconds = 0;                 // decode + signature checks, summed over peers
   std::map<uint16_t, int64_t> uploaded_ms;   // when each object was last written (bucket clock)
+  bool keep_bytes = false;                   // set by the caller: keep each verified file's bytes
+  std::map<uint16_t, std::string> files;     // uid -> the bytes that verified (keep_bytes)
 };
 // Every committed peer's verified update for `window`, by uid (ascending), from the metagraph and
 // commitments the caller already read. `skip`: uids not to fetch. At most 8 downloads in flight.

@@ -160,9 +160,10 @@ struct Score {
 }  // namespace
 
 int run_validator(const NeuronArgs& a) {
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  if (h.codec == "sparseloco") return run_loco_validator(a);
   init_runtime(a.threads);
   check_neuron_device(a.device);
-  const NeuronHparams h = load_hparams(a.hparams_file);
   const std::string scoring = a.scoring;
   check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", scoring);

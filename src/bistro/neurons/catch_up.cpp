@@ -1,0 +1,215 @@
+#include "bistro/neurons/catch_up.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bistro/core/files.hpp"
+#include "bistro/identity/signer.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/outer_step.hpp"
+#include "bistro/storage/sigv4.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+
+namespace bistro {
+
+std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
+  const chain::Metagraph m = chain.metagraph(netuid);
+  const auto commits = chain.commitments(netuid);
+  const chain::Neuron* best = nullptr;
+  for (const auto& n : m.neurons) {
+    auto it = commits.find(n.hotkey);
+    if (it == commits.end() || it->second.rfind("master:", 0) != 0) continue;
+    if (!best || n.stake > best->stake) best = &n;
+  }
+  if (!best) return std::nullopt;
+  return MasterSource{commits.at(best->hotkey).substr(7), best->hotkey,
+                      to_hex(ss58_decode(best->hotkey))};
+}
+
+ModelSync::ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h,
+                     const LlamaConfig& config, std::filesystem::path scratch, Log log)
+    : chain_(chain),
+      netuid_(netuid),
+      h_(h),
+      config_(config),
+      scratch_(std::move(scratch)),
+      log_(std::move(log)) {
+  std::filesystem::create_directories(scratch_);
+}
+
+const std::optional<MasterSource>& ModelSync::master() {
+  if (!master_) {
+    master_ = find_master(chain_, netuid_);
+    if (master_) bucket_ = open_bucket(master_->bucket_url);
+  }
+  return master_;
+}
+
+std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
+  if (!master()) return std::nullopt;
+  std::string bytes;
+  try {
+    bytes = bucket_->get(record_key(u));
+  } catch (const NotFound&) {
+    return std::nullopt;
+  }
+  try {
+    return parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), master_->validator_hex});
+  } catch (const RecordError& e) {
+    throw SyncError(e.what());
+  }
+}
+
+std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_block) {
+  while (true) {
+    if (auto r = fetch_record(u)) return r;
+    if (chain_.block() >= give_up_block) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::string ModelSync::fetch_update(const WindowRecord& r, const RecordEntry& e) {
+  std::string why;
+  try {  // the miner's own bucket first: the master's mirror is the fallback, not the default
+    const auto commits = chain_.commitments(netuid_);
+    auto c = commits.find(e.hotkey);
+    if (c != commits.end() && c->second.rfind("master:", 0) != 0) {
+      std::string bytes = open_bucket(c->second)->get(update_key(r.window, e.uid, e.hotkey));
+      if (sha256_hex(bytes) == e.sha256) return bytes;
+      why = "its bucket holds other bytes than the record names";
+    } else {
+      why = "no bucket committed";
+    }
+  } catch (const std::exception& ex) {
+    why = ex.what();
+  }
+  log_(2, fmt::format("window {}: uid {} update from its bucket failed ({}); using the mirror",
+                      r.window, e.uid, why));
+  try {
+    std::string bytes = bucket_->get(mirror_key(r.window, e.uid));
+    if (sha256_hex(bytes) == e.sha256) return bytes;
+    why = "the mirror holds other bytes than the record names";
+  } catch (const std::exception& ex) {
+    why = fmt::format("the mirror failed too: {}", ex.what());
+  }
+  throw SyncError(fmt::format("window {}: uid {}: cannot fetch the accepted update: {}", r.window,
+                              e.uid, why));
+}
+
+void ModelSync::apply_record(const WindowRecord& r, const std::vector<torch::Tensor>& theta,
+                             const std::map<uint16_t, std::pair<std::string, const Update*>>& known) {
+  const std::string base = params_hash(theta);
+  if (base != r.base_hash)
+    throw SyncError(fmt::format("window {}: this node's parameters hash {}, the record starts from {}",
+                                r.window, base, r.base_hash));
+  std::vector<Update> fetched;
+  fetched.reserve(r.accepted.size());
+  std::vector<PeerUpdate> peers;
+  for (const auto& e : r.accepted) {
+    auto k = known.find(e.uid);
+    if (k != known.end() && k->second.first == e.sha256) {
+      peers.push_back({e.uid, k->second.second});
+      continue;
+    }
+    const std::string bytes = fetch_update(r, e);
+    try {
+      fetched.push_back(
+          decode_update(bytes, update_expectation(h_, config_, r.window, e.uid, e.hotkey),
+                        fmt::format("uid {} window {}", e.uid, r.window)));
+    } catch (const std::exception& ex) {
+      throw SyncError(fmt::format("window {}: uid {}: the accepted update does not verify: {}",
+                                  r.window, e.uid, ex.what()));
+    }
+    peers.push_back({e.uid, &fetched.back()});
+  }
+  outer_step(theta, peers, h_.outer_lr);
+  const std::string after = params_hash(theta);
+  if (after != r.params_hash)
+    throw SyncError(fmt::format(
+        "window {}: after the outer step this node's parameters hash {}, the master's {}",
+        r.window, after, r.params_hash));
+}
+
+std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
+  if (!master()) return std::nullopt;
+  std::string latest;
+  try {
+    latest = bucket_->get(kLatestCheckpointKey);
+  } catch (const NotFound&) {
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(latest, nullptr, false);
+  if (!j.is_object() || !j.contains("window") || !j["window"].is_number_unsigned() ||
+      !j.contains("params_hash") || !j["params_hash"].is_string())
+    throw SyncError(fmt::format("{}/{}: not a checkpoint pointer", master_->bucket_url,
+                                kLatestCheckpointKey));
+  const uint64_t w = j["window"].get<uint64_t>();
+  const auto file = scratch_ / "checkpoint.safetensors";
+  bucket_->get_file(checkpoint_key(w, "model.safetensors"), file);
+  load_weights(model, file);
+  const std::string got = params_hash(parameter_tensors(model));
+  if (got != j["params_hash"].get<std::string>())
+    throw SyncError(fmt::format("checkpoint of window {} hashes {}, its pointer says {}", w, got,
+                                j["params_hash"].get<std::string>()));
+  return w;
+}
+
+std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t> start,
+                                            uint64_t target, uint64_t give_up_block) {
+  const auto theta = parameter_tensors(model);
+  bool known = start.has_value();  // (not an optional: GCC 12 misreads one through the loop)
+  uint64_t at = start.value_or(0);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      // A checkpoint past where we are (or where we are unknown) saves replaying records.
+      if (!known || at < target) {
+        std::optional<uint64_t> latest;
+        if (master()) {
+          try {
+            auto j = nlohmann::json::parse(bucket_->get(kLatestCheckpointKey), nullptr, false);
+            if (j.is_object() && j.contains("window") && j["window"].is_number_unsigned())
+              latest = j["window"].get<uint64_t>();
+          } catch (const NotFound&) {
+          }
+        }
+        if (latest && (!known || *latest > at) && *latest <= target) {
+          const auto loaded = load_latest_checkpoint(model);
+          known = loaded.has_value();
+          at = loaded.value_or(0);
+          if (known) log_(1, fmt::format("loaded the master's checkpoint of window {}", at));
+        }
+      }
+      if (!known) return std::nullopt;
+      while (at < target) {
+        if (at == 0) throw SyncError("window 0 has no record before it to replay");
+        auto r = wait_record(at - 1, give_up_block);
+        if (!r) return at;
+        apply_record(*r, theta);
+        ++at;
+      }
+      return at;
+    } catch (const SyncError& e) {
+      log_(0, fmt::format("{}; resynchronising from the master's checkpoint", e.what()));
+      known = false;
+    }
+  }
+  return std::nullopt;
+}
+
+void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,
+                        const std::filesystem::path& scratch) {
+  const auto dir = scratch / "publish";
+  save_checkpoint(dir, model);
+  bucket.put_file(checkpoint_key(window, "config.json"), dir / "config.json");
+  bucket.put_file(checkpoint_key(window, "model.safetensors"), dir / "model.safetensors");
+  Llama& m = const_cast<Llama&>(model);
+  bucket.put(kLatestCheckpointKey,
+             nlohmann::json{{"window", window}, {"params_hash", params_hash(parameter_tensors(m))}}
+                 .dump());
+}
+
+}  // namespace bistro

@@ -1,0 +1,84 @@
+// Catch-up and synchronisation: how a node gets and keeps the one shared model. The master
+// validator (the highest-staked one with a "master:URL" commitment) publishes in its bucket, per
+// window u, record(u) and a mirror of each update it accepted, and every `checkpoint_interval`
+// windows a checkpoint of theta. A node moves theta forward by applying records in order
+// (apply_record); a node that starts late, restarts, or finds its hash differs from a record's
+// loads the latest checkpoint and replays the records since (catch_up).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "bistro/chain/chain.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/record.hpp"
+
+namespace bistro {
+
+class Bucket;
+
+struct MasterSource {
+  std::string bucket_url;
+  std::string hotkey_ss58;
+  std::string validator_hex;  // its public key: records must be signed by it
+};
+std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
+
+// A record that cannot be applied: names the window, the uid where one is at fault, and why.
+class SyncError : public Error {
+ public:
+  using Error::Error;
+};
+
+class ModelSync {
+ public:
+  using Log = std::function<void(int level, const std::string&)>;
+  ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h, const LlamaConfig& config,
+            std::filesystem::path scratch, Log log);
+
+  // record(u), verified against this node's model, protocol and the master's key; nullopt while
+  // it is not published. A record that is there but bad throws SyncError.
+  std::optional<WindowRecord> fetch_record(uint64_t u);
+  // Polls fetch_record until it appears or the chain reaches `give_up_block`.
+  std::optional<WindowRecord> wait_record(uint64_t u, uint64_t give_up_block);
+
+  // theta_{u+1} -> theta_{u+2}: checks base_hash, fetches each accepted update (the miner's
+  // bucket, else the master's mirror) and its SHA-256, decodes it, takes the outer step and
+  // checks params_hash. SyncError on any mismatch; theta is left alone unless the outer step ran.
+  // Updates already in hand (by uid, with their bytes' SHA-256) are not fetched again.
+  void apply_record(const WindowRecord& r, const std::vector<torch::Tensor>& theta,
+                    const std::map<uint16_t, std::pair<std::string, const Update*>>& known = {});
+
+  // Loads the latest published checkpoint into model; returns its window (theta at that
+  // window's start), or nullopt when none is published yet.
+  std::optional<uint64_t> load_latest_checkpoint(Llama& model);
+
+  // Brings model from window `at` (theta_at) to `target` by records at-1 .. target-2, waiting for
+  // each until `give_up_block`; on a SyncError reloads the latest checkpoint and replays from
+  // there. Returns the window theta is at afterwards (target, or less if it gave up), nullopt
+  // when it holds no known state (no checkpoint yet, or resynchronising failed).
+  std::optional<uint64_t> catch_up(Llama& model, std::optional<uint64_t> at, uint64_t target,
+                                   uint64_t give_up_block);
+
+  const std::optional<MasterSource>& master();
+
+ private:
+  std::string fetch_update(const WindowRecord& r, const RecordEntry& e);
+
+  chain::Chain& chain_;
+  uint16_t netuid_;
+  const NeuronHparams& h_;
+  const LlamaConfig& config_;
+  std::filesystem::path scratch_;
+  Log log_;
+  std::optional<MasterSource> master_;
+  std::unique_ptr<Bucket> bucket_;
+};
+
+// The validator's side: publish theta as the checkpoint of `window` (files, then latest.json).
+void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,
+                        const std::filesystem::path& scratch);
+
+}  // namespace bistro

@@ -1,0 +1,25 @@
+// The miner's inner loop (protocol v2): H AdamW steps from the shared parameters on the pages the
+// protocol assigned to (window, uid); step i takes micro-batch i mod the number available. The
+// AdamW state persists across windows (the Trainer owns it) and the lr follows the miner's own
+// step count; none of this is consensus: only the pseudo-gradient it yields is judged.
+#pragma once
+
+#include <vector>
+
+#include "bistro/train/trainer.hpp"
+
+namespace bistro {
+
+struct InnerLoopResult {
+  double loss = 0;  // mean over the steps
+  int64_t steps = 0;
+  int64_t tokens = 0;
+};
+
+InnerLoopResult inner_loop(Trainer& trainer, const std::vector<Batch>& batches, int64_t steps);
+
+// theta_start - theta_now, per parameter: the window's pseudo-gradient.
+std::vector<torch::Tensor> pseudo_gradient(const std::vector<torch::Tensor>& start,
+                                           const std::vector<torch::Tensor>& now);
+
+}  // namespace bistro

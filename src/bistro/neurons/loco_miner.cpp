@@ -1,0 +1,211 @@
+// The protocol v2 miner (codec sparseloco). Each window w:
+//   1. sync     theta_w = outer_step(theta_{w-1}, record(w-2)) from the master validator's bucket
+//               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
+//   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
+//   3. encode   e <- beta e + (theta_w - theta_local); top-k, 2-bit; e <- e - sent
+//   4. upload   update(w) to this miner's bucket, before the window ends
+//   5. persist  theta_w, AdamW, e and the window, atomically (a SIGKILL loses at most a window)
+// The record of window w - 2 was published while this miner trained window w - 1, so the sync
+// costs a fetch and one outer step, not a wait: the window goes to the inner steps.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "bistro/chain/open_chain.hpp"
+#include "bistro/compress/error_feedback.hpp"
+#include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/inner_loop.hpp"
+#include "bistro/neurons/outer_step.hpp"
+#include "bistro/neurons/peers.hpp"
+#include "bistro/ops/metrics.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+
+namespace bistro {
+namespace {
+
+void copy_into(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+}
+
+// What a restarted miner needs: theta at the start of its last window, its own AdamW and
+// error-feedback state. `state.json` is written last and names the hash of the theta file, so a
+// kill between the writes is detected (and the master's checkpoint used instead).
+struct MinerState {
+  std::filesystem::path dir;
+  void save(uint64_t window, Llama& shared, Trainer& trainer, const ErrorFeedback& ef) const {
+    save_checkpoint(dir / "shared", shared);
+    trainer.save(dir / "trainer");
+    ef.save(dir / "error_feedback.safetensors");
+    write_file_atomic(dir / "state.json",
+                      nlohmann::json{{"window", window},
+                                     {"params_hash", params_hash(parameter_tensors(shared))}}
+                          .dump());
+  }
+  // The window theta is at, or nullopt when there is no usable state.
+  std::optional<uint64_t> load(Llama& shared, Trainer& trainer, ErrorFeedback& ef,
+                               const std::function<void(const std::string&)>& log) const {
+    if (!std::filesystem::exists(dir / "state.json")) return std::nullopt;
+    try {
+      auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
+      check(st.is_object() && st["window"].is_number_unsigned() && st["params_hash"].is_string(),
+            "{}: not a miner state", (dir / "state.json").string());
+      trainer.resume(dir / "trainer");
+      ef.load(dir / "error_feedback.safetensors");
+      load_weights(shared, dir / "shared" / "model.safetensors");
+      if (params_hash(parameter_tensors(shared)) != st["params_hash"].get<std::string>()) {
+        log("the saved shared model does not match its state (killed mid-write?); using the "
+            "master's checkpoint");
+        return std::nullopt;
+      }
+      return st["window"].get<uint64_t>();
+    } catch (const std::exception& e) {
+      log(fmt::format("cannot resume from {}: {}; using the master's checkpoint", dir.string(),
+                      e.what()));
+      return std::nullopt;
+    }
+  }
+};
+
+}  // namespace
+
+int run_loco_miner(const NeuronArgs& a) {
+  init_runtime(a.threads);
+  check_neuron_device(a.device);
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  auto chain = chain::open_chain(a.network);
+  const auto hot = load_hotkey(a);
+  const std::string hotkey = ss58_encode(hot->public_key());
+  const std::string who = fmt::format("miner {}", hotkey.substr(0, 8));
+  auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
+
+  Metrics metrics;
+  auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
+  const uint16_t uid = ensure_registered(*chain, a, *hot);
+  check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
+  auto bucket = open_bucket(a.bucket);
+  if (chain->commitments(a.netuid)[hotkey] != a.bucket)
+    chain->set_commitment(a.netuid, *hot, a.bucket);
+  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {})", uid, a.netuid,
+                     a.bucket, h.inner_steps));
+
+  const auto state_dir = neuron_state_dir(a, "miner", hotkey);
+  const LlamaConfig config = preset(h.preset);
+  Llama shared(config);  // theta: the model every node holds
+  shared->init_weights(h.init_seed);
+  Llama work(config);
+  work->init_weights(h.init_seed);
+  TrainOptions topt;
+  topt.adamw.weight_decay = h.weight_decay;
+  topt.schedule = {.lr = h.lr, .warmup_steps = h.warmup_steps, .total_steps = 0};
+  Trainer trainer(std::move(work), topt);
+  ErrorFeedback ef(shared->ordered_parameters(),
+                   {.beta = h.ef_beta, .k = h.topk, .chunk_cap = h.chunk_cap});
+  const auto theta = parameter_tensors(shared);
+  const auto local = parameter_tensors(trainer.model());
+  const MinerState state{state_dir};
+  std::optional<uint64_t> at = state.load(shared, trainer, ef, [&](const std::string& m) {
+    log(1, m);
+  });
+  if (at) log(1, fmt::format("resumed: shared model at window {}", *at));
+  ModelSync sync(*chain, a.netuid, h, config, state_dir / "sync",
+                 [&](int level, const std::string& m) { log(level, m); });
+
+  NeuronData data(a.dataset, h);
+  auto load = [&](uint64_t window) {
+    return data.batches(pages(local_pages_key(window, uid), h.pages_per_window, data.configs),
+                        h.max_micro_batches);
+  };
+  std::future<std::vector<Batch>> prefetch;
+  uint64_t prefetched = 0;
+  const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
+  uint64_t done = 0;
+  for (uint64_t w = std::max(first, at ? *at + 1 : 0); a.windows == 0 || done < a.windows;
+       ++w, ++done) {
+    try {
+      Timer timer;
+      wait_for_block(*chain, window_start_block(w, h), 0.05);
+      timer.lap("wait");
+      if (window_of(chain->block(), h) > w) {
+        log(1, fmt::format("window {} already over; skipping", w));
+        continue;
+      }
+      // 1. sync: theta_w, by the records up to w - 2.
+      at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
+      if (!at || *at != w) {
+        log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window",
+                           w, at ? std::to_string(*at) : "nothing"));
+        continue;
+      }
+      const std::string theta_hash = params_hash(theta);
+      timer.lap("sync");
+      std::vector<Batch> batches;
+      if (prefetch.valid() && prefetched == w) {
+        batches = prefetch.get();
+      } else {
+        if (prefetch.valid()) prefetch.wait();  // never two readers of the dataset at once
+        batches = load(w);
+      }
+      timer.lap("pages");
+      // 2. inner loop from theta_w.
+      copy_into(local, theta);
+      InnerLoopResult inner;
+      if (a.behaviour != "lazy") inner = inner_loop(trainer, batches, h.inner_steps);
+      timer.lap("inner");
+      // 3. encode the pseudo-gradient with error feedback.
+      std::string bytes;
+      if (a.behaviour == "garbage") {
+        bytes = std::string(4096, '\0');
+        for (size_t i = 0; i < bytes.size(); ++i)
+          bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
+      } else {
+        Update u = ef.encode(pseudo_gradient(theta, local));
+        u.window = w;
+        u.uid = uid;
+        u.config_hash = config_hash(config);
+        bytes = encode_update(std::move(u), *hot);
+      }
+      timer.lap("encode");
+      // 4. upload.
+      bucket->put(update_key(w, uid, hotkey), bytes);
+      timer.lap("upload");
+      prefetched = w + 1;
+      prefetch = std::async(std::launch::async, load, w + 1);
+      // 5. persist.
+      state.save(w, shared, trainer, ef);
+      timer.lap("checkpoint");
+      const double total = timer.total();
+      const double inner_s = timer.laps().value("inner", 0.0);
+      nlohmann::json line = {{"window", w},
+                             {"uid", uid},
+                             {"loss", a.behaviour == "lazy" ? NAN : inner.loss},
+                             {"tokens", inner.tokens},
+                             {"inner_steps", inner.steps},
+                             {"bytes_up", bytes.size()},
+                             {"params_hash", theta_hash},
+                             {"inner_share", total > 0 ? inner_s / total : 0.0},
+                             {"seconds", timer.laps()}};
+      append_line(state_dir / "metrics.jsonl", line.dump());
+      metrics.set("bistro_window", static_cast<double>(w));
+      if (a.behaviour != "lazy") metrics.set("bistro_loss", inner.loss);
+      metrics.set("bistro_inner_share", total > 0 ? inner_s / total : 0.0);
+      metrics.add("bistro_bytes_up_total", static_cast<double>(bytes.size()));
+      log(1, fmt::format("window {}: loss {:.4f} over {} inner steps, sent {} bytes, theta {}, "
+                         "{:.0f}% of {:.1f}s in inner steps",
+                         w, inner.loss, inner.steps, bytes.size(), theta_hash.substr(0, 12),
+                         total > 0 ? 100 * inner_s / total : 0.0, total));
+    } catch (const std::exception& e) {
+      // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
+      log(0, fmt::format("window {} failed: {}; continuing with the next window", w, e.what()));
+    }
+  }
+  return 0;
+}
+
+}  // namespace bistro
