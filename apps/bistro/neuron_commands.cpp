@@ -40,7 +40,7 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
 std::vector<Command> add_neuron_commands(CLI::App& app) {
   std::vector<Command> out;
   auto a = std::make_shared<NeuronArgs>();
-  auto* miner = app.add_subcommand("miner", "train, publish slices, merge the peers' slices");
+  auto* miner = app.add_subcommand("miner", "train on the assigned pages, publish updates, follow the shared model");
   add_neuron_flags(miner, *a);
   out.push_back({miner, [a] { return run_miner(*a); }});
   auto* validator = app.add_subcommand("validator", "score miners' updates, set weights");
@@ -52,17 +52,24 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_option("--miners", l->miners, "miner processes");
   localnet->add_option("--windows", l->windows, "windows to run");
   localnet->add_option("--dir", l->dir, "run directory (default $BISTRO_HOME/localnet/<time>)");
-  localnet->add_option("--block-time", l->block_time, "seconds per block");
+  localnet->add_option("--block-time", l->block_time,
+                       "seconds per block (default: calibrated to this machine)");
   localnet->add_option("--hparams", l->hparams_file, "protocol hyperparameters (JSON)");
   localnet->add_option("--lazy", l->lazy, "miners that never train (for comparison)");
   localnet->add_option("--garbage", l->garbage, "miners that upload garbage");
   localnet->add_flag("--kill-validator", l->kill_validator,
                      "SIGKILL the validator mid-run and restart it (resilience check)");
+  localnet->add_flag("--kill-miner", l->kill_miner,
+                     "SIGKILL miner-0 mid-run and restart it two windows later (catch-up check)");
+  localnet->add_flag("--baseline", l->baseline,
+                     "afterwards, train one AdamW model on the union of the miners' pages and "
+                     "plot it beside the master");
   localnet->add_option("--threads", l->threads, "threads per process");
   localnet->add_option("--scoring", l->scoring,
                        "validator scoring: loss-delta | win-rate | gradient-distance");
   localnet->add_option("--bucket-url", l->bucket_url,
-                       "S3 instead of file buckets: s3://PREFIX (each neuron gets PREFIX-<name>)");
+                       "S3 instead of file buckets: s3://PREFIX (each neuron uses the existing "
+                       "bucket PREFIX-<name>; endpoint and keys from $BISTRO_S3_ENDPOINT, $AWS_*)");
   out.push_back({localnet, [l] { return run_localnet(*l); }});
   return out;
 }

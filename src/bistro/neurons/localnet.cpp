@@ -18,7 +18,9 @@
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
+#include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/neuron.hpp"
+#include "bistro/core/runtime.hpp"
 
 namespace bistro {
 namespace fs = std::filesystem;
@@ -96,13 +98,72 @@ std::string svg_chart(const std::string& title,
   return s + "</svg>";
 }
 
+// Seconds one inner step takes here with `concurrent` miners training at once (one thread each,
+// the hparams' micro-batch), timed in process: the contention the miner processes will meet.
+double time_inner_step(const NeuronHparams& h, int concurrent) {
+  NeuronData data("", h);
+  auto batches = data.batches(pages(local_pages_key(0, 0), h.pages_per_window, data.configs), 2);
+  std::vector<double> seconds(static_cast<size_t>(concurrent));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < concurrent; ++i)
+    threads.emplace_back([&, i] {
+      Llama model(preset(h.preset));
+      model->init_weights(h.init_seed);
+      Trainer trainer(std::move(model), {});
+      inner_loop(trainer, batches, 2);  // warm the allocator and the kernels
+      const auto t0 = std::chrono::steady_clock::now();
+      inner_loop(trainer, batches, 6);
+      seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 6;
+    });
+  for (auto& t : threads) t.join();
+  return *std::max_element(seconds.begin(), seconds.end());
+}
+
+// The single-node reference: one AdamW model on the union of the miners' pages, the same inner
+// steps (each on every honest miner's micro-batch of that step), evaluated on the validator's
+// held-out pages after each window. Returns (window, loss) points.
+std::vector<std::pair<double, double>> run_baseline(const NeuronHparams& h,
+                                                   const std::vector<uint16_t>& uids,
+                                                   uint64_t first, uint64_t windows) {
+  NeuronData data("", h);
+  const std::string eval_seed = "bistro/validator-eval";
+  const auto eval = data.batches(
+      pages(global_pages_key(
+                UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
+            h.eval_pages, data.configs),
+      0);
+  Llama model(preset(h.preset));
+  model->init_weights(h.init_seed);
+  TrainOptions topt;
+  topt.adamw.weight_decay = h.weight_decay;
+  topt.schedule = {.lr = h.lr, .warmup_steps = h.warmup_steps, .total_steps = 0};
+  Trainer trainer(std::move(model), topt);
+  std::vector<std::pair<double, double>> out;
+  for (uint64_t w = first; w < first + windows; ++w) {
+    std::vector<std::vector<Batch>> per_miner;
+    for (uint16_t uid : uids)
+      per_miner.push_back(data.batches(
+          pages(local_pages_key(w, uid), h.pages_per_window, data.configs), h.max_micro_batches));
+    for (int64_t i = 0; i < h.inner_steps; ++i) {
+      std::vector<Batch> step;
+      for (const auto& b : per_miner)
+        if (!b.empty()) step.push_back(b[static_cast<size_t>(i) % b.size()]);
+      if (!step.empty()) trainer.step(step);
+    }
+    out.emplace_back(static_cast<double>(w), mean_loss(trainer.model(), eval));
+    fmt::print("baseline: window {} held-out loss {:.4f}\n", w, out.back().second);
+    std::fflush(stdout);
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_localnet(const LocalnetOptions& o) {
   check(o.miners >= 1 && o.miners <= 64, "localnet: --miners must be 1..64");
   check(o.lazy + o.garbage < o.miners, "localnet: at least one miner must be honest");
-  check(o.windows >= 1 && o.block_time > 0,
-        "localnet: --windows and --block-time must be positive");
+  check(o.windows >= 1 && o.block_time >= 0,
+        "localnet: --windows must be positive and --block-time not negative");
   const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
   fs::path dir = o.dir;
   if (dir.empty()) {
@@ -116,16 +177,35 @@ int run_localnet(const LocalnetOptions& o) {
     fs::create_directories(dir / sub);
 
   NeuronHparams h = load_hparams(o.hparams_file);
+  const bool loco = h.codec == "sparseloco";
   write_file_atomic(dir / "hparams.json", to_json(h).dump(2));
-  fmt::print(
-      "localnet: {} miners + 1 validator, {} windows of {} blocks x {} s, preset {}, in {}\n",
-      o.miners, o.windows, h.blocks_per_window, o.block_time, h.preset, dir.string());
   build_default_corpus(default_corpus_dir(), {}, false);  // once, before the processes race for it
+  double block_time = o.block_time;
+  if (block_time == 0 && loco) {
+    // H inner steps, timed with every miner training at once plus one more for the validator
+    // (its scoring costs about one miner's compute here), should fill ~92% of a window.
+    init_runtime(1);
+    const double step = time_inner_step(h, o.miners + 1);
+    block_time = static_cast<double>(h.inner_steps) * step / 0.92 /
+                 static_cast<double>(h.blocks_per_window);
+    block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
+    fmt::print("localnet: one inner step takes {:.3f} s here with {} processes at once -> {:.2f} s "
+               "blocks\n",
+               step, o.miners + 1, block_time);
+  } else if (block_time == 0) {
+    block_time = 1.0;
+  }
+  fmt::print(
+      "localnet: {} miners + 1 validator, {} windows of {} blocks x {} s, preset {}, codec {}, "
+      "in {}\n",
+      o.miners, o.windows, h.blocks_per_window, block_time, h.preset, h.codec, dir.string());
+  check(o.bucket_url.empty() || o.bucket_url.rfind("s3://", 0) == 0,
+        "localnet: --bucket-url must be s3://PREFIX (got '{}')", o.bucket_url);
 
   // The chain: epochs every two windows; weights may be set every block.
   const fs::path chain_file = dir / "chain.db";
   chain::LocalChain::create(chain_file,
-                            {.block_time_ms = static_cast<uint64_t>(o.block_time * 1000),
+                            {.block_time_ms = static_cast<uint64_t>(block_time * 1000),
                              .genesis_seed = static_cast<uint64_t>(stamp)});
   chain::LocalChain chain(chain_file);
   chain::Hyperparameters ch;
@@ -161,7 +241,8 @@ int run_localnet(const LocalnetOptions& o) {
               "--netuid",
               "1",
               "--bucket",
-              "file://" + (dir / "buckets" / name).string(),
+              o.bucket_url.empty() ? "file://" + (dir / "buckets" / name).string()
+                                   : o.bucket_url + "-" + name,
               "--hparams",
               (dir / "hparams.json").string(),
               "--state",
@@ -182,12 +263,17 @@ int run_localnet(const LocalnetOptions& o) {
   }
 
   // Start a little ahead so every process has loaded before its first window.
-  const double window_s = static_cast<double>(h.blocks_per_window) * o.block_time;
+  const double window_s = static_cast<double>(h.blocks_per_window) * block_time;
   const uint64_t start =
       window_of(chain.block(), h) + 1 + static_cast<uint64_t>(std::ceil(6.0 / window_s));
+  // Protocol v2: the validator's first window is start - 1 (the empty genesis record), so it runs
+  // one more window than the miners to score every window they train.
+  const uint64_t validator_windows = loco ? o.windows + 1 : o.windows;
   for (auto& p : procs) {
-    p.argv.insert(p.argv.end(), {"--start-window", std::to_string(start), "--windows",
-                                 std::to_string(o.windows)});
+    const bool is_validator = &p == &procs[0];
+    p.argv.insert(p.argv.end(),
+                  {"--start-window", std::to_string(start), "--windows",
+                   std::to_string(is_validator ? validator_windows : o.windows)});
     p.pid = spawn(p, dir / "logs" / (p.name + ".log"));
   }
   fmt::print("localnet: chain {}; windows {}..{}; logs in {}\n", chain_file.string(), start,
@@ -211,39 +297,66 @@ int run_localnet(const LocalnetOptions& o) {
   };
   const auto deadline =
       std::chrono::steady_clock::now() +
-      std::chrono::duration<double>(60 + (start - window_of(chain.block(), h) + o.windows + 2) *
+      std::chrono::duration<double>(60 + (start - window_of(chain.block(), h) + o.windows + 3) *
                                              window_s * 3);
+  // Protocol v2: the master's hash of theta_w, from its lines (base_hash of line u is theta_{u+1},
+  // params_hash theta_{u+2}), against each miner's hash of the theta_w it trained from.
+  std::map<uint64_t, std::string> master_hash;
+  uint64_t agree = 0, compared = 0;
+  bool miner_killed = false;
+  size_t miner_restart_at = 0;
   while (true) {
     reap(false);
     auto lines = read_jsonl(vmetrics);
     for (size_t i = report.size(); i < lines.size(); ++i) {
       auto& line = lines[i];
       const uint64_t w = line["window"].get<uint64_t>();
+      if (loco) {
+        master_hash[w + 1] = line.value("base_hash", "");
+        master_hash[w + 2] = line.value("params_hash", "");
+      }
       const chain::Metagraph m = chain.metagraph(1);
       fmt::print(
-          "\nwindow {} (block {}): master loss {:.4f} (before merge {:.4f}), {} updates accepted, "
+          "\nwindow {} (block {}): master loss {:.4f} ({} {:.4f}), {} updates accepted, "
           "weights {}\n",
-          w, m.block, line["master_loss"].get<double>(), line["base_loss"].get<double>(),
+          w, m.block, line["master_loss"].get<double>(),
+          loco ? "before the outer step" : "before merge", line["base_loss"].get<double>(),
           line["accepted"].get<int>(), line["weights"].get<std::string>());
-      fmt::print("  {:<9} {:>4} {:<8} {:>8} {:>10} {:>8} {:>9} {:>11}  {}\n", "miner", "uid",
-                 "kind", "loss", "score", "weight", "incentive", "emission(τ)", "status");
+      fmt::print("  {:<9} {:>4} {:<8} {:>8} {:>10} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner",
+                 "uid", "kind", "loss", "score", "weight", "incentive", "emission(τ)",
+                 loco ? "theta" : "", "status");
       nlohmann::json chain_view = nlohmann::json::object();
       for (size_t k = 1; k < procs.size(); ++k) {
         const Proc& p = procs[k];
         double loss = NAN;
-        for (auto& ml : read_jsonl(dir / "state" / p.name / "metrics.jsonl"))
-          if (ml["window"].get<uint64_t>() == w && ml["loss"].is_number())
-            loss = ml["loss"].get<double>();
+        std::string hash;
+        for (auto& ml : read_jsonl(dir / "state" / p.name / "metrics.jsonl")) {
+          if (ml["window"].get<uint64_t>() != w) continue;
+          if (ml["loss"].is_number()) loss = ml["loss"].get<double>();
+          hash = ml.value("params_hash", "");
+        }
+        std::string sync = "";
+        if (loco) {
+          auto mh = master_hash.find(w);
+          if (hash.empty() || mh == master_hash.end() || mh->second.empty()) {
+            sync = "-";
+          } else {
+            sync = hash == mh->second ? "same" : "DIFFER";
+            ++compared;
+            agree += hash == mh->second;
+          }
+        }
         auto mj = line["miners"].value(std::to_string(p.uid), nlohmann::json::object());
         const auto& n = m.neurons.at(p.uid);
-        fmt::print("  {:<9} {:>4} {:<8} {:>8.4f} {:>10.5f} {:>8.3f} {:>9.4f} {:>11.4f}  {}\n",
+        fmt::print("  {:<9} {:>4} {:<8} {:>8.4f} {:>10.5f} {:>8.3f} {:>9.4f} {:>11.4f} {:>7}  {}\n",
                    p.name, p.uid, p.behaviour, loss, mj.value("score", 0.0),
-                   mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9,
-                   mj.value("status", "-"));
+                   mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9, sync,
+                   mj.value("status", "-").substr(0, 60));
         chain_view[std::to_string(p.uid)] = {
             {"name", p.name},         {"kind", p.behaviour},
             {"loss", loss},           {"incentive", n.incentive / 65535.0},
-            {"emission", n.emission}, {"dividends", n.dividends / 65535.0}};
+            {"emission", n.emission}, {"dividends", n.dividends / 65535.0},
+            {"theta", sync}};
       }
       std::fflush(stdout);  // the live view must reach a pipe or file as it happens
       line["chain"] = chain_view;
@@ -254,14 +367,28 @@ int run_localnet(const LocalnetOptions& o) {
         kill(validator.pid, SIGKILL);
         waitpid(validator.pid, nullptr, 0);
         killed = true;
-        auto argv = validator.argv;
-        argv[argv.size() - 1] = std::to_string(o.windows - report.size());
         Proc again = validator;
-        again.argv = argv;
+        // v2 runs end at a fixed window whatever the restart; v1 counts the windows left.
+        if (!loco) again.argv[again.argv.size() - 1] = std::to_string(o.windows - report.size());
         validator.pid = spawn(again, dir / "logs" / "validator.log");
       }
+      if (o.kill_miner && procs.size() > 1) {
+        Proc& victim = procs[1];
+        if (!miner_killed && report.size() == std::max<uint64_t>(1, o.windows / 2)) {
+          fmt::print("\nlocalnet: SIGKILL to {} (pid {}); it restarts in two windows\n",
+                     victim.name, victim.pid);
+          kill(victim.pid, SIGKILL);
+          waitpid(victim.pid, nullptr, 0);
+          victim.pid = -1;
+          miner_killed = true;
+          miner_restart_at = report.size() + 2;
+        } else if (miner_killed && report.size() == miner_restart_at) {
+          fmt::print("\nlocalnet: restarting {}\n", victim.name);
+          victim.pid = spawn(victim, dir / "logs" / (victim.name + ".log"));
+        }
+      }
     }
-    if (report.size() >= o.windows || validator.pid < 0) break;
+    if (report.size() >= validator_windows || validator.pid < 0) break;
     check(std::chrono::steady_clock::now() < deadline, "localnet: the run took too long; see {}",
           (dir / "logs").string());
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -282,7 +409,8 @@ int run_localnet(const LocalnetOptions& o) {
 
   // The report.
   const fs::path rdir = dir / "report";
-  std::string jsonl, csv = "window,uid,name,kind,loss,score,weight,incentive,emission_rao,status\n";
+  std::string jsonl,
+      csv = "window,uid,name,kind,loss,score,weight,incentive,emission_rao,theta,status\n";
   std::map<std::string, std::vector<std::pair<double, double>>> master_loss, scores, incentive;
   for (const auto& line : report) {
     jsonl += line.dump() + "\n";
@@ -295,15 +423,21 @@ int run_localnet(const LocalnetOptions& o) {
       scores[label].emplace_back(w, mj.value("score", 0.0));
       incentive[label].emplace_back(w, c["incentive"].get<double>());
       csv +=
-          fmt::format("{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(), uid,
-                      c["name"].get<std::string>(), c["kind"].get<std::string>(),
+          fmt::format("{},{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(),
+                      uid, c["name"].get<std::string>(), c["kind"].get<std::string>(),
                       c["loss"].is_number() ? c["loss"].get<double>() : NAN, mj.value("score", 0.0),
                       mj.value("weight", 0.0), c["incentive"].get<double>(),
-                      c["emission"].get<uint64_t>(), mj.value("status", "-"));
+                      c["emission"].get<uint64_t>(), c.value("theta", ""),
+                      mj.value("status", "-"));
     }
   }
   nlohmann::json summary = {{"windows", report.size()},
+                            {"codec", h.codec},
+                            {"block_time", block_time},
                             {"validator_restarted", killed},
+                            {"miner_restarted", miner_killed},
+                            {"theta_compared", compared},
+                            {"theta_agree", agree},
                             {"processes", nlohmann::json::array()}};
   if (!report.empty()) {
     summary["first_master_loss"] = report.front()["base_loss"];
@@ -321,12 +455,18 @@ int run_localnet(const LocalnetOptions& o) {
     return v[v.size() / 2];
   };
   std::map<std::string, std::vector<double>> miner_laps, validator_laps;
-  for (size_t k = 1; k < procs.size(); ++k)
-    for (auto& ml : read_jsonl(dir / "state" / procs[k].name / "metrics.jsonl")) {
+  std::vector<double> inner_share;  // honest miners, their first window (start-up) left out
+  for (size_t k = 1; k < procs.size(); ++k) {
+    const auto lines = read_jsonl(dir / "state" / procs[k].name / "metrics.jsonl");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const auto& ml = lines[i];
       for (auto& [stage, sec] : ml["seconds"].items())
         miner_laps[stage].push_back(sec.get<double>());
-      miner_laps["verify (within gather)"].push_back(ml.value("verify_seconds", 0.0));
+      if (!loco) miner_laps["verify (within gather)"].push_back(ml.value("verify_seconds", 0.0));
+      if (loco && i > 0 && procs[k].behaviour == "honest")
+        inner_share.push_back(ml.value("inner_share", 0.0));
     }
+  }
   double scored = 0, busy = 0;
   for (const auto& line : report) {
     for (auto& [stage, sec] : line["seconds"].items()) {
@@ -352,14 +492,58 @@ int run_localnet(const LocalnetOptions& o) {
              per_minute);
   summary["time_split"] = split;
   summary["updates_scored_per_minute"] = per_minute;
+  if (loco) {
+    summary["inner_share_median"] = median(inner_share);
+    double encode_outer = 0, total = 0;
+    for (const char* stage : {"sync", "encode"}) encode_outer += split["miner"].value(stage, 0.0);
+    for (auto& [stage, v] : split["miner"].items()) total += v.get<double>();
+    summary["encode_and_outer_share"] = total > 0 ? encode_outer / total : 0.0;
+    fmt::print("  miners spent {:.1f}% of their wall time in inner steps (median window), "
+               "{:.1f}% in encode + outer step\n",
+               100 * median(inner_share), 100 * summary["encode_and_outer_share"].get<double>());
+    fmt::print("  parameter hashes: {} of {} miner windows equal the master's\n", agree, compared);
+  }
+  if (o.baseline) {
+    std::vector<uint16_t> honest;
+    for (size_t k = 1; k < procs.size(); ++k)
+      if (procs[k].behaviour == "honest") honest.push_back(procs[k].uid);
+    fmt::print("\nlocalnet: the single-node AdamW baseline on the union of {} miners' pages\n",
+               honest.size());
+    init_runtime(o.threads);
+    auto points = run_baseline(h, honest, start, o.windows);
+    master_loss["single-node AdamW (union of pages)"] = points;
+    if (!points.empty()) summary["baseline_last_loss"] = points.back().second;
+  }
   write_file_atomic(rdir / "metrics.jsonl", jsonl);
   write_file_atomic(rdir / "metrics.csv", csv);
   write_file_atomic(rdir / "summary.json", summary.dump(2));
   std::string html =
       "<!doctype html><html><head><meta charset='utf-8'><title>bistro localnet</title></head>"
       "<body style='font-family:sans-serif'><h2>bistro localnet</h2>";
-  html += fmt::format("<p>{} miners, {} windows, run directory {}</p>", o.miners, report.size(),
-                      dir.string());
+  html += fmt::format("<p>{} miners, {} windows, codec {}, run directory {}</p>", o.miners,
+                      report.size(), h.codec, dir.string());
+  if (loco) {
+    html += fmt::format(
+        "<p>Parameter hashes: <b>{} of {}</b> miner windows held exactly the master's theta. "
+        "Honest miners spent a median <b>{:.1f}%</b> of each window in inner steps.</p>",
+        agree, compared, 100 * summary.value("inner_share_median", 0.0));
+    html += "<h3>theta per window (miner's hash vs the master's)</h3><table border='1' "
+            "cellpadding='3' style='border-collapse:collapse'><tr><th>window</th>";
+    for (size_t k = 1; k < procs.size(); ++k) html += "<th>" + procs[k].name + "</th>";
+    html += "</tr>";
+    for (const auto& line : report) {
+      html += fmt::format("<tr><td>{}</td>", line["window"].get<uint64_t>());
+      for (size_t k = 1; k < procs.size(); ++k) {
+        const std::string t =
+            line["chain"].value(std::to_string(procs[k].uid), nlohmann::json::object())
+                .value("theta", "-");
+        html += fmt::format("<td style='background:{}'>{}</td>",
+                            t == "same" ? "#cfc" : t == "DIFFER" ? "#fcc" : "#fff", t);
+      }
+      html += "</tr>";
+    }
+    html += "</table>";
+  }
   html += svg_chart("Master loss per window (fixed held-out pages)", master_loss);
   html += svg_chart("Score per miner (EMA of loss improvement)", scores);
   html += svg_chart("Incentive per miner (Yuma)", incentive);
@@ -367,8 +551,9 @@ int run_localnet(const LocalnetOptions& o) {
   write_file_atomic(rdir / "report.html", html);
   fmt::print("\nlocalnet: report in {} (report.html, metrics.csv, metrics.jsonl, summary.json)\n",
              rdir.string());
-  check(report.size() == o.windows, "localnet: the validator finished {} of {} windows; see {}",
-        report.size(), o.windows, (dir / "logs" / "validator.log").string());
+  check(report.size() == validator_windows,
+        "localnet: the validator finished {} of {} windows; see {}", report.size(),
+        validator_windows, (dir / "logs" / "validator.log").string());
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // `bistro localnet`: a whole subnet on one machine with no network. Creates a local chain, file
-// buckets and wallets, registers K miners and one staked validator, runs each as its own process
-// (this same binary) on the embedded corpus and the tiny model, shows a live view per window
-// (master loss; each miner's loss, score, weight, incentive and emission from Yuma) and writes a
+// (or S3) buckets and wallets, registers K miners and one staked validator, runs each as its own
+// process (this same binary) on the embedded corpus and the tiny model, shows a live view per
+// window (the master's held-out loss; each miner's loss, score, weight, incentive and emission
+// from Yuma and, under protocol v2, whether its parameter hash equals the master's) and writes a
 // report directory: metrics.jsonl, metrics.csv, summary.json and report.html with plots.
 #pragma once
 
@@ -14,11 +15,13 @@ struct LocalnetOptions {
   int miners = 3;
   uint64_t windows = 6;
   std::string dir;  // default $BISTRO_HOME/localnet/run-<time>
-  double block_time = 1.0;
+  double block_time = 0;  // seconds per block; 0: calibrated so H inner steps fill ~92% of a window
   std::string hparams_file;
   int lazy = 0;     // the last `lazy` honest slots never train
   int garbage = 0;  // ... and `garbage` upload random bytes
   bool kill_validator = false;
+  bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
+  bool baseline = false;    // then train one AdamW model on the union of the miners' pages
   int threads = 1;
   std::string scoring = "loss-delta";
   std::string bucket_url;  // s3://PREFIX: S3 buckets PREFIX-<name> (must exist) instead of files

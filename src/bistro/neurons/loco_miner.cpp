@@ -1,4 +1,5 @@
 // The protocol v2 miner (codec sparseloco). Each window w:
+//   0. wait     for record(w-2): usually already there, so w may start before its first block
 //   1. sync     theta_w = outer_step(theta_{w-1}, record(w-2)) from the master validator's bucket
 //               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
 //   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
@@ -124,13 +125,17 @@ int run_loco_miner(const NeuronArgs& a) {
   };
   std::future<std::vector<Batch>> prefetch;
   uint64_t prefetched = 0;
+  // --windows N ends the run at window first + N (the same end after a restart).
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
-  uint64_t done = 0;
-  for (uint64_t w = std::max(first, at ? *at + 1 : 0); a.windows == 0 || done < a.windows;
-       ++w, ++done) {
+  const uint64_t end = a.windows ? first + a.windows : UINT64_MAX;
+  for (uint64_t w = std::max(first, at ? *at + 1 : 0); w < end; ++w) {
     try {
       Timer timer;
-      wait_for_block(*chain, window_start_block(w, h), 0.05);
+      // A miner may start window w as soon as theta_w exists (record(w - 2), published early in
+      // window w - 1): its pages are known in advance and its upload is due only when w ends,
+      // so a slow window is made up in the next instead of idling until a block boundary.
+      if (at && *at + 1 == w && w >= 2)
+        sync.wait_record(w - 2, window_start_block(w + 1, h));
       timer.lap("wait");
       if (window_of(chain->block(), h) > w) {
         log(1, fmt::format("window {} already over; skipping", w));

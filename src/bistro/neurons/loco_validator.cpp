@@ -115,7 +115,8 @@ int run_loco_validator(const NeuronArgs& a) {
       pages(global_pages_key(
                 UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
             h.eval_pages, data.configs),
-      0);
+      6);
+  double last_eval = NAN;  // the held-out loss of theta as it is now (computed once per window)
   const uint64_t first = next;
   // One window, all or nothing: `fallback` publishes an empty record (theta unchanged) when the
   // full pass failed, so the miners waiting on record(u) can go on.
@@ -137,9 +138,10 @@ int run_loco_validator(const NeuronArgs& a) {
       auto global = data.batches(
           pages(global_pages_key(u, chain->block_hash(window_start_block(u, h))), h.eval_pages,
                 data.configs),
-          0);
+          h.score_batches);
       const double base_global = mean_loss(theta, global);
-      const double base_eval = mean_loss(theta, eval);
+      if (!std::isfinite(last_eval)) last_eval = mean_loss(theta, eval);
+      const double base_eval = last_eval;
       nlohmann::json miners = nlohmann::json::object();
       auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
       WindowRecord record;
@@ -159,7 +161,8 @@ int run_loco_validator(const NeuronArgs& a) {
           status = r == gs.rejected.end() ? "missing" : r->second;
         } else {
           const auto local = data.batches(
-              pages(local_pages_key(u, n.uid), h.pages_per_window, data.configs), 2);
+              pages(local_pages_key(u, n.uid), h.pages_per_window, data.configs),
+              h.score_batches);
           d = score_update(theta, it->second, n.uid, h.outer_lr, local, global, base_global);
           if (!std::isfinite(d.local) || !std::isfinite(d.global)) {
             d = {};
@@ -187,6 +190,7 @@ int run_loco_validator(const NeuronArgs& a) {
       bucket->put(record_key(u), encode_record(record, *hot));
       timer.lap("record");
       const double master_eval = mean_loss(theta, eval);
+      last_eval = master_eval;
       timer.lap("eval");
 
       // 5. weights: softmax of the scores of the miners seen this window.
@@ -255,8 +259,12 @@ int run_loco_validator(const NeuronArgs& a) {
                          u, record.accepted.size(), updates.size(), base_eval, master_eval,
                          record.params_hash.substr(0, 12), weights_status, timer.total()));
   };
-  uint64_t done = 0;
-  for (uint64_t u = next; a.windows == 0 || done < a.windows;) {
+  // --windows N: the windows from start_window - 1 (or from where it resumed) up to N of them; a
+  // restart with the same flags ends where the first run would have.
+  const uint64_t end =
+      a.windows ? (a.start_window ? std::max<uint64_t>(1, a.start_window) - 1 : next) + a.windows
+                : UINT64_MAX;
+  for (uint64_t u = next; u < end;) {
     wait_for_block(*chain, window_start_block(u + 1, h) + h.grace_blocks, 0.05);
     std::vector<torch::Tensor> saved;
     for (const auto& p : params) saved.push_back(p.detach().clone());
@@ -273,6 +281,7 @@ int run_loco_validator(const NeuronArgs& a) {
                                         : "retrying the window"));
         torch::NoGradGuard no_grad;
         for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+        last_eval = NAN;
       }
     }
     if (!ok) {
@@ -280,7 +289,6 @@ int run_loco_validator(const NeuronArgs& a) {
       continue;
     }
     ++u;
-    ++done;
   }
   return 0;
 }

@@ -21,6 +21,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("blocks_per_window", h.blocks_per_window);
   f("pages_per_window", h.pages_per_window);
   f("eval_pages", h.eval_pages);
+  f("score_batches", h.score_batches);
   f("batch_rows", h.batch_rows);
   f("seq_len", h.seq_len);
   f("max_micro_batches", h.max_micro_batches);

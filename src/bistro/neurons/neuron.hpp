@@ -28,6 +28,7 @@ struct NeuronHparams {
   uint64_t blocks_per_window = 5;
   uint64_t pages_per_window = 3;  // the miner's local pages per window
   uint64_t eval_pages = 1;        // the validator's random global pages per window
+  int64_t score_batches = 1;      // sparseloco: micro-batches per page set when scoring an update
   int64_t batch_rows = 8;
   int64_t seq_len = 128;
   int64_t max_micro_batches = 12;  // per window, per miner (bounds a window's work on a CPU)
