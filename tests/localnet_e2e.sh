@@ -1,57 +1,113 @@
 #!/usr/bin/env bash
-# End to end on the embedded defaults with fast blocks: 2 honest miners, a lazy one (uploads its
-# starting values), a garbage one (random bytes) and a validator that is SIGKILLed mid-run and
-# restarted. Checks: the master loss falls, the lazy miner ends with less incentive than each
-# honest one, the garbage miner scores zero with a reason and nobody crashes, and the restarted
-# validator resumed with every miner's score.
-# With a second argument "dct": the DeMo codec (dct-topk) instead of slices, 4 windows, no kill.
+# End to end on the embedded defaults, one mode per ctest:
+#   loco   protocol v2 (the default codec, sparseloco): 2 honest miners, a lazy one (sends an
+#          untrained update), a garbage one (random bytes); the validator is SIGKILLed mid-run and
+#          restarted, and so is miner-0 (restarted two windows later: it must catch up from the
+#          master's checkpoint and records). Checks: the master loss falls; every miner window's
+#          theta hash equals the master's, the restarted miner's included; the lazy and garbage
+#          updates never enter a record; the restarted validator kept every score.
+#   s3     protocol v2 over S3 (s3rver on loopback, started here): 2 honest miners, hashes agree.
+#   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
+#   dct    DeMo's DCT top-k (v1).
 set -u
 bistro=$1
-mode=${2:-slice}
+mode=${2:-loco}
+root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+s3pid=""
+trap '[[ -n $s3pid ]] && kill $s3pid 2>/dev/null; rm -rf "$dir"' EXIT
 export BISTRO_HOME=${BISTRO_HOME:-$HOME/.bistro}
-args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator)
-windows=5
-if [[ $mode == dct ]]; then
-  echo '{"codec": "dct-topk", "dct_k": 32, "temperature": 20}' > "$dir/hparams.json"
-  args=(--miners 4 --lazy 1 --garbage 1 --windows 4 --block-time 1 --hparams "$dir/hparams.json")
-  windows=4
-fi
+v1='"pages_per_window": 1, "max_micro_batches": 2'
+case $mode in
+  loco)
+    args=(--miners 4 --lazy 1 --garbage 1 --windows 8 --kill-validator --kill-miner) ;;
+  s3)
+    port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    buckets=()
+    for n in validator miner-0 miner-1; do buckets+=(--configure-bucket "bistro-ln-$n"); done
+    node --openssl-legacy-provider "$root/tools/node/node_modules/s3rver/bin/s3rver.js" \
+      -d "$dir/s3" -a 127.0.0.1 -p "$port" --silent "${buckets[@]}" &
+    s3pid=$!
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    export BISTRO_S3_ENDPOINT=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=S3RVER \
+      AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+    args=(--miners 2 --windows 5 --bucket-url s3://bistro-ln) ;;
+  slice)
+    echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
+    args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
+          --hparams "$dir/hparams.json") ;;
+  dct)
+    echo "{\"codec\": \"dct-topk\", \"dct_k\": 32, \"temperature\": 20, $v1}" > "$dir/hparams.json"
+    args=(--miners 4 --lazy 1 --garbage 1 --windows 4 --block-time 1 --hparams "$dir/hparams.json") ;;
+  *) echo "unknown mode $mode"; exit 2 ;;
+esac
 if ! "$bistro" localnet --dir "$dir/run" "${args[@]}" > "$dir/out.txt" 2>&1; then
   cat "$dir/out.txt"; tail -20 "$dir"/run/logs/*.log; echo "FAIL: localnet exited non-zero"; exit 1
 fi
 cat "$dir/out.txt"
-/usr/bin/python3 - "$dir/run" "$windows" "$mode" <<'PY'
-import json, sys, pathlib
+/usr/bin/python3 - "$dir/run" "$mode" <<'PY'
+import csv, json, sys, pathlib
 run = pathlib.Path(sys.argv[1])
-windows, mode = int(sys.argv[2]), sys.argv[3]
+mode = sys.argv[2]
 s = json.loads((run / "report" / "summary.json").read_text())
 fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
+v2 = mode in ("loco", "s3")
+windows = {"loco": 9, "s3": 6, "slice": 5, "dct": 4}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")
 final = s["final"]; scores = s["final_scores"]
 kind = {uid: v["kind"] for uid, v in final.items()}
 honest = [u for u, k in kind.items() if k == "honest"]
-lazy = [u for u, k in kind.items() if k == "lazy"][0]
-garbage = [u for u, k in kind.items() if k == "garbage"][0]
-for u in honest:
-    expect(final[lazy]["incentive"] < final[u]["incentive"],
-           f"lazy uid {lazy} incentive {final[lazy]['incentive']:.4f} < honest uid {u} {final[u]['incentive']:.4f}")
-    expect(scores[u]["score"] > scores[lazy]["score"], f"honest uid {u} outscores the lazy miner")
-expect(scores[garbage]["score"] == 0 and scores[garbage]["status"] != "ok",
-       f"garbage uid {garbage} scores 0 ({scores[garbage]['status'][:60]})")
 for p in s["processes"]:
-    expect(p["exit"] in (0, 15 + 128) , f"{p['name']} exited cleanly ({p['exit']})")
-if mode != "dct":
-    expect(s["validator_restarted"], "the validator was killed and restarted")
-    log = (run / "logs" / "validator.log").read_text()
-    expect("resumed at window" in log and "with 4 scores" in log, "the restarted validator kept all 4 scores")
+    expect(p["exit"] in (0, 15 + 128), f"{p['name']} exited cleanly ({p['exit']})")
 for f in ["metrics.jsonl", "metrics.csv", "report.html"]:
     expect((run / "report" / f).stat().st_size > 100, f"report/{f} written")
+if v2:
+    expect(s["theta_compared"] > 0 and s["theta_agree"] == s["theta_compared"],
+           f"every miner window held the master's theta ({s['theta_agree']} of {s['theta_compared']})")
+    rows = list(csv.DictReader(open(run / "report" / "metrics.csv")))
+    lines = [json.loads(l) for l in open(run / "report" / "metrics.jsonl")]
+    expect(sum(l["accepted"] for l in lines) > 0, "updates entered the records")
+    for u in honest:
+        same = [r for r in rows if r["uid"] == u and r["theta"] == "same"]
+        expect(len(same) >= 2, f"honest uid {u}: theta equal to the master's in {len(same)} windows")
+    if mode == "loco":
+        lazy = [u for u, k in kind.items() if k == "lazy"][0]
+        garbage = [u for u, k in kind.items() if k == "garbage"][0]
+        entered = {u: sum(1 for l in lines if l["miners"].get(u, {}).get("accepted")) for u in kind}
+        expect(entered[lazy] == 0, f"the lazy miner's updates never entered a record ({entered[lazy]})")
+        expect(entered[garbage] == 0, "the garbage miner's updates never entered a record")
+        expect(scores[garbage]["status"] != "ok", f"garbage uid {garbage} rejected ({scores[garbage]['status'][:60]})")
+        for u in honest:
+            expect(entered[u] >= 3, f"honest uid {u} entered {entered[u]} records")
+            expect(final[lazy]["incentive"] < final[u]["incentive"],
+                   f"lazy uid {lazy} incentive {final[lazy]['incentive']:.4f} < honest uid {u} {final[u]['incentive']:.4f}")
+        expect(s["validator_restarted"] and s["miner_restarted"], "the validator and miner-0 were killed and restarted")
+        log = (run / "logs" / "validator.log").read_text()
+        expect("resumed at window" in log and "with 4 scores" in log, "the restarted validator kept all 4 scores")
+        victim = [u for u, v in final.items() if v["name"] == "miner-0"][0]
+        mlog = (run / "logs" / "miner-0.log").read_text()
+        expect("resumed: shared model at window" in mlog, "miner-0 resumed from its own state")
+        after = [r for r in rows if r["uid"] == victim]
+        last = max(int(r["window"]) for r in after if r["theta"] == "same")
+        expect(last >= max(int(r["window"]) for r in rows) - 1,
+               f"miner-0 back in sync after its restart (last equal window {last})")
+else:
+    lazy = [u for u, k in kind.items() if k == "lazy"][0]
+    garbage = [u for u, k in kind.items() if k == "garbage"][0]
+    for u in honest:
+        expect(final[lazy]["incentive"] < final[u]["incentive"],
+               f"lazy uid {lazy} incentive {final[lazy]['incentive']:.4f} < honest uid {u} {final[u]['incentive']:.4f}")
+        expect(scores[u]["score"] > scores[lazy]["score"], f"honest uid {u} outscores the lazy miner")
+    expect(scores[garbage]["score"] == 0 and scores[garbage]["status"] != "ok",
+           f"garbage uid {garbage} scores 0 ({scores[garbage]['status'][:60]})")
+    if mode == "slice":
+        expect(s["validator_restarted"], "the validator was killed and restarted")
+        log = (run / "logs" / "validator.log").read_text()
+        expect("resumed at window" in log and "with 4 scores" in log, "the restarted validator kept all 4 scores")
 sys.exit(1 if fails else 0)
 PY

@@ -1,6 +1,7 @@
 // Neuron plumbing against real parts: a LocalChain file, file buckets, signed updates. A bad peer
 // (garbage, wrong key, missing object, unreachable bucket) is skipped with its reason; good peers
-// are gathered; hparams files are checked.
+// are gathered; hparams files are checked; protocol v2's records move a node's theta exactly as
+// the master's, from the miner's bucket or the mirror, and a bad record resynchronises it.
 #include <fstream>
 
 #include "bistro/chain/local_chain.hpp"
@@ -8,7 +9,11 @@
 #include "bistro/compress/slices.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "bistro/compress/error_feedback.hpp"
+#include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
+#include "bistro/storage/sigv4.hpp"
 #include "bistro/storage/file_bucket.hpp"
 #include "model_test_util.hpp"
 
@@ -36,6 +41,7 @@ TEST(Neurons, GatherKeepsGoodPeersAndNamesWhyTheOthersFailed) {
     c.register_neuron(1, *cold, ss58_encode(hot[i]->public_key()));
   }
   NeuronHparams h;
+  h.codec = "slice";
   h.compression = 50;
   const LlamaConfig config = preset("tiny");
   Llama model(config);
@@ -109,4 +115,126 @@ TEST(Neurons, LossIsAPureFunctionOfWeightsAndBatch) {
   mean_loss(model, {b});
   mean_loss(model, {c});
   EXPECT_EQ(mean_loss(model, {a}), first);
+}
+
+// A master validator (staked, "master:" bucket) and two miners on a LocalChain; the validator
+// publishes record(5) naming both miners' updates; a follower's ModelSync must reach exactly the
+// master's theta, and refuse (by name) every way the record or the files can be wrong.
+TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
+  test::TempDir dir("sync");
+  const auto file = dir / "chain.db";
+  chain::LocalChain::create(file, {.block_time_ms = 60'000});
+  chain::LocalChain c(file);
+  c.create_subnet(1, {});
+  auto cold = key(200);
+  auto vkey = key(50);
+  const std::string vhot = ss58_encode(vkey->public_key());
+  c.register_neuron(1, *cold, vhot);
+  c.add_stake(vhot, ss58_encode(cold->public_key()), 1'000'000'000);
+  const std::string vurl = "file://" + (dir / "validator").string();
+  c.set_commitment(1, *vkey, "master:" + vurl);
+  FileBucket vbucket(dir / "validator");
+
+  NeuronHparams h;  // sparseloco, the default
+  const LlamaConfig config = preset("tiny");
+  Llama master(config);
+  master->init_weights(h.init_seed);
+  const auto theta = parameter_tensors(master);
+  const uint64_t u = 5;
+  std::vector<std::string> files;
+  std::vector<Update> updates;
+  WindowRecord r{.window = u, .config_hash = config_hash(config), .hparams_hash = hparams_hash(h)};
+  for (uint8_t m = 1; m <= 2; ++m) {
+    auto hot = key(m);
+    const std::string hk = ss58_encode(hot->public_key());
+    const uint16_t uid = c.register_neuron(1, *cold, hk);
+    const std::string url = "file://" + (dir / ("m" + std::to_string(m))).string();
+    c.set_commitment(1, *hot, url);
+    ErrorFeedback ef(master->ordered_parameters(), {.k = h.topk});
+    std::vector<torch::Tensor> delta;
+    torch::manual_seed(m);
+    for (const auto& p : theta) delta.push_back(torch::randn_like(p) * 1e-3);
+    Update up = ef.encode(delta);
+    up.window = u;
+    up.uid = uid;
+    up.config_hash = config_hash(config);
+    files.push_back(encode_update(up, *hot));
+    FileBucket(dir / ("m" + std::to_string(m))).put(update_key(u, uid, hk), files.back());
+    updates.push_back(decode_update(files.back(), update_expectation(h, config, u, uid, hk), "t"));
+    r.accepted.push_back({uid, hk, sha256_hex(files.back())});
+  }
+  r.base_hash = params_hash(theta);
+  vbucket.put(mirror_key(u, r.accepted[0].uid), files[0]);
+  vbucket.put(mirror_key(u, r.accepted[1].uid), files[1]);
+  outer_step(theta, {{r.accepted[0].uid, &updates[0]}, {r.accepted[1].uid, &updates[1]}},
+             h.outer_lr);
+  r.params_hash = params_hash(theta);
+  ASSERT_NE(r.params_hash, r.base_hash);
+  vbucket.put(record_key(u), encode_record(r, *vkey));
+
+  std::vector<std::string> logged;
+  ModelSync sync(c, 1, h, config, dir / "scratch",
+                 [&](int, const std::string& m) { logged.push_back(m); });
+  auto fresh = [&] {
+    Llama m(config);
+    m->init_weights(h.init_seed);
+    return m;
+  };
+  auto error_of = [&](Llama& m) -> std::string {
+    try {
+      sync.apply_record(*sync.fetch_record(u), parameter_tensors(m));
+    } catch (const SyncError& e) {
+      return e.what();
+    }
+    return "applied";
+  };
+  {  // From the miners' buckets: the master's theta, bit for bit.
+    Llama follower = fresh();
+    EXPECT_EQ(error_of(follower), "applied");
+    EXPECT_EQ(params_hash(parameter_tensors(follower)), r.params_hash);
+  }
+  {  // One miner's object gone: the mirror serves it.
+    FileBucket(dir / "m1").remove(update_key(u, r.accepted[0].uid, r.accepted[0].hotkey));
+    Llama follower = fresh();
+    EXPECT_EQ(error_of(follower), "applied");
+    EXPECT_EQ(params_hash(parameter_tensors(follower)), r.params_hash);
+  }
+  {  // ... and the mirror holding other bytes: refused, naming the window and uid.
+    vbucket.put(mirror_key(u, r.accepted[0].uid), files[1]);
+    Llama follower = fresh();
+    const auto before = params_hash(parameter_tensors(follower));
+    const auto e = error_of(follower);
+    EXPECT_NE(e.find("window 5: uid " + std::to_string(r.accepted[0].uid)), std::string::npos) << e;
+    EXPECT_NE(e.find("other bytes"), std::string::npos) << e;
+    EXPECT_EQ(params_hash(parameter_tensors(follower)), before);  // untouched
+    vbucket.put(mirror_key(u, r.accepted[0].uid), files[0]);
+  }
+  {  // A node on another theta is told it has diverged before anything is applied.
+    Llama other(config);
+    other->init_weights(h.init_seed + 1);
+    EXPECT_NE(error_of(other).find("the record starts from"), std::string::npos);
+  }
+  {  // A record whose result hash is wrong: the node notices after the outer step.
+    WindowRecord lie = r;
+    lie.params_hash = std::string(32, '0');
+    vbucket.put(record_key(u), encode_record(lie, *vkey));
+    Llama follower = fresh();
+    EXPECT_NE(error_of(follower).find("after the outer step"), std::string::npos);
+    vbucket.put(record_key(u), encode_record(r, *vkey));
+  }
+  {  // A record signed by someone else.
+    vbucket.put(record_key(u), encode_record(r, *key(77)));
+    EXPECT_THROW(sync.fetch_record(u), SyncError);
+    vbucket.put(record_key(u), encode_record(r, *vkey));
+  }
+  {  // catch_up: theta_6 -> theta_8 needs record(5) and record(6); with record(6) missing it
+     // stops at 7, and a node with nothing loads the checkpoint of window 7 once it exists.
+    Llama follower = fresh();
+    EXPECT_EQ(sync.catch_up(follower, 6, 8, 0), std::optional<uint64_t>(7));
+    EXPECT_EQ(params_hash(parameter_tensors(follower)), r.params_hash);
+    publish_checkpoint(vbucket, master, 7, dir / "pub");
+    Llama late = fresh();
+    EXPECT_EQ(sync.catch_up(late, std::nullopt, 7, 0), std::optional<uint64_t>(7));
+    EXPECT_EQ(params_hash(parameter_tensors(late)), r.params_hash);
+  }
 }

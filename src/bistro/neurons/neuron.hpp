@@ -48,7 +48,7 @@ struct NeuronHparams {
   int64_t chunk_cap = 64;       // dct-topk: largest chunk side
   double dct_lr = 3e-3;         // dct-topk: the learning rate of the merged sign step
   double score_ema = 0.6;       // weight of the old value in the score EMAs
-  double temperature = 1000.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
+  double temperature = 20.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
   uint64_t weights_interval = 1;  // windows between set_weights
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
 };
