@@ -55,7 +55,7 @@ def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
 v2 = mode in ("loco", "s3")
-windows = {"loco": 9, "s3": 6, "slice": 5, "dct": 4}[mode]
+windows = {"loco": 8, "s3": 5, "slice": 5, "dct": 4}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")

@@ -227,14 +227,15 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
     EXPECT_THROW(sync.fetch_record(u), SyncError);
     vbucket.put(record_key(u), encode_record(r, *vkey));
   }
-  {  // catch_up: theta_6 -> theta_8 needs record(5) and record(6); with record(6) missing it
-     // stops at 7, and a node with nothing loads the checkpoint of window 7 once it exists.
+  {  // catch_up: theta_5 -> theta_7 needs record(5) and record(6); with record(6) missing it
+     // stops at 6, and a node with nothing loads the checkpoint of window 6 once it exists.
     Llama follower = fresh();
-    EXPECT_EQ(sync.catch_up(follower, 6, 8, 0), std::optional<uint64_t>(7));
+    EXPECT_EQ(sync.catch_up(follower, 5, 7, 0), std::optional<uint64_t>(6));
     EXPECT_EQ(params_hash(parameter_tensors(follower)), r.params_hash);
-    publish_checkpoint(vbucket, master, 7, dir / "pub");
     Llama late = fresh();
-    EXPECT_EQ(sync.catch_up(late, std::nullopt, 7, 0), std::optional<uint64_t>(7));
+    EXPECT_EQ(sync.catch_up(late, std::nullopt, 6, 0), std::nullopt);  // nothing published yet
+    publish_checkpoint(vbucket, master, 6, dir / "pub");
+    EXPECT_EQ(sync.catch_up(late, std::nullopt, 6, 0), std::optional<uint64_t>(6));
     EXPECT_EQ(params_hash(parameter_tensors(late)), r.params_hash);
   }
 }

@@ -68,7 +68,7 @@ std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_
   while (true) {
     if (auto r = fetch_record(u)) return r;
     if (chain_.block() >= give_up_block) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
 }
 
@@ -185,8 +185,7 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
       }
       if (!known) return std::nullopt;
       while (at < target) {
-        if (at == 0) throw SyncError("window 0 has no record before it to replay");
-        auto r = wait_record(at - 1, give_up_block);
+        auto r = wait_record(at, give_up_block);
         if (!r) return at;
         apply_record(*r, theta);
         ++at;

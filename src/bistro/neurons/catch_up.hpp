@@ -44,7 +44,7 @@ class ModelSync {
   // Polls fetch_record until it appears or the chain reaches `give_up_block`.
   std::optional<WindowRecord> wait_record(uint64_t u, uint64_t give_up_block);
 
-  // theta_{u+1} -> theta_{u+2}: checks base_hash, fetches each accepted update (the miner's
+  // theta_u -> theta_{u+1}: checks base_hash, fetches each accepted update (the miner's
   // bucket, else the master's mirror) and its SHA-256, decodes it, takes the outer step and
   // checks params_hash. SyncError on any mismatch; theta is left alone unless the outer step ran.
   // Updates already in hand (by uid, with their bytes' SHA-256) are not fetched again.
@@ -55,7 +55,7 @@ class ModelSync {
   // window's start), or nullopt when none is published yet.
   std::optional<uint64_t> load_latest_checkpoint(Llama& model);
 
-  // Brings model from window `at` (theta_at) to `target` by records at-1 .. target-2, waiting for
+  // Brings model from window `at` (theta_at) to `target` by records at .. target-1, waiting for
   // each until `give_up_block`; on a SyncError reloads the latest checkpoint and replays from
   // there. Returns the window theta is at afterwards (target, or less if it gave up), nullopt
   // when it holds no known state (no checkpoint yet, or resynchronising failed).

@@ -182,16 +182,17 @@ int run_localnet(const LocalnetOptions& o) {
   build_default_corpus(default_corpus_dir(), {}, false);  // once, before the processes race for it
   double block_time = o.block_time;
   if (block_time == 0 && loco) {
-    // H inner steps, timed with every miner training at once plus one more for the validator
-    // (its scoring costs about one miner's compute here), should fill ~92% of a window.
+    // H inner steps, timed with every training miner at once plus one more for the validator
+    // (its scoring costs about one miner's compute here), should fill ~95% of a window.
     init_runtime(1);
-    const double step = time_inner_step(h, o.miners + 1);
-    block_time = static_cast<double>(h.inner_steps) * step / 0.92 /
+    const int training = o.miners - o.lazy - o.garbage + 1;
+    const double step = time_inner_step(h, training);
+    block_time = static_cast<double>(h.inner_steps) * step / 0.95 /
                  static_cast<double>(h.blocks_per_window);
     block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
-    fmt::print("localnet: one inner step takes {:.3f} s here with {} processes at once -> {:.2f} s "
-               "blocks\n",
-               step, o.miners + 1, block_time);
+    fmt::print("localnet: one inner step takes {:.3f} s here with {} processes training at once "
+               "-> {:.2f} s blocks\n",
+               step, training, block_time);
   } else if (block_time == 0) {
     block_time = 1.0;
   }
@@ -266,9 +267,7 @@ int run_localnet(const LocalnetOptions& o) {
   const double window_s = static_cast<double>(h.blocks_per_window) * block_time;
   const uint64_t start =
       window_of(chain.block(), h) + 1 + static_cast<uint64_t>(std::ceil(6.0 / window_s));
-  // Protocol v2: the validator's first window is start - 1 (the empty genesis record), so it runs
-  // one more window than the miners to score every window they train.
-  const uint64_t validator_windows = loco ? o.windows + 1 : o.windows;
+  const uint64_t validator_windows = o.windows;
   for (auto& p : procs) {
     const bool is_validator = &p == &procs[0];
     p.argv.insert(p.argv.end(),
@@ -299,8 +298,8 @@ int run_localnet(const LocalnetOptions& o) {
       std::chrono::steady_clock::now() +
       std::chrono::duration<double>(60 + (start - window_of(chain.block(), h) + o.windows + 3) *
                                              window_s * 3);
-  // Protocol v2: the master's hash of theta_w, from its lines (base_hash of line u is theta_{u+1},
-  // params_hash theta_{u+2}), against each miner's hash of the theta_w it trained from.
+  // Protocol v2: the master's hash of theta_w, from its lines (base_hash of line u is theta_u,
+  // params_hash theta_{u+1}), against each miner's hash of the theta_w it trained from.
   std::map<uint64_t, std::string> master_hash;
   uint64_t agree = 0, compared = 0;
   bool miner_killed = false;
@@ -312,8 +311,8 @@ int run_localnet(const LocalnetOptions& o) {
       auto& line = lines[i];
       const uint64_t w = line["window"].get<uint64_t>();
       if (loco) {
-        master_hash[w + 1] = line.value("base_hash", "");
-        master_hash[w + 2] = line.value("params_hash", "");
+        master_hash[w] = line.value("base_hash", "");
+        master_hash[w + 1] = line.value("params_hash", "");
       }
       const chain::Metagraph m = chain.metagraph(1);
       fmt::print(

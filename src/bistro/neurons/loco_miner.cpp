@@ -1,13 +1,14 @@
 // The protocol v2 miner (codec sparseloco). Each window w:
-//   0. wait     for record(w-2): usually already there, so w may start before its first block
-//   1. sync     theta_w = outer_step(theta_{w-1}, record(w-2)) from the master validator's bucket
+//   0. wait     for record(w-1), which the validator publishes as soon as every miner uploaded
+//   1. sync     theta_w = outer_step(theta_{w-1}, record(w-1)) from the master validator's bucket
 //               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
 //   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
 //   3. encode   e <- beta e + (theta_w - theta_local); top-k, 2-bit; e <- e - sent
 //   4. upload   update(w) to this miner's bucket, before the window ends
 //   5. persist  theta_w, AdamW, e and the window, atomically (a SIGKILL loses at most a window)
-// The record of window w - 2 was published while this miner trained window w - 1, so the sync
-// costs a fetch and one outer step, not a wait: the window goes to the inner steps.
+// A miner may start window w as soon as record(w - 1) exists, before w's first block: its pages
+// are known in advance and its upload is due only when w ends, so the window goes to the inner
+// steps and a slow window is made up in the next.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -40,9 +41,10 @@ void copy_into(const std::vector<torch::Tensor>& to, const std::vector<torch::Te
 // kill between the writes is detected (and the master's checkpoint used instead).
 struct MinerState {
   std::filesystem::path dir;
+  // theta_w and AdamW's moments in one checkpoint directory (the local weights are not kept:
+  // every window starts them from theta), the error feedback beside it, state.json last.
   void save(uint64_t window, Llama& shared, Trainer& trainer, const ErrorFeedback& ef) const {
-    save_checkpoint(dir / "shared", shared);
-    trainer.save(dir / "trainer");
+    save_checkpoint(dir / "shared", shared, &trainer.optimizer());
     ef.save(dir / "error_feedback.safetensors");
     write_file_atomic(dir / "state.json",
                       nlohmann::json{{"window", window},
@@ -57,9 +59,10 @@ struct MinerState {
       auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
       check(st.is_object() && st["window"].is_number_unsigned() && st["params_hash"].is_string(),
             "{}: not a miner state", (dir / "state.json").string());
-      trainer.resume(dir / "trainer");
-      ef.load(dir / "error_feedback.safetensors");
       load_weights(shared, dir / "shared" / "model.safetensors");
+      check(load_optimizer(dir / "shared", trainer.model(), trainer.optimizer()),
+            "{}: no optimizer state", (dir / "shared").string());
+      ef.load(dir / "error_feedback.safetensors");
       if (params_hash(parameter_tensors(shared)) != st["params_hash"].get<std::string>()) {
         log("the saved shared model does not match its state (killed mid-write?); using the "
             "master's checkpoint");
@@ -131,17 +134,13 @@ int run_loco_miner(const NeuronArgs& a) {
   for (uint64_t w = std::max(first, at ? *at + 1 : 0); w < end; ++w) {
     try {
       Timer timer;
-      // A miner may start window w as soon as theta_w exists (record(w - 2), published early in
-      // window w - 1): its pages are known in advance and its upload is due only when w ends,
-      // so a slow window is made up in the next instead of idling until a block boundary.
-      if (at && *at + 1 == w && w >= 2)
-        sync.wait_record(w - 2, window_start_block(w + 1, h));
+      if (at && *at + 1 == w) sync.wait_record(w - 1, window_start_block(w + 1, h));
       timer.lap("wait");
       if (window_of(chain->block(), h) > w) {
         log(1, fmt::format("window {} already over; skipping", w));
         continue;
       }
-      // 1. sync: theta_w, by the records up to w - 2.
+      // 1. sync: theta_w, by the records up to w - 1.
       at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
       if (!at || *at != w) {
         log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window",

@@ -1,7 +1,7 @@
-// The window record: what makes every node's model the same. After scoring window u's updates the
+// The window record: what makes every node's model the same. Once window u's updates are in, the
 // validator publishes record(u): the uids it accepted, each with the SHA-256 of the update file it
-// accepted, the hash of the parameters the outer step starts from (theta_{u+1}) and the hash of
-// the parameters it produces (theta_{u+2}). Every node applies exactly that set; a node whose
+// accepted, the hash of the parameters the outer step starts from (theta_u) and the hash of the
+// parameters it produces (theta_{u+1}). Every node applies exactly that set; a node whose
 // parameters hash differently from `base_hash` or `params_hash` has diverged and resynchronises
 // (catch_up.hpp). docs/protocol.md specifies the format.
 //
@@ -31,8 +31,8 @@ struct WindowRecord {
   uint64_t window = 0;       // the window whose updates these are
   std::string config_hash;   // the model (update.hpp's config_hash)
   std::string hparams_hash;  // the protocol's knobs (hparams_hash in neuron.hpp)
-  std::string base_hash;     // params_hash(theta_{window+1}), before the outer step
-  std::string params_hash;   // params_hash(theta_{window+2}), after it
+  std::string base_hash;     // params_hash(theta_window), before the outer step
+  std::string params_hash;   // params_hash(theta_{window+1}), after it
   std::vector<RecordEntry> accepted;  // ascending uid
   std::string validator;              // hex public key (set by encode_record)
   std::string scheme;                 // set by encode_record

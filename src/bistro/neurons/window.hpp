@@ -1,12 +1,15 @@
 // The window clock and where each window's objects live (docs/protocol.md, "Neurons").
 //
 // Protocol v2 timeline, window w = blocks [w bpw, (w + 1) bpw):
-//   miners     start of w: theta_w = outer_step(theta_{w-1}, record(w-2)); H inner steps;
-//              upload update(w) before the window ends.
-//   validator  from block (w + 1) bpw + grace: gather and score update(w); publish record(w),
-//              which takes theta_{w+1} to theta_{w+2}; checkpoint theta every N windows.
-// The outer step lags one window behind the updates, so nobody waits: the validator scores window
-// w while the miners train window w + 1.
+//   miners     theta_w = outer_step(theta_{w-1}, record(w-1)); H inner steps from theta_w; upload
+//              update(w), due by the end of window w.
+//   validator  closes window w when every committed miner has uploaded update(w) (or at block
+//              (w + 1) bpw + grace); publishes record(w), which takes theta_w to theta_{w+1}, at
+//              once; then scores the updates (loss deltas) for the weights and for which uids the
+//              next records admit; checkpoints theta every N windows.
+// The outer step applies window w's updates to theta_w itself (no staleness: `experiment
+// converge --outer-delay 1` measures what a one-window lag costs), and the record is out a
+// moment after the last upload, so a miner waits for it only briefly.
 #pragma once
 
 #include <cstdint>
