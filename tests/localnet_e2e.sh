@@ -45,6 +45,12 @@ if ! "$bistro" localnet --dir "$dir/run" "${args[@]}" > "$dir/out.txt" 2>&1; the
   cat "$dir/out.txt"; tail -20 "$dir"/run/logs/*.log; echo "FAIL: localnet exited non-zero"; exit 1
 fi
 cat "$dir/out.txt"
+if [[ $mode == s3 ]]; then  # everything went through S3: no file buckets, records in s3rver
+  if [[ -n $(ls -A "$dir/run/buckets") ]] || ! find "$dir/s3" -path '*records*' | grep -q .; then
+    echo "FAIL: the s3 run wrote file buckets or no records reached s3rver"; exit 1
+  fi
+  echo "ok: buckets lived in s3rver"
+fi
 /usr/bin/python3 - "$dir/run" "$mode" <<'PY'
 import csv, json, sys, pathlib
 run = pathlib.Path(sys.argv[1])

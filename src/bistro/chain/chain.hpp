@@ -77,6 +77,9 @@ class Chain {
   virtual ~Chain() = default;
 
   virtual uint64_t block() = 0;
+  // Seconds between blocks (Bittensor's 12 unless the chain says otherwise): how a neuron turns a
+  // deadline block into time left.
+  virtual double seconds_per_block() { return 12.0; }
   // The hash of a block at or before the current one.
   virtual BlockHash block_hash(uint64_t block) = 0;
   virtual Hyperparameters hyperparameters(uint16_t netuid) = 0;

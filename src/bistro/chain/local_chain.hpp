@@ -43,6 +43,7 @@ class LocalChain final : public Chain {
   LocalChain& operator=(const LocalChain&) = delete;
 
   uint64_t block() override;
+  double seconds_per_block() override { return static_cast<double>(block_time_ms()) / 1000.0; }
   BlockHash block_hash(uint64_t block) override;
   Hyperparameters hyperparameters(uint16_t netuid) override;
   Metagraph metagraph(uint16_t netuid) override;

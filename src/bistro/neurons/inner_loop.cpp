@@ -1,18 +1,30 @@
 #include "bistro/neurons/inner_loop.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 #include "bistro/core/error.hpp"
 
 namespace bistro {
 
-InnerLoopResult inner_loop(Trainer& trainer, const std::vector<Batch>& batches, int64_t steps) {
+InnerLoopResult inner_loop(Trainer& trainer, const std::vector<Batch>& batches, int64_t steps,
+                           const std::function<bool(double)>& in_time) {
   check(!batches.empty(), "inner loop: the window's pages gave no micro-batches");
   InnerLoopResult r;
+  const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) {
+    if (i > 0 && in_time) {
+      const double per_step =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+          static_cast<double>(i);
+      if (!in_time(per_step)) break;
+    }
     const auto s = trainer.step({batches[static_cast<size_t>(i) % batches.size()]});
-    r.loss += s.loss / static_cast<double>(steps);
+    r.loss += s.loss;
     r.tokens += s.tokens;
     ++r.steps;
   }
+  r.loss /= static_cast<double>(std::max<int64_t>(1, r.steps));
   return r;
 }
 

@@ -4,6 +4,7 @@
 // step count; none of this is consensus: only the pseudo-gradient it yields is judged.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "bistro/train/trainer.hpp"
@@ -16,7 +17,10 @@ struct InnerLoopResult {
   int64_t tokens = 0;
 };
 
-InnerLoopResult inner_loop(Trainer& trainer, const std::vector<Batch>& batches, int64_t steps);
+// `in_time(seconds_per_step)`, asked before every step after the first, may end the loop early
+// (a miner stops short rather than miss its upload deadline).
+InnerLoopResult inner_loop(Trainer& trainer, const std::vector<Batch>& batches, int64_t steps,
+                           const std::function<bool(double)>& in_time = {});
 
 // theta_start - theta_now, per parameter: the window's pseudo-gradient.
 std::vector<torch::Tensor> pseudo_gradient(const std::vector<torch::Tensor>& start,

@@ -11,6 +11,7 @@
 // steps and a slow window is made up in the next.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -157,10 +158,26 @@ int run_loco_miner(const NeuronArgs& a) {
         batches = load(w);
       }
       timer.lap("pages");
-      // 2. inner loop from theta_w.
+      // 2. inner loop from theta_w, cut short rather than miss the upload deadline (the
+      // validator closes the window at block (w + 1) bpw + grace): the time left is counted from
+      // the middle of the current block, and the next step plus the encode and upload must fit.
       copy_into(local, theta);
+      const uint64_t deadline = window_start_block(w + 1, h) + h.grace_blocks;
+      const auto started = std::chrono::steady_clock::now();
+      const uint64_t now_block = chain->block();
+      const double time_left =
+          (static_cast<double>(deadline) - static_cast<double>(now_block) - 0.5) *
+          chain->seconds_per_block();
+      auto in_time = [&](double per_step) {
+        const double spent =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return spent + 1.5 * per_step < time_left;
+      };
       InnerLoopResult inner;
-      if (a.behaviour != "lazy") inner = inner_loop(trainer, batches, h.inner_steps);
+      if (a.behaviour != "lazy") inner = inner_loop(trainer, batches, h.inner_steps, in_time);
+      if (inner.steps < h.inner_steps && a.behaviour != "lazy")
+        log(1, fmt::format("window {}: {} of {} inner steps fit before the deadline", w,
+                           inner.steps, h.inner_steps));
       timer.lap("inner");
       // 3. encode the pseudo-gradient with error feedback.
       std::string bytes;

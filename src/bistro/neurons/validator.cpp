@@ -161,12 +161,12 @@ struct Score {
 
 int run_validator(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
-  if (h.codec == "sparseloco") return run_loco_validator(a);
-  init_runtime(a.threads);
-  check_neuron_device(a.device);
   const std::string scoring = a.scoring;
   check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", scoring);
+  if (h.codec == "sparseloco") return run_loco_validator(a);
+  init_runtime(a.threads);
+  check_neuron_device(a.device);
   check(scoring != "gradient-distance" || h.codec == "slice",
         "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
         h.codec);
