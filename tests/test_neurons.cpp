@@ -6,15 +6,15 @@
 
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/compress/dct.hpp"
+#include "bistro/compress/error_feedback.hpp"
 #include "bistro/compress/slices.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
-#include "bistro/compress/error_feedback.hpp"
 #include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
-#include "bistro/storage/sigv4.hpp"
 #include "bistro/storage/file_bucket.hpp"
+#include "bistro/storage/sigv4.hpp"
 #include "model_test_util.hpp"
 
 using namespace bistro;

@@ -1,5 +1,5 @@
-// SparseLoCo: the miner's error-feedback top-k with 2-bit levels, the consensus outer step against a
-// direct transcription of its rule, and the wire format of the sparseloco codec.
+// SparseLoCo: the miner's error-feedback top-k with 2-bit levels, the consensus outer step against
+// a direct transcription of its rule, and the wire format of the sparseloco codec.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -26,9 +26,9 @@ std::vector<float> gaussian(size_t n, uint32_t seed, float scale = 1.0f) {
 TEST(SparseLoco, ElementOfFollowsTheChunkLayout) {
   const ChunkPlan p = chunk_plan({128, 192});  // n1 = 64, n2 = 64: 2 x 3 blocks
   EXPECT_EQ(sparse_loco::element_of(p, 0, 0), 0);
-  EXPECT_EQ(sparse_loco::element_of(p, 1, 0), 64);           // block (0, 1)
-  EXPECT_EQ(sparse_loco::element_of(p, 3, 0), 64 * 192);     // block (1, 0)
-  EXPECT_EQ(sparse_loco::element_of(p, 0, 65), 192 + 1);     // (a, b) = (1, 1)
+  EXPECT_EQ(sparse_loco::element_of(p, 1, 0), 64);        // block (0, 1)
+  EXPECT_EQ(sparse_loco::element_of(p, 3, 0), 64 * 192);  // block (1, 0)
+  EXPECT_EQ(sparse_loco::element_of(p, 0, 65), 192 + 1);  // (a, b) = (1, 1)
   EXPECT_EQ(sparse_loco::element_of(p, 5, 4095), 128 * 192 - 1);
 }
 

@@ -40,7 +40,8 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
 std::vector<Command> add_neuron_commands(CLI::App& app) {
   std::vector<Command> out;
   auto a = std::make_shared<NeuronArgs>();
-  auto* miner = app.add_subcommand("miner", "train on the assigned pages, publish updates, follow the shared model");
+  auto* miner = app.add_subcommand(
+      "miner", "train on the assigned pages, publish updates, follow the shared model");
   add_neuron_flags(miner, *a);
   out.push_back({miner, [a] { return run_miner(*a); }});
   auto* validator = app.add_subcommand("validator", "score miners' updates, set weights");

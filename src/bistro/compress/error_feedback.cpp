@@ -60,8 +60,8 @@ Update ErrorFeedback::encode(const std::vector<torch::Tensor>& delta) {
     t.val.resize(t.idx.size());
     std::array<float, 4> levels{};
     sparse_loco::encode(plan, e_[i].data_ptr<float>(), d.defined() ? d.data_ptr<float>() : nullptr,
-                        static_cast<float>(o_.beta), t.k, o_.value_bits, t.idx.data(),
-                        t.val.data(), &levels, torch_parallel);
+                        static_cast<float>(o_.beta), t.k, o_.value_bits, t.idx.data(), t.val.data(),
+                        &levels, torch_parallel);
     if (o_.value_bits == 2) t.levels.assign(levels.begin(), levels.end());
     u.tensors.push_back(std::move(t));
   }
@@ -71,8 +71,8 @@ Update ErrorFeedback::encode(const std::vector<torch::Tensor>& delta) {
 void ErrorFeedback::save(const std::filesystem::path& file) const {
   std::vector<safetensors::TensorRef> refs;
   for (size_t i = 0; i < e_.size(); ++i)
-    refs.push_back({"e." + names_[i], safetensors::DType::F32, e_[i].sizes().vec(),
-                    e_[i].data_ptr()});
+    refs.push_back(
+        {"e." + names_[i], safetensors::DType::F32, e_[i].sizes().vec(), e_[i].data_ptr()});
   safetensors::write(file, refs, {{"beta", std::to_string(o_.beta)}});
 }
 

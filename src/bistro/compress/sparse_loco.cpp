@@ -25,13 +25,13 @@ std::array<float, 4> quantize2(std::span<const float> v, std::span<uint8_t> code
   }
   std::array<float, 4> levels{};
   for (int c = 0; c < 4; ++c)
-    levels[c] = static_cast<float>(count[c] ? sum[c] / static_cast<double>(count[c])
-                                            : (c - 1.5) * width);
+    levels[c] =
+        static_cast<float>(count[c] ? sum[c] / static_cast<double>(count[c]) : (c - 1.5) * width);
   return levels;
 }
 
-void encode(const ChunkPlan& p, float* e, const float* delta, float beta, int64_t k,
-            int value_bits, int32_t* idx, float* val, std::array<float, 4>* levels,
+void encode(const ChunkPlan& p, float* e, const float* delta, float beta, int64_t k, int value_bits,
+            int32_t* idx, float* val, std::array<float, 4>* levels,
             const dct::ParallelFor& parallel) {
   check(value_bits == 32 || value_bits == 2, "sparseloco: value_bits {} is not 2 or 32",
         value_bits);

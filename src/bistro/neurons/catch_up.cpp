@@ -11,8 +11,8 @@
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/outer_step.hpp"
-#include "bistro/storage/sigv4.hpp"
 #include "bistro/storage/s3_bucket.hpp"
+#include "bistro/storage/sigv4.hpp"
 
 namespace bistro {
 
@@ -96,16 +96,18 @@ std::string ModelSync::fetch_update(const WindowRecord& r, const RecordEntry& e)
   } catch (const std::exception& ex) {
     why = fmt::format("the mirror failed too: {}", ex.what());
   }
-  throw SyncError(fmt::format("window {}: uid {}: cannot fetch the accepted update: {}", r.window,
-                              e.uid, why));
+  throw SyncError(
+      fmt::format("window {}: uid {}: cannot fetch the accepted update: {}", r.window, e.uid, why));
 }
 
-void ModelSync::apply_record(const WindowRecord& r, const std::vector<torch::Tensor>& theta,
-                             const std::map<uint16_t, std::pair<std::string, const Update*>>& known) {
+void ModelSync::apply_record(
+    const WindowRecord& r, const std::vector<torch::Tensor>& theta,
+    const std::map<uint16_t, std::pair<std::string, const Update*>>& known) {
   const std::string base = params_hash(theta);
   if (base != r.base_hash)
-    throw SyncError(fmt::format("window {}: this node's parameters hash {}, the record starts from {}",
-                                r.window, base, r.base_hash));
+    throw SyncError(
+        fmt::format("window {}: this node's parameters hash {}, the record starts from {}",
+                    r.window, base, r.base_hash));
   std::vector<Update> fetched;
   fetched.reserve(r.accepted.size());
   std::vector<PeerUpdate> peers;
@@ -117,9 +119,9 @@ void ModelSync::apply_record(const WindowRecord& r, const std::vector<torch::Ten
     }
     const std::string bytes = fetch_update(r, e);
     try {
-      fetched.push_back(
-          decode_update(bytes, update_expectation(h_, config_, r.window, e.uid, e.hotkey),
-                        fmt::format("uid {} window {}", e.uid, r.window)));
+      fetched.push_back(decode_update(bytes,
+                                      update_expectation(h_, config_, r.window, e.uid, e.hotkey),
+                                      fmt::format("uid {} window {}", e.uid, r.window)));
     } catch (const std::exception& ex) {
       throw SyncError(fmt::format("window {}: uid {}: the accepted update does not verify: {}",
                                   r.window, e.uid, ex.what()));
@@ -130,8 +132,8 @@ void ModelSync::apply_record(const WindowRecord& r, const std::vector<torch::Ten
   const std::string after = params_hash(theta);
   if (after != r.params_hash)
     throw SyncError(fmt::format(
-        "window {}: after the outer step this node's parameters hash {}, the master's {}",
-        r.window, after, r.params_hash));
+        "window {}: after the outer step this node's parameters hash {}, the master's {}", r.window,
+        after, r.params_hash));
 }
 
 std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
@@ -145,8 +147,8 @@ std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
   auto j = nlohmann::json::parse(latest, nullptr, false);
   if (!j.is_object() || !j.contains("window") || !j["window"].is_number_unsigned() ||
       !j.contains("params_hash") || !j["params_hash"].is_string())
-    throw SyncError(fmt::format("{}/{}: not a checkpoint pointer", master_->bucket_url,
-                                kLatestCheckpointKey));
+    throw SyncError(
+        fmt::format("{}/{}: not a checkpoint pointer", master_->bucket_url, kLatestCheckpointKey));
   const uint64_t w = j["window"].get<uint64_t>();
   const auto file = scratch_ / "checkpoint.safetensors";
   bucket_->get_file(checkpoint_key(w, "model.safetensors"), file);

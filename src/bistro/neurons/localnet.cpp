@@ -15,12 +15,12 @@
 
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
 #include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/neuron.hpp"
-#include "bistro/core/runtime.hpp"
 
 namespace bistro {
 namespace fs = std::filesystem;
@@ -123,8 +123,8 @@ double time_inner_step(const NeuronHparams& h, int concurrent) {
 // steps (each on every honest miner's micro-batch of that step), evaluated on the validator's
 // held-out pages after each window. Returns (window, loss) points.
 std::vector<std::pair<double, double>> run_baseline(const NeuronHparams& h,
-                                                   const std::vector<uint16_t>& uids,
-                                                   uint64_t first, uint64_t windows) {
+                                                    const std::vector<uint16_t>& uids,
+                                                    uint64_t first, uint64_t windows) {
   NeuronData data("", h);
   const std::string eval_seed = "bistro/validator-eval";
   const auto eval = data.batches(
@@ -187,12 +187,13 @@ int run_localnet(const LocalnetOptions& o) {
     init_runtime(1);
     const int training = o.miners - o.lazy - o.garbage + 1;
     const double step = time_inner_step(h, training);
-    block_time = static_cast<double>(h.inner_steps) * step / 0.95 /
-                 static_cast<double>(h.blocks_per_window);
+    block_time =
+        static_cast<double>(h.inner_steps) * step / 0.95 / static_cast<double>(h.blocks_per_window);
     block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
-    fmt::print("localnet: one inner step takes {:.3f} s here with {} processes training at once "
-               "-> {:.2f} s blocks\n",
-               step, training, block_time);
+    fmt::print(
+        "localnet: one inner step takes {:.3f} s here with {} processes training at once "
+        "-> {:.2f} s blocks\n",
+        step, training, block_time);
   } else if (block_time == 0) {
     block_time = 1.0;
   }
@@ -205,9 +206,8 @@ int run_localnet(const LocalnetOptions& o) {
 
   // The chain: epochs every two windows; weights may be set every block.
   const fs::path chain_file = dir / "chain.db";
-  chain::LocalChain::create(chain_file,
-                            {.block_time_ms = static_cast<uint64_t>(block_time * 1000),
-                             .genesis_seed = static_cast<uint64_t>(stamp)});
+  chain::LocalChain::create(chain_file, {.block_time_ms = static_cast<uint64_t>(block_time * 1000),
+                                         .genesis_seed = static_cast<uint64_t>(stamp)});
   chain::LocalChain chain(chain_file);
   chain::Hyperparameters ch;
   ch.tempo = static_cast<uint16_t>(std::max<uint64_t>(1, 2 * h.blocks_per_window - 1));
@@ -270,9 +270,8 @@ int run_localnet(const LocalnetOptions& o) {
   const uint64_t validator_windows = o.windows;
   for (auto& p : procs) {
     const bool is_validator = &p == &procs[0];
-    p.argv.insert(p.argv.end(),
-                  {"--start-window", std::to_string(start), "--windows",
-                   std::to_string(is_validator ? validator_windows : o.windows)});
+    p.argv.insert(p.argv.end(), {"--start-window", std::to_string(start), "--windows",
+                                 std::to_string(is_validator ? validator_windows : o.windows)});
     p.pid = spawn(p, dir / "logs" / (p.name + ".log"));
   }
   fmt::print("localnet: chain {}; windows {}..{}; logs in {}\n", chain_file.string(), start,
@@ -321,9 +320,9 @@ int run_localnet(const LocalnetOptions& o) {
           w, m.block, line["master_loss"].get<double>(),
           loco ? "before the outer step" : "before merge", line["base_loss"].get<double>(),
           line["accepted"].get<int>(), line["weights"].get<std::string>());
-      fmt::print("  {:<9} {:>4} {:<8} {:>8} {:>10} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner",
-                 "uid", "kind", "loss", "score", "weight", "incentive", "emission(τ)",
-                 loco ? "theta" : "", "status");
+      fmt::print("  {:<9} {:>4} {:<8} {:>8} {:>10} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner", "uid",
+                 "kind", "loss", "score", "weight", "incentive", "emission(τ)", loco ? "theta" : "",
+                 "status");
       nlohmann::json chain_view = nlohmann::json::object();
       for (size_t k = 1; k < procs.size(); ++k) {
         const Proc& p = procs[k];
@@ -422,12 +421,11 @@ int run_localnet(const LocalnetOptions& o) {
       scores[label].emplace_back(w, mj.value("score", 0.0));
       incentive[label].emplace_back(w, c["incentive"].get<double>());
       csv +=
-          fmt::format("{},{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(),
-                      uid, c["name"].get<std::string>(), c["kind"].get<std::string>(),
+          fmt::format("{},{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(), uid,
+                      c["name"].get<std::string>(), c["kind"].get<std::string>(),
                       c["loss"].is_number() ? c["loss"].get<double>() : NAN, mj.value("score", 0.0),
                       mj.value("weight", 0.0), c["incentive"].get<double>(),
-                      c["emission"].get<uint64_t>(), c.value("theta", ""),
-                      mj.value("status", "-"));
+                      c["emission"].get<uint64_t>(), c.value("theta", ""), mj.value("status", "-"));
     }
   }
   nlohmann::json summary = {{"windows", report.size()},
@@ -497,9 +495,10 @@ int run_localnet(const LocalnetOptions& o) {
     for (const char* stage : {"sync", "encode"}) encode_outer += split["miner"].value(stage, 0.0);
     for (auto& [stage, v] : split["miner"].items()) total += v.get<double>();
     summary["encode_and_outer_share"] = total > 0 ? encode_outer / total : 0.0;
-    fmt::print("  miners spent {:.1f}% of their wall time in inner steps (median window), "
-               "{:.1f}% in encode + outer step\n",
-               100 * median(inner_share), 100 * summary["encode_and_outer_share"].get<double>());
+    fmt::print(
+        "  miners spent {:.1f}% of their wall time in inner steps (median window), "
+        "{:.1f}% in encode + outer step\n",
+        100 * median(inner_share), 100 * summary["encode_and_outer_share"].get<double>());
     fmt::print("  parameter hashes: {} of {} miner windows equal the master's\n", agree, compared);
   }
   if (o.baseline) {
@@ -526,18 +525,22 @@ int run_localnet(const LocalnetOptions& o) {
         "<p>Parameter hashes: <b>{} of {}</b> miner windows held exactly the master's theta. "
         "Honest miners spent a median <b>{:.1f}%</b> of each window in inner steps.</p>",
         agree, compared, 100 * summary.value("inner_share_median", 0.0));
-    html += "<h3>theta per window (miner's hash vs the master's)</h3><table border='1' "
-            "cellpadding='3' style='border-collapse:collapse'><tr><th>window</th>";
+    html +=
+        "<h3>theta per window (miner's hash vs the master's)</h3><table border='1' "
+        "cellpadding='3' style='border-collapse:collapse'><tr><th>window</th>";
     for (size_t k = 1; k < procs.size(); ++k) html += "<th>" + procs[k].name + "</th>";
     html += "</tr>";
     for (const auto& line : report) {
       html += fmt::format("<tr><td>{}</td>", line["window"].get<uint64_t>());
       for (size_t k = 1; k < procs.size(); ++k) {
-        const std::string t =
-            line["chain"].value(std::to_string(procs[k].uid), nlohmann::json::object())
-                .value("theta", "-");
+        const std::string t = line["chain"]
+                                  .value(std::to_string(procs[k].uid), nlohmann::json::object())
+                                  .value("theta", "-");
         html += fmt::format("<td style='background:{}'>{}</td>",
-                            t == "same" ? "#cfc" : t == "DIFFER" ? "#fcc" : "#fff", t);
+                            t == "same"     ? "#cfc"
+                            : t == "DIFFER" ? "#fcc"
+                                            : "#fff",
+                            t);
       }
       html += "</tr>";
     }

@@ -14,7 +14,7 @@ namespace bistro {
 struct LocalnetOptions {
   int miners = 3;
   uint64_t windows = 24;
-  std::string dir;  // default $BISTRO_HOME/localnet/run-<time>
+  std::string dir;        // default $BISTRO_HOME/localnet/run-<time>
   double block_time = 0;  // seconds per block; 0: calibrated so H inner steps fill ~95% of a window
   std::string hparams_file;
   int lazy = 0;     // the last `lazy` honest slots never train

@@ -47,10 +47,10 @@ struct MinerState {
   void save(uint64_t window, Llama& shared, Trainer& trainer, const ErrorFeedback& ef) const {
     save_checkpoint(dir / "shared", shared, &trainer.optimizer());
     ef.save(dir / "error_feedback.safetensors");
-    write_file_atomic(dir / "state.json",
-                      nlohmann::json{{"window", window},
-                                     {"params_hash", params_hash(parameter_tensors(shared))}}
-                          .dump());
+    write_file_atomic(
+        dir / "state.json",
+        nlohmann::json{{"window", window}, {"params_hash", params_hash(parameter_tensors(shared))}}
+            .dump());
   }
   // The window theta is at, or nullopt when there is no usable state.
   std::optional<uint64_t> load(Llama& shared, Trainer& trainer, ErrorFeedback& ef,
@@ -115,9 +115,8 @@ int run_loco_miner(const NeuronArgs& a) {
   const auto theta = parameter_tensors(shared);
   const auto local = parameter_tensors(trainer.model());
   const MinerState state{state_dir};
-  std::optional<uint64_t> at = state.load(shared, trainer, ef, [&](const std::string& m) {
-    log(1, m);
-  });
+  std::optional<uint64_t> at =
+      state.load(shared, trainer, ef, [&](const std::string& m) { log(1, m); });
   if (at) log(1, fmt::format("resumed: shared model at window {}", *at));
   ModelSync sync(*chain, a.netuid, h, config, state_dir / "sync",
                  [&](int level, const std::string& m) { log(level, m); });
@@ -144,8 +143,8 @@ int run_loco_miner(const NeuronArgs& a) {
       // 1. sync: theta_w, by the records up to w - 1.
       at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
       if (!at || *at != w) {
-        log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window",
-                           w, at ? std::to_string(*at) : "nothing"));
+        log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window", w,
+                           at ? std::to_string(*at) : "nothing"));
         continue;
       }
       const std::string theta_hash = params_hash(theta);

@@ -85,8 +85,8 @@ int run_loco_validator(const NeuronArgs& a) {
   init_runtime(a.threads);
   check_neuron_device(a.device);
   const NeuronHparams h = load_hparams(a.hparams_file);
-  check(a.scoring == "loss-delta", "validator: codec sparseloco scores by loss-delta (got --scoring {})",
-        a.scoring);
+  check(a.scoring == "loss-delta",
+        "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -143,7 +143,7 @@ int run_loco_validator(const NeuronArgs& a) {
   const uint64_t first = next;
   // One window, all or nothing: `fallback` publishes an empty record (theta unchanged) when the
   // full pass failed, so the miners waiting on record(u) can go on.
-  Llama scorer(config);  // theta_u, kept for scoring once theta has moved on
+  Llama scorer(config);    // theta_u, kept for scoring once theta has moved on
   bool published = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
   // theta_{u+1}, scores and probation to disk; the checkpoint when due. True if it checkpointed.
   auto persist = [&](uint64_t u) {
@@ -169,7 +169,8 @@ int run_loco_validator(const NeuronArgs& a) {
     if (!fallback) updates = gather_updates(m, commits, h, config, u, {my_uid}, &gs);
     timer.lap("gather");
     for (auto& [uid, reason] : gs.rejected)
-      if (reason != "missing") log(1, fmt::format("window {}: uid {} rejected: {}", u, uid, reason));
+      if (reason != "missing")
+        log(1, fmt::format("window {}: uid {} rejected: {}", u, uid, reason));
 
     // 3. record: admit, mirror, outer step, publish.
     const std::string base_hash = params_hash(params);
@@ -208,10 +209,10 @@ int run_loco_validator(const NeuronArgs& a) {
     timer.lap("record");
 
     // 4. score every verified update alone against theta_u.
-    auto global = data.batches(
-        pages(global_pages_key(u, chain->block_hash(window_start_block(u, h))), h.eval_pages,
-              data.configs),
-        h.score_batches);
+    auto global =
+        data.batches(pages(global_pages_key(u, chain->block_hash(window_start_block(u, h))),
+                           h.eval_pages, data.configs),
+                     h.score_batches);
     const double base_global = mean_loss(scorer, global);
     nlohmann::json miners = nlohmann::json::object();
     auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
@@ -234,12 +235,9 @@ int run_loco_validator(const NeuronArgs& a) {
       Score& sc = scores[n->hotkey];
       sc.local = ema(sc.local, d.local);
       sc.global = ema(sc.global, d.global);
-      miners[std::to_string(n->uid)] = {{"hotkey", n->hotkey},
-                                        {"local", d.local},
-                                        {"global", d.global},
-                                        {"score", sc.score()},
-                                        {"status", status[n->uid]},
-                                        {"accepted", status[n->uid] == "ok"}};
+      miners[std::to_string(n->uid)] = {
+          {"hotkey", n->hotkey}, {"local", d.local},         {"global", d.global},
+          {"score", sc.score()}, {"status", status[n->uid]}, {"accepted", status[n->uid] == "ok"}};
     }
     timer.lap("score");
     if (!std::isfinite(last_eval)) last_eval = mean_loss(scorer, eval);
@@ -328,7 +326,8 @@ int run_loco_validator(const NeuronArgs& a) {
   };
   // --windows N: the windows from start_window (or from where it resumed) up to N of them; a
   // restart with the same flags ends where the first run would have.
-  const uint64_t end = a.windows ? (a.start_window ? a.start_window : next) + a.windows : UINT64_MAX;
+  const uint64_t end =
+      a.windows ? (a.start_window ? a.start_window : next) + a.windows : UINT64_MAX;
   for (uint64_t u = next; u < end;) {
     close(u);
     std::vector<torch::Tensor> saved;
@@ -355,9 +354,9 @@ int run_loco_validator(const NeuronArgs& a) {
         }
         // Before the record, nothing is final: theta goes back to theta_u, and the second attempt
         // publishes an empty record so the miners waiting on it can go on.
-        log(0, fmt::format("window {} failed: {}; {}", u, e.what(),
-                           attempt == 0 ? "publishing an empty record instead"
-                                        : "retrying the window"));
+        log(0, fmt::format(
+                   "window {} failed: {}; {}", u, e.what(),
+                   attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
         torch::NoGradGuard no_grad;
         for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
       }

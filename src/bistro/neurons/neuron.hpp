@@ -37,17 +37,17 @@ struct NeuronHparams {
   // "sparseloco" (protocol v2, the default: H inner steps, error-feedback top-k pseudo-gradients,
   // one synchronized model), "slice" (BISTRO) or "dct-topk" (DeMo: compressed momentum).
   std::string codec = "sparseloco";
-  int64_t inner_steps = 12;     // sparseloco: H, AdamW steps per window (one micro-batch each)
-  int64_t warmup_steps = 24;    // sparseloco: linear warmup of the inner lr (the miner's own steps)
-  int64_t topk = 64;            // sparseloco: entries sent per 64 x 64 chunk (1.56%)
-  double ef_beta = 0.95;        // sparseloco: error-feedback decay
-  double outer_lr = 1.0;        // sparseloco: alpha of the outer step
+  int64_t inner_steps = 12;   // sparseloco: H, AdamW steps per window (one micro-batch each)
+  int64_t warmup_steps = 24;  // sparseloco: linear warmup of the inner lr (the miner's own steps)
+  int64_t topk = 64;          // sparseloco: entries sent per 64 x 64 chunk (1.56%)
+  double ef_beta = 0.95;      // sparseloco: error-feedback decay
+  double outer_lr = 1.0;      // sparseloco: alpha of the outer step
   uint64_t checkpoint_interval = 5;  // sparseloco: windows between published checkpoints
-  int64_t compression = 300;    // slices: max(1, numel / compression) values per tensor
-  int64_t dct_k = 32;           // dct-topk: coefficients kept per chunk
-  int64_t chunk_cap = 64;       // dct-topk: largest chunk side
-  double dct_lr = 3e-3;         // dct-topk: the learning rate of the merged sign step
-  double score_ema = 0.6;       // weight of the old value in the score EMAs
+  int64_t compression = 300;         // slices: max(1, numel / compression) values per tensor
+  int64_t dct_k = 32;                // dct-topk: coefficients kept per chunk
+  int64_t chunk_cap = 64;            // dct-topk: largest chunk side
+  double dct_lr = 3e-3;              // dct-topk: the learning rate of the merged sign step
+  double score_ema = 0.6;            // weight of the old value in the score EMAs
   double temperature = 20.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
   uint64_t weights_interval = 1;  // windows between set_weights
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
@@ -76,7 +76,6 @@ struct NeuronArgs {
   std::string scoring = "loss-delta";  // validator: loss-delta | win-rate | gradient-distance
   int metrics_port = -1;               // >= 0: serve Prometheus text on 127.0.0.1:port (0 any)
 };
-
 
 // The data every node rebuilds from public inputs.
 struct NeuronData {

@@ -30,8 +30,8 @@ void outer_step(const std::vector<torch::Tensor>& params, std::vector<PeerUpdate
   // Check every peer against every parameter before the first write: all or nothing.
   std::vector<ChunkPlan> plans;
   for (size_t i = 0; i < params.size(); ++i) {
-    const auto plan = chunk_plan(params[i].sizes().vec(),
-                                 peers.empty() ? 64 : peers.front().update->chunk_cap);
+    const auto plan =
+        chunk_plan(params[i].sizes().vec(), peers.empty() ? 64 : peers.front().update->chunk_cap);
     for (const auto& peer : peers) {
       check(peer.update->codec == "sparseloco" && peer.update->tensors.size() == params.size(),
             "outer step: uid {} did not send a sparseloco update for this model", peer.uid);

@@ -32,11 +32,11 @@ std::string encode_record(WindowRecord r, const Signer& signer) {
   nlohmann::json accepted = nlohmann::json::array();
   for (const auto& e : r.accepted)
     accepted.push_back({{"uid", e.uid}, {"hotkey", e.hotkey}, {"sha256", e.sha256}});
-  const nlohmann::json j = {{"bistro_record", "1"},      {"window", r.window},
+  const nlohmann::json j = {{"bistro_record", "1"},         {"window", r.window},
                             {"config_hash", r.config_hash}, {"hparams_hash", r.hparams_hash},
-                            {"base_hash", r.base_hash},  {"params_hash", r.params_hash},
-                            {"accepted", accepted},      {"validator", r.validator},
-                            {"scheme", r.scheme},        {"signature", kZeroSignature}};
+                            {"base_hash", r.base_hash},     {"params_hash", r.params_hash},
+                            {"accepted", accepted},         {"validator", r.validator},
+                            {"scheme", r.scheme},           {"signature", kZeroSignature}};
   std::string bytes = j.dump();
   const auto at = bytes.find("\"signature\":\"" + kZeroSignature + "\"");
   check(at != std::string::npos, "encode_record: signature placeholder not found");
@@ -52,7 +52,8 @@ WindowRecord parse_record(std::string_view bytes, const RecordExpectation& e) {
   if (!j.is_object()) bad(w, "not a JSON object");
   auto str = [&](const char* key) -> std::string {
     auto it = j.find(key);
-    if (it == j.end() || !it->is_string()) bad(w, fmt::format("field {} missing or not a string", key));
+    if (it == j.end() || !it->is_string())
+      bad(w, fmt::format("field {} missing or not a string", key));
     return it->get<std::string>();
   };
   if (str("bistro_record") != "1") bad(w, "unknown record version");
@@ -105,7 +106,8 @@ WindowRecord parse_record(std::string_view bytes, const RecordExpectation& e) {
       bad(w, "an accepted entry lacks uid (u16), hotkey or sha256");
     RecordEntry entry{static_cast<uint16_t>(a["uid"].get<uint64_t>()),
                       a["hotkey"].get<std::string>(), a["sha256"].get<std::string>()};
-    if (!is_hex(entry.sha256, 64)) bad(w, fmt::format("uid {}: sha256 is not 64 hex digits", entry.uid));
+    if (!is_hex(entry.sha256, 64))
+      bad(w, fmt::format("uid {}: sha256 is not 64 hex digits", entry.uid));
     if (!r.accepted.empty() && entry.uid <= r.accepted.back().uid)
       bad(w, "accepted uids are not strictly ascending");
     r.accepted.push_back(std::move(entry));

@@ -28,11 +28,11 @@ struct RecordEntry {
 };
 
 struct WindowRecord {
-  uint64_t window = 0;       // the window whose updates these are
-  std::string config_hash;   // the model (update.hpp's config_hash)
-  std::string hparams_hash;  // the protocol's knobs (hparams_hash in neuron.hpp)
-  std::string base_hash;     // params_hash(theta_window), before the outer step
-  std::string params_hash;   // params_hash(theta_{window+1}), after it
+  uint64_t window = 0;                // the window whose updates these are
+  std::string config_hash;            // the model (update.hpp's config_hash)
+  std::string hparams_hash;           // the protocol's knobs (hparams_hash in neuron.hpp)
+  std::string base_hash;              // params_hash(theta_window), before the outer step
+  std::string params_hash;            // params_hash(theta_{window+1}), after it
   std::vector<RecordEntry> accepted;  // ascending uid
   std::string validator;              // hex public key (set by encode_record)
   std::string scheme;                 // set by encode_record

@@ -10,15 +10,15 @@
 
 #include "bistro/compress/dct.hpp"
 #include "bistro/compress/error_feedback.hpp"
-#include "bistro/neurons/outer_step.hpp"
-#include "bistro/identity/signer.hpp"
-#include "bistro/model/config.hpp"
 #include "bistro/compress/slices.hpp"
 #include "bistro/core/error.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
+#include "bistro/identity/signer.hpp"
+#include "bistro/model/config.hpp"
+#include "bistro/neurons/outer_step.hpp"
 #include "bistro/train/trainer.hpp"
 
 namespace bistro {
@@ -155,7 +155,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
     }
     return train;
   };
-  auto copy_params = [](const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from) {
+  auto copy_params = [](const std::vector<torch::Tensor>& to,
+                        const std::vector<torch::Tensor>& from) {
     torch::NoGradGuard ng;
     for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
   };
@@ -217,7 +218,8 @@ void run_converge_experiment(const ConvergeOptions& o) {
     std::vector<torch::Tensor> momentum;
     for (const auto& t : theta) momentum.push_back(torch::zeros_like(t));
     std::vector<std::unique_ptr<AdamW>> opts;
-    for (int i = 0; i < o.miners; ++i) opts.push_back(std::make_unique<AdamW>(work, AdamWOptions{}));
+    for (int i = 0; i < o.miners; ++i)
+      opts.push_back(std::make_unique<AdamW>(work, AdamWOptions{}));
     Llama shared(config);
     copy_params(tensors(shared), theta);
     report(diloco_label, 0, 0, 0, shared);
@@ -254,12 +256,11 @@ void run_converge_experiment(const ConvergeOptions& o) {
     for (int i = 0; i < o.miners; ++i) {
       opts.push_back(std::make_unique<AdamW>(work, AdamWOptions{}));
       ef.push_back(std::make_unique<ErrorFeedback>(
-          model->ordered_parameters(),
-          ErrorFeedbackOptions{.beta = o.loco_beta,
-                               .k = o.loco_k,
-                               .chunk_cap = o.chunk_cap,
-                               .value_bits = o.loco_value_bits,
-                               .index_bits = 12}));
+          model->ordered_parameters(), ErrorFeedbackOptions{.beta = o.loco_beta,
+                                                            .k = o.loco_k,
+                                                            .chunk_cap = o.chunk_cap,
+                                                            .value_bits = o.loco_value_bits,
+                                                            .index_bits = 12}));
     }
     report(loco_label, 0, 0, 0, shared);
     std::vector<std::vector<Update>> pending;  // aggregates waiting out the outer delay

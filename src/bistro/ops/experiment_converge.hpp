@@ -38,11 +38,11 @@ struct ConvergeOptions {
   int64_t k_embed = 0;
   int64_t chunk_cap = 64;
   int64_t slice_compression = 300;
-  int64_t loco_k = 64;          // sparseloco: entries per 64 x 64 chunk
-  double loco_beta = 0.95;      // sparseloco: error-feedback decay
-  double outer_lr = 1.0;        // sparseloco: alpha
-  int loco_value_bits = 2;      // sparseloco: 2 or 32
-  int outer_delay = 0;          // sparseloco: windows between an update and its outer step
+  int64_t loco_k = 64;      // sparseloco: entries per 64 x 64 chunk
+  double loco_beta = 0.95;  // sparseloco: error-feedback decay
+  double outer_lr = 1.0;    // sparseloco: alpha
+  int loco_value_bits = 2;  // sparseloco: 2 or 32
+  int outer_delay = 0;      // sparseloco: windows between an update and its outer step
   double diloco_lr = 0.7, diloco_momentum = 0.9;
   int64_t eval_every = 10;
   std::string methods = "ddp,diloco,sparseloco";
