@@ -4,23 +4,11 @@
 
 #include "bistro/compress/dct_kernel.hpp"
 #include "bistro/compress/slices.hpp"
+#include "bistro/compress/torch_cpu.hpp"
 #include "bistro/core/error.hpp"
 #include "bistro/model/safetensors.hpp"
 
 namespace bistro {
-
-namespace {
-
-// The kernels' parallel loop on torch's thread pool (the same threads and count as training).
-void torch_parallel(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
-  at::parallel_for(0, n, 1, body);
-}
-
-torch::Tensor cpu_float(const torch::Tensor& t) {
-  return t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-}
-
-}  // namespace
 
 torch::Tensor dct_chunks(const torch::Tensor& x, const ChunkPlan& p) {
   auto in = cpu_float(x);

@@ -247,28 +247,10 @@ int run_loco_validator(const NeuronArgs& a) {
     timer.lap("eval");
 
     // 5. weights: softmax of the scores of the miners seen this window.
-    std::vector<double> weights(m.neurons.size(), 0.0);
-    double top = -INFINITY, total = 0;
-    for (auto& [uid, j] : miners.items())
-      top = std::max(top, j["score"].get<double>() * h.temperature);
-    for (auto& [uid, j] : miners.items()) {
-      const double e = std::exp(j["score"].get<double>() * h.temperature - top);
-      weights[std::stoul(uid)] = e;
-      total += e;
-    }
-    for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
-    std::string weights_status = "not due";
-    if (!miners.empty() && (u - first) % h.weights_interval == 0) {
-      auto wv = chain::weights_from_scores(weights);
-      try {
-        chain->set_weights(a.netuid, *hot, wv.uids, wv.values,
-                           chain->hyperparameters(a.netuid).weights_version_key);
-        weights_status = "set";
-      } catch (const chain::ChainError& e) {
-        weights_status = e.name();
-        log(1, fmt::format("window {}: set_weights refused: {}", u, e.what()));
-      }
-    }
+    const std::string weights_status = set_softmax_weights(
+        *chain, a.netuid, *hot, m.neurons.size(), miners, h.temperature,
+        (u - first) % h.weights_interval == 0,
+        [&](const std::string& msg) { log(1, fmt::format("window {}: {}", u, msg)); });
     timer.lap("weights");
 
     // 6. persist: theta, then the state naming it (atomic), then the public checkpoint.

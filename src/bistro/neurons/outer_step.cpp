@@ -6,21 +6,10 @@
 
 #include "bistro/compress/chunks.hpp"
 #include "bistro/compress/sparse_loco.hpp"
+#include "bistro/compress/torch_cpu.hpp"
 #include "bistro/core/error.hpp"
 
 namespace bistro {
-namespace {
-
-void torch_parallel(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
-  at::parallel_for(0, n, 1, body);
-}
-
-torch::Tensor cpu_float(const torch::Tensor& t) {
-  return t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-}
-
-}  // namespace
-
 void outer_step(const std::vector<torch::Tensor>& params, std::vector<PeerUpdate> peers,
                 double alpha) {
   torch::NoGradGuard no_grad;

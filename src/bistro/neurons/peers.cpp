@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "bistro/chain/weights.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
+#include "bistro/neurons/catch_up.hpp"
 #include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 
@@ -140,17 +143,32 @@ std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
 }
 
 std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid) {
-  const chain::Metagraph m = chain.metagraph(netuid);
-  const auto commits = chain.commitments(netuid);
-  // The staked validator with the most stake publishes the master everyone catches up from.
-  const chain::Neuron* best = nullptr;
-  for (const auto& n : m.neurons) {
-    auto it = commits.find(n.hotkey);
-    if (it == commits.end() || it->second.rfind("master:", 0) != 0) continue;
-    if (!best || n.stake > best->stake) best = &n;
+  if (auto m = find_master(chain, netuid)) return m->bucket_url;
+  return std::nullopt;
+}
+
+std::string set_softmax_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
+                                size_t neurons, nlohmann::json& miners, double temperature,
+                                bool due, const std::function<void(const std::string&)>& log) {
+  std::vector<double> weights(neurons, 0.0);
+  double top = -INFINITY, total = 0;
+  for (auto& [uid, j] : miners.items()) top = std::max(top, j["score"].get<double>() * temperature);
+  for (auto& [uid, j] : miners.items()) {
+    const double e = std::exp(j["score"].get<double>() * temperature - top);
+    weights[std::stoul(uid)] = e;
+    total += e;
   }
-  if (!best) return std::nullopt;
-  return commits.at(best->hotkey).substr(7);
+  for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
+  if (miners.empty() || !due) return "not due";
+  const auto wv = chain::weights_from_scores(weights);
+  try {
+    chain.set_weights(netuid, hotkey, wv.uids, wv.values,
+                      chain.hyperparameters(netuid).weights_version_key);
+    return "set";
+  } catch (const chain::ChainError& e) {
+    log(fmt::format("set_weights refused: {}", e.what()));
+    return e.name();
+  }
 }
 
 std::unique_ptr<MetricsServer> start_metrics(const NeuronArgs& a, Metrics& m,

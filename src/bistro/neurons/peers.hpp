@@ -47,6 +47,13 @@ std::unique_ptr<MetricsServer> start_metrics(const NeuronArgs& a, Metrics& m,
 // Records a gather's bytes, latency and rejections (by reason) in the metrics.
 void record_gather(Metrics& m, const GatherStats& gs);
 
+// Weights from scores: softmax(score * temperature) over the miners in `miners` (uid -> JSON with
+// "score"; each gets its "weight"), set on the chain when `due`. Returns "set", "not due" or the
+// chain's error name (logged through `log`).
+std::string set_softmax_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
+                                size_t neurons, nlohmann::json& miners, double temperature,
+                                bool due, const std::function<void(const std::string&)>& log);
+
 // Appends one line (with a newline) to a file, creating it.
 void append_line(const std::filesystem::path& file, const std::string& line);
 

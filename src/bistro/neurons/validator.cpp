@@ -306,33 +306,15 @@ int run_validator(const NeuronArgs& a) {
       timer.lap("merge");
 
       // Weights: softmax of the scores of the miners seen this window.
-      std::vector<double> weights(m.neurons.size(), 0.0);
-      double top = -INFINITY, total = 0;
       // win-rate: softmax(rate / 0.01) as the pretraining subnet; gradient-distance scores lie in
       // [-2, 0], so a temperature of 10; loss-delta: the hparam (its scores are loss deltas).
       const double temperature = scoring == "win-rate"            ? 1 / 0.01
                                  : scoring == "gradient-distance" ? 10.0
                                                                   : h.temperature;
-      for (auto& [uid, j] : miners.items())
-        top = std::max(top, j["score"].get<double>() * temperature);
-      for (auto& [uid, j] : miners.items()) {
-        double e = std::exp(j["score"].get<double>() * temperature - top);
-        weights[std::stoul(uid)] = e;
-        total += e;
-      }
-      for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
-      std::string weights_status = "not due";
-      if (!miners.empty() && (w - first) % h.weights_interval == 0) {
-        auto wv = chain::weights_from_scores(weights);
-        try {
-          chain->set_weights(a.netuid, *hot, wv.uids, wv.values,
-                             chain->hyperparameters(a.netuid).weights_version_key);
-          weights_status = "set";
-        } catch (const chain::ChainError& e) {
-          weights_status = e.name();
-          log(1, fmt::format("window {}: set_weights refused: {}", w, e.what()));
-        }
-      }
+      const std::string weights_status = set_softmax_weights(
+          *chain, a.netuid, *hot, m.neurons.size(), miners, temperature,
+          (w - first) % h.weights_interval == 0,
+          [&](const std::string& msg) { log(1, fmt::format("window {}: {}", w, msg)); });
       timer.lap("weights");
 
       // Persist: master (dir swap), then the state that names the window (atomic rename).
