@@ -293,16 +293,31 @@ int run_loco_validator(const NeuronArgs& a) {
   auto close = [&](uint64_t u) {
     wait_for_block(*chain, window_start_block(u, h), 0.05);
     const uint64_t deadline = window_start_block(u + 1, h) + h.grace_blocks;
+    std::vector<std::pair<std::unique_ptr<Bucket>, std::string>> expected;  // bucket, key
+    try {  // one read of the chain; then only the buckets are polled
+      const auto m = chain->metagraph(a.netuid);
+      const auto commits = chain->commitments(a.netuid);
+      for (const auto* n : committed_miners(m, commits, my_uid))
+        expected.emplace_back(open_bucket(commits.at(n->hotkey)),
+                              update_key(u, n->uid, n->hotkey));
+    } catch (const std::exception& e) {
+      log(1, fmt::format("window {}: cannot list the miners ({}); waiting for the deadline", u,
+                         e.what()));
+      expected.clear();
+      wait_for_block(*chain, deadline, 0.05);
+      return;
+    }
     while (chain->block() < deadline) {
-      try {
-        const auto m = chain->metagraph(a.netuid);
-        const auto commits = chain->commitments(a.netuid);
-        bool all = true;
-        for (const auto* n : committed_miners(m, commits, my_uid))
-          all = all && open_bucket(commits.at(n->hotkey))->head(update_key(u, n->uid, n->hotkey));
-        if (all) return;
-      } catch (const std::exception&) {  // an unreachable bucket: wait for the deadline
+      bool all = true;
+      for (auto& [b, key] : expected) {
+        try {
+          all = all && b->head(key).has_value();
+        } catch (const std::exception&) {  // an unreachable bucket: wait for the deadline
+          all = false;
+        }
+        if (!all) break;
       }
+      if (all) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   };
