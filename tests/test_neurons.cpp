@@ -8,9 +8,11 @@
 #include "bistro/compress/dct.hpp"
 #include "bistro/compress/error_feedback.hpp"
 #include "bistro/compress/slices.hpp"
+#include "bistro/compress/sparse_loco.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/storage/file_bucket.hpp"
@@ -238,4 +240,54 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
     EXPECT_EQ(sync.catch_up(late, std::nullopt, 6, 0), std::optional<uint64_t>(6));
     EXPECT_EQ(params_hash(parameter_tensors(late)), r.params_hash);
   }
+}
+
+// The inner loop runs H steps unless the deadline check says stop (always after the first), and
+// its pseudo-gradient is exactly start - end; the error-feedback state survives a save and load.
+TEST(Neurons, InnerLoopStopsForTheDeadlineAndYieldsThePseudoGradient) {
+  torch::manual_seed(0);
+  const LlamaConfig config = preset("tiny");
+  Llama model(config);
+  model->init_weights(5);
+  auto x = torch::randint(config.vocab_size, {4, 32}, torch::kInt64);
+  const std::vector<Batch> batches = {{x, torch::roll(x, -1, 1)}};
+  Trainer trainer(std::move(model), {});
+  const auto params = parameter_tensors(trainer.model());
+  std::vector<torch::Tensor> start;
+  for (const auto& p : params) start.push_back(p.detach().clone());
+  int asked = 0;
+  auto r = inner_loop(trainer, batches, 5, [&](double per_step) {
+    EXPECT_GT(per_step, 0.0);
+    return ++asked < 2;  // room for one more step after the first
+  });
+  EXPECT_EQ(r.steps, 2);
+  EXPECT_EQ(trainer.steps(), 2);
+  EXPECT_TRUE(std::isfinite(r.loss));
+  EXPECT_EQ(inner_loop(trainer, batches, 3).steps, 3);
+  const auto d = pseudo_gradient(start, params);
+  double moved = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    EXPECT_TRUE(torch::equal(d[i], start[i] - params[i].detach()));
+    moved += d[i].abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0);
+
+  test::TempDir dir("ef");
+  ErrorFeedback ef(trainer.model()->ordered_parameters(), {});
+  const Update sent = ef.encode(d);
+  ef.save(dir / "ef.safetensors");
+  ErrorFeedback again(trainer.model()->ordered_parameters(), {});
+  ASSERT_TRUE(again.load(dir / "ef.safetensors"));
+  for (size_t i = 0; i < d.size(); ++i) EXPECT_TRUE(torch::equal(ef.buffer(i), again.buffer(i)));
+  EXPECT_FALSE(again.load(dir / "missing.safetensors"));
+  // The buffer plus what was sent is the pseudo-gradient (e started at zero).
+  const auto& t0 = sent.tensors[0];
+  EXPECT_EQ(t0.levels.size(), 4u);
+  const ChunkPlan plan = chunk_plan(d[0].sizes().vec());
+  auto rebuilt = ef.buffer(0).clone().view(-1);
+  float* R = rebuilt.data_ptr<float>();
+  for (int64_t c = 0; c < t0.rows; ++c)
+    for (int64_t s = 0; s < t0.k; ++s)
+      R[sparse_loco::element_of(plan, c, t0.idx[c * t0.k + s])] += t0.val[c * t0.k + s];
+  EXPECT_TRUE(torch::allclose(rebuilt.view(d[0].sizes()), d[0], 1e-5, 1e-7));
 }

@@ -298,8 +298,7 @@ int run_loco_validator(const NeuronArgs& a) {
       const auto m = chain->metagraph(a.netuid);
       const auto commits = chain->commitments(a.netuid);
       for (const auto* n : committed_miners(m, commits, my_uid))
-        expected.emplace_back(open_bucket(commits.at(n->hotkey)),
-                              update_key(u, n->uid, n->hotkey));
+        expected.emplace_back(open_bucket(commits.at(n->hotkey)), update_key(u, n->uid, n->hotkey));
     } catch (const std::exception& e) {
       log(1, fmt::format("window {}: cannot list the miners ({}); waiting for the deadline", u,
                          e.what()));
