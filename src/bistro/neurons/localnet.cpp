@@ -126,18 +126,10 @@ std::vector<std::pair<double, double>> run_baseline(const NeuronHparams& h,
                                                     const std::vector<uint16_t>& uids,
                                                     uint64_t first, uint64_t windows) {
   NeuronData data("", h);
-  const std::string eval_seed = "bistro/validator-eval";
-  const auto eval = data.batches(
-      pages(global_pages_key(
-                UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
-            h.eval_pages, data.configs),
-      0);
+  const auto eval = data.held_out(h);
   Llama model(preset(h.preset));
   model->init_weights(h.init_seed);
-  TrainOptions topt;
-  topt.adamw.weight_decay = h.weight_decay;
-  topt.schedule = {.lr = h.lr, .warmup_steps = h.warmup_steps, .total_steps = 0};
-  Trainer trainer(std::move(model), topt);
+  Trainer trainer(std::move(model), inner_train_options(h));
   std::vector<std::pair<double, double>> out;
   for (uint64_t w = first; w < first + windows; ++w) {
     std::vector<std::vector<Batch>> per_miner;

@@ -106,10 +106,7 @@ int run_loco_miner(const NeuronArgs& a) {
   shared->init_weights(h.init_seed);
   Llama work(config);
   work->init_weights(h.init_seed);
-  TrainOptions topt;
-  topt.adamw.weight_decay = h.weight_decay;
-  topt.schedule = {.lr = h.lr, .warmup_steps = h.warmup_steps, .total_steps = 0};
-  Trainer trainer(std::move(work), topt);
+  Trainer trainer(std::move(work), inner_train_options(h));
   ErrorFeedback ef(shared->ordered_parameters(),
                    {.beta = h.ef_beta, .k = h.topk, .chunk_cap = h.chunk_cap});
   const auto theta = parameter_tensors(shared);

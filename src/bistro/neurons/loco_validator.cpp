@@ -132,13 +132,7 @@ int run_loco_validator(const NeuronArgs& a) {
   }
 
   NeuronData data(a.dataset, h);
-  // A fixed held-out set, the same every window: the master's progress is read on it.
-  const std::string eval_seed = "bistro/validator-eval";
-  const auto eval = data.batches(
-      pages(global_pages_key(
-                UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
-            h.eval_pages, data.configs),
-      6);
+  const auto eval = data.held_out(h);
   double last_eval = NAN;  // the held-out loss of theta as it is now (computed once per window)
   const uint64_t first = next;
   // One window, all or nothing: `fallback` publishes an empty record (theta unchanged) when the

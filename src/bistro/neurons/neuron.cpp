@@ -114,6 +114,21 @@ std::vector<Batch> NeuronData::batches(const std::vector<Page>& pages, int64_t m
   return out;
 }
 
+std::vector<Batch> NeuronData::held_out(const NeuronHparams& h) {
+  const std::string seed = "bistro/validator-eval";
+  return batches(
+      pages(global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()), seed.size()}),
+            h.eval_pages, configs),
+      h.codec == "sparseloco" ? 6 : 0);
+}
+
+TrainOptions inner_train_options(const NeuronHparams& h) {
+  TrainOptions t;
+  t.adamw.weight_decay = h.weight_decay;
+  t.schedule = {.lr = h.lr, .warmup_steps = h.warmup_steps, .total_steps = 0};
+  return t;
+}
+
 double mean_loss(Llama& model, const std::vector<Batch>& batches) {
   torch::NoGradGuard no_grad;
   double sum = 0;

@@ -86,9 +86,15 @@ struct NeuronData {
   NeuronData(const std::string& dataset_dir, const NeuronHparams& h);
   // Micro-batches of the given pages (at most `max_batches`; 0 = all).
   std::vector<Batch> batches(const std::vector<Page>& pages, int64_t max_batches);
+  // The validator's fixed held-out set, the same every window (the master's progress is read on
+  // it): `eval_pages` pages keyed by "bistro/validator-eval"; all their micro-batches under v1,
+  // the first 6 under sparseloco (whose validator evaluates it every window, between records).
+  std::vector<Batch> held_out(const NeuronHparams& h);
 };
 
 double mean_loss(Llama& model, const std::vector<Batch>& batches);
+// The sparseloco miner's inner AdamW: lr, weight decay, warmup over its own steps, no decay after.
+TrainOptions inner_train_options(const NeuronHparams& h);
 // The model's parameters in parameter_specs() order (what the merges take).
 std::vector<torch::Tensor> parameter_tensors(Llama& model);
 

@@ -206,14 +206,7 @@ int run_validator(const NeuronArgs& a) {
   }
 
   NeuronData data(a.dataset, h);
-  // A fixed held-out set, the same every window: the master's progress is read on it (the
-  // per-window global pages change, and their difficulty varies more than a window's progress).
-  const std::string eval_seed = "bistro/validator-eval";
-  const auto eval = data.batches(
-      pages(global_pages_key(
-                UINT64_MAX, {reinterpret_cast<const uint8_t*>(eval_seed.data()), eval_seed.size()}),
-            h.eval_pages, data.configs),
-      0);
+  const auto eval = data.held_out(h);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
   uint64_t done = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;
