@@ -72,10 +72,10 @@ std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_
   }
 }
 
-std::string ModelSync::fetch_update(const WindowRecord& r, const RecordEntry& e) {
+std::string ModelSync::fetch_update(const WindowRecord& r, const RecordEntry& e,
+                                    const std::map<std::string, std::string>& commits) {
   std::string why;
   try {  // the miner's own bucket first: the master's mirror is the fallback, not the default
-    const auto commits = chain_.commitments(netuid_);
     auto c = commits.find(e.hotkey);
     if (c != commits.end() && c->second.rfind("master:", 0) != 0) {
       std::string bytes = open_bucket(c->second)->get(update_key(r.window, e.uid, e.hotkey));
@@ -111,13 +111,15 @@ void ModelSync::apply_record(
   std::vector<Update> fetched;
   fetched.reserve(r.accepted.size());
   std::vector<PeerUpdate> peers;
+  std::optional<std::map<std::string, std::string>> commits;  // read once, when first needed
   for (const auto& e : r.accepted) {
     auto k = known.find(e.uid);
     if (k != known.end() && k->second.first == e.sha256) {
       peers.push_back({e.uid, k->second.second});
       continue;
     }
-    const std::string bytes = fetch_update(r, e);
+    if (!commits) commits = chain_.commitments(netuid_);
+    const std::string bytes = fetch_update(r, e, *commits);
     try {
       fetched.push_back(decode_update(bytes,
                                       update_expectation(h_, config_, r.window, e.uid, e.hotkey),
@@ -136,7 +138,7 @@ void ModelSync::apply_record(
         after, r.params_hash));
 }
 
-std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
+std::optional<ModelSync::Checkpoint> ModelSync::latest_checkpoint() {
   if (!master()) return std::nullopt;
   std::string latest;
   try {
@@ -149,15 +151,24 @@ std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
       !j.contains("params_hash") || !j["params_hash"].is_string())
     throw SyncError(
         fmt::format("{}/{}: not a checkpoint pointer", master_->bucket_url, kLatestCheckpointKey));
-  const uint64_t w = j["window"].get<uint64_t>();
+  return Checkpoint{j["window"].get<uint64_t>(), j["params_hash"].get<std::string>()};
+}
+
+uint64_t ModelSync::load_checkpoint(Llama& model, const Checkpoint& c) {
   const auto file = scratch_ / "checkpoint.safetensors";
-  bucket_->get_file(checkpoint_key(w, "model.safetensors"), file);
+  bucket_->get_file(checkpoint_key(c.window, "model.safetensors"), file);
   load_weights(model, file);
   const std::string got = params_hash(parameter_tensors(model));
-  if (got != j["params_hash"].get<std::string>())
-    throw SyncError(fmt::format("checkpoint of window {} hashes {}, its pointer says {}", w, got,
-                                j["params_hash"].get<std::string>()));
-  return w;
+  if (got != c.params_hash)
+    throw SyncError(fmt::format("checkpoint of window {} hashes {}, its pointer says {}", c.window,
+                                got, c.params_hash));
+  return c.window;
+}
+
+std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
+  const auto c = latest_checkpoint();
+  if (!c) return std::nullopt;
+  return load_checkpoint(model, *c);
 }
 
 std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t> start,
@@ -169,20 +180,16 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
     try {
       // A checkpoint past where we are (or where we are unknown) saves replaying records.
       if (!known || at < target) {
-        std::optional<uint64_t> latest;
-        if (master()) {
-          try {
-            auto j = nlohmann::json::parse(bucket_->get(kLatestCheckpointKey), nullptr, false);
-            if (j.is_object() && j.contains("window") && j["window"].is_number_unsigned())
-              latest = j["window"].get<uint64_t>();
-          } catch (const NotFound&) {
-          }
+        std::optional<Checkpoint> latest;
+        try {
+          latest = latest_checkpoint();
+        } catch (const SyncError&) {
+          if (!known) throw;  // a bad pointer matters only when there is nothing else to go on
         }
-        if (latest && (!known || *latest > at) && *latest <= target) {
-          const auto loaded = load_latest_checkpoint(model);
-          known = loaded.has_value();
-          at = loaded.value_or(0);
-          if (known) log_(1, fmt::format("loaded the master's checkpoint of window {}", at));
+        if (latest && (!known || latest->window > at) && latest->window <= target) {
+          at = load_checkpoint(model, *latest);
+          known = true;
+          log_(1, fmt::format("loaded the master's checkpoint of window {}", at));
         }
       }
       if (!known) return std::nullopt;

@@ -65,7 +65,16 @@ class ModelSync {
   const std::optional<MasterSource>& master();
 
  private:
-  std::string fetch_update(const WindowRecord& r, const RecordEntry& e);
+  struct Checkpoint {
+    uint64_t window;
+    std::string params_hash;
+  };
+  // checkpoints/latest.json, read and checked; nullopt when none is published.
+  std::optional<Checkpoint> latest_checkpoint();
+  // Loads it into model and checks its hash against the pointer; returns its window.
+  uint64_t load_checkpoint(Llama& model, const Checkpoint& c);
+  std::string fetch_update(const WindowRecord& r, const RecordEntry& e,
+                           const std::map<std::string, std::string>& commits);
 
   chain::Chain& chain_;
   uint16_t netuid_;

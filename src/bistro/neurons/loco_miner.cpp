@@ -80,10 +80,7 @@ struct MinerState {
 
 }  // namespace
 
-int run_loco_miner(const NeuronArgs& a) {
-  init_runtime(a.threads);
-  check_neuron_device(a.device);
-  const NeuronHparams h = load_hparams(a.hparams_file);
+int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -94,9 +91,7 @@ int run_loco_miner(const NeuronArgs& a) {
   auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
   const uint16_t uid = ensure_registered(*chain, a, *hot);
   check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
-  auto bucket = open_bucket(a.bucket);
-  if (chain->commitments(a.netuid)[hotkey] != a.bucket)
-    chain->set_commitment(a.netuid, *hot, a.bucket);
+  auto bucket = commit_bucket(*chain, a, *hot, "");
   log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {})", uid, a.netuid,
                      a.bucket, h.inner_steps));
 

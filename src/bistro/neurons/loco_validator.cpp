@@ -22,7 +22,6 @@
 #include <thread>
 
 #include "bistro/chain/open_chain.hpp"
-#include "bistro/chain/weights.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/identity/ss58.hpp"
@@ -81,10 +80,7 @@ std::vector<const chain::Neuron*> committed_miners(const chain::Metagraph& m,
 
 }  // namespace
 
-int run_loco_validator(const NeuronArgs& a) {
-  init_runtime(a.threads);
-  check_neuron_device(a.device);
-  const NeuronHparams h = load_hparams(a.hparams_file);
+int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
   check(a.scoring == "loss-delta",
         "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
   auto chain = chain::open_chain(a.network);
@@ -98,9 +94,7 @@ int run_loco_validator(const NeuronArgs& a) {
   check(!a.bucket.empty(),
         "validator: --bucket is required with codec sparseloco (records and checkpoints live "
         "there)");
-  auto bucket = open_bucket(a.bucket);
-  if (chain->commitments(a.netuid)[hotkey] != "master:" + a.bucket)
-    chain->set_commitment(a.netuid, *hot, "master:" + a.bucket);
+  auto bucket = commit_bucket(*chain, a, *hot, "master:");
 
   const auto state_dir = neuron_state_dir(a, "validator", hotkey);
   const LlamaConfig config = preset(h.preset);
@@ -180,7 +174,8 @@ int run_loco_validator(const NeuronArgs& a) {
     record.base_hash = base_hash;
     std::vector<PeerUpdate> admitted;
     std::map<uint16_t, std::string> status;
-    for (const auto* n : committed_miners(m, commits, my_uid)) {
+    const auto miners_expected = committed_miners(m, commits, my_uid);
+    for (const auto* n : miners_expected) {
       auto it = updates.find(n->uid);
       if (it == updates.end()) {
         auto r = gs.rejected.find(n->uid);
@@ -210,7 +205,7 @@ int run_loco_validator(const NeuronArgs& a) {
     const double base_global = mean_loss(scorer, global);
     nlohmann::json miners = nlohmann::json::object();
     auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
-    for (const auto* n : committed_miners(m, commits, my_uid)) {
+    for (const auto* n : miners_expected) {
       Delta d;
       auto it = updates.find(n->uid);
       if (it != updates.end()) {

@@ -25,9 +25,9 @@ namespace bistro {
 
 int run_miner(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
-  if (h.codec == "sparseloco") return run_loco_miner(a);
   init_runtime(a.threads);
   check_neuron_device(a.device);
+  if (h.codec == "sparseloco") return run_loco_miner(a, h);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -38,9 +38,7 @@ int run_miner(const NeuronArgs& a) {
   auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
   const uint16_t uid = ensure_registered(*chain, a, *hot);
   check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
-  auto bucket = open_bucket(a.bucket);
-  if (chain->commitments(a.netuid)[hotkey] != a.bucket)
-    chain->set_commitment(a.netuid, *hot, a.bucket);
+  auto bucket = commit_bucket(*chain, a, *hot, "");
   log(1, fmt::format("uid {} on subnet {}, publishing to {}", uid, a.netuid, a.bucket));
 
   const auto state_dir = neuron_state_dir(a, "miner", hotkey);

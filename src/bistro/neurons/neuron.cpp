@@ -116,10 +116,10 @@ std::vector<Batch> NeuronData::batches(const std::vector<Page>& pages, int64_t m
 
 std::vector<Batch> NeuronData::held_out(const NeuronHparams& h) {
   const std::string seed = "bistro/validator-eval";
-  return batches(
-      pages(global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()), seed.size()}),
-            h.eval_pages, configs),
-      h.codec == "sparseloco" ? 6 : 0);
+  return batches(pages(global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()),
+                                                     seed.size()}),
+                       h.eval_pages, configs),
+                 h.codec == "sparseloco" ? 6 : 0);
 }
 
 TrainOptions inner_train_options(const NeuronHparams& h) {

@@ -114,8 +114,9 @@ void check_neuron_device(const std::string& device);
 
 int run_miner(const NeuronArgs& args);
 int run_validator(const NeuronArgs& args);
-// Protocol v2 (codec sparseloco): run_miner and run_validator hand over to these.
-int run_loco_miner(const NeuronArgs& args);
-int run_loco_validator(const NeuronArgs& args);
+// Protocol v2 (codec sparseloco): run_miner and run_validator hand over to these once the runtime
+// is up and the hparams are read.
+int run_loco_miner(const NeuronArgs& args, const NeuronHparams& h);
+int run_loco_validator(const NeuronArgs& args, const NeuronHparams& h);
 
 }  // namespace bistro

@@ -42,6 +42,15 @@ uint16_t ensure_registered(chain::Chain& chain, const NeuronArgs& a, const Signe
   return chain.register_neuron(a.netuid, *load_coldkey(a), hk);
 }
 
+std::unique_ptr<Bucket> commit_bucket(chain::Chain& chain, const NeuronArgs& a,
+                                      const Signer& hotkey, const std::string& prefix) {
+  auto bucket = open_bucket(a.bucket);
+  const std::string hk = ss58_encode(hotkey.public_key());
+  if (chain.commitments(a.netuid)[hk] != prefix + a.bucket)
+    chain.set_commitment(a.netuid, hotkey, prefix + a.bucket);
+  return bucket;
+}
+
 std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& role,
                                        const std::string& hotkey) {
   std::filesystem::path dir;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "bistro/neurons/neuron.hpp"
+#include "bistro/storage/bucket.hpp"
 
 namespace bistro {
 
@@ -15,6 +16,10 @@ std::unique_ptr<Signer> load_hotkey(const NeuronArgs& a);
 std::unique_ptr<Signer> load_coldkey(const NeuronArgs& a);
 // The hotkey's uid; registers with the coldkey when --register was given, else fails clearly.
 uint16_t ensure_registered(chain::Chain& chain, const NeuronArgs& a, const Signer& hotkey);
+// Opens --bucket and makes this hotkey's commitment `prefix` + its URL (miners commit the bare
+// URL, validators "master:" + URL), writing the chain only when it holds something else.
+std::unique_ptr<Bucket> commit_bucket(chain::Chain& chain, const NeuronArgs& a,
+                                      const Signer& hotkey, const std::string& prefix);
 std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& role,
                                        const std::string& hotkey);
 

@@ -164,9 +164,9 @@ int run_validator(const NeuronArgs& a) {
   const std::string scoring = a.scoring;
   check(scoring == "loss-delta" || scoring == "win-rate" || scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", scoring);
-  if (h.codec == "sparseloco") return run_loco_validator(a);
   init_runtime(a.threads);
   check_neuron_device(a.device);
+  if (h.codec == "sparseloco") return run_loco_validator(a, h);
   check(scoring != "gradient-distance" || h.codec == "slice",
         "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
         h.codec);
@@ -179,11 +179,7 @@ int run_validator(const NeuronArgs& a) {
   auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
   const uint16_t my_uid = ensure_registered(*chain, a, *hot);
   std::unique_ptr<Bucket> bucket;
-  if (!a.bucket.empty()) {
-    bucket = open_bucket(a.bucket);
-    if (chain->commitments(a.netuid)[hotkey] != "master:" + a.bucket)
-      chain->set_commitment(a.netuid, *hot, "master:" + a.bucket);
-  }
+  if (!a.bucket.empty()) bucket = commit_bucket(*chain, a, *hot, "master:");
 
   const auto state_dir = neuron_state_dir(a, "validator", hotkey);
   const auto master_dir = state_dir / "master";
