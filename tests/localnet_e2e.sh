@@ -6,6 +6,10 @@
 #          master's checkpoint and records). Checks: the master loss falls; every miner window's
 #          theta hash equals the master's, the restarted miner's included; the lazy and garbage
 #          updates never enter a record; the restarted validator kept every score.
+#   gauntlet  protocol v2 with cheats: 3 honest miners, a copycat, a poisoner (largest values the
+#          format allows), a late uploader and a replay (a peer's previous update). Checks: no
+#          cheat's update ever enters a record, each rejection is logged with its reason, every
+#          honest miner out-earns every cheat, and the master still trains.
 #   s3     protocol v2 over S3 (s3rver on loopback, started here): 2 honest miners, hashes agree.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
@@ -21,6 +25,9 @@ v1='"pages_per_window": 1, "max_micro_batches": 2'
 case $mode in
   loco)
     args=(--miners 4 --lazy 1 --garbage 1 --windows 8 --kill-validator --kill-miner) ;;
+  gauntlet)
+    args=(--miners 3 --cheat copycat:1 --cheat poison-max:1 --cheat late:1 --cheat replay:1
+          --windows 8) ;;
   s3)
     port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     buckets=()
@@ -60,8 +67,8 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3")
-windows = {"loco": 8, "s3": 5, "slice": 5, "dct": 4}[mode]
+v2 = mode in ("loco", "s3", "gauntlet")
+windows = {"loco": 8, "s3": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")
@@ -81,6 +88,25 @@ if v2:
     for u in honest:
         same = [r for r in rows if r["uid"] == u and r["theta"] == "same"]
         expect(len(same) >= 2, f"honest uid {u}: theta equal to the master's in {len(same)} windows")
+    if mode == "gauntlet":
+        entered = {u: sum(1 for l in lines if l["miners"].get(u, {}).get("accepted")) for u in kind}
+        log = (run / "logs" / "validator.log").read_text()
+        cheats = [u for u, k in kind.items() if k != "honest"]
+        expect(len(cheats) == 4, f"four cheats ran ({sorted(kind.values())})")
+        for u in cheats:
+            expect(entered[u] == 0, f"{kind[u]} uid {u}: never in a record ({entered[u]})")
+            for h in honest:
+                expect(final[u]["incentive"] < final[h]["incentive"],
+                       f"{kind[u]} uid {u} incentive {final[u]['incentive']:.4f} < honest uid {h} {final[h]['incentive']:.4f}")
+        for u in honest:
+            expect(entered[u] >= 3, f"honest uid {u} entered {entered[u]} records")
+        copier = [u for u, k in kind.items() if k == "copycat"][0]
+        expect(f"uid {copier} not in the record: copy of uid" in log, "the copycat's rejection is logged as a copy")
+        poison = [u for u, k in kind.items() if k == "poison-max"][0]
+        expect(f"uid {poison} not in the record: does not lower the loss" in log, "the poisoner's rejection is logged")
+        replay = [u for u, k in kind.items() if k == "replay"][0]
+        expect(f"uid {replay} not in the record: copy of uid" in log and "'s update of window" in log,
+               "the replay's rejection is logged as a copy of an earlier window")
     if mode == "loco":
         lazy = [u for u, k in kind.items() if k == "lazy"][0]
         garbage = [u for u, k in kind.items() if k == "garbage"][0]
@@ -94,7 +120,7 @@ if v2:
                    f"lazy uid {lazy} incentive {final[lazy]['incentive']:.4f} < honest uid {u} {final[u]['incentive']:.4f}")
         expect(s["validator_restarted"] and s["miner_restarted"], "the validator and miner-0 were killed and restarted")
         log = (run / "logs" / "validator.log").read_text()
-        expect("resumed at window" in log and "with 4 scores" in log, "the restarted validator kept all 4 scores")
+        expect("resumed at window" in log and "with 4 ratings" in log, "the restarted validator kept all 4 ratings")
         victim = [u for u, v in final.items() if v["name"] == "miner-0"][0]
         mlog = (run / "logs" / "miner-0.log").read_text()
         expect("resumed: shared model at window" in mlog, "miner-0 resumed from its own state")

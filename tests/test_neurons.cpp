@@ -15,6 +15,7 @@
 #include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
+#include "bistro/neurons/scoring.hpp"
 #include "bistro/storage/file_bucket.hpp"
 #include "bistro/storage/sigv4.hpp"
 #include "model_test_util.hpp"
@@ -22,6 +23,13 @@
 using namespace bistro;
 
 namespace {
+// A batch of random token rows (a model memorises them quickly: a clear own-page signal).
+Batch random_batch(const LlamaConfig& c, int64_t rows, int64_t len, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto tokens = torch::randint(c.vocab_size, {rows, len + 1}, torch::kLong);
+  return {tokens.slice(1, 0, len).contiguous(), tokens.slice(1, 1, len + 1).contiguous()};
+}
+
 std::unique_ptr<Signer> key(uint8_t n) {
   std::array<uint8_t, 32> seed{};
   seed[0] = n;
@@ -145,7 +153,10 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
   const uint64_t u = 5;
   std::vector<std::string> files;
   std::vector<Update> updates;
-  WindowRecord r{.window = u, .config_hash = config_hash(config), .hparams_hash = hparams_hash(h)};
+  WindowRecord r;
+  r.window = u;
+  r.config_hash = config_hash(config);
+  r.hparams_hash = hparams_hash(h);
   for (uint8_t m = 1; m <= 2; ++m) {
     auto hot = key(m);
     const std::string hk = ss58_encode(hot->public_key());
@@ -290,4 +301,56 @@ TEST(Neurons, InnerLoopStopsForTheDeadlineAndYieldsThePseudoGradient) {
     for (int64_t s = 0; s < t0.k; ++s)
       R[sparse_loco::element_of(plan, c, t0.idx[c * t0.k + s])] += t0.val[c * t0.k + s];
   EXPECT_TRUE(torch::allclose(rebuilt.view(d[0].sizes()), d[0], 1e-5, 1e-7));
+}
+
+// The gauntlet's scoring applies an update alone, sparsely, as the outer step would with this one
+// peer; the own-page margin reads it against other miners' updates on the same pages.
+TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
+  NeuronHparams h;
+  const LlamaConfig config = preset("tiny");
+  Llama theta(config), stepped(config);
+  theta->init_weights(h.init_seed);
+  stepped->init_weights(h.init_seed);
+  const auto params = parameter_tensors(theta), sp = parameter_tensors(stepped);
+  ErrorFeedback ef(theta->ordered_parameters(), {.k = h.topk});
+  std::vector<torch::Tensor> delta;
+  torch::manual_seed(3);
+  for (const auto& p : params) delta.push_back(torch::randn_like(p) * 1e-2);
+  const Update u = ef.encode(delta);
+  const std::string before = params_hash(params);
+  outer_step(sp, {{1, &u}}, 0.7);
+  std::vector<Batch> batch = {random_batch(config, 2, 16, 11)};
+  const double expect = mean_loss(stepped, batch);
+  const auto got = losses_with(theta, u, 0.7, std::vector<double>(params.size(), 1.0), {&batch});
+  EXPECT_NEAR(got[0], expect, 1e-5);
+  EXPECT_EQ(params_hash(params), before);  // restored bit for bit
+
+  // A window: two honest-like updates made from each miner's own batch, one trained elsewhere.
+  // Each update's own batch improves most under its own update.
+  std::vector<std::vector<Batch>> own;
+  std::vector<Update> ups;
+  for (int m = 0; m < 3; ++m) {
+    own.push_back({random_batch(config, 2, 16, 100 + m)});
+    Llama work(config);
+    work->init_weights(h.init_seed);
+    Trainer t(work, inner_train_options(h));
+    std::vector<Batch> train =
+        m == 2 ? std::vector<Batch>{random_batch(config, 2, 16, 999)} : own.back();
+    for (int s = 0; s < 4; ++s) t.step(train);
+    ErrorFeedback e(theta->ordered_parameters(), {.k = h.topk});
+    ups.push_back(e.encode(pseudo_gradient(params, parameter_tensors(work))));
+  }
+  std::vector<ScoreInput> in;
+  std::vector<Observation> obs;
+  for (int m = 0; m < 3; ++m) {
+    in.push_back({static_cast<uint16_t>(m + 1), &ups[m], own[m]});
+    obs.push_back({static_cast<uint16_t>(m + 1), "hk", "ok"});
+  }
+  const std::vector<Batch> random = {random_batch(config, 2, 16, 500)};
+  score_window(theta, config, in, random, 1.0, 2, obs);
+  EXPECT_EQ(params_hash(params), before);
+  EXPECT_GT(obs[0].margin(), 0);
+  EXPECT_GT(obs[1].margin(), 0);
+  EXPECT_GT(obs[0].margin(), 5 * std::fabs(obs[2].margin()));
+  EXPECT_FALSE(std::isnan(obs[2].d_cross));
 }

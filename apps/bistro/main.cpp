@@ -23,6 +23,7 @@
 #include "bistro/ops/bench_chain.hpp"
 #include "bistro/ops/bench_data.hpp"
 #include "bistro/ops/bench_train.hpp"
+#include "bistro/ops/experiment_attack.hpp"
 #include "bistro/ops/experiment_converge.hpp"
 #include "bistro/train/trainer.hpp"
 #include "commands.hpp"
@@ -250,6 +251,21 @@ int main(int argc, char** argv) {
 
   auto* experiment_cmd = app.add_subcommand("experiment", "experiments");
   experiment_cmd->require_subcommand(1);
+  AttackOptions att;
+  auto* attack = experiment_cmd->add_subcommand(
+      "attack", "a simulated protocol v2 subnet with cheating miners against the gauntlet");
+  attack->add_option("--uids", att.uids, "uids, the validator's included");
+  attack->add_option("--cheat-share", att.cheat_share, "share of the miners that cheat");
+  attack->add_option("--kinds", att.kinds, "comma list of cheating kinds, or all");
+  attack->add_option("--windows", att.windows, "windows");
+  attack->add_option("--inner-steps", att.inner_steps, "H: inner steps per window");
+  attack->add_option("--batch-rows", att.batch_rows, "rows per micro-batch");
+  attack->add_option("--threads", att.threads, "miners trained and updates scored at once");
+  attack->add_option("--seed", att.seed, "who cheats, keys, random pages");
+  bool no_clean = false;
+  attack->add_flag("--no-clean", no_clean, "skip the run without the cheaters");
+  attack->add_option("--summary", att.summary, "append the summary JSON here");
+  attack->add_flag("--check", att.check, "exit 1 unless every goal holds");
   ConvergeOptions conv;
   auto* converge = experiment_cmd->add_subcommand(
       "converge",
@@ -324,6 +340,10 @@ int main(int argc, char** argv) {
       bench.fused = !bench_unfused;
       bench.measure_peak = !no_peak;
       return run_bench_train(bench, bench_json);
+    }
+    if (*attack) {
+      att.clean = !no_clean;
+      return run_attack_experiment(att);
     }
     if (*converge) {
       run_converge_experiment(conv);

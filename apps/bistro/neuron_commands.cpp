@@ -24,9 +24,13 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--threads", a.threads, "CPU threads");
   c->add_option("--start-window", a.start_window, "first window (default: the current one)");
   c->add_option("--windows", a.windows, "stop after this many windows (default: run forever)");
-  c->add_option("--behaviour", a.behaviour, "honest | lazy | garbage (for tests)")
-      ->group("")  // hidden
-      ->check(CLI::IsMember({"honest", "lazy", "garbage"}));
+  c->add_option("--behaviour", a.behaviour,
+                "miner: honest, or a cheat for tests and the localnet: lazy, garbage, copycat, "
+                "late-copycat, replay, noise, poison, poison-max, data-cheat, late, sybil, "
+                "negative-exploit (v1 codecs: lazy and garbage only)")
+      ->group("");  // hidden
+  c->add_option("--copy-uid", a.copy_uid, "miner cheats that copy: whose update (default lowest)")
+      ->group("");
   c->add_option("--scoring", a.scoring, "validator: loss-delta | win-rate | gradient-distance");
   c->add_option("--metrics.port", a.metrics_port, "serve Prometheus metrics on this port (0: any)");
   c->add_flag_callback(
@@ -58,6 +62,10 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_option("--hparams", l->hparams_file, "protocol hyperparameters (JSON)");
   localnet->add_option("--lazy", l->lazy, "miners that never train (for comparison)");
   localnet->add_option("--garbage", l->garbage, "miners that upload garbage");
+  localnet->add_option("--cheat", l->cheats,
+                       "KIND:N, repeatable: N more miners of a cheating kind (copycat, "
+                       "late-copycat, replay, noise, poison, poison-max, data-cheat, late, sybil, "
+                       "negative-exploit, lazy, garbage)");
   localnet->add_flag("--kill-validator", l->kill_validator,
                      "SIGKILL the validator mid-run and restart it (resilience check)");
   localnet->add_flag("--kill-miner", l->kill_miner,

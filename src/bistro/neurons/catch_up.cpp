@@ -181,10 +181,16 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
       // A checkpoint past where we are (or where we are unknown) saves replaying records.
       if (!known || at < target) {
         std::optional<Checkpoint> latest;
-        try {
-          latest = latest_checkpoint();
-        } catch (const SyncError&) {
-          if (!known) throw;  // a bad pointer matters only when there is nothing else to go on
+        while (true) {
+          try {
+            latest = latest_checkpoint();
+          } catch (const SyncError&) {
+            if (!known) throw;  // a bad pointer matters only when there is nothing else to go on
+          }
+          // A node with nothing to go on waits for the master's first checkpoint (a miner that
+          // started first), as long as the window allows.
+          if (latest || known || chain_.block() >= give_up_block) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         if (latest && (!known || latest->window > at) && latest->window <= target) {
           at = load_checkpoint(model, *latest);

@@ -19,6 +19,7 @@
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
+#include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/neuron.hpp"
 
@@ -152,6 +153,21 @@ std::vector<std::pair<double, double>> run_baseline(const NeuronHparams& h,
 }  // namespace
 
 int run_localnet(const LocalnetOptions& o) {
+  // --cheat KIND:N, each a cheating kind of cheats.hpp and a count.
+  std::vector<std::pair<Behaviour, int>> cheats;
+  for (const auto& c : o.cheats) {
+    const auto colon = c.find(':');
+    check(colon != std::string::npos, "localnet: --cheat wants KIND:N (got '{}')", c);
+    const Behaviour kind = parse_behaviour(c.substr(0, colon));
+    int n = 0;
+    try {
+      n = std::stoi(c.substr(colon + 1));
+    } catch (const std::exception&) {
+    }
+    check(kind != Behaviour::Honest && n > 0,
+          "localnet: --cheat {}: want a cheating kind and N > 0", c);
+    cheats.emplace_back(kind, n);
+  }
   check(o.miners >= 1 && o.miners <= 64, "localnet: --miners must be 1..64");
   check(o.lazy + o.garbage < o.miners, "localnet: at least one miner must be honest");
   check(o.windows >= 1 && o.block_time >= 0,
@@ -177,7 +193,8 @@ int run_localnet(const LocalnetOptions& o) {
     // H inner steps, timed with every training miner at once plus one more for the validator
     // (its scoring costs about one miner's compute here), should fill ~95% of a window.
     init_runtime(1);
-    const int training = o.miners - o.lazy - o.garbage + 1;
+    int training = o.miners - o.lazy - o.garbage + 1;
+    for (const auto& [kind, n] : cheats) training += behaviour_trains(kind) ? n : 0;
     const double step = time_inner_step(h, training);
     block_time =
         static_cast<double>(h.inner_steps) * step / 0.95 / static_cast<double>(h.blocks_per_window);
@@ -209,7 +226,8 @@ int run_localnet(const LocalnetOptions& o) {
 
   // Wallets (unencrypted: a local test subnet), registration and the validator's stake.
   std::vector<Proc> procs;
-  auto make = [&](const std::string& name, const std::string& role, const std::string& behaviour) {
+  auto make = [&](const std::string& name, const std::string& role, const std::string& behaviour,
+                  int copy_uid = -1) {
     const WalletPaths wp{dir / "wallets", name, "default"};
     auto seed = [&](const std::string& what) {
       std::string s = fmt::format("bistro-localnet/{}/{}/{}", stamp, name, what);
@@ -243,6 +261,7 @@ int run_localnet(const LocalnetOptions& o) {
               "--threads",
               std::to_string(o.threads)};
     if (role == "miner") p.argv.insert(p.argv.end(), {"--behaviour", behaviour});
+    if (copy_uid >= 0) p.argv.insert(p.argv.end(), {"--copy-uid", std::to_string(copy_uid)});
     if (role == "validator") p.argv.insert(p.argv.end(), {"--scoring", o.scoring});
     if (role == "validator") chain.add_stake(hot.ss58_address, cold.ss58_address, 1000'000'000'000);
     procs.push_back(std::move(p));
@@ -253,6 +272,16 @@ int run_localnet(const LocalnetOptions& o) {
                     : i >= o.miners - o.garbage - o.lazy ? "lazy"
                                                          : "honest";
     make(fmt::format("miner-{}", i), "miner", b);
+  }
+  // The cheats, after the honest miners (a copier's default victim is the lowest uid, miner-0).
+  int named = o.miners;
+  for (const auto& [kind, n] : cheats) {
+    int leader = -1;  // a sybil operator's first uid trains; the others send its update
+    for (int i = 0; i < n; ++i) {
+      make(fmt::format("miner-{}", named++), "miner", behaviour_name(kind),
+           kind == Behaviour::Sybil ? leader : -1);
+      if (kind == Behaviour::Sybil && leader < 0) leader = procs.back().uid;
+    }
   }
 
   // Start a little ahead so every process has loaded before its first window.
@@ -312,9 +341,9 @@ int run_localnet(const LocalnetOptions& o) {
           w, m.block, line["master_loss"].get<double>(),
           loco ? "before the outer step" : "before merge", line["base_loss"].get<double>(),
           line["accepted"].get<int>(), line["weights"].get<std::string>());
-      fmt::print("  {:<9} {:>4} {:<8} {:>8} {:>10} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner", "uid",
-                 "kind", "loss", "score", "weight", "incentive", "emission(τ)", loco ? "theta" : "",
-                 "status");
+      fmt::print("  {:<9} {:>4} {:<16} {:>8} {:>10} {:>7} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner",
+                 "uid", "kind", "loss", "score", "rating", "weight", "incentive", "emission(τ)",
+                 loco ? "theta" : "", "status");
       nlohmann::json chain_view = nlohmann::json::object();
       for (size_t k = 1; k < procs.size(); ++k) {
         const Proc& p = procs[k];
@@ -338,10 +367,14 @@ int run_localnet(const LocalnetOptions& o) {
         }
         auto mj = line["miners"].value(std::to_string(p.uid), nlohmann::json::object());
         const auto& n = m.neurons.at(p.uid);
-        fmt::print("  {:<9} {:>4} {:<8} {:>8.4f} {:>10.5f} {:>8.3f} {:>9.4f} {:>11.4f} {:>7}  {}\n",
-                   p.name, p.uid, p.behaviour, loss, mj.value("score", 0.0),
-                   mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9, sync,
-                   mj.value("status", "-").substr(0, 60));
+        std::string status = mj.value("status", "-");
+        if (status == "ok" && !mj.value("reason", "").empty()) status = mj.value("reason", "");
+        fmt::print(
+            "  {:<9} {:>4} {:<16} {:>8.4f} {:>10.5f} {:>7.3f} {:>8.3f} {:>9.4f} {:>11.4f} {:>7}  "
+            "{}\n",
+            p.name, p.uid, p.behaviour, loss, mj.value("score", 0.0), mj.value("rating", 0.0),
+            mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9, sync,
+            status.substr(0, 70));
         chain_view[std::to_string(p.uid)] = {
             {"name", p.name},         {"kind", p.behaviour},
             {"loss", loss},           {"incentive", n.incentive / 65535.0},
@@ -400,8 +433,10 @@ int run_localnet(const LocalnetOptions& o) {
   // The report.
   const fs::path rdir = dir / "report";
   std::string jsonl,
-      csv = "window,uid,name,kind,loss,score,weight,incentive,emission_rao,theta,status\n";
-  std::map<std::string, std::vector<std::pair<double, double>>> master_loss, scores, incentive;
+      csv = "window,uid,name,kind,loss,score,rating,weight,incentive,emission_rao,theta,status\n";
+  std::map<std::string, std::vector<std::pair<double, double>>> master_loss, scores, ratings,
+      weights, incentive;
+  std::map<std::string, std::pair<double, int>> kind_incentive;  // kind -> (sum, uid-windows)
   for (const auto& line : report) {
     jsonl += line.dump() + "\n";
     const double w = line["window"].get<double>();
@@ -411,13 +446,17 @@ int run_localnet(const LocalnetOptions& o) {
       const std::string label =
           c["name"].get<std::string>() + " (" + c["kind"].get<std::string>() + ")";
       scores[label].emplace_back(w, mj.value("score", 0.0));
+      ratings[label].emplace_back(w, mj.value("rating", 0.0));
+      weights[label].emplace_back(w, mj.value("weight", 0.0));
       incentive[label].emplace_back(w, c["incentive"].get<double>());
-      csv +=
-          fmt::format("{},{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(), uid,
-                      c["name"].get<std::string>(), c["kind"].get<std::string>(),
-                      c["loss"].is_number() ? c["loss"].get<double>() : NAN, mj.value("score", 0.0),
-                      mj.value("weight", 0.0), c["incentive"].get<double>(),
-                      c["emission"].get<uint64_t>(), c.value("theta", ""), mj.value("status", "-"));
+      auto& ki = kind_incentive[c["kind"].get<std::string>()];
+      ki.first += c["incentive"].get<double>(), ++ki.second;
+      csv += fmt::format(
+          "{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n", line["window"].get<uint64_t>(), uid,
+          c["name"].get<std::string>(), c["kind"].get<std::string>(),
+          c["loss"].is_number() ? c["loss"].get<double>() : NAN, mj.value("score", 0.0),
+          mj.value("rating", 0.0), mj.value("weight", 0.0), c["incentive"].get<double>(),
+          c["emission"].get<uint64_t>(), c.value("theta", ""), mj.value("status", "-"));
     }
   }
   nlohmann::json summary = {{"windows", report.size()},
@@ -433,6 +472,9 @@ int run_localnet(const LocalnetOptions& o) {
     summary["last_master_loss"] = report.back()["master_loss"];
     summary["final"] = report.back()["chain"];
     summary["final_scores"] = report.back()["miners"];
+    summary["kind_incentive"] = nlohmann::json::object();
+    for (auto& [kind, ki] : kind_incentive)
+      summary["kind_incentive"][kind] = ki.second ? ki.first / ki.second : 0.0;
   }
   for (const auto& p : procs)
     summary["processes"].push_back(
@@ -539,7 +581,19 @@ int run_localnet(const LocalnetOptions& o) {
     html += "</table>";
   }
   html += svg_chart("Master loss per window (fixed held-out pages)", master_loss);
-  html += svg_chart("Score per miner (EMA of loss improvement)", scores);
+  // Who earned what, by kind: the cheats should end with nothing.
+  html +=
+      "<h3>Mean incentive per uid and window, by kind</h3><table border='1' cellpadding='3' "
+      "style='border-collapse:collapse'><tr><th>kind</th><th>mean incentive</th></tr>";
+  for (auto& [kind, ki] : kind_incentive)
+    html += fmt::format("<tr><td>{}</td><td>{:.4f}</td></tr>", kind,
+                        ki.second ? ki.first / ki.second : 0.0);
+  html += "</table>";
+  html += svg_chart(
+      loco ? "Window score per miner (gauntlet)" : "Score per miner (EMA of loss improvement)",
+      scores);
+  if (loco) html += svg_chart("Rating per miner (EMA of window scores)", ratings);
+  html += svg_chart("Weight per miner (this validator)", weights);
   html += svg_chart("Incentive per miner (Yuma)", incentive);
   html += "</body></html>\n";
   write_file_atomic(rdir / "report.html", html);

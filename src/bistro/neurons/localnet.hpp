@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace bistro {
 
@@ -17,8 +18,9 @@ struct LocalnetOptions {
   std::string dir;        // default $BISTRO_HOME/localnet/run-<time>
   double block_time = 0;  // seconds per block; 0: calibrated so H inner steps fill ~95% of a window
   std::string hparams_file;
-  int lazy = 0;     // the last `lazy` honest slots never train
-  int garbage = 0;  // ... and `garbage` upload random bytes
+  int lazy = 0;                     // the last `lazy` honest slots never train
+  int garbage = 0;                  // ... and `garbage` upload random bytes
+  std::vector<std::string> cheats;  // "KIND:N": N more miners of a cheating kind (cheats.hpp)
   bool kill_validator = false;
   bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
   bool baseline = false;    // then train one AdamW model on the union of the miners' pages

@@ -9,20 +9,25 @@
 // A miner may start window w as soon as record(w - 1) exists, before w's first block: its pages
 // are known in advance and its upload is due only when w ends, so the window goes to the inner
 // steps and a slow window is made up in the next.
+// --behaviour KIND makes it one of the cheats of cheats.hpp instead (for the localnet and the
+// tests of the validator's gauntlet); everything else about it stays the real miner.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "bistro/chain/open_chain.hpp"
 #include "bistro/compress/error_feedback.hpp"
 #include "bistro/core/files.hpp"
+#include "bistro/core/rng.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
@@ -81,6 +86,7 @@ struct MinerState {
 }  // namespace
 
 int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
+  const Behaviour kind = parse_behaviour(a.behaviour);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());
@@ -92,8 +98,9 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   const uint16_t uid = ensure_registered(*chain, a, *hot);
   check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
   auto bucket = commit_bucket(*chain, a, *hot, "");
-  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {})", uid, a.netuid,
-                     a.bucket, h.inner_steps));
+  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {}{})", uid, a.netuid,
+                     a.bucket, h.inner_steps,
+                     kind == Behaviour::Honest ? "" : std::string(", behaviour ") + a.behaviour));
 
   const auto state_dir = neuron_state_dir(a, "miner", hotkey);
   const LlamaConfig config = preset(h.preset);
@@ -115,8 +122,31 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
 
   NeuronData data(a.dataset, h);
   auto load = [&](uint64_t window) {
-    return data.batches(pages(local_pages_key(window, uid), h.pages_per_window, data.configs),
-                        h.max_micro_batches);
+    uint64_t key = local_pages_key(window, uid);
+    if (kind == Behaviour::DataCheat) key = rng::derive(key, "data-cheat");  // not its pages
+    return data.batches(pages(key, h.pages_per_window, data.configs), h.max_micro_batches);
+  };
+  // The cheats that feed on a peer: the update of window w of --copy-uid (default: the lowest
+  // other miner's uid), polled until it appears or the chain reaches `until`.
+  auto peer_update = [&](uint64_t w, uint64_t until) -> std::optional<Update> {
+    const auto m = chain->metagraph(a.netuid);
+    const auto commits = chain->commitments(a.netuid);
+    const chain::Neuron* victim = nullptr;
+    for (const auto& n : m.neurons) {
+      auto it = commits.find(n.hotkey);
+      if (n.uid == uid || it == commits.end() || it->second.rfind("master:", 0) == 0) continue;
+      if (a.copy_uid >= 0 ? n.uid == a.copy_uid : !victim || n.uid < victim->uid) victim = &n;
+    }
+    if (!victim) return std::nullopt;
+    auto b = open_bucket(commits.at(victim->hotkey));
+    const auto key = update_key(w, victim->uid, victim->hotkey);
+    while (chain->block() < until) {
+      if (b->head(key))
+        return decode_update(b->get(key),
+                             update_expectation(h, config, w, victim->uid, victim->hotkey), key);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return std::nullopt;
   };
   std::future<std::vector<Batch>> prefetch;
   uint64_t prefetched = 0;
@@ -164,27 +194,49 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         return spent + 1.5 * per_step < time_left;
       };
+      const bool trains = behaviour_trains(kind) && !(kind == Behaviour::Sybil && a.copy_uid >= 0);
       InnerLoopResult inner;
-      if (a.behaviour != "lazy") inner = inner_loop(trainer, batches, h.inner_steps, in_time);
-      if (inner.steps < h.inner_steps && a.behaviour != "lazy")
+      if (trains) inner = inner_loop(trainer, batches, h.inner_steps, in_time);
+      if (inner.steps < h.inner_steps && trains)
         log(1, fmt::format("window {}: {} of {} inner steps fit before the deadline", w,
                            inner.steps, h.inner_steps));
       timer.lap("inner");
       // 3. encode the pseudo-gradient with error feedback.
       std::string bytes;
-      if (a.behaviour == "garbage") {
+      if (kind == Behaviour::Garbage) {
         bytes = std::string(4096, '\0');
         for (size_t i = 0; i < bytes.size(); ++i)
           bytes[i] = static_cast<char>((i * 131 + w) & 0xff);
       } else {
-        Update u = ef.encode(pseudo_gradient(theta, local));
+        Update u = ef.encode(pseudo_gradient(theta, local));  // zeros when it did not train
+        const bool copies = kind == Behaviour::Copycat || kind == Behaviour::LateCopycat ||
+                            (kind == Behaviour::Sybil && a.copy_uid >= 0);
+        const bool noise = kind == Behaviour::Noise || (kind == Behaviour::NegativeExploit &&
+                                                        w >= first + kNegativeExploitZeros);
+        if (copies || noise) {
+          // The late copycat waits until two blocks before the deadline, then takes what is there.
+          if (kind == Behaviour::LateCopycat) wait_for_block(*chain, deadline - 2, 0.05);
+          if (auto peer = peer_update(w, deadline - 1)) {
+            u = noise ? noise_update(parameter_specs(config), h.topk, h.chunk_cap,
+                                     update_rms(*peer), rng::derive(w, uid))
+                      : std::move(*peer);
+          } else {
+            log(1, fmt::format("window {}: no peer update to {}", w, noise ? "match" : "copy"));
+          }
+        }
+        if (kind == Behaviour::Replay && w > 0) {  // a peer's update of the previous window
+          if (auto peer = peer_update(w - 1, chain->block() + 1)) u = std::move(*peer);
+        }
+        if (kind == Behaviour::Poison) poison_update(u, 1000.0f, 9000.0f);
+        if (kind == Behaviour::PoisonMax) poison_update(u, 1e30f, 1e4f);
         u.window = w;
         u.uid = uid;
         u.config_hash = config_hash(config);
         bytes = encode_update(std::move(u), *hot);
       }
       timer.lap("encode");
-      // 4. upload.
+      // 4. upload (the late cheat: one block after the window closed).
+      if (kind == Behaviour::Late) wait_for_block(*chain, deadline + 1, 0.05);
       bucket->put(update_key(w, uid, hotkey), bytes);
       timer.lap("upload");
       prefetched = w + 1;
@@ -196,7 +248,8 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       const double inner_s = timer.laps().value("inner", 0.0);
       nlohmann::json line = {{"window", w},
                              {"uid", uid},
-                             {"loss", a.behaviour == "lazy" ? NAN : inner.loss},
+                             {"loss", trains ? inner.loss : NAN},
+                             {"behaviour", a.behaviour},
                              {"tokens", inner.tokens},
                              {"inner_steps", inner.steps},
                              {"bytes_up", bytes.size()},
@@ -205,7 +258,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
                              {"seconds", timer.laps()}};
       append_line(state_dir / "metrics.jsonl", line.dump());
       metrics.set("bistro_window", static_cast<double>(w));
-      if (a.behaviour != "lazy") metrics.set("bistro_loss", inner.loss);
+      if (trains) metrics.set("bistro_loss", inner.loss);
       metrics.set("bistro_inner_share", total > 0 ? inner_s / total : 0.0);
       metrics.add("bistro_bytes_up_total", static_cast<double>(bytes.size()));
       log(1, fmt::format("window {}: loss {:.4f} over {} inner steps, sent {} bytes, theta {}, "

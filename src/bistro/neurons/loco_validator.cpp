@@ -3,32 +3,38 @@
 //   1. close     wait until every committed miner has uploaded update(u), or the deadline (block
 //                (u + 1) bpw + grace), whichever comes first
 //   2. gather    every miner's update(u), verified (peers.hpp)
-//   3. record    admit the verified, non-empty updates of uids not on probation; mirror them into
-//                this bucket; theta_{u+1} = outer_step(theta_u, admitted) (outer_step.hpp);
-//                publish record(u) with both hashes, signed (record.hpp). The miners are waiting
-//                for it, so nothing slow comes before it.
-//   4. score     each verified update alone against theta_u: the loss change on the miner's own
-//                pages and on the window's random pages; EMAs; a uid whose update did not lower
-//                the loss is on probation (left out of records) until one does
-//   5. weights   softmax of the scores, set on the chain
-//   6. persist   theta, scores and probation locally; every checkpoint_interval windows the
-//                checkpoint of theta_{u+1} in the bucket (what late and restarted nodes load)
+//   3. checks    empty updates, uploads outside [record(u-1) published, close] by the bucket's
+//                Last-Modified, and copies (this window's earlier uploads, recent windows') are
+//                rejected (gauntlet.hpp)
+//   4. score     each update that passed, alone against theta_u: the loss drop on the miner's
+//                own pages and on random pages this validator alone picks; the gauntlet's window
+//                scores, ratings and the record's updates
+//   5. record    mirror the admitted updates into this bucket; theta_{u+1} = outer_step(theta_u,
+//                admitted) (outer_step.hpp), unless that raises the held-out loss by more than
+//                record_guard (then nothing is admitted); publish record(u), signed
+//   6. weights   proportional to the ratings, set on the chain
+//   7. persist   theta, ratings locally; every checkpoint_interval windows the checkpoint of
+//                theta_{u+1}, if its held-out loss is below the last published one's
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <thread>
 
 #include "bistro/chain/open_chain.hpp"
 #include "bistro/core/files.hpp"
+#include "bistro/core/rng.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/gauntlet.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
+#include "bistro/neurons/scoring.hpp"
 #include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/storage/sigv4.hpp"
@@ -36,34 +42,10 @@
 namespace bistro {
 namespace {
 
-struct Score {
-  double local = 0, global = 0;  // EMAs of the loss improvement
-  double score() const { return 0.5 * local + 0.5 * global; }
-};
-
-// The loss change one update makes alone, on both page sets; theta is restored afterwards.
-struct Delta {
-  double local = 0, global = 0;
-};
-Delta score_update(Llama& theta, const Update& u, uint16_t uid, double alpha,
-                   const std::vector<Batch>& local, const std::vector<Batch>& global,
-                   double base_global) {
-  const auto params = parameter_tensors(theta);
-  std::vector<torch::Tensor> saved;
-  for (const auto& p : params) saved.push_back(p.detach().clone());
-  const double before_local = mean_loss(theta, local);
-  outer_step(params, {{uid, &u}}, alpha);
-  Delta d{before_local - mean_loss(theta, local), base_global - mean_loss(theta, global)};
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
-  return d;
-}
-
-bool all_zero(const Update& u) {
-  for (const auto& t : u.tensors)
-    for (float v : t.val)
-      if (v != 0.0f) return false;
-  return true;
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // The miners expected to upload: registered, with a bucket (not a master) commitment.
@@ -101,9 +83,13 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
   Llama theta(config);
   theta->init_weights(h.init_seed);
   const auto params = parameter_tensors(theta);
-  std::map<std::string, Score> scores;  // by hotkey: a replaced uid starts from zero
-  std::set<std::string> probation;      // hotkeys whose last scored update did not help
-  uint64_t next = 0;                    // the window whose updates come next; theta = theta_next
+  const GauntletParams gp = gauntlet_params(h);
+  std::map<std::string, Rating> ratings;  // by hotkey: a replaced uid starts from zero
+  SketchHistory history;                  // recent windows' sketches (lost on restart)
+  uint64_t next = 0;                      // the window whose updates come next; theta = theta_next
+  double published_loss = NAN;            // held-out loss of the last published checkpoint
+  NeuronData data(a.dataset, h);
+  const auto eval = data.held_out(h);
   if (std::filesystem::exists(state_dir / "state.json")) {
     auto st = nlohmann::json::parse(read_file(state_dir / "state.json"), nullptr, false);
     check(st.is_object() && st["next"].is_number_unsigned(), "{}: corrupt validator state",
@@ -113,40 +99,46 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     check(params_hash(params) == st.value("params_hash", ""),
           "{}: theta does not match the state (the files are from different windows)",
           state_dir.string());
-    for (auto& [hk, s] : st["scores"].items())
-      scores[hk] = {s.value("local", 0.0), s.value("global", 0.0)};
-    for (auto& hk : st.value("probation", nlohmann::json::array())) probation.insert(hk);
-    log(1, fmt::format("resumed at window {} with {} scores", next, scores.size()));
+    const auto saved = st.value("ratings", nlohmann::json::object());  // (not a temporary)
+    for (auto& [hk, r] : saved.items())
+      if (r.is_object() && r["rating"].is_number())
+        ratings[hk] = {r["rating"].get<double>(), r.value("windows", uint64_t{0})};
+    if (st["published_loss"].is_number()) published_loss = st["published_loss"].get<double>();
+    log(1, fmt::format("resumed at window {} with {} ratings", next, ratings.size()));
   } else {
     // Genesis: theta_s is the shared init, published as the first checkpoint.
     const uint64_t s = a.start_window ? a.start_window : window_of(chain->block(), h) + 1;
     next = s;
     publish_checkpoint(*bucket, theta, s, state_dir);
-    log(1, fmt::format("published the initial checkpoint for window {}", s));
+    published_loss = mean_loss(theta, eval);
+    log(1, fmt::format("published the initial checkpoint for window {} (held-out loss {:.4f})", s,
+                       published_loss));
   }
+  // The random pages are this validator's secret choice: a miner cannot train on them in advance.
+  const uint64_t secret =
+      (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
 
-  NeuronData data(a.dataset, h);
-  const auto eval = data.held_out(h);
   double last_eval = NAN;  // the held-out loss of theta as it is now (computed once per window)
+  int64_t opened_ms = 0;   // when record(u - 1) was published (0: unknown, after a restart)
   const uint64_t first = next;
-  // One window, all or nothing: `fallback` publishes an empty record (theta unchanged) when the
-  // full pass failed, so the miners waiting on record(u) can go on.
-  Llama scorer(config);    // theta_u, kept for scoring once theta has moved on
   bool published = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
-  // theta_{u+1}, scores and probation to disk; the checkpoint when due. True if it checkpointed.
-  auto persist = [&](uint64_t u) {
+  // theta_{u+1} and the ratings to disk; the checkpoint when due and better than the last
+  // published (master_eval NAN: not known, no checkpoint). Returns whether it checkpointed.
+  auto persist = [&](uint64_t u, double master_eval) {
     save_checkpoint(state_dir / "theta", theta);
+    const bool due = (u + 1) % h.checkpoint_interval == 0 &&
+                     (!std::isfinite(published_loss) || master_eval < published_loss);
+    if (due) publish_checkpoint(*bucket, theta, u + 1, state_dir), published_loss = master_eval;
     nlohmann::json st = {{"next", u + 1},
                          {"params_hash", params_hash(params)},
-                         {"scores", nlohmann::json::object()},
-                         {"probation", probation}};
-    for (auto& [hk, sc] : scores) st["scores"][hk] = {{"local", sc.local}, {"global", sc.global}};
+                         {"ratings", nlohmann::json::object()},
+                         {"published_loss", published_loss}};
+    for (auto& [hk, r] : ratings)
+      st["ratings"][hk] = {{"rating", r.rating}, {"windows", r.windows}};
     write_file_atomic(state_dir / "state.json", st.dump());
-    const bool due = (u + 1) % h.checkpoint_interval == 0;
-    if (due) publish_checkpoint(*bucket, theta, u + 1, state_dir);
     return due;
   };
-  auto process = [&](uint64_t u, bool fallback) {
+  auto process = [&](uint64_t u, bool fallback, int64_t closed_ms) {
     Timer timer;
     // 2. gather.
     GatherStats gs;
@@ -156,94 +148,121 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     std::map<uint16_t, Update> updates;
     if (!fallback) updates = gather_updates(m, commits, h, config, u, {my_uid}, &gs);
     timer.lap("gather");
-    for (auto& [uid, reason] : gs.rejected)
-      if (reason != "missing")
-        log(1, fmt::format("window {}: uid {} rejected: {}", u, uid, reason));
 
-    // 3. record: admit, mirror, outer step, publish.
-    const std::string base_hash = params_hash(params);
-    {
-      torch::NoGradGuard no_grad;
-      const auto sp = parameter_tensors(scorer);
-      for (size_t i = 0; i < params.size(); ++i) sp[i].copy_(params[i]);
+    // 3. checks: empty, outside the window's time, copies.
+    const auto miners_expected = committed_miners(m, commits, my_uid);
+    std::map<uint16_t, std::string> status;
+    std::vector<Received> received;
+    for (const auto* n : miners_expected) {
+      auto it = updates.find(n->uid);
+      if (it == updates.end()) {
+        auto r = gs.rejected.find(n->uid);
+        status[n->uid] = r == gs.rejected.end() ? "missing" : r->second;
+      } else {
+        const auto ms = gs.uploaded_ms.find(n->uid);
+        received.push_back(
+            {n->uid, &it->second, ms == gs.uploaded_ms.end() ? int64_t{0} : ms->second});
+      }
     }
+    std::map<uint16_t, uint16_t> duplicates;
+    for (auto& [uid, st] :
+         check_uploads(received, opened_ms, closed_ms, history, u, gp, &duplicates))
+      status[uid] = st;
+    timer.lap("checks");
+
+    // 4. score every update that passed, alone against theta_u.
+    const auto global = data.batches(
+        pages(rng::derive(global_pages_key(u, chain->block_hash(window_start_block(u, h))), secret),
+              h.eval_pages, data.configs),
+        h.score_batches);
+    std::vector<Observation> obs;
+    std::vector<ScoreInput> inputs;
+    for (const auto* n : miners_expected) {
+      obs.push_back({n->uid, n->hotkey, status[n->uid]});
+      obs.back().duplicate = duplicates.count(n->uid) > 0;
+      if (obs.back().status == "ok")
+        inputs.push_back(
+            {n->uid, &updates.at(n->uid),
+             data.batches(pages(local_pages_key(u, n->uid), h.pages_per_window, data.configs),
+                          h.score_batches)});
+    }
+    score_window(theta, config, inputs, global, h.outer_lr, 1, obs);
+    // The empty record of a fallback window says nothing about the miners: no ratings move.
+    auto before = ratings;
+    const auto verdicts = judge_window(obs, ratings, gp);
+    if (fallback) ratings = std::move(before);
+    timer.lap("score");
+
+    // 5. record: mirror, outer step, the guard, publish.
+    const std::string base_hash = params_hash(params);
     WindowRecord record;
     record.window = u;
     record.config_hash = config_hash(config);
     record.hparams_hash = hparams_hash(h);
     record.base_hash = base_hash;
     std::vector<PeerUpdate> admitted;
-    std::map<uint16_t, std::string> status;
-    const auto miners_expected = committed_miners(m, commits, my_uid);
-    for (const auto* n : miners_expected) {
-      auto it = updates.find(n->uid);
-      if (it == updates.end()) {
-        auto r = gs.rejected.find(n->uid);
-        status[n->uid] = r == gs.rejected.end() ? "missing" : r->second;
-      } else if (all_zero(it->second)) {
-        status[n->uid] = "empty update";
-      } else if (probation.count(n->hotkey)) {
-        status[n->uid] = "on probation (its last update did not lower the loss)";
-      } else {
-        status[n->uid] = "ok";
-        admitted.push_back({n->uid, &it->second});
-        record.accepted.push_back({n->uid, n->hotkey, sha256_hex(gs.files.at(n->uid))});
+    for (const auto& v : verdicts)
+      if (v.admitted) {
+        admitted.push_back({v.uid, &updates.at(v.uid)});
+        const auto* n = *std::find_if(miners_expected.begin(), miners_expected.end(),
+                                      [&](auto* x) { return x->uid == v.uid; });
+        record.accepted.push_back({v.uid, n->hotkey, sha256_hex(gs.files.at(v.uid))});
       }
+    if (!std::isfinite(last_eval)) last_eval = mean_loss(theta, eval);
+    const double base_eval = last_eval;
+    std::vector<torch::Tensor> saved;
+    for (const auto& p : params) saved.push_back(p.detach().clone());
+    outer_step(params, admitted, h.outer_lr);
+    double master_eval = mean_loss(theta, eval);
+    std::string guard;
+    if (!admitted.empty() && !(master_eval <= base_eval * (1 + h.record_guard))) {
+      guard = fmt::format("the admitted updates raise the held-out loss {:.4f} -> {:.4f}",
+                          base_eval, master_eval);
+      log(0, fmt::format("window {}: {}; the record admits nothing", u, guard));
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+      admitted.clear();
+      record.accepted.clear();
+      master_eval = base_eval;
     }
     for (const auto& e : record.accepted) bucket->put(mirror_key(u, e.uid), gs.files.at(e.uid));
-    outer_step(params, admitted, h.outer_lr);
     record.params_hash = params_hash(params);
     bucket->put(record_key(u), encode_record(record, *hot));
     published = true;
+    opened_ms = now_ms();
+    last_eval = master_eval;
     timer.lap("record");
 
-    // 4. score every verified update alone against theta_u.
-    auto global =
-        data.batches(pages(global_pages_key(u, chain->block_hash(window_start_block(u, h))),
-                           h.eval_pages, data.configs),
-                     h.score_batches);
-    const double base_global = mean_loss(scorer, global);
+    // 6. weights: proportional to the ratings of the miners expected this window.
+    const auto weights = rating_weights(obs, ratings);
     nlohmann::json miners = nlohmann::json::object();
-    auto ema = [&](double old, double x) { return h.score_ema * old + (1 - h.score_ema) * x; };
-    for (const auto* n : miners_expected) {
-      Delta d;
-      auto it = updates.find(n->uid);
-      if (it != updates.end()) {
-        const auto local = data.batches(
-            pages(local_pages_key(u, n->uid), h.pages_per_window, data.configs), h.score_batches);
-        d = score_update(scorer, it->second, n->uid, h.outer_lr, local, global, base_global);
-        if (!std::isfinite(d.local) || !std::isfinite(d.global)) d = {-1, -1};
-        if (d.local + d.global > 0) {
-          if (probation.erase(n->hotkey)) log(1, fmt::format("uid {} off probation", n->uid));
-        } else if (probation.insert(n->hotkey).second) {
-          log(1, fmt::format("window {}: uid {} on probation: its update changes the loss by "
-                             "{:+.4f} (own pages) and {:+.4f} (random pages)",
-                             u, n->uid, -d.local, -d.global));
-        }
-      }
-      Score& sc = scores[n->hotkey];
-      sc.local = ema(sc.local, d.local);
-      sc.global = ema(sc.global, d.global);
-      miners[std::to_string(n->uid)] = {
-          {"hotkey", n->hotkey}, {"local", d.local},         {"global", d.global},
-          {"score", sc.score()}, {"status", status[n->uid]}, {"accepted", status[n->uid] == "ok"}};
+    for (size_t i = 0; i < obs.size(); ++i) {
+      const auto& o = obs[i];
+      const auto& v = verdicts[i];
+      const bool in = v.admitted && guard.empty();
+      if (o.status != "missing" && !in)
+        log(1, fmt::format("window {}: uid {} not in the record: {}", u, o.uid,
+                           guard.empty() ? v.reason : guard));
+      miners[std::to_string(o.uid)] = {{"hotkey", o.hotkey},
+                                       {"status", o.status},
+                                       {"local", o.d_own},
+                                       {"global", o.d_random},
+                                       {"cross", std::isnan(o.d_cross) ? 0.0 : o.d_cross},
+                                       {"score", v.score},
+                                       {"rating", ratings[o.hotkey].rating},
+                                       {"weight", weights.at(o.uid)},
+                                       {"accepted", in},
+                                       {"reason", in              ? ""
+                                                  : guard.empty() ? v.reason
+                                                                  : guard}};
     }
-    timer.lap("score");
-    if (!std::isfinite(last_eval)) last_eval = mean_loss(scorer, eval);
-    const double base_eval = last_eval;
-    const double master_eval = mean_loss(theta, eval);
-    last_eval = master_eval;
-    timer.lap("eval");
-
-    // 5. weights: softmax of the scores of the miners seen this window.
-    const std::string weights_status = set_softmax_weights(
-        *chain, a.netuid, *hot, m.neurons.size(), miners, h.temperature,
-        (u - first) % h.weights_interval == 0,
+    const std::string weights_status = set_chain_weights(
+        *chain, a.netuid, *hot, m.neurons.size(), miners, (u - first) % h.weights_interval == 0,
         [&](const std::string& msg) { log(1, fmt::format("window {}: {}", u, msg)); });
     timer.lap("weights");
 
-    // 6. persist: theta, then the state naming it (atomic), then the public checkpoint.
-    const bool checkpoint = persist(u);
+    // 7. persist: theta, then the state naming it (atomic), then the public checkpoint.
+    const bool checkpoint = persist(u, master_eval);
     timer.lap("persist");
 
     nlohmann::json line = {{"window", u},
@@ -253,12 +272,12 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
                            {"params_hash", record.params_hash},
                            {"master_loss", master_eval},
                            {"base_loss", base_eval},
-                           {"global_loss", base_global},
                            {"accepted", record.accepted.size()},
                            {"verified", updates.size()},
                            {"bytes_down", gs.bytes},
                            {"weights", weights_status},
                            {"checkpoint", checkpoint},
+                           {"published_loss", published_loss},
                            {"fallback", fallback},
                            {"miners", miners},
                            {"seconds", timer.laps()},
@@ -269,7 +288,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     metrics.set("bistro_loss", master_eval);
     metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
     for (auto& [uid, j] : miners.items()) {
-      metrics.set("bistro_score", j["score"].get<double>(), "uid=\"" + uid + "\"");
+      metrics.set("bistro_score", j["rating"].get<double>(), "uid=\"" + uid + "\"");
       metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
     }
     log(1, fmt::format("window {}: {} of {} verified updates in the record; master loss {:.4f} -> "
@@ -278,8 +297,9 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
                        record.params_hash.substr(0, 12), weights_status, timer.total()));
   };
   // 1. close: window u ends for this validator when every committed miner has uploaded, or at
-  // the deadline; never before the window has begun on chain.
-  auto close = [&](uint64_t u) {
+  // the deadline; never before the window has begun on chain. Returns the time it closed: an
+  // object written after it (beyond the tolerance) is late.
+  auto close = [&](uint64_t u) -> int64_t {
     wait_for_block(*chain, window_start_block(u, h), 0.05);
     const uint64_t deadline = window_start_block(u + 1, h) + h.grace_blocks;
     std::vector<std::pair<std::unique_ptr<Bucket>, std::string>> expected;  // bucket, key
@@ -293,7 +313,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
                          e.what()));
       expected.clear();
       wait_for_block(*chain, deadline, 0.05);
-      return;
+      return now_ms();
     }
     while (chain->block() < deadline) {
       bool all = true;
@@ -305,23 +325,26 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
         }
         if (!all) break;
       }
-      if (all) return;
+      if (all) return now_ms();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    return now_ms();
   };
   // --windows N: the windows from start_window (or from where it resumed) up to N of them; a
   // restart with the same flags ends where the first run would have.
   const uint64_t end =
       a.windows ? (a.start_window ? a.start_window : next) + a.windows : UINT64_MAX;
   for (uint64_t u = next; u < end;) {
-    close(u);
+    const int64_t closed_ms = close(u);
+    const auto saved_ratings = ratings;
+    const auto saved_history = history;
     std::vector<torch::Tensor> saved;
     for (const auto& p : params) saved.push_back(p.detach().clone());
     bool ok = false;
     published = false;
     for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
       try {
-        process(u, attempt == 1);
+        process(u, attempt == 1, closed_ms);
         ok = true;
       } catch (const std::exception& e) {
         last_eval = NAN;
@@ -330,7 +353,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
           // bookkeeping of the window is lost.
           log(0, fmt::format("window {} failed after its record was published: {}", u, e.what()));
           try {
-            persist(u);
+            persist(u, NAN);
             ok = true;
           } catch (const std::exception& e2) {
             log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e2.what()));
@@ -342,6 +365,8 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
         log(0, fmt::format(
                    "window {} failed: {}; {}", u, e.what(),
                    attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
+        ratings = saved_ratings;
+        history = saved_history;
         torch::NoGradGuard no_grad;
         for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
       }
@@ -349,7 +374,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     while (!ok && published) {  // never publish a second record(u): only persisting remains
       std::this_thread::sleep_for(std::chrono::seconds(1));
       try {
-        persist(u);
+        persist(u, NAN);
         ok = true;
       } catch (const std::exception& e) {
         log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e.what()));

@@ -28,6 +28,9 @@ int run_miner(const NeuronArgs& a) {
   init_runtime(a.threads);
   check_neuron_device(a.device);
   if (h.codec == "sparseloco") return run_loco_miner(a, h);
+  check(a.behaviour == "honest" || a.behaviour == "lazy" || a.behaviour == "garbage",
+        "miner: behaviour '{}' needs codec sparseloco (codec {} has honest, lazy and garbage)",
+        a.behaviour, h.codec);
   auto chain = chain::open_chain(a.network);
   const auto hot = load_hotkey(a);
   const std::string hotkey = ss58_encode(hot->public_key());

@@ -42,6 +42,13 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("temperature", h.temperature);
   f("weights_interval", h.weights_interval);
   f("grace_blocks", h.grace_blocks);
+  f("rating_ema", h.rating_ema);
+  f("record_peers", h.record_peers);
+  f("copy_entries", h.copy_entries);
+  f("copy_indices", h.copy_indices);
+  f("margin_floor", h.margin_floor);
+  f("record_guard", h.record_guard);
+  f("upload_tolerance_ms", h.upload_tolerance_ms);
 }
 }  // namespace
 
@@ -84,7 +91,25 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
   check(h.ef_beta >= 0 && h.ef_beta <= 1 && h.outer_lr > 0,
         "{}: ef_beta must be in [0, 1] and outer_lr positive", file.string());
   check(h.dct_k > 0 && h.chunk_cap > 0, "{}: dct_k and chunk_cap must be positive", file.string());
+  check(h.rating_ema >= 0 && h.rating_ema < 1 && h.margin_floor >= 0 && h.margin_floor < 1 &&
+            h.record_peers > 0 && h.record_guard >= 0,
+        "{}: rating_ema and margin_floor must be in [0, 1), record_peers positive and "
+        "record_guard not negative",
+        file.string());
+  check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
+        "{}: copy_entries and copy_indices must be in (0, 1]", file.string());
   return h;
+}
+
+GauntletParams gauntlet_params(const NeuronHparams& h) {
+  GauntletParams p;
+  p.copy_entries = h.copy_entries;
+  p.copy_indices = h.copy_indices;
+  p.upload_tolerance_ms = static_cast<int64_t>(h.upload_tolerance_ms);
+  p.rating_ema = h.rating_ema;
+  p.margin_floor = h.margin_floor;
+  p.record_peers = h.record_peers;
+  return p;
 }
 
 std::string hparams_hash(const NeuronHparams& h) {

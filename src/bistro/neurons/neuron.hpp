@@ -15,6 +15,7 @@
 #include "bistro/data/page_batches.hpp"
 #include "bistro/data/tokenizer.hpp"
 #include "bistro/model/llama.hpp"
+#include "bistro/neurons/gauntlet.hpp"
 #include "bistro/neurons/window.hpp"
 #include "bistro/train/trainer.hpp"
 
@@ -51,8 +52,17 @@ struct NeuronHparams {
   double temperature = 20.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
   uint64_t weights_interval = 1;  // windows between set_weights
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
+  // sparseloco: the validator's gauntlet (gauntlet.hpp, docs/protocol.md "The gauntlet").
+  double rating_ema = 0.8;     // weight of the old rating
+  uint64_t record_peers = 64;  // the most updates one record admits
+  double copy_entries = 0.5;   // share of equal entries (index and value) that makes a copy
+  double copy_indices = 0.6;   // share of equal indices that makes a copy
+  double margin_floor = 0.25;  // own-page margins below this share of the median pay nothing
+  double record_guard = 0.02;  // a record may raise the held-out loss by at most this share
+  uint64_t upload_tolerance_ms = 2000;  // Last-Modified slack against the validator's clock
 };
 NeuronHparams load_hparams(const std::filesystem::path& file);  // empty path: defaults
+GauntletParams gauntlet_params(const NeuronHparams& h);
 nlohmann::json to_json(const NeuronHparams& h);
 // Hex SHA-256 of to_json(h): records name the protocol they were made under.
 std::string hparams_hash(const NeuronHparams& h);
@@ -71,8 +81,9 @@ struct NeuronArgs {
   int threads = 1;
   uint64_t start_window = 0;         // 0: the current window
   uint64_t windows = 0;              // 0: run forever
-  std::string behaviour = "honest";  // tests: honest | lazy (never trains) | garbage (random bytes)
-  int log_level = 1;                 // 0 quiet, 1 info, 2 debug, 3 trace
+  std::string behaviour = "honest";  // honest, or a cheat of cheats.hpp (tests, the localnet)
+  int copy_uid = -1;  // the cheats that copy: whose update (-1: the lowest other miner's uid)
+  int log_level = 1;  // 0 quiet, 1 info, 2 debug, 3 trace
   std::string scoring = "loss-delta";  // validator: loss-delta | win-rate | gradient-distance
   int metrics_port = -1;               // >= 0: serve Prometheus text on 127.0.0.1:port (0 any)
 };

@@ -159,16 +159,27 @@ std::optional<std::string> master_bucket(chain::Chain& chain, uint16_t netuid) {
 std::string set_softmax_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
                                 size_t neurons, nlohmann::json& miners, double temperature,
                                 bool due, const std::function<void(const std::string&)>& log) {
-  std::vector<double> weights(neurons, 0.0);
   double top = -INFINITY, total = 0;
   for (auto& [uid, j] : miners.items()) top = std::max(top, j["score"].get<double>() * temperature);
   for (auto& [uid, j] : miners.items()) {
-    const double e = std::exp(j["score"].get<double>() * temperature - top);
-    weights[std::stoul(uid)] = e;
-    total += e;
+    j["weight"] = std::exp(j["score"].get<double>() * temperature - top);
+    total += j["weight"].get<double>();
   }
-  for (auto& [uid, j] : miners.items()) j["weight"] = weights[std::stoul(uid)] / total;
+  for (auto& [uid, j] : miners.items()) j["weight"] = j["weight"].get<double>() / total;
+  return set_chain_weights(chain, netuid, hotkey, neurons, miners, due, log);
+}
+
+std::string set_chain_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
+                              size_t neurons, const nlohmann::json& miners, bool due,
+                              const std::function<void(const std::string&)>& log) {
+  std::vector<double> weights(neurons, 0.0);
+  double total = 0;
+  for (auto& [uid, j] : miners.items()) {
+    const auto i = std::stoul(uid);
+    if (i < neurons) weights[i] = j.value("weight", 0.0), total += weights[i];
+  }
   if (miners.empty() || !due) return "not due";
+  if (!(total > 0)) return "no positive weight";
   const auto wv = chain::weights_from_scores(weights);
   try {
     chain.set_weights(netuid, hotkey, wv.uids, wv.values,

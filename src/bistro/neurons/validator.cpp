@@ -203,6 +203,9 @@ int run_validator(const NeuronArgs& a) {
 
   NeuronData data(a.dataset, h);
   const auto eval = data.held_out(h);
+  // The shared init counts as the first published master: a merge that makes it worse (a
+  // poisoned first window) is never published.
+  if (!std::isfinite(best_global)) best_global = mean_loss(master, eval);
   const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
   uint64_t done = 0;
   for (uint64_t w = std::max(first, last_window + 1); a.windows == 0 || done < a.windows;

@@ -1,0 +1,515 @@
+#include "bistro/ops/experiment_attack.hpp"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "bistro/chain/weights.hpp"
+#include "bistro/chain/yuma.hpp"
+#include "bistro/compress/error_feedback.hpp"
+#include "bistro/core/rng.hpp"
+#include "bistro/identity/signer.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/neurons/cheats.hpp"
+#include "bistro/neurons/gauntlet.hpp"
+#include "bistro/neurons/inner_loop.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/outer_step.hpp"
+#include "bistro/neurons/scoring.hpp"
+
+namespace bistro {
+namespace {
+
+struct SimMiner {
+  uint16_t uid = 0;
+  Behaviour kind = Behaviour::Honest;
+  std::unique_ptr<Signer> signer;
+  std::string hotkey;  // ss58
+  std::unique_ptr<Trainer> trainer;
+  std::unique_ptr<ErrorFeedback> ef;
+  int copy_of = -1;  // copiers and sybil members: whose update they send
+  std::vector<Batch> batches;
+  Update trained;  // this window's encoded pseudo-gradient (trainers)
+  double incentive = 0;
+};
+
+struct SimResult {
+  std::vector<double> incentive;  // per uid, mean over windows
+  std::vector<Behaviour> kind;
+  std::vector<bool> present;
+  std::vector<int> copy_of;
+  double final_loss = 0, first_loss = 0;
+  std::vector<double> validator_seconds;  // per window: checks + score + judge + outer + guard
+  double honest_index_overlap_max = 0, honest_index_overlap_mean = 0;
+  std::map<std::string, int> rejections;  // reason (first words) -> count
+};
+
+std::string reason_class(const std::string& r) {
+  const auto p = r.find_first_of("(:");
+  std::string s = r.substr(0, p == std::string::npos ? r.size() : p);
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  if (s.rfind("copy of uid", 0) == 0) return "copy";
+  return s;
+}
+
+SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& data,
+                   const std::vector<std::optional<Behaviour>>& kinds) {
+  const LlamaConfig config = preset(h.preset);
+  const auto specs = parameter_specs(config);
+  const GauntletParams gp = gauntlet_params(h);
+  Llama theta(config);
+  theta->init_weights(h.init_seed);
+  const auto params = parameter_tensors(theta);
+  const auto eval = data.held_out(h);
+
+  const size_t n = kinds.size();
+  std::vector<SimMiner> miners(n);
+  std::vector<uint16_t> honest_uids;
+  for (size_t uid = 1; uid < n; ++uid)
+    if (kinds[uid] == Behaviour::Honest) honest_uids.push_back(static_cast<uint16_t>(uid));
+  int sybil_leader = -1, sybil_members = 0;
+  for (size_t uid = 1; uid < n; ++uid) {
+    if (!kinds[uid]) continue;
+    SimMiner& m = miners[uid];
+    m.uid = static_cast<uint16_t>(uid);
+    m.kind = *kinds[uid];
+    std::string seed = fmt::format("bistro/attack/{}/{}", o.seed, uid);
+    m.signer = ed25519_signer(sha256({reinterpret_cast<const uint8_t*>(seed.data()), seed.size()}));
+    m.hotkey = ss58_encode(m.signer->public_key());
+    if (m.kind == Behaviour::Copycat || m.kind == Behaviour::LateCopycat ||
+        m.kind == Behaviour::Replay)
+      m.copy_of = honest_uids.empty() ? -1 : honest_uids[rng::at(o.seed, uid) % honest_uids.size()];
+    if (m.kind == Behaviour::Sybil) {
+      // An operator's extra uids: its main uid is an honest miner, and two sybils send that
+      // miner's update, stamped the same second.
+      if (sybil_leader < 0 || sybil_members == 2)
+        sybil_leader =
+            honest_uids.empty() ? -1 : honest_uids[rng::at(o.seed ^ 5, uid) % honest_uids.size()],
+        sybil_members = 0;
+      m.copy_of = sybil_leader, ++sybil_members;
+    }
+    const bool trains = behaviour_trains(m.kind) && m.copy_of < 0;
+    if (trains) {
+      Llama work(config);
+      work->init_weights(h.init_seed);
+      m.trainer = std::make_unique<Trainer>(std::move(work), inner_train_options(h));
+      m.ef = std::make_unique<ErrorFeedback>(
+          theta->ordered_parameters(),
+          ErrorFeedbackOptions{.beta = h.ef_beta, .k = h.topk, .chunk_cap = h.chunk_cap});
+    }
+  }
+
+  SimResult res;
+  res.kind.assign(n, Behaviour::Honest);
+  res.present.assign(n, false);
+  res.copy_of.assign(n, -1);
+  res.incentive.assign(n, 0.0);
+  for (size_t uid = 1; uid < n; ++uid)
+    if (kinds[uid])
+      res.kind[uid] = *kinds[uid], res.present[uid] = true, res.copy_of[uid] = miners[uid].copy_of;
+  res.first_loss = mean_loss(theta, eval);
+
+  std::map<std::string, Rating> ratings;
+  SketchHistory history;
+  chain::EpochState chain_state;
+  chain_state.stake.assign(n, 0);
+  chain_state.stake[0] = 1'000'000'000'000;
+  chain_state.last_update.assign(n, 0);
+  chain_state.block_at_registration.assign(n, 0);
+  chain_state.validator_permit.assign(n, false);
+  chain_state.validator_permit[0] = true;
+  chain_state.weights.assign(n, {});
+  chain_state.bonds.assign(n, {});
+  double overlap_sum = 0;
+  int overlap_count = 0;
+  auto zero_update = [&] {
+    return noise_update(specs, h.topk, h.chunk_cap, std::vector<float>(specs.size(), 0.0f), 0);
+  };
+
+  std::map<uint16_t, Update> prev_sent;  // what a replay re-sends
+  for (uint64_t w = 0; w < o.windows; ++w) {
+    // 1. The miners' pages (one reader at a time), then their inner loops in parallel.
+    std::vector<SimMiner*> trainers;
+    for (auto& m : miners)
+      if (m.trainer) {
+        uint64_t key = local_pages_key(w, m.uid);
+        if (m.kind == Behaviour::DataCheat) key = rng::derive(key, "data-cheat");
+        m.batches = data.batches(pages(key, h.pages_per_window, data.configs), h.max_micro_batches);
+        trainers.push_back(&m);
+      }
+    {
+      std::atomic<size_t> next{0};
+      auto work = [&] {
+        for (size_t i; (i = next++) < trainers.size();) {
+          SimMiner& m = *trainers[i];
+          const auto local = parameter_tensors(m.trainer->model());
+          {
+            torch::NoGradGuard no_grad;
+            for (size_t p = 0; p < local.size(); ++p) local[p].copy_(params[p]);
+          }
+          inner_loop(*m.trainer, m.batches, h.inner_steps);
+          m.trained = m.ef->encode(pseudo_gradient(params, local));
+        }
+      };
+      std::vector<std::thread> pool;
+      for (int t = 1; t < o.threads; ++t) pool.emplace_back(work);
+      work();
+      for (auto& t : pool) t.join();
+    }
+
+    // 2. What each uid sends, when (simulated bucket clock), through the real wire format.
+    const int64_t opened = static_cast<int64_t>(w) * 100'000 + 1, closed = opened + 90'000;
+    std::map<uint16_t, Update> sent, decoded;
+    std::map<uint16_t, int64_t> when;
+    std::map<uint16_t, std::string> status;
+    // Two passes: the miners that feed on others' updates (copiers, noise) go second.
+    auto feeds = [&](const SimMiner& m) {
+      return m.copy_of >= 0 || m.kind == Behaviour::Copycat || m.kind == Behaviour::LateCopycat ||
+             m.kind == Behaviour::Noise || m.kind == Behaviour::NegativeExploit;
+    };
+    for (int pass = 0; pass < 2; ++pass)
+      for (auto& m : miners) {
+        if (!m.signer || feeds(m) != (pass == 1)) continue;
+        int64_t t = opened + 50'000 + m.uid * 10;
+        Update u;
+        switch (m.kind) {
+          case Behaviour::Honest:
+          case Behaviour::DataCheat:
+            u = m.trained;
+            break;
+          case Behaviour::Late:
+            u = m.trained, t = closed + 10'000;
+            break;
+          case Behaviour::Poison:
+            u = m.trained, poison_update(u, 1000.0f, 9000.0f);
+            break;
+          case Behaviour::PoisonMax:
+            u = m.trained, poison_update(u, 1e30f, 1e4f);
+            break;
+          case Behaviour::Lazy:
+            u = zero_update();
+            break;
+          case Behaviour::Replay: {  // the previous window's update of a peer, re-signed
+            auto src = prev_sent.find(static_cast<uint16_t>(m.copy_of));
+            if (src == prev_sent.end()) continue;
+            u = src->second;
+            break;
+          }
+          case Behaviour::Sybil:
+            if (m.copy_of < 0) {
+              u = m.trained;
+              break;
+            }
+            [[fallthrough]];
+          case Behaviour::Copycat:
+          case Behaviour::LateCopycat: {
+            auto src = sent.find(static_cast<uint16_t>(m.copy_of));
+            if (m.copy_of < 0 || src == sent.end()) continue;  // nothing to copy: missing
+            u = src->second;
+            t = m.kind == Behaviour::LateCopycat ? closed - 1'000 : when[src->first] + 500;
+            if (m.kind == Behaviour::Sybil) t = when[src->first];
+            break;
+          }
+          case Behaviour::NegativeExploit:
+            if (w < kNegativeExploitZeros) {
+              u = zero_update();
+              break;
+            }
+            [[fallthrough]];
+          case Behaviour::Noise: {
+            const uint16_t look =
+                honest_uids.empty() ? 0 : honest_uids[rng::at(w, m.uid) % honest_uids.size()];
+            const auto rms =
+                sent.count(look) ? update_rms(sent[look]) : std::vector<float>(specs.size(), 1e-3f);
+            u = noise_update(specs, h.topk, h.chunk_cap, rms, rng::derive(w, m.uid));
+            break;
+          }
+          case Behaviour::Garbage:
+            break;
+        }
+        std::string bytes;
+        if (m.kind == Behaviour::Garbage) {
+          bytes.assign(4096, '\0');
+          for (size_t i = 0; i < bytes.size(); ++i)
+            bytes[i] = static_cast<char>(rng::at(w, i) & 0xff);
+        } else {
+          sent[m.uid] = u;
+          u.window = w;
+          u.uid = m.uid;
+          u.config_hash = config_hash(config);
+          bytes = encode_update(std::move(u), *m.signer);
+        }
+        when[m.uid] = t;
+        try {
+          decoded[m.uid] = decode_update(bytes, update_expectation(h, config, w, m.uid, m.hotkey),
+                                         fmt::format("uid {}", m.uid));
+        } catch (const UpdateError& e) {
+          status[m.uid] = e.what();
+        }
+      }
+
+    prev_sent = sent;
+    // 3. The validator: checks, scores, judgement, record, outer step, guard.
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Received> received;
+    for (auto& [uid, u] : decoded) received.push_back({uid, &u, when[uid]});
+    std::map<uint16_t, uint16_t> duplicates;
+    for (auto& [uid, st] : check_uploads(received, opened, closed, history, w, gp, &duplicates))
+      status[uid] = st;
+    std::vector<Observation> obs;
+    std::vector<ScoreInput> inputs;
+    for (auto& m : miners) {
+      if (!m.signer) continue;
+      auto st = status.find(m.uid);
+      obs.push_back({m.uid, m.hotkey, st == status.end() ? "missing" : st->second});
+      obs.back().duplicate = duplicates.count(m.uid) > 0;
+      if (obs.back().status == "ok")
+        inputs.push_back(
+            {m.uid, &decoded.at(m.uid),
+             data.batches(pages(local_pages_key(w, m.uid), h.pages_per_window, data.configs),
+                          h.score_batches)});
+    }
+    const auto random = data.batches(
+        pages(rng::derive(w, "bistro/attack/random-pages") ^ o.seed, h.eval_pages, data.configs),
+        h.score_batches);
+    score_window(theta, config, inputs, random, h.outer_lr, o.threads, obs);
+    const auto verdicts = judge_window(obs, ratings, gp);
+    std::vector<PeerUpdate> admitted;
+    for (const auto& v : verdicts)
+      if (v.admitted) admitted.push_back({v.uid, &decoded.at(v.uid)});
+    const double before = mean_loss(theta, eval);
+    std::vector<torch::Tensor> saved;
+    for (const auto& p : params) saved.push_back(p.detach().clone());
+    outer_step(params, admitted, h.outer_lr);
+    double after = mean_loss(theta, eval);
+    if (!admitted.empty() && !(after <= before * (1 + h.record_guard))) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+      after = before;
+    }
+    res.validator_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (const auto& v : verdicts)
+      if (!v.admitted && v.reason != "missing") ++res.rejections[reason_class(v.reason)];
+    if (std::getenv("BISTRO_ATTACK_TRACE"))
+      for (size_t i = 0; i < obs.size(); ++i)
+        if (miners[obs[i].uid].kind != Behaviour::Honest || obs[i].uid < 4)
+          fmt::print(
+              "  uid {} {}: {} own {:.4f} random {:.4f} cross {:.4f} score {:.3f} rating {:.3f} "
+              "{}\n",
+              obs[i].uid, behaviour_name(miners[obs[i].uid].kind), obs[i].status.substr(0, 40),
+              obs[i].d_own, obs[i].d_random, obs[i].d_cross, verdicts[i].score,
+              ratings[obs[i].hotkey].rating, verdicts[i].reason);
+
+    // Honest miners' natural index overlap (what the copy threshold must stay above).
+    for (size_t a = 0; a + 1 < honest_uids.size() && a < 40; ++a) {
+      auto x = decoded.find(honest_uids[a]), y = decoded.find(honest_uids[a + 1]);
+      if (x == decoded.end() || y == decoded.end()) continue;
+      const auto ov = update_overlap(x->second, y->second);
+      res.honest_index_overlap_max = std::max(res.honest_index_overlap_max, ov.indices);
+      overlap_sum += ov.indices, ++overlap_count;
+    }
+
+    // 4. Weights from ratings; one Yuma epoch per window.
+    const auto weights = rating_weights(obs, ratings);
+    std::vector<double> wv(n, 0.0);
+    for (auto& [uid, x] : weights) wv[uid] = x;
+    const auto row = chain::weights_from_scores(wv);
+    chain_state.weights[0].clear();
+    for (size_t i = 0; i < row.uids.size(); ++i)
+      chain_state.weights[0].emplace_back(row.uids[i], row.values[i]);
+    for (auto& lu : chain_state.last_update) lu = w + 1;
+    chain::EpochParams ep;
+    ep.block = w + 2;
+    ep.tempo = 1;
+    const auto r = chain::run_epoch(ep, chain_state);
+    chain_state.validator_permit = r.validator_permit;
+    for (size_t i = 0; i < n; ++i)
+      if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
+    for (size_t i = 1; i < n; ++i) res.incentive[i] += r.incentive[i] / 65535.0;
+    fmt::print(
+        "window {:>3}: master {:.4f} -> {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
+        before, after, admitted.size(), inputs.size(), res.validator_seconds.back());
+    std::fflush(stdout);
+    res.final_loss = after;
+  }
+  for (auto& x : res.incentive) x /= static_cast<double>(o.windows);
+  res.honest_index_overlap_mean = overlap_count ? overlap_sum / overlap_count : 0;
+  return res;
+}
+
+}  // namespace
+
+int run_attack_experiment(const AttackOptions& o) {
+  check(o.uids >= 4 && o.uids <= 4096, "experiment attack: --uids must be in [4, 4096]");
+  check(o.cheat_share >= 0 && o.cheat_share < 1, "experiment attack: --cheat-share in [0, 1)");
+  check(o.windows > 0 && o.inner_steps > 0 && o.batch_rows > 0 && o.threads > 0,
+        "experiment attack: --windows, --inner-steps, --batch-rows and --threads must be positive");
+  std::vector<Behaviour> mix;
+  if (o.kinds == "all") {
+    for (auto b : cheat_kinds())
+      if (b != Behaviour::Garbage) mix.push_back(b);  // garbage never decodes: nothing to learn
+  } else {
+    size_t at = 0;
+    while (at <= o.kinds.size()) {
+      const auto comma = o.kinds.find(',', at);
+      const auto name =
+          o.kinds.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      const Behaviour b = parse_behaviour(name);
+      check(b != Behaviour::Honest, "experiment attack: --kinds lists cheating kinds");
+      mix.push_back(b);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+  }
+  NeuronHparams h;
+  h.inner_steps = o.inner_steps;
+  h.max_micro_batches = o.inner_steps;
+  h.batch_rows = o.batch_rows;
+  torch::set_num_threads(1);  // parallel over miners instead
+  NeuronData data("", h);
+
+  // Who is what: cheats spread over the uids by a seeded shuffle, kinds in turn.
+  const int miners = o.uids - 1;
+  const int cheaters = static_cast<int>(std::lround(o.cheat_share * miners));
+  std::vector<int> order(miners);
+  for (int i = 0; i < miners; ++i) order[i] = i + 1;
+  for (int i = miners - 1; i > 0; --i) std::swap(order[i], order[rng::at(o.seed, i) % (i + 1)]);
+  std::vector<std::optional<Behaviour>> kinds(o.uids, Behaviour::Honest), clean(o.uids);
+  kinds[0] = clean[0] = std::nullopt;
+  std::sort(order.begin(), order.begin() + cheaters);  // kinds in uid order among the cheaters
+  for (int c = 0; c < cheaters; ++c) kinds[order[c]] = mix[c % mix.size()];
+  for (int i = 1; i < o.uids; ++i)
+    if (kinds[i] == Behaviour::Honest) clean[i] = Behaviour::Honest;
+
+  fmt::print(
+      "experiment attack: {} uids ({} honest miners, {} cheaters of {} kinds), {} windows, "
+      "H = {}, {} rows\n",
+      o.uids, miners - cheaters, cheaters, mix.size(), o.windows, o.inner_steps, o.batch_rows);
+  const SimResult att = simulate(o, h, data, kinds);
+  std::optional<SimResult> ref;
+  if (o.clean) {
+    fmt::print("the same subnet without the cheaters:\n");
+    ref = simulate(o, h, data, clean);
+  }
+
+  // Per kind.
+  std::map<std::string, std::vector<double>> by_kind;
+  double total = 0;
+  for (int i = 1; i < o.uids; ++i)
+    if (att.present[i])
+      by_kind[behaviour_name(att.kind[i])].push_back(att.incentive[i]), total += att.incentive[i];
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / v.size();
+  };
+  const double honest_mean = mean(by_kind["honest"]);
+  nlohmann::json summary = {{"uids", o.uids},
+                            {"windows", o.windows},
+                            {"cheaters", cheaters},
+                            {"inner_steps", o.inner_steps},
+                            {"kinds", nlohmann::json::object()}};
+  fmt::print("\n{:<17} {:>5} {:>14} {:>8} {:>12}\n", "kind", "uids", "incentive/uid", "share",
+             "vs honest");
+  double worst_ratio = 0;
+  std::string worst_kind;
+  for (auto& [k, v] : by_kind) {
+    double s = 0;
+    for (double x : v) s += x;
+    const double ratio = honest_mean > 0 ? mean(v) / honest_mean : 0;
+    fmt::print("{:<17} {:>5} {:>14.6f} {:>7.2f}% {:>11.1f}%\n", k, v.size(), mean(v),
+               total > 0 ? 100 * s / total : 0.0, 100 * ratio);
+    summary["kinds"][k] = {{"uids", v.size()},
+                           {"incentive_per_uid", mean(v)},
+                           {"share", total > 0 ? s / total : 0.0},
+                           {"vs_honest", ratio}};
+    if (k != "honest" && ratio > worst_ratio) worst_ratio = ratio, worst_kind = k;
+  }
+  // Sybil operators as a whole (the main uid and its sybils), against one honest miner.
+  std::map<int, double> operators;
+  for (int i = 1; i < o.uids; ++i)
+    if (att.present[i] && att.kind[i] == Behaviour::Sybil && att.copy_of[i] > 0)
+      operators[att.copy_of[i]] += att.incentive[i];
+  double sybil_op = 0;
+  for (auto& [main, extra] : operators) sybil_op += att.incentive[main] + extra;
+  const size_t sybil_ops = operators.size();
+  // Copiers against their sources.
+  int copiers = 0, out_earned = 0;
+  for (int i = 1; i < o.uids; ++i)
+    if (att.present[i] && att.copy_of[i] > 0) {
+      ++copiers;
+      out_earned += att.incentive[i] > att.incentive[att.copy_of[i]];
+    }
+  double hmax = 0, hmin = INFINITY;
+  for (double x : by_kind["honest"]) hmax = std::max(hmax, x), hmin = std::min(hmin, x);
+  const double honest_share =
+      total > 0 ? mean(by_kind["honest"]) * by_kind["honest"].size() / total : 0;
+  std::vector<double> vs = att.validator_seconds;
+  std::sort(vs.begin(), vs.end());
+  const double v_median = vs.empty() ? 0 : vs[vs.size() / 2];
+  summary["honest_share"] = honest_share;
+  summary["worst_cheat_kind"] = worst_kind;
+  summary["worst_cheat_vs_honest"] = worst_ratio;
+  summary["sybil_operator_vs_honest"] =
+      sybil_ops && honest_mean > 0 ? sybil_op / sybil_ops / honest_mean : 0.0;
+  summary["copiers"] = copiers;
+  summary["copiers_out_earning_source"] = out_earned;
+  summary["honest_max_over_min"] = hmin > 0 ? hmax / hmin : INFINITY;
+  summary["master_first_loss"] = att.first_loss;
+  summary["master_final_loss"] = att.final_loss;
+  summary["validator_seconds_median"] = v_median;
+  summary["honest_index_overlap_max"] = att.honest_index_overlap_max;
+  summary["honest_index_overlap_mean"] = att.honest_index_overlap_mean;
+  summary["rejections"] = att.rejections;
+  const double sybil_vs = summary["sybil_operator_vs_honest"].get<double>();
+  fmt::print("\nhonest miners' share of the incentive: {:.2f}% (goal >= 95%)\n",
+             100 * honest_share);
+  fmt::print("best-paid cheating kind: {} at {:.1f}% of the honest mean per uid (goal <= 10%)\n",
+             worst_kind.empty() ? "-" : worst_kind, 100 * worst_ratio);
+  if (sybil_ops)
+    fmt::print(
+        "a sybil operator (a miner and its sybils, one update) earns {:.2f} honest miners' "
+        "pay (goal <= 1.1)\n",
+        sybil_vs);
+  fmt::print("copiers out-earning their source: {} of {}\n", out_earned, copiers);
+  fmt::print("honest pay spread (max / min mean incentive): {:.2f} (goal <= 2)\n",
+             summary["honest_max_over_min"].get<double>());
+  fmt::print("honest miners' index overlap: mean {:.3f}, max {:.3f} (copy threshold {:.2f})\n",
+             att.honest_index_overlap_mean, att.honest_index_overlap_max, h.copy_indices);
+  fmt::print(
+      "validator per window (checks, scoring, judgement, outer step, guard): median {:.2f} s\n",
+      v_median);
+  fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
+  bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
+            hmax / hmin <= 2.0 && sybil_vs <= 1.1;
+  if (ref) {
+    const double rel = att.final_loss / ref->final_loss - 1;
+    summary["clean_final_loss"] = ref->final_loss;
+    summary["loss_vs_clean"] = rel;
+    fmt::print("; without the cheaters {:.4f} ({:+.2f}%, goal within 1%)", ref->final_loss,
+               100 * rel);
+    ok = ok && rel <= 0.01;
+  }
+  fmt::print("\n");
+  summary["goals_met"] = ok;
+  if (!o.summary.empty()) {
+    std::ofstream f(o.summary, std::ios::app);
+    f << summary.dump() << "\n";
+  }
+  if (o.check && !ok) {
+    fmt::print("experiment attack: a goal is not met\n");
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace bistro
