@@ -35,7 +35,7 @@ struct GauntletParams {
   double rating_ema = 0.8;             // weight of the old rating
   double margin_floor = 0.25;   // window score: margin / median margin, minus this floor, rescaled
   double score_cap = 2.0;       // the most one window pays, in median margins
-  size_t record_peers = 64;     // the most updates one record admits
+  size_t record_peers = 20;     // the most updates one record admits
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };

@@ -9,9 +9,10 @@
 //   4. score     each update that passed, alone against theta_u: the loss drop on the miner's
 //                own pages and on random pages this validator alone picks; the gauntlet's window
 //                scores, ratings and the record's updates
-//   5. record    mirror the admitted updates into this bucket; theta_{u+1} = outer_step(theta_u,
-//                admitted) (outer_step.hpp), unless that raises the held-out loss by more than
-//                record_guard (then nothing is admitted); publish record(u), signed
+//   5. record    theta_{u+1} = outer_step(theta_u, admitted) (outer_step.hpp) behind the guard
+//                (the best half, quarter, ... when all of them raise the loss on the window's
+//                random pages by more than record_guard); mirror the kept updates into this
+//                bucket; publish record(u), signed
 //   6. weights   proportional to the ratings, set on the chain
 //   7. persist   theta, ratings locally; every checkpoint_interval windows the checkpoint of
 //                theta_{u+1}, if its held-out loss is below the last published one's
@@ -186,7 +187,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
              data.batches(pages(local_pages_key(u, n->uid), h.pages_per_window, data.configs),
                           h.score_batches)});
     }
-    score_window(theta, config, inputs, global, h.outer_lr, 1, obs);
+    const double base_random = score_window(theta, config, inputs, global, h.outer_lr, 1, obs);
     // The empty record of a fallback window says nothing about the miners: no ratings move.
     auto before = ratings;
     const auto verdicts = judge_window(obs, ratings, gp);
@@ -200,38 +201,48 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     record.config_hash = config_hash(config);
     record.hparams_hash = hparams_hash(h);
     record.base_hash = base_hash;
-    std::vector<PeerUpdate> admitted;
-    for (const auto& v : verdicts)
-      if (v.admitted) {
-        admitted.push_back({v.uid, &updates.at(v.uid)});
-        const auto* n = *std::find_if(miners_expected.begin(), miners_expected.end(),
-                                      [&](auto* x) { return x->uid == v.uid; });
-        record.accepted.push_back({v.uid, n->hotkey, sha256_hex(gs.files.at(v.uid))});
-      }
-    if (!std::isfinite(last_eval)) last_eval = mean_loss(theta, eval);
-    const double base_eval = last_eval;
+    // The admitted updates, best on random pages first, through the guard.
+    std::vector<size_t> order;
+    for (size_t i = 0; i < verdicts.size(); ++i)
+      if (verdicts[i].admitted) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
+    std::vector<PeerUpdate> best_first;
+    for (size_t i : order) best_first.push_back({obs[i].uid, &updates.at(obs[i].uid)});
     std::vector<torch::Tensor> saved;
     for (const auto& p : params) saved.push_back(p.detach().clone());
-    outer_step(params, admitted, h.outer_lr);
-    double master_eval = mean_loss(theta, eval);
+    const auto kept =
+        guarded_outer_step(theta, best_first, h.outer_lr, global, base_random, h.record_guard);
     std::string guard;
-    if (!admitted.empty() && !(master_eval <= base_eval * (1 + h.record_guard))) {
-      guard = fmt::format("the admitted updates raise the held-out loss {:.4f} -> {:.4f}",
-                          base_eval, master_eval);
-      log(0, fmt::format("window {}: {}; the record admits nothing", u, guard));
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
-      admitted.clear();
-      record.accepted.clear();
-      master_eval = base_eval;
+    if (kept.size() < best_first.size()) {
+      guard = fmt::format(
+          "the guard kept {} of {} admitted updates (more raised the loss on "
+          "random pages by over {:.0f}%)",
+          kept.size(), best_first.size(), 100 * h.record_guard);
+      log(0, fmt::format("window {}: {}", u, guard));
     }
+    std::set<uint64_t> in_record(kept.begin(), kept.end());
+    for (const auto* n : miners_expected)
+      if (in_record.count(n->uid))
+        record.accepted.push_back({n->uid, n->hotkey, sha256_hex(gs.files.at(n->uid))});
     for (const auto& e : record.accepted) bucket->put(mirror_key(u, e.uid), gs.files.at(e.uid));
     record.params_hash = params_hash(params);
     bucket->put(record_key(u), encode_record(record, *hot));
     published = true;
     opened_ms = now_ms();
-    last_eval = master_eval;
     timer.lap("record");
+    // The held-out loss, while the miners train the next window.
+    if (!std::isfinite(last_eval)) {
+      torch::NoGradGuard no_grad;  // theta_u's, from the saved copy
+      Llama before(config);
+      const auto bp = parameter_tensors(before);
+      for (size_t i = 0; i < bp.size(); ++i) bp[i].copy_(saved[i]);
+      last_eval = mean_loss(before, eval);
+    }
+    const double base_eval = last_eval;
+    const double master_eval = mean_loss(theta, eval);
+    last_eval = master_eval;
+    timer.lap("eval");
 
     // 6. weights: proportional to the ratings of the miners expected this window.
     const auto weights = rating_weights(obs, ratings);
@@ -239,10 +250,10 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     for (size_t i = 0; i < obs.size(); ++i) {
       const auto& o = obs[i];
       const auto& v = verdicts[i];
-      const bool in = v.admitted && guard.empty();
+      const bool in = in_record.count(o.uid) > 0;
+      const std::string why = in ? "" : v.admitted ? "left out by the guard" : v.reason;
       if (o.status != "missing" && !in)
-        log(1, fmt::format("window {}: uid {} not in the record: {}", u, o.uid,
-                           guard.empty() ? v.reason : guard));
+        log(1, fmt::format("window {}: uid {} not in the record: {}", u, o.uid, why));
       miners[std::to_string(o.uid)] = {{"hotkey", o.hotkey},
                                        {"status", o.status},
                                        {"local", o.d_own},
@@ -252,9 +263,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
                                        {"rating", ratings[o.hotkey].rating},
                                        {"weight", weights.at(o.uid)},
                                        {"accepted", in},
-                                       {"reason", in              ? ""
-                                                  : guard.empty() ? v.reason
-                                                                  : guard}};
+                                       {"reason", why}};
     }
     const std::string weights_status = set_chain_weights(
         *chain, a.netuid, *hot, m.neurons.size(), miners, (u - first) % h.weights_interval == 0,

@@ -54,7 +54,7 @@ struct NeuronHparams {
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
   // sparseloco: the validator's gauntlet (gauntlet.hpp, docs/protocol.md "The gauntlet").
   double rating_ema = 0.8;     // weight of the old rating
-  uint64_t record_peers = 64;  // the most updates one record admits
+  uint64_t record_peers = 20;  // the most updates one record admits
   double copy_entries = 0.5;   // share of equal entries (index and value) that makes a copy
   double copy_indices = 0.6;   // share of equal indices that makes a copy
   double margin_floor = 0.25;  // own-page margins below this share of the median pay nothing

@@ -8,6 +8,7 @@
 #include "bistro/compress/chunks.hpp"
 #include "bistro/compress/sparse_loco.hpp"
 #include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/outer_step.hpp"
 
 namespace bistro {
 
@@ -76,9 +77,9 @@ std::vector<double> losses_with(Llama& theta, const Update& u, double alpha,
   return out;
 }
 
-void score_window(Llama& theta, const LlamaConfig& config, const std::vector<ScoreInput>& in,
-                  const std::vector<Batch>& random, double alpha, int threads,
-                  std::vector<Observation>& obs) {
+double score_window(Llama& theta, const LlamaConfig& config, const std::vector<ScoreInput>& in,
+                    const std::vector<Batch>& random, double alpha, int threads,
+                    std::vector<Observation>& obs) {
   const size_t n = in.size();
   std::vector<double> before(n), after_own(n), after_random(n), cross(n, NAN);
   // Each update is scored as the record would take it: clipped per parameter to the window's
@@ -162,6 +163,28 @@ void score_window(Llama& theta, const LlamaConfig& config, const std::vector<Sco
       o.d_random = base_random - after_random[i];
       o.d_cross = std::isnan(cross[i]) ? NAN : before[i] - cross[i];
     }
+  return base_random;
+}
+
+std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
+                                         double alpha, const std::vector<Batch>& random,
+                                         double base_random, double guard) {
+  const auto params = parameter_tensors(theta);
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : params) saved.push_back(p.detach().clone());
+  for (size_t k = best_first.size(); k > 0; k /= 2) {
+    std::vector<PeerUpdate> kept(best_first.begin(), best_first.begin() + k);
+    std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
+    outer_step(params, kept, alpha);
+    if (mean_loss(theta, random) <= base_random * (1 + guard)) {
+      std::vector<uint64_t> uids;
+      for (const auto& p : kept) uids.push_back(p.uid);
+      return uids;
+    }
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+  }
+  return {};
 }
 
 }  // namespace bistro

@@ -28,9 +28,18 @@ struct ScoreInput {
 //            among the references (d_random at least half the median positive d_random): the
 //            paired reference the own-page margin is read against (page difficulty cancels);
 //            NAN when there is no other reference
-// `threads` > 1 scores on that many copies of theta at once.
-void score_window(Llama& theta, const LlamaConfig& config, const std::vector<ScoreInput>& in,
-                  const std::vector<Batch>& random, double alpha, int threads,
-                  std::vector<Observation>& obs);
+// `threads` > 1 scores on that many copies of theta at once. Returns theta's loss on `random`.
+double score_window(Llama& theta, const LlamaConfig& config, const std::vector<ScoreInput>& in,
+                    const std::vector<Batch>& random, double alpha, int threads,
+                    std::vector<Observation>& obs);
+
+// The record's outer step behind the guard. `best_first`: the admitted updates, best d_random
+// first. theta = outer_step(theta, the first k of them in ascending uid order, alpha) for k = all,
+// then half, a quarter, ... down to one, until the loss on `random` is at most
+// base_random * (1 + guard); with none passing theta is left alone. Returns the uids kept
+// (ascending; the order the record lists and every node applies them in).
+std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
+                                         double alpha, const std::vector<Batch>& random,
+                                         double base_random, double guard);
 
 }  // namespace bistro

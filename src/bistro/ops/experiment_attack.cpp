@@ -47,6 +47,7 @@ struct SimResult {
   std::vector<bool> present;
   std::vector<int> copy_of;
   double final_loss = 0, first_loss = 0;
+  std::vector<double> losses;             // the master's held-out loss after each window
   std::vector<double> validator_seconds;  // per window: checks + score + judge + outer + guard
   double honest_index_overlap_max = 0, honest_index_overlap_mean = 0;
   std::map<std::string, int> rejections;  // reason (first words) -> count
@@ -280,21 +281,19 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     const auto random = data.batches(
         pages(rng::derive(w, "bistro/attack/random-pages") ^ o.seed, h.eval_pages, data.configs),
         h.score_batches);
-    score_window(theta, config, inputs, random, h.outer_lr, o.threads, obs);
+    const double base_random =
+        score_window(theta, config, inputs, random, h.outer_lr, o.threads, obs);
     const auto verdicts = judge_window(obs, ratings, gp);
-    std::vector<PeerUpdate> admitted;
-    for (const auto& v : verdicts)
-      if (v.admitted) admitted.push_back({v.uid, &decoded.at(v.uid)});
-    const double before = mean_loss(theta, eval);
-    std::vector<torch::Tensor> saved;
-    for (const auto& p : params) saved.push_back(p.detach().clone());
-    outer_step(params, admitted, h.outer_lr);
-    double after = mean_loss(theta, eval);
-    if (!admitted.empty() && !(after <= before * (1 + h.record_guard))) {
-      torch::NoGradGuard no_grad;
-      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
-      after = before;
-    }
+    std::vector<size_t> order;
+    for (size_t i = 0; i < verdicts.size(); ++i)
+      if (verdicts[i].admitted) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
+    std::vector<PeerUpdate> best_first;
+    for (size_t i : order) best_first.push_back({obs[i].uid, &decoded.at(obs[i].uid)});
+    const auto kept =
+        guarded_outer_step(theta, best_first, h.outer_lr, random, base_random, h.record_guard);
+    if (kept.size() < best_first.size()) ++res.rejections["windows the guard cut"];
     res.validator_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     for (const auto& v : verdicts)
@@ -335,11 +334,12 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     for (size_t i = 0; i < n; ++i)
       if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
     for (size_t i = 1; i < n; ++i) res.incentive[i] += r.incentive[i] / 65535.0;
-    fmt::print(
-        "window {:>3}: master {:.4f} -> {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
-        before, after, admitted.size(), inputs.size(), res.validator_seconds.back());
+    const double after = mean_loss(theta, eval);  // the held-out loss (not part of the timing)
+    fmt::print("window {:>3}: master {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
+               after, kept.size(), inputs.size(), res.validator_seconds.back());
     std::fflush(stdout);
     res.final_loss = after;
+    res.losses.push_back(after);
   }
   for (auto& x : res.incentive) x /= static_cast<double>(o.windows);
   res.honest_index_overlap_mean = overlap_count ? overlap_sum / overlap_count : 0;
@@ -491,12 +491,24 @@ int run_attack_experiment(const AttackOptions& o) {
   fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
   bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
             hmax / hmin <= 2.0 && sybil_vs <= 1.1;
+  // The held-out loss moves by 1-2% from one window to the next: the goal compares the mean of
+  // the last five windows (the last window alone is printed too).
+  auto tail = [](const std::vector<double>& v) {
+    double s = 0;
+    const size_t n = std::min<size_t>(5, v.size());
+    for (size_t i = v.size() - n; i < v.size(); ++i) s += v[i];
+    return n ? s / static_cast<double>(n) : 0.0;
+  };
+  summary["master_last5_loss"] = tail(att.losses);
+  fmt::print("; mean of the last 5 windows {:.4f}", tail(att.losses));
   if (ref) {
-    const double rel = att.final_loss / ref->final_loss - 1;
+    const double rel = tail(att.losses) / tail(ref->losses) - 1;
     summary["clean_final_loss"] = ref->final_loss;
+    summary["clean_last5_loss"] = tail(ref->losses);
     summary["loss_vs_clean"] = rel;
-    fmt::print("; without the cheaters {:.4f} ({:+.2f}%, goal within 1%)", ref->final_loss,
-               100 * rel);
+    summary["final_loss_vs_clean"] = att.final_loss / ref->final_loss - 1;
+    fmt::print("\nwithout the cheaters: {:.4f}, last 5 windows {:.4f} ({:+.2f}%, goal within 1%)",
+               ref->final_loss, tail(ref->losses), 100 * rel);
     ok = ok && rel <= 0.01;
   }
   fmt::print("\n");
