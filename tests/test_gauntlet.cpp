@@ -181,6 +181,13 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
   EXPECT_TRUE(v[1].admitted && v[2].admitted);
   EXPECT_FALSE(v[3].admitted);
   EXPECT_GT(v[3].score, 0.0);  // still paid by its margin
+  std::map<uint16_t, Update> updates;
+  for (uint16_t uid = 1; uid <= 4; ++uid) updates[uid] = noise(uid);
+  const auto best = admitted_best_first(v, obs, updates);
+  ASSERT_EQ(best.size(), 2u);
+  EXPECT_EQ(best[0].uid, 2u);  // d_random 0.20 before 0.15
+  EXPECT_EQ(best[1].uid, 3u);
+  EXPECT_EQ(best[0].update, &updates.at(2));
 }
 
 }  // namespace

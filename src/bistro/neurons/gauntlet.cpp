@@ -255,6 +255,19 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   return out;
 }
 
+std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdicts,
+                                            const std::vector<Observation>& obs,
+                                            const std::map<uint16_t, Update>& updates) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < verdicts.size() && i < obs.size(); ++i)
+    if (verdicts[i].admitted && updates.count(obs[i].uid)) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
+  std::vector<PeerUpdate> out;
+  for (size_t i : order) out.push_back({obs[i].uid, &updates.at(obs[i].uid)});
+  return out;
+}
+
 std::map<uint16_t, double> rating_weights(const std::vector<Observation>& obs,
                                           const std::map<std::string, Rating>& ratings) {
   std::map<uint16_t, double> w;

@@ -140,6 +140,13 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
                                     std::map<std::string, Rating>& ratings,
                                     const GauntletParams& p);
 
+// The admitted updates (judge_window's verdicts over `obs`), best d_random first (ties: lower
+// uid), with their decoded forms from `updates` (by uid): what the record's guarded outer step
+// takes.
+std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdicts,
+                                            const std::vector<Observation>& obs,
+                                            const std::map<uint16_t, Update>& updates);
+
 // Weights from ratings, proportional (uid -> weight, summing to 1; all zero when no rating is
 // positive).
 std::map<uint16_t, double> rating_weights(const std::vector<Observation>& obs,

@@ -202,13 +202,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     record.hparams_hash = hparams_hash(h);
     record.base_hash = base_hash;
     // The admitted updates, best on random pages first, through the guard.
-    std::vector<size_t> order;
-    for (size_t i = 0; i < verdicts.size(); ++i)
-      if (verdicts[i].admitted) order.push_back(i);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
-    std::vector<PeerUpdate> best_first;
-    for (size_t i : order) best_first.push_back({obs[i].uid, &updates.at(obs[i].uid)});
+    const auto best_first = admitted_best_first(verdicts, obs, updates);
     std::vector<torch::Tensor> saved;
     for (const auto& p : params) saved.push_back(p.detach().clone());
     const auto kept =

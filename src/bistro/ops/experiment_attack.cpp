@@ -284,13 +284,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     const double base_random =
         score_window(theta, config, inputs, random, h.outer_lr, o.threads, obs);
     const auto verdicts = judge_window(obs, ratings, gp);
-    std::vector<size_t> order;
-    for (size_t i = 0; i < verdicts.size(); ++i)
-      if (verdicts[i].admitted) order.push_back(i);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
-    std::vector<PeerUpdate> best_first;
-    for (size_t i : order) best_first.push_back({obs[i].uid, &decoded.at(obs[i].uid)});
+    const auto best_first = admitted_best_first(verdicts, obs, decoded);
     const auto kept =
         guarded_outer_step(theta, best_first, h.outer_lr, random, base_random, h.record_guard);
     if (kept.size() < best_first.size()) ++res.rejections["windows the guard cut"];
