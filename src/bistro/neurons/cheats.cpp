@@ -73,6 +73,11 @@ void poison_update(Update& u, float factor, float limit) {
   }
 }
 
+void poison_as(Behaviour b, Update& u) {
+  if (b == Behaviour::Poison) poison_update(u, 1000.0f, 9000.0f);
+  if (b == Behaviour::PoisonMax) poison_update(u, 1e30f, 1e4f);
+}
+
 Update noise_update(const std::vector<ParameterSpec>& params, int64_t k, int64_t chunk_cap,
                     const std::vector<float>& rms, uint64_t seed) {
   check(rms.size() == params.size(), "noise_update: {} RMS values for {} parameters", rms.size(),

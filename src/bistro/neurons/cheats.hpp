@@ -40,6 +40,9 @@ inline constexpr uint64_t kNegativeExploitZeros = 3;
 
 // Sign-reversed, scaled by `factor` and clamped to +-limit (values and 2-bit levels alike).
 void poison_update(Update& u, float factor, float limit);
+// What the poisoning kinds do to their own update (poison: x1000 clamped to 9000; poison-max:
+// every value at 1e4, the largest the format allows; both sign-reversed); other kinds: nothing.
+void poison_as(Behaviour b, Update& u);
 // An update of the same layout as the protocol's sparseloco codec (k per chunk, 2-bit levels)
 // with random distinct indices and random codes, each tensor at the given RMS.
 Update noise_update(const std::vector<ParameterSpec>& params, int64_t k, int64_t chunk_cap,

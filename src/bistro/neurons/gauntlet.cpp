@@ -1,5 +1,7 @@
 #include "bistro/neurons/gauntlet.hpp"
 
+#include "bistro/core/rng.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,11 +10,9 @@
 namespace bistro {
 namespace {
 
-uint64_t mix(uint64_t x) {  // splitmix64's finaliser: a fixed, portable 64-bit hash
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+// A fixed, portable 64-bit hash: splitmix64 (the portable RNG's finaliser, one golden step on).
+uint64_t mix(uint64_t x) {
+  return rng::mix64(x + 0x9e3779b97f4a7c15ull);
 }
 
 uint32_t bits_of(float v) {

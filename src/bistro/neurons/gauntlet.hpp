@@ -122,7 +122,7 @@ struct Observation {
   // margin is read against d_random instead.
   double d_cross = NAN;
   bool duplicate = false;  // a tied copy (check_uploads): scored, never in the record
-  double margin() const { return d_own - (d_cross == d_cross ? d_cross : d_random); }
+  double margin() const { return d_own - (std::isnan(d_cross) ? d_random : d_cross); }
 };
 struct Rating {
   double rating = 0;     // EMA of the window scores

@@ -227,8 +227,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
         if (kind == Behaviour::Replay && w > 0) {  // a peer's update of the previous window
           if (auto peer = peer_update(w - 1, chain->block() + 1)) u = std::move(*peer);
         }
-        if (kind == Behaviour::Poison) poison_update(u, 1000.0f, 9000.0f);
-        if (kind == Behaviour::PoisonMax) poison_update(u, 1e30f, 1e4f);
+        poison_as(kind, u);
         u.window = w;
         u.uid = uid;
         u.config_hash = config_hash(config);

@@ -189,9 +189,9 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     }
     const double base_random = score_window(theta, config, inputs, global, h.outer_lr, 1, obs);
     // The empty record of a fallback window says nothing about the miners: no ratings move.
-    auto before = ratings;
-    const auto verdicts = judge_window(obs, ratings, gp);
-    if (fallback) ratings = std::move(before);
+    std::map<std::string, Rating> unmoved;
+    if (fallback) unmoved = ratings;
+    const auto verdicts = judge_window(obs, fallback ? unmoved : ratings, gp);
     timer.lap("score");
 
     // 5. record: mirror, outer step, the guard, publish.
@@ -203,8 +203,9 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     record.base_hash = base_hash;
     // The admitted updates, best on random pages first, through the guard.
     const auto best_first = admitted_best_first(verdicts, obs, updates);
-    std::vector<torch::Tensor> saved;
-    for (const auto& p : params) saved.push_back(p.detach().clone());
+    // theta_u's held-out loss is known from the last window, except at the first and after a
+    // failure: then it is read now, before theta moves.
+    if (!std::isfinite(last_eval)) last_eval = mean_loss(theta, eval);
     const auto kept =
         guarded_outer_step(theta, best_first, h.outer_lr, global, base_random, h.record_guard);
     std::string guard;
@@ -225,14 +226,7 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     published = true;
     opened_ms = now_ms();
     timer.lap("record");
-    // The held-out loss, while the miners train the next window.
-    if (!std::isfinite(last_eval)) {
-      torch::NoGradGuard no_grad;  // theta_u's, from the saved copy
-      Llama before(config);
-      const auto bp = parameter_tensors(before);
-      for (size_t i = 0; i < bp.size(); ++i) bp[i].copy_(saved[i]);
-      last_eval = mean_loss(before, eval);
-    }
+    // theta_{u+1}'s held-out loss, while the miners train the next window.
     const double base_eval = last_eval;
     const double master_eval = mean_loss(theta, eval);
     last_eval = master_eval;

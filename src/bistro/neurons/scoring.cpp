@@ -14,6 +14,11 @@ namespace bistro {
 
 namespace {
 
+double lower_median(std::vector<double> v) {  // v non-empty
+  std::nth_element(v.begin(), v.begin() + (v.size() - 1) / 2, v.end());
+  return v[(v.size() - 1) / 2];
+}
+
 // Per-parameter L2 norms of an update's values.
 std::vector<double> tensor_norms(const Update& u) {
   std::vector<double> out;
@@ -92,8 +97,7 @@ double score_window(Llama& theta, const LlamaConfig& config, const std::vector<S
     for (size_t p = 0; p < tensors; ++p) {
       std::vector<double> col;
       for (size_t i = 0; i < n; ++i) col.push_back(norms[i][p]);
-      std::nth_element(col.begin(), col.begin() + (n - 1) / 2, col.end());
-      const double median = col[(n - 1) / 2];
+      const double median = lower_median(std::move(col));
       for (size_t i = 0; i < n; ++i)
         scale[i].push_back(norms[i][p] > median && norms[i][p] > 0 ? median / norms[i][p] : 1.0);
     }
@@ -125,18 +129,13 @@ double score_window(Llama& theta, const LlamaConfig& config, const std::vector<S
     const auto l = losses_with(m, *in[i].update, alpha, scale[i], {&in[i].own, &random});
     after_own[i] = l[0], after_random[i] = l[1];
   });
-  // The paired reference: the next helpful update's effect on this miner's pages.
-  // References are the updates that help on random pages at least half as much as the median
-  // helpful one: a weak reference (noise, an untrained update) would inflate every margin read
-  // against it.
+  // The paired reference: other updates' effect on this miner's pages. References are the updates
+  // that help on random pages at least half as much as the median helpful one: a weak reference
+  // (noise, an untrained update) would inflate every margin read against it.
   std::vector<double> gains;
   for (size_t i = 0; i < n; ++i)
     if (base_random - after_random[i] > 0) gains.push_back(base_random - after_random[i]);
-  double median_gain = 0;
-  if (!gains.empty()) {
-    std::nth_element(gains.begin(), gains.begin() + (gains.size() - 1) / 2, gains.end());
-    median_gain = gains[(gains.size() - 1) / 2];
-  }
+  const double median_gain = gains.empty() ? 0.0 : lower_median(std::move(gains));
   std::vector<size_t> helpful;
   for (size_t i = 0; i < n; ++i)
     if (base_random - after_random[i] > 0 && base_random - after_random[i] >= 0.5 * median_gain)

@@ -190,10 +190,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
             u = m.trained, t = closed + 10'000;
             break;
           case Behaviour::Poison:
-            u = m.trained, poison_update(u, 1000.0f, 9000.0f);
-            break;
           case Behaviour::PoisonMax:
-            u = m.trained, poison_update(u, 1e30f, 1e4f);
+            u = m.trained, poison_as(m.kind, u);
             break;
           case Behaviour::Lazy:
             u = zero_update();
