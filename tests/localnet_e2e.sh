@@ -103,7 +103,7 @@ if v2:
         copier = [u for u, k in kind.items() if k == "copycat"][0]
         expect(f"uid {copier} not in the record: copy of uid" in log, "the copycat's rejection is logged as a copy")
         poison = [u for u, k in kind.items() if k == "poison-max"][0]
-        expect(f"uid {poison} not in the record: does not lower the loss" in log, "the poisoner's rejection is logged")
+        expect(f"uid {poison} not in the record: raises the loss on random pages" in log, "the poisoner's rejection is logged")
         replay = [u for u, k in kind.items() if k == "replay"][0]
         expect(f"uid {replay} not in the record: copy of uid" in log and "'s update of window" in log,
                "the replay's rejection is logged as a copy of an earlier window")

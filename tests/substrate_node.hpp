@@ -88,6 +88,11 @@ class SubstrateNode {
     storage_[scale::to_hex(chain::storage_key(pallet, item, hk))] = value;
   }
   static std::string u16(uint16_t v) { return scale::Writer().u16(v).take(); }
+  // The time between the blocks' timestamps (Timestamp.Now), ms.
+  void set_block_ms(uint64_t ms) {
+    std::lock_guard lock(mu_);
+    block_ms_ = ms;
+  }
 
  private:
   struct Block {
@@ -246,6 +251,13 @@ class SubstrateNode {
     }
     if (method == "state_getStorage") {
       const std::string k = p[0].get<std::string>();
+      // Timestamp.Now: block n (n >= 1) was sealed at kGenesisMs + n x block_ms_.
+      if (k == scale::to_hex(chain::storage_key("Timestamp", "Now")) && p.size() > 1) {
+        for (size_t n = 1; n < blocks_.size(); ++n)
+          if (scale::to_hex(blocks_[n].hash) == p[1].get<std::string>())
+            return scale::to_hex(scale::Writer().u64(1'700'000'000'000ull + n * block_ms_).take());
+        return nullptr;
+      }
       if (k == scale::to_hex(chain::storage_key("System", "Events"))) {
         for (const auto& b : blocks_)
           if (p.size() > 1 && scale::to_hex(b.hash) == p[1].get<std::string>())
@@ -468,6 +480,7 @@ class SubstrateNode {
 
   SubtensorRuntime runtime_;
   chain::Metadata metadata_;
+  uint64_t block_ms_ = 2000;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_, restart_;
   int port_ = 0;

@@ -347,10 +347,48 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
     obs.push_back({static_cast<uint16_t>(m + 1), "hk", "ok"});
   }
   const std::vector<Batch> random = {random_batch(config, 2, 16, 500)};
-  score_window(theta, config, in, random, 1.0, 2, obs);
+  // All at once on two threads, and one at a time as they land: the same observations.
+  auto obs_one = obs;
+  std::vector<double> all_clip;
+  {
+    WindowScorer all(theta, config, random, 1.0);
+    all.add_all(in, 2);
+    all.observe(obs, {}, 2);
+    all_clip = all.median_norms();
+  }
   EXPECT_EQ(params_hash(params), before);
   EXPECT_GT(obs[0].margin(), 0);
   EXPECT_GT(obs[1].margin(), 0);
   EXPECT_GT(obs[0].margin(), 5 * std::fabs(obs[2].margin()));
   EXPECT_FALSE(std::isnan(obs[2].d_cross));
+  // Per sequence: 2 rows each; the honest margins are paired over them.
+  EXPECT_EQ(obs[0].own_margin.n, 2u);
+  EXPECT_EQ(obs[0].random.n, 2u);
+  EXPECT_NEAR(obs[0].own_margin.mean, obs[0].margin(), 1e-9);
+  WindowScorer one(theta, config, random, 1.0);
+  one.set_clip(all_clip);
+  for (const auto& x : in) one.add(x.uid, x.update, x.own);
+  one.observe(obs_one, {});
+  EXPECT_EQ(params_hash(params), before);
+  for (size_t i = 0; i < obs.size(); ++i) {
+    EXPECT_NEAR(obs_one[i].d_own, obs[i].d_own, 1e-6);
+    EXPECT_NEAR(obs_one[i].d_random, obs[i].d_random, 1e-6);
+    EXPECT_GT(obs_one[i].own_margin.n, 0u);
+  }
+  // A reference that turns out rejected is replaced at the close: with uid 1 excluded, uid 2's
+  // only possible reference is uid 3 (unclipped here).
+  WindowScorer ex(theta, config, random, 1.0);
+  ex.set_clip(std::vector<double>(params.size(), 1e30));
+  for (const auto& x : in) ex.add(x.uid, x.update, x.own);
+  auto obs_ex = obs_one;
+  ex.observe(obs_ex, {1});
+  if (!std::isnan(obs_ex[1].d_cross)) {
+    const double by3 =
+        losses_with(theta, ups[2], 1.0, std::vector<double>(params.size(), 1.0), {&own[1]})[0];
+    EXPECT_NEAR(obs_ex[1].d_cross, mean_loss(theta, own[1]) - by3, 1e-4);
+  }
+  // Per-sequence losses average to the batch loss when every row counts the same targets.
+  const auto seq = sequence_losses(theta, random);
+  ASSERT_EQ(seq.size(), 2u);
+  EXPECT_NEAR(0.5 * (seq[0] + seq[1]), mean_loss(theta, random), 1e-4);
 }

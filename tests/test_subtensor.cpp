@@ -83,6 +83,19 @@ TEST_P(SubtensorTransports, RegisterCommitSetWeightsAndReadBack) {
             "InvalidTransaction");
 }
 
+TEST(Subtensor, SecondsPerBlockComeFromTheChainsTimestamps) {
+  test::SubstrateNode node;
+  node.set_block_ms(2500);
+  SubtensorChain c(node.url(), fast());
+  EXPECT_EQ(c.seconds_per_block(), 12.0);  // one block: nothing to measure yet (Bittensor's 12)
+  auto cold = key(1);
+  for (uint8_t i = 0; i < 3; ++i)  // one block each
+    c.register_neuron(1, *cold, ss58_encode(key(static_cast<uint8_t>(10 + i))->public_key()));
+  SubtensorChain fresh(node.url(), fast());  // (the first one keeps its reading for a minute)
+  EXPECT_NEAR(fresh.seconds_per_block(), 2.5, 1e-9);
+  EXPECT_NEAR(fresh.seconds_until(fresh.block() + 2), 3.75, 1e-9);  // from the middle of a block
+}
+
 TEST(Subtensor, SurvivesADroppedConnection) {
   test::SubstrateNode node;
   SubtensorChain c(node.url(), fast());

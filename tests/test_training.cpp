@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bistro/core/error.hpp"
 #include "bistro/data/text_batches.hpp"
 #include "bistro/model/checkpoint.hpp"
 #include "model_test_util.hpp"
@@ -37,6 +38,25 @@ TEST(Training, LossDecreasesOnText) {
   for (int i = 0; i < 7; ++i) last = t.step({batches[0]}).loss;
   EXPECT_LT(last, first - 0.5);
   EXPECT_NEAR(first, std::log(8192.0), 0.3);  // untrained: near uniform over the vocabulary
+}
+
+TEST(Training, AGradientGatheredOverTimeStepsAsOneStepOverItsMicroBatches) {
+  // The miner gathers micro-batches' gradients while it waits for the record, then steps once.
+  auto batches = fixed_batches(2);
+  auto a = fresh_trainer(), b = fresh_trainer();
+  const auto one = a.step({batches[0], batches[1]});
+  b.accumulate(batches[0]);
+  b.accumulate(batches[1]);
+  EXPECT_EQ(b.accumulated(), 2);
+  const auto gathered = b.step_accumulated();
+  EXPECT_EQ(b.accumulated(), 0);
+  EXPECT_NEAR(gathered.loss, one.loss, 1e-5);
+  EXPECT_NEAR(gathered.grad_norm, one.grad_norm, 1e-4 * one.grad_norm);
+  EXPECT_EQ(gathered.tokens, one.tokens);
+  auto pa = a.model()->ordered_parameters(), pb = b.model()->ordered_parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    EXPECT_TRUE(torch::allclose(pa[i].second, pb[i].second, 1e-5, 1e-6)) << pa[i].first;
+  EXPECT_THROW(b.step_accumulated(), Error);  // nothing gathered
 }
 
 TEST(Training, SameSeedAndDataGiveBitIdenticalLosses) {

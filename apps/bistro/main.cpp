@@ -256,6 +256,8 @@ int main(int argc, char** argv) {
       "attack", "a simulated protocol v2 subnet with cheating miners against the gauntlet");
   attack->add_option("--uids", att.uids, "uids, the validator's included");
   attack->add_option("--cheat-share", att.cheat_share, "share of the miners that cheat");
+  attack->add_option("--score-budget", att.score_budget,
+                     "updates the validator measures a window (0: all; else a rotating sample)");
   attack->add_option("--kinds", att.kinds, "comma list of cheating kinds, or all");
   attack->add_option("--windows", att.windows, "windows");
   attack->add_option("--inner-steps", att.inner_steps, "H: inner steps per window");

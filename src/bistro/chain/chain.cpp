@@ -87,4 +87,8 @@ Hyperparameters hyperparameters_from_json(const nlohmann::json& j, const std::st
   return h;
 }
 
+double Chain::seconds_until(uint64_t target) {
+  return (static_cast<double>(target) - static_cast<double>(block()) - 0.5) * seconds_per_block();
+}
+
 }  // namespace bistro::chain

@@ -80,6 +80,10 @@ class Chain {
   // Seconds between blocks (Bittensor's 12 unless the chain says otherwise): how a neuron turns a
   // deadline block into time left.
   virtual double seconds_per_block() { return 12.0; }
+  // Seconds from now until the chain reaches `block` (negative once it has): when a deadline
+  // falls. By default from block() and seconds_per_block(), counting from the middle of the
+  // current block; the backends that know block times say exactly.
+  virtual double seconds_until(uint64_t block);
   // The hash of a block at or before the current one.
   virtual BlockHash block_hash(uint64_t block) = 0;
   virtual Hyperparameters hyperparameters(uint16_t netuid) = 0;

@@ -311,6 +311,13 @@ uint64_t LocalChain::block() {
   return now_block();
 }
 
+double LocalChain::seconds_until(uint64_t block) {
+  std::lock_guard lock(mu_);
+  const double genesis = std::stod(meta(db_, "genesis_ms"));
+  const double bt = std::stod(meta(db_, "block_time_ms"));
+  return (genesis + static_cast<double>(block) * bt - static_cast<double>(now_ms())) / 1000.0;
+}
+
 uint64_t LocalChain::block_time_ms() {
   std::lock_guard lock(mu_);
   return std::stoull(meta(db_, "block_time_ms"));

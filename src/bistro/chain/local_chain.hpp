@@ -44,6 +44,8 @@ class LocalChain final : public Chain {
 
   uint64_t block() override;
   double seconds_per_block() override { return static_cast<double>(block_time_ms()) / 1000.0; }
+  // Exact: block b begins at genesis + b x block_time.
+  double seconds_until(uint64_t block) override;
   BlockHash block_hash(uint64_t block) override;
   Hyperparameters hyperparameters(uint16_t netuid) override;
   Metagraph metagraph(uint16_t netuid) override;

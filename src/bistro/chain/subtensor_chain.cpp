@@ -106,6 +106,33 @@ uint64_t SubtensorChain::block() {
   return hex_number(h["number"], "block number");
 }
 
+std::optional<uint64_t> SubtensorChain::timestamp_ms(uint64_t n) {
+  const auto hash = rpc_.call("chain_getBlockHash", nlohmann::json::array({n}));
+  if (!hash.is_string()) return std::nullopt;
+  const auto raw =
+      rpc_.call("state_getStorage",
+                nlohmann::json::array({scale::to_hex(storage_key("Timestamp", "Now")), hash}));
+  if (!raw.is_string()) return std::nullopt;
+  const std::string bytes = scale::from_hex(raw.get<std::string>(), "Timestamp.Now");
+  scale::Reader r(bytes, "Timestamp.Now");
+  const uint64_t ms = r.u64();
+  if (!r.done()) r.fail("trailing bytes after the timestamp");
+  return ms;
+}
+
+double SubtensorChain::seconds_per_block() {
+  const auto now = std::chrono::steady_clock::now();
+  if (spb_ > 0 && now - spb_read_ < std::chrono::minutes(1)) return spb_;
+  spb_read_ = now;
+  const uint64_t head = block();
+  const uint64_t back = std::min<uint64_t>(20, head > 0 ? head - 1 : 0);  // block 0 has no time
+  const auto t1 = timestamp_ms(head);
+  const auto t0 = back > 0 ? timestamp_ms(head - back) : std::nullopt;
+  if (t1 && t0 && *t1 > *t0)
+    spb_ = static_cast<double>(*t1 - *t0) / 1000.0 / static_cast<double>(back);
+  return spb_ > 0 ? spb_ : 12.0;
+}
+
 BlockHash SubtensorChain::block_hash(uint64_t n) {
   const auto h = rpc_.call("chain_getBlockHash", nlohmann::json::array({n}));
   check(h.is_string(), "node {}: block {} does not exist yet", rpc_.url(), n);

@@ -32,6 +32,11 @@ class SubtensorChain final : public Chain {
 
   uint64_t block() override;
   BlockHash block_hash(uint64_t block) override;
+  // From the chain's own clock (Timestamp.Now): the mean block time over the last 20 blocks
+  // (re-read every minute; 12 s until there are two blocks to compare). Deadlines are counted
+  // with it from the head (Chain::seconds_until): a node's wall clock is not compared with the
+  // chain's timestamps, which a test chain may set freely.
+  double seconds_per_block() override;
   Hyperparameters hyperparameters(uint16_t netuid) override;
   Metagraph metagraph(uint16_t netuid) override;
   uint16_t register_neuron(uint16_t netuid, const Signer& coldkey,
@@ -67,6 +72,10 @@ class SubtensorChain final : public Chain {
   void commit_reveal(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                      const std::vector<uint16_t>& values, uint64_t version_key);
   std::vector<PendingReveal> pending_;
+  // Timestamp.Now at a block, in ms (nullopt: the runtime has none there).
+  std::optional<uint64_t> timestamp_ms(uint64_t block);
+  double spb_ = 0;                                  // measured seconds per block (0: not yet)
+  std::chrono::steady_clock::time_point spb_read_;  // when
 
   RpcClient rpc_;
   SubtensorOptions options_;

@@ -10,6 +10,7 @@
 #include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/storage/sigv4.hpp"
@@ -53,6 +54,7 @@ std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
   if (!master()) return std::nullopt;
   std::string bytes;
   try {
+    ++record_requests_;
     bytes = bucket_->get(record_key(u));
   } catch (const NotFound&) {
     return std::nullopt;
@@ -68,7 +70,10 @@ std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_
   while (true) {
     if (auto r = fetch_record(u)) return r;
     if (chain_.block() >= give_up_block) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    // A fortieth of a window between looks (arrivals.hpp): the wait costs at most that much, and
+    // a node sends about 40 requests a window at most, whatever the block time.
+    std::this_thread::sleep_for(std::chrono::duration<double>(default_poll_interval(
+        chain_.seconds_per_block() * static_cast<double>(h_.blocks_per_window))));
   }
 }
 

@@ -63,6 +63,8 @@ class ModelSync {
                                    uint64_t give_up_block);
 
   const std::optional<MasterSource>& master();
+  // GETs of records sent so far (the cost of waiting for them).
+  uint64_t record_requests() const { return record_requests_; }
 
  private:
   struct Checkpoint {
@@ -71,6 +73,7 @@ class ModelSync {
   };
   // checkpoints/latest.json, read and checked; nullopt when none is published.
   std::optional<Checkpoint> latest_checkpoint();
+  uint64_t record_requests_ = 0;
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const Checkpoint& c);
   std::string fetch_update(const WindowRecord& r, const RecordEntry& e,

@@ -158,7 +158,8 @@ std::vector<CopyFinding> find_copies(const std::vector<Upload>& uploads,
 std::string deadline_verdict(int64_t uploaded_ms, int64_t opened_ms, int64_t closed_ms,
                              const GauntletParams& p) {
   if (uploaded_ms <= 0) return "";
-  if (closed_ms > 0 && uploaded_ms > closed_ms + p.upload_tolerance_ms) return "late upload";
+  const int64_t late_tol = p.late_tolerance_ms >= 0 ? p.late_tolerance_ms : p.upload_tolerance_ms;
+  if (closed_ms > 0 && uploaded_ms > closed_ms + late_tol) return "late upload";
   if (opened_ms > 0 && uploaded_ms < opened_ms - p.upload_tolerance_ms) return "early upload";
   return "";
 }
@@ -203,55 +204,170 @@ std::map<uint16_t, std::string> check_uploads(const std::vector<Received>& recei
   return status;
 }
 
+double Evidence::t() const {
+  if (se > 0) return mean / se;
+  return mean > 0 ? INFINITY : mean < 0 ? -INFINITY : 0.0;
+}
+
+Evidence paired_evidence(const std::vector<double>& a, const std::vector<double>& b) {
+  Evidence e;
+  e.n = std::min(a.size(), b.size());
+  if (e.n == 0) return e;
+  double sum = 0;
+  for (size_t i = 0; i < e.n; ++i) sum += a[i] - b[i];
+  e.mean = sum / static_cast<double>(e.n);
+  if (e.n < 2) return e;
+  double ss = 0;
+  for (size_t i = 0; i < e.n; ++i) ss += (a[i] - b[i] - e.mean) * (a[i] - b[i] - e.mean);
+  e.se = std::sqrt(ss / static_cast<double>(e.n - 1) / static_cast<double>(e.n));
+  return e;
+}
+
+double t_critical(double alpha, size_t dof) {
+  // The normal quantile by bisection on erfc (monotone; 80 halvings reach double precision).
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 80; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(mid / std::sqrt(2.0)) > alpha ? lo : hi) = mid;
+  }
+  const double z = 0.5 * (lo + hi);
+  if (dof == 0) return INFINITY;
+  const double v = static_cast<double>(dof), z2 = z * z;
+  const double z3 = z2 * z, z5 = z3 * z2, z7 = z5 * z2, z9 = z7 * z2;
+  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
+         (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v) +
+         (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / (92160 * v * v * v * v);
+}
+
+namespace {
+
+// Significantly below zero at error rate alpha (no per-sequence evidence: below zero).
+bool significantly_negative(const Evidence& e, double mean, double alpha) {
+  if (e.n < 2) return mean < 0;
+  return e.mean < 0 && -e.t() > t_critical(alpha, e.n - 1);
+}
+bool significantly_positive(const Evidence& e, double mean, double alpha) {
+  if (e.n < 2) return mean > 0;
+  return e.mean > 0 && e.t() > t_critical(alpha, e.n - 1);
+}
+
+}  // namespace
+
+std::string test_update(const Observation& o, const GauntletParams& p) {
+  const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
+  char buf[200];
+  if (!finite) return "makes the loss non-finite";
+  if (significantly_negative(o.random, o.d_random, p.harm_alpha)) {
+    std::snprintf(buf, sizeof buf,
+                  "raises the loss on random pages (by %.4g, %.1f standard errors, %zu sequences)",
+                  -o.d_random, o.random.n ? -o.random.t() : 0.0, o.random.n);
+    return buf;
+  }
+  if (!significantly_positive(o.own_margin, o.margin(), p.evidence_alpha)) {
+    std::snprintf(buf, sizeof buf,
+                  "no evidence of training on its own pages (margin %.4g over other miners' "
+                  "updates, %.1f standard errors, %zu sequences)",
+                  o.margin(), o.own_margin.n ? o.own_margin.t() : 0.0, o.own_margin.n);
+    return buf;
+  }
+  return "";
+}
+
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
                                     std::map<std::string, Rating>& ratings,
                                     const GauntletParams& p) {
-  // The window's reference: the median own-page margin of the updates that help on random pages.
-  std::vector<double> margins;
+  std::vector<Judgement> out(obs.size());
+  std::vector<size_t> measured, unmeasured;  // candidates for the record
+  std::vector<double> margins;               // of the updates that passed
+  std::map<uint16_t, bool> passed_tests;     // uid -> passed (for tied copies' twins)
   for (const auto& o : obs)
-    if (o.status == "ok" && o.d_random > 0 && o.d_own > 0 && o.margin() > 0)
-      margins.push_back(o.margin());
-  const double ref = median(margins);
-  std::vector<Judgement> out;
-  std::vector<size_t> candidates;
-  for (const auto& o : obs) {
-    Judgement j;
+    passed_tests[o.uid] = o.status == "ok" && o.measured && test_update(o, p).empty();
+  for (size_t i = 0; i < obs.size(); ++i) {
+    const auto& o = obs[i];
+    Judgement& j = out[i];
     j.uid = o.uid;
-    const bool finite =
-        std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
     if (o.status != "ok") {
       j.reason = o.status;
-    } else if (!finite || o.d_random <= 0) {
-      j.reason = "does not lower the loss on random pages";
-    } else if (o.d_own <= 0) {
-      j.reason = "does not lower the loss on its own pages";
-    } else if (!(o.margin() > 0)) {
-      j.reason = "lowers the loss on its own pages no more than other miners' updates do";
-    } else {
-      if (o.duplicate)
+    } else if (!o.measured) {
+      const auto r = ratings.find(o.hotkey);
+      if (r == ratings.end() || !r->second.trusted)
+        j.reason = "not measured this window, and not trusted yet";
+      else if (o.duplicate)
         j.reason = "uploaded at the same time as an equal update (a tied copy)";
       else
-        candidates.push_back(out.size());
-      if (ref > 0) {
-        const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
-        j.score = std::clamp(x, 0.0, p.score_cap);
-      }
+        unmeasured.push_back(i);
+    } else if (j.reason = test_update(o, p); j.reason.empty()) {
+      j.passed = true;
+      margins.push_back(o.margin());
+      if (o.duplicate && passed_tests[o.twin])
+        j.reason = "uploaded at the same time as an equal update that showed the evidence";
+      else
+        measured.push_back(i);
     }
+  }
+  // Pay: the margin relative to the median margin of the updates with evidence, floored and
+  // capped; nothing without evidence.
+  const double ref = median(margins);
+  for (size_t i = 0; i < obs.size(); ++i) {
+    const auto& o = obs[i];
+    Judgement& j = out[i];
+    if (j.passed && ref > 0) {
+      const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
+      j.score = std::clamp(x, 0.0, p.score_cap);
+    }
+    if (o.status == "ok" && !o.measured) continue;  // its rating stands
     Rating& r = ratings[o.hotkey];
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
     ++r.windows;
-    out.push_back(j);
+    if (o.status == "ok")
+      r.trusted = j.passed;
+    else if (o.status != "missing")
+      r.trusted = false;
   }
-  // The record: the passing updates, best on random pages first (ties: lower uid), at most
-  // record_peers of them.
-  std::stable_sort(candidates.begin(), candidates.end(),
+  // The record: measured passers best on random pages first (ties: lower uid), then trusted
+  // unmeasured updates best rating first, at most record_peers of them.
+  std::stable_sort(measured.begin(), measured.end(),
                    [&](size_t a, size_t b) { return obs[a].d_random > obs[b].d_random; });
-  for (size_t n = 0; n < candidates.size(); ++n) {
+  std::stable_sort(unmeasured.begin(), unmeasured.end(), [&](size_t a, size_t b) {
+    return ratings[obs[a].hotkey].rating > ratings[obs[b].hotkey].rating;
+  });
+  measured.insert(measured.end(), unmeasured.begin(), unmeasured.end());
+  for (size_t n = 0; n < measured.size(); ++n) {
     if (n < p.record_peers)
-      out[candidates[n]].admitted = true;
+      out[measured[n]].admitted = true;
     else
-      out[candidates[n]].reason = "outside the record's best " + std::to_string(p.record_peers);
+      out[measured[n]].reason = "outside the record's best " + std::to_string(p.record_peers);
   }
+  return out;
+}
+
+std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::string>>& miners,
+                                     const std::map<std::string, Rating>& ratings, size_t budget,
+                                     uint64_t window) {
+  std::vector<uint16_t> trusted, untrusted;
+  for (const auto& [uid, hk] : miners) {
+    auto r = ratings.find(hk);
+    (r != ratings.end() && r->second.trusted ? trusted : untrusted).push_back(uid);
+  }
+  std::sort(trusted.begin(), trusted.end());
+  std::sort(untrusted.begin(), untrusted.end());
+  if (budget == 0 || budget >= miners.size()) {
+    trusted.insert(trusted.end(), untrusted.begin(), untrusted.end());
+    std::sort(trusted.begin(), trusted.end());
+    return trusted;
+  }
+  size_t for_untrusted = std::min(untrusted.size(), (budget + 1) / 2);
+  const size_t for_trusted = std::min(trusted.size(), budget - for_untrusted);
+  for_untrusted = std::min(untrusted.size(), budget - for_trusted);
+  std::vector<uint16_t> out;
+  auto rotate = [&](const std::vector<uint16_t>& group, size_t take) {
+    if (group.empty() || take == 0) return;
+    const size_t start = static_cast<size_t>((window * take) % group.size());
+    for (size_t k = 0; k < take; ++k) out.push_back(group[(start + k) % group.size()]);
+  };
+  rotate(untrusted, for_untrusted);
+  rotate(trusted, for_trusted);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -261,8 +377,11 @@ std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdic
   std::vector<size_t> order;
   for (size_t i = 0; i < verdicts.size() && i < obs.size(); ++i)
     if (verdicts[i].admitted && updates.count(obs[i].uid)) order.push_back(i);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t x, size_t y) { return obs[x].d_random > obs[y].d_random; });
+  // Measured first, best on random pages first; then the unmeasured, in the order given.
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    if (obs[x].measured != obs[y].measured) return obs[x].measured;
+    return obs[x].measured && obs[x].d_random > obs[y].d_random;
+  });
   std::vector<PeerUpdate> out;
   for (size_t i : order) out.push_back({obs[i].uid, &updates.at(obs[i].uid)});
   return out;

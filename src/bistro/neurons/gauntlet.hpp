@@ -6,13 +6,16 @@
 //              published and before this window closed (bucket Last-Modified, with a tolerance)
 //   copies     an update whose entries (index and value bits) or indices largely equal an
 //              earlier upload's, this window or a recent one, is a copy; the later upload offends
-//   score      per scored update: d_own and d_random, the loss drops on the miner's own pages and
-//              on the validator's random pages, and d_cross, what another miner's update does to
-//              the same own pages. The window score pays the own-page margin (d_own - d_cross,
-//              the proof of having trained on the assigned pages) relative to the window's
-//              median, only when the update also helps on both page sets; never < 0
-//   record     only updates that pass, help on both page sets and show a positive own-page
-//              margin enter it, best d_random first
+//   score      per scored update, per sequence and paired (the same sequence before and after):
+//              the loss drop on the validator's random pages, and the own-page margin (what the
+//              update does to the miner's own pages beyond what other miners' updates do to
+//              them: the proof of having trained on the assigned pages)
+//   judge      two one-sided tests at stated error rates: an update is left out for harm only
+//              when it raises the random pages' loss significantly (harm_alpha), and it is paid
+//              and admitted only with significant evidence of own-page work (evidence_alpha).
+//              Pay is the margin relative to the median margin of the updates that showed such
+//              evidence (not of the whole window: cheats cannot drag the reference); never < 0
+//   record     only updates that pass both tests enter it, best d_random first
 //   ratings    an EMA of the window scores (a missing or rejected update scores 0); weights are
 //              proportional to the ratings
 #pragma once
@@ -32,10 +35,19 @@ struct GauntletParams {
   double copy_entries = 0.5;  // share of entries equal in index and value that makes a copy
   double copy_indices = 0.6;  // share of equal indices alone that makes a copy
   int64_t upload_tolerance_ms = 2000;  // bucket clocks and S3's 1 s Last-Modified resolution
-  double rating_ema = 0.8;             // weight of the old rating
-  double margin_floor = 0.25;   // window score: margin / median margin, minus this floor, rescaled
-  double score_cap = 2.0;       // the most one window pays, in median margins
-  size_t record_peers = 20;     // the most updates one record admits
+  // The slack after the close (-1: upload_tolerance_ms). S3 truncates Last-Modified to the
+  // second, which only makes an object look earlier: the validator narrows this to half a block
+  // so that an upload one block late is late whatever the block time.
+  int64_t late_tolerance_ms = -1;
+  double rating_ema = 0.8;     // weight of the old rating
+  double margin_floor = 0.25;  // window score: margin / median margin, minus this floor, rescaled
+  double score_cap = 2.0;      // the most one window pays, in median margins
+  size_t record_peers = 20;    // the most updates one record admits
+  // The tests' error rates (one-sided): an update that does no harm on random pages is left out
+  // for harm with probability <= harm_alpha; an update with no own-page effect (trained on other
+  // pages) shows evidence with probability <= evidence_alpha.
+  double harm_alpha = 0.01;
+  double evidence_alpha = 0.01;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -112,6 +124,20 @@ std::map<uint16_t, std::string> check_uploads(const std::vector<Received>& recei
                                               const GauntletParams& p,
                                               std::map<uint16_t, uint16_t>* duplicates = nullptr);
 
+// The mean of n paired differences and its standard error: the evidence one update's effect rests
+// on (sequences are the samples; pairing removes each sequence's own difficulty).
+struct Evidence {
+  double mean = 0, se = 0;
+  size_t n = 0;
+  // mean / se: +inf for a positive mean with se 0, -inf for a negative one, 0 for none.
+  double t() const;
+};
+// Evidence of differences a[i] - b[i] (a and b of one size, >= 2).
+Evidence paired_evidence(const std::vector<double>& a, const std::vector<double>& b);
+// The one-sided critical value of Student's t with `dof` degrees of freedom: P(T > t) = alpha
+// (Hill's expansion around the normal quantile; within 1% of the exact value for dof >= 3).
+double t_critical(double alpha, size_t dof);
+
 // One expected miner's window, as the judge takes it.
 struct Observation {
   uint16_t uid = 0;
@@ -121,31 +147,72 @@ struct Observation {
   // The drop on its own pages made by another miner's update (scoring.hpp); NAN: none, and the
   // margin is read against d_random instead.
   double d_cross = NAN;
-  bool duplicate = false;  // a tied copy (check_uploads): scored, never in the record
-  double margin() const { return d_own - (std::isnan(d_cross) ? d_random : d_cross); }
+  // A tied copy (check_uploads: equal upload times, this is the higher uid) of `twin`'s update:
+  // measured on its own pages like any other; it enters the record only if it passed the tests
+  // and its twin did not (the one of the pair that trained on its own pages shows the evidence).
+  bool duplicate = false;
+  uint16_t twin = 0;
+  // Status "ok" but not measured this window (outside the scoring budget, or left for after the
+  // record): it enters the record only if its miner is trusted, and its rating stands.
+  bool measured = true;
+  // Per-sequence evidence: on random pages, the loss before minus after; the own-page margin, a
+  // difference in differences: (loss after the references - after this update) on its own
+  // pages, minus the same on the random pages (two independent samples; standard errors add in
+  // quadrature). n 0: not measured per sequence, and the judge reads the means' signs alone.
+  Evidence random{}, own_margin{};
+  // What the references do on the random pages (NAN: no reference): the margin subtracts the
+  // update's advantage over them there, so an update that is merely better in general (trained
+  // on other pages) shows none on its own pages.
+  double d_random_ref = NAN;
+  double margin() const {
+    if (std::isnan(d_cross)) return d_own - d_random;
+    return (d_own - d_cross) - (std::isnan(d_random_ref) ? 0.0 : d_random - d_random_ref);
+  }
 };
 struct Rating {
   double rating = 0;     // EMA of the window scores
   uint64_t windows = 0;  // windows seen
+  // Its last measured update passed both tests (and nothing it sent since was rejected): its
+  // updates may enter a record before they are measured.
+  bool trusted = false;
 };
 struct Judgement {
   uint16_t uid = 0;
   double score = 0;       // this window's score, >= 0
+  bool passed = false;    // measured, and passed both tests
   bool admitted = false;  // enters the record
   std::string reason;     // why not, when it does not
 };
+// The two tests on a measured observation: "" when it passes, else why not.
+std::string test_update(const Observation& o, const GauntletParams& p);
 // Scores one window, updates the ratings (keyed by hotkey: a replaced uid starts from zero) and
 // picks the record's updates. Pure: the same observations and ratings give the same result.
+//   measured    the tests; pay only with evidence; the rating moves; trusted = passed
+//   unmeasured  admitted when trusted; no pay and the rating stands (the validator's budget is
+//               not the miner's fault)
+//   rejected    pay 0, the rating moves, trust is lost; missing: pay 0, trust stands
+// Does not lean on honest miners being the majority: the pay's reference is the median margin of
+// the updates that passed the evidence test, however few. The record takes the admitted updates,
+// the measured ones best d_random first, then the unmeasured ones best rating first, at most
+// record_peers.
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
                                     std::map<std::string, Rating>& ratings,
                                     const GauntletParams& p);
 
-// The admitted updates (judge_window's verdicts over `obs`), best d_random first (ties: lower
-// uid), with their decoded forms from `updates` (by uid): what the record's guarded outer step
-// takes.
+// The admitted updates (judge_window's verdicts over `obs`), the measured ones best d_random
+// first (ties: lower uid), then the unmeasured ones, with their decoded forms from `updates` (by
+// uid): what the record's guarded outer step takes.
 std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdicts,
                                             const std::vector<Observation>& obs,
                                             const std::map<uint16_t, Update>& updates);
+
+// The miners whose updates this window's budget measures: all when budget is 0 or covers them;
+// else half the budget for the untrusted and half for the trusted (a share one group cannot use
+// goes to the other), each group taken in a rotation by window over its uids in ascending order,
+// so every miner is measured within ceil(group / its share) windows.
+std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::string>>& miners,
+                                     const std::map<std::string, Rating>& ratings, size_t budget,
+                                     uint64_t window);
 
 // Weights from ratings, proportional (uid -> weight, summing to 1; all zero when no rating is
 // positive).

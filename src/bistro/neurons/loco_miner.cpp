@@ -26,6 +26,7 @@
 #include "bistro/core/runtime.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/inner_loop.hpp"
@@ -49,13 +50,24 @@ struct MinerState {
   std::filesystem::path dir;
   // theta_w and AdamW's moments in one checkpoint directory (the local weights are not kept:
   // every window starts them from theta), the error feedback beside it, state.json last.
-  void save(uint64_t window, Llama& shared, Trainer& trainer, const ErrorFeedback& ef) const {
+  void save(uint64_t window, uint64_t first, Llama& shared, Trainer& trainer,
+            const ErrorFeedback& ef) const {
     save_checkpoint(dir / "shared", shared, &trainer.optimizer());
     ef.save(dir / "error_feedback.safetensors");
-    write_file_atomic(
-        dir / "state.json",
-        nlohmann::json{{"window", window}, {"params_hash", params_hash(parameter_tensors(shared))}}
-            .dump());
+    write_file_atomic(dir / "state.json",
+                      nlohmann::json{{"window", window},
+                                     {"first", first},
+                                     {"params_hash", params_hash(parameter_tensors(shared))}}
+                          .dump());
+  }
+  // The window the run began at (--windows counts from it), when a state says so.
+  std::optional<uint64_t> first() const {
+    try {
+      auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
+      if (st.is_object() && st["first"].is_number_unsigned()) return st["first"].get<uint64_t>();
+    } catch (const std::exception&) {
+    }
+    return std::nullopt;
   }
   // The window theta is at, or nullopt when there is no usable state.
   std::optional<uint64_t> load(Llama& shared, Trainer& trainer, ErrorFeedback& ef,
@@ -150,26 +162,50 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   };
   std::future<std::vector<Batch>> prefetch;
   uint64_t prefetched = 0;
-  // --windows N ends the run at window first + N (the same end after a restart).
-  const uint64_t first = a.start_window ? a.start_window : window_of(chain->block(), h);
+  // --windows N ends the run at window first + N, first being where the first run began (kept
+  // in the state, so a restart ends where the first run would have). A miner without a state
+  // starts from the master's checkpoint, at its window when that is ahead.
+  uint64_t first =
+      a.start_window ? a.start_window : state.first().value_or(window_of(chain->block(), h));
+  bool from_checkpoint = false;
+  if (!at) {
+    std::optional<uint64_t> c;
+    for (bool logged = false; !c; std::this_thread::sleep_for(std::chrono::milliseconds(200))) {
+      try {
+        c = sync.load_latest_checkpoint(shared);
+      } catch (const std::exception& e) {
+        if (!logged) log(1, fmt::format("waiting for the master's checkpoint: {}", e.what()));
+        logged = true;
+      }
+    }
+    log(1, fmt::format("starting from the master's checkpoint of window {}", *c));
+    at = c;
+    from_checkpoint = true;
+    if (!a.start_window && !state.first()) first = std::max(first, *c);
+  }
   const uint64_t end = a.windows ? first + a.windows : UINT64_MAX;
-  for (uint64_t w = std::max(first, at ? *at + 1 : 0); w < end; ++w) {
+  const bool trains = behaviour_trains(kind) && !(kind == Behaviour::Sybil && a.copy_uid >= 0);
+  // theta_at from a checkpoint: window `at` is still to train; from the state: it was trained.
+  for (uint64_t w = std::max(first, from_checkpoint ? *at : *at + 1); w < end; ++w) {
     try {
       Timer timer;
-      if (at && *at + 1 == w) sync.wait_record(w - 1, window_start_block(w + 1, h));
-      timer.lap("wait");
       if (window_of(chain->block(), h) > w) {
         log(1, fmt::format("window {} already over; skipping", w));
         continue;
       }
-      // 1. sync: theta_w, by the records up to w - 1.
-      at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
-      if (!at || *at != w) {
-        log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window", w,
-                           at ? std::to_string(*at) : "nothing"));
-        continue;
+      const uint64_t deadline = window_start_block(w + 1, h) + h.grace_blocks;
+      // 1. sync: theta_w, by the records up to w - 1. One window behind (record(w-1) not out
+      // yet), an honest miner trains from theta_{w-1} meanwhile and moves to theta_w when the
+      // record lands (rebase, below); further behind, it catches up first.
+      const bool overlap = trains && at && *at + 1 == w;
+      if (!overlap) {
+        at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
+        if (!at || *at != w) {
+          log(0, fmt::format("window {}: not in sync with the master (at {}); skipping the window",
+                             w, at ? std::to_string(*at) : "nothing"));
+          continue;
+        }
       }
-      const std::string theta_hash = params_hash(theta);
       timer.lap("sync");
       std::vector<Batch> batches;
       if (prefetch.valid() && prefetched == w) {
@@ -183,24 +219,92 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       // validator closes the window at block (w + 1) bpw + grace): the time left is counted from
       // the middle of the current block, and the next step plus the encode and upload must fit.
       copy_into(local, theta);
-      const uint64_t deadline = window_start_block(w + 1, h) + h.grace_blocks;
       const auto started = std::chrono::steady_clock::now();
-      const uint64_t now_block = chain->block();
+      const double spb = chain->seconds_per_block();
+      // Until the deadline (the chain's own clock: chain.hpp, seconds_until), and at most a
+      // window and its grace: a miner that starts early (its first window) does not send an
+      // update many windows' work large.
       const double time_left =
-          (static_cast<double>(deadline) - static_cast<double>(now_block) - 0.5) *
-          chain->seconds_per_block();
+          std::min(chain->seconds_until(deadline),
+                   static_cast<double>(h.blocks_per_window + h.grace_blocks) * spb);
       auto in_time = [&](double per_step) {
         const double spent =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         return spent + 1.5 * per_step < time_left;
       };
-      const bool trains = behaviour_trains(kind) && !(kind == Behaviour::Sybil && a.copy_uid >= 0);
+      // Steps beyond the pages' micro-batches draw on the window's next pages (the same key's
+      // stream: pages 3..5, 6..8, ...), so a fast miner trains on fresh data, not the same again.
+      size_t page_sets = 1;
+      auto batch = [&](int64_t i) -> const Batch& {
+        while (static_cast<size_t>(i) >= batches.size()) {
+          const size_t set = page_sets++;
+          const uint64_t ppw = h.pages_per_window;
+          uint64_t key = local_pages_key(w, uid);
+          if (kind == Behaviour::DataCheat) key = rng::derive(key, "data-cheat");
+          auto more = pages(key, ppw * (set + 1), data.configs);
+          more.erase(more.begin(), more.begin() + static_cast<ptrdiff_t>(ppw * set));
+          const auto extra = data.batches(more, h.max_micro_batches);
+          if (extra.empty()) break;
+          batches.insert(batches.end(), extra.begin(), extra.end());
+        }
+        return batches[static_cast<size_t>(i) % batches.size()];
+      };
+      // While record(w-1) is not out, the miner gathers the gradients of its first micro-batches
+      // at theta_{w-1}: its first step at theta_w takes them all (more tokens in one step, one
+      // step's staleness). Steps taken at theta_{w-1} would repeat the outer step's progress.
+      // The record is looked for at most once per poll interval.
       InnerLoopResult inner;
-      if (trains) inner = inner_loop(trainer, batches, h.inner_steps, in_time);
+      int64_t used = 0;  // micro-batches consumed
+      if (trains && at && *at + 1 == w) {
+        const double poll = default_poll_interval(spb * static_cast<double>(h.blocks_per_window));
+        auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
+        double per_batch = 0;
+        while (!(at && *at == w)) {
+          const auto now = std::chrono::steady_clock::now();
+          if (std::chrono::duration<double>(now - last_look).count() >= poll) {
+            last_look = now;
+            at = sync.catch_up(shared, at, w, 0);  // one look, no waiting
+            timer.lap("wait");
+            continue;
+          }
+          if (used >= h.max_micro_batches || !in_time(per_batch)) {
+            at = sync.catch_up(shared, at, w, deadline);  // wait for it
+            timer.lap("wait");
+            break;
+          }
+          const auto t = std::chrono::steady_clock::now();
+          trainer.accumulate(batch(used++));
+          per_batch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+          timer.lap("accumulate");
+        }
+        if (!at || *at != w) {
+          log(0, fmt::format("window {}: record {} did not come before the deadline (at {}); "
+                             "skipping the window",
+                             w, w - 1, at ? std::to_string(*at) : "nothing"));
+          continue;
+        }
+        copy_into(local, theta);  // theta_w; the gathered gradients stay
+      }
+      if (trains) {
+        if (trainer.accumulated() > 0) {
+          const auto s = trainer.step_accumulated();
+          inner.loss = s.loss, inner.tokens = s.tokens, inner.steps = 1;
+        }
+        InnerLoopPlan plan;
+        plan.max_steps = h.max_inner_steps - inner.steps;
+        plan.batch = [&](int64_t i) -> const Batch& { return batch(used + i); };
+        plan.in_time = in_time;
+        const auto rest = inner_loop(trainer, plan);
+        inner.loss = (inner.loss * static_cast<double>(inner.steps) +
+                      rest.loss * static_cast<double>(rest.steps)) /
+                     static_cast<double>(std::max<int64_t>(1, inner.steps + rest.steps));
+        inner.steps += rest.steps, inner.tokens += rest.tokens;
+      }
       if (inner.steps < h.inner_steps && trains)
         log(1, fmt::format("window {}: {} of {} inner steps fit before the deadline", w,
                            inner.steps, h.inner_steps));
       timer.lap("inner");
+      const std::string theta_hash = params_hash(theta);
       // 3. encode the pseudo-gradient with error feedback.
       std::string bytes;
       if (kind == Behaviour::Garbage) {
@@ -241,10 +345,13 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       prefetched = w + 1;
       prefetch = std::async(std::launch::async, load, w + 1);
       // 5. persist.
-      state.save(w, shared, trainer, ef);
+      state.save(w, first, shared, trainer, ef);
       timer.lap("checkpoint");
       const double total = timer.total();
-      const double inner_s = timer.laps().value("inner", 0.0);
+      // Time computing the window's gradients: its steps, and the gradients gathered for its
+      // first step while the record was not out.
+      const double inner_s =
+          timer.laps().value("inner", 0.0) + timer.laps().value("accumulate", 0.0);
       nlohmann::json line = {{"window", w},
                              {"uid", uid},
                              {"loss", trains ? inner.loss : NAN},

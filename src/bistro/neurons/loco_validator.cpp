@@ -1,21 +1,24 @@
-// The protocol v2 validator (codec sparseloco), the master of the shared model. For each window u,
-// with theta = theta_u:
-//   1. close     wait until every committed miner has uploaded update(u), or the deadline (block
-//                (u + 1) bpw + grace), whichever comes first
-//   2. gather    every miner's update(u), verified (peers.hpp)
-//   3. checks    empty updates, uploads outside [record(u-1) published, close] by the bucket's
-//                Last-Modified, and copies (this window's earlier uploads, recent windows') are
-//                rejected (gauntlet.hpp)
-//   4. score     each update that passed, alone against theta_u: the loss drop on the miner's
-//                own pages and on random pages this validator alone picks; the gauntlet's window
-//                scores, ratings and the record's updates
-//   5. record    theta_{u+1} = outer_step(theta_u, admitted) (outer_step.hpp) behind the guard
-//                (the best half, quarter, ... when all of them raise the loss on the window's
-//                random pages by more than record_guard); mirror the kept updates into this
-//                bucket; publish record(u), signed
-//   6. weights   proportional to the ratings, set on the chain
-//   7. persist   theta, ratings locally; every checkpoint_interval windows the checkpoint of
-//                theta_{u+1}, if its held-out loss is below the last published one's
+// The protocol v2 validator (codec sparseloco), the master of the shared model. theta_u is fixed
+// from record(u-1) until window u closes, so the work is done while the miners train:
+//   open     at window u's first block: the window's random pages (this validator's secret),
+//            their base losses, the expected miners (one chain read)
+//   gather   until every expected miner's update is in or the deadline (block (u + 1) bpw +
+//            grace): poll the buckets at a bounded rate (arrivals.hpp); fetch, verify and
+//            measure each update of the window's scoring sample as it lands (scoring.hpp:
+//            per-sequence losses on its own pages and on the random pages, cross references)
+//   check    empty updates, uploads outside [record(u-1) published, close] by the bucket's
+//            Last-Modified, copies of this window's or recent windows' updates (gauntlet.hpp)
+//   score    the untrusted miners' updates still unmeasured (a trusted miner's may wait), within
+//            close_budget of a window
+//   admit    the tests at stated error rates on what is measured; a trusted miner's unmeasured
+//            update is admitted on its trust (judge_window on a copy of the ratings)
+//   record   theta_{u+1} = outer_step(theta_u, admitted) behind the guard; mirror the kept
+//            updates; publish record(u), signed
+//   judge    after the record: the rest of the sample measured (against the scorer's copy of
+//            theta_u), the window scores, ratings and trust (judge_window: pure)
+//   weights  proportional to the ratings, set on the chain
+//   persist  theta and the ratings locally; every checkpoint_interval windows the checkpoint of
+//            theta_{u+1}, if its held-out loss is below the last published one's
 #include <fmt/format.h>
 
 #include <chrono>
@@ -31,6 +34,7 @@
 #include "bistro/core/runtime.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/gauntlet.hpp"
 #include "bistro/neurons/outer_step.hpp"
@@ -38,7 +42,6 @@
 #include "bistro/neurons/scoring.hpp"
 #include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
-#include "bistro/storage/sigv4.hpp"
 
 namespace bistro {
 namespace {
@@ -48,333 +51,573 @@ int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+double now_s() {
+  return static_cast<double>(now_ms()) / 1000.0;
+}
 
 // The miners expected to upload: registered, with a bucket (not a master) commitment.
-std::vector<const chain::Neuron*> committed_miners(const chain::Metagraph& m,
-                                                   const std::map<std::string, std::string>& c,
-                                                   uint16_t self) {
-  std::vector<const chain::Neuron*> out;
+std::vector<chain::Neuron> committed_miners(const chain::Metagraph& m,
+                                            const std::map<std::string, std::string>& c,
+                                            uint16_t self) {
+  std::vector<chain::Neuron> out;
   for (const auto& n : m.neurons) {
     auto it = c.find(n.hotkey);
-    if (n.uid != self && it != c.end() && it->second.rfind("master:", 0) != 0) out.push_back(&n);
+    if (n.uid != self && it != c.end() && it->second.rfind("master:", 0) != 0) out.push_back(n);
   }
   return out;
 }
 
-}  // namespace
+// One window's working state, from its opening to its report.
+struct Window {
+  uint64_t u = 0;
+  bool fallback = false;  // an empty record after a failure: nothing is gathered or judged
+  chain::Metagraph metagraph;
+  std::map<std::string, std::string> commits;
+  std::vector<chain::Neuron> expected;
+  std::map<uint16_t, std::unique_ptr<Bucket>> buckets;
+  std::map<uint16_t, Update> updates;       // verified, by uid (stable addresses for the scorer)
+  std::map<uint16_t, std::string> files;    // their bytes (the mirror and the record's hashes)
+  std::map<uint16_t, int64_t> uploaded_ms;  // Last-Modified of each object found
+  std::map<uint16_t, std::string> status;   // uid -> "ok" or why not
+  std::map<uint16_t, uint16_t> duplicates;
+  std::unique_ptr<WindowScorer> scorer;
+  std::vector<Observation> obs;
+  std::vector<uint16_t> sample;      // the uids this window's budget measures
+  std::vector<Judgement> admission;  // before the record: what it takes
+  std::vector<Judgement> verdicts;   // after it: the pay
+  std::set<uint64_t> in_record;
+  WindowRecord record;
+  std::string base_hash, guard, weights_status;
+  nlohmann::json miners = nlohmann::json::object();
+  int64_t closed_ms = 0, published_ms = 0;
+  double base_eval = NAN, master_eval = NAN;
+  uint64_t requests = 0, bytes = 0;  // bucket requests and bytes this window
+  double verify_seconds = 0;
+  bool checkpoint = false;
+  Timer timer;
+};
 
-int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
+class LocoValidator {
+ public:
+  LocoValidator(const NeuronArgs& a, const NeuronHparams& h);
+  int run();
+
+ private:
+  void log(int level, const std::string& m) const { neuron_log(level, a_.log_level, who_, m); }
+  void resume_or_genesis();
+  // The stages of window u, in order.
+  void open(Window& w);
+  void gather(Window& w);
+  void checks(Window& w);
+  void score(Window& w);
+  void admit(Window& w);
+  void observe(Window& w);
+  void record(Window& w);
+  void judge(Window& w);
+  void weights(Window& w);
+  void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
+  void report(Window& w);
+  std::vector<Batch> own_batches(uint64_t u, uint16_t uid);
+  // One arrival: fetched, verified, and measured when `measure` and in the sample.
+  void take(Window& w, const chain::Neuron& n, const std::optional<ObjectInfo>& info, bool measure);
+  // Measures the sampled, verified updates not measured yet (`untrusted_only`: only those of
+  // miners not trusted), until `until_s` (wall clock); returns how many were left.
+  size_t measure_rest(Window& w, bool untrusted_only, double until_s);
+  // The window from its gather to its report; false when it failed before its record was out.
+  bool process(Window& w);
+
+  const NeuronArgs& a_;
+  const NeuronHparams& h_;
+  std::unique_ptr<chain::Chain> chain_;
+  std::unique_ptr<Signer> hot_;
+  std::string hotkey_, who_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  uint16_t my_uid_ = 0;
+  std::unique_ptr<Bucket> bucket_;
+  std::filesystem::path state_dir_;
+  LlamaConfig config_;
+  Llama theta_;
+  std::vector<torch::Tensor> params_;
+  GauntletParams gp_;
+  std::map<std::string, Rating> ratings_;  // by hotkey: a replaced uid starts from zero
+  SketchHistory history_;                  // recent windows' sketches (lost on restart)
+  uint64_t next_ = 0;                      // the window whose updates come next; theta = theta_next
+  uint64_t first_ = 0;
+  double published_loss_ = NAN;  // held-out loss of the last published checkpoint
+  double last_eval_ = NAN;       // the held-out loss of theta as it is now
+  int64_t opened_ms_ = 0;        // when record(u - 1) was published (0: unknown, after a restart)
+  std::vector<double> clip_;     // the last window's median update norms (the next one's clip)
+  std::unique_ptr<NeuronData> data_;
+  std::vector<Batch> eval_;
+  uint64_t secret_ = 0;
+  double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
+  bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after
+};
+
+LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
+    : a_(a), h_(h), config_(preset(h.preset)), theta_(config_) {
   check(a.scoring == "loss-delta",
         "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
-  auto chain = chain::open_chain(a.network);
-  const auto hot = load_hotkey(a);
-  const std::string hotkey = ss58_encode(hot->public_key());
-  const std::string who = fmt::format("validator {}", hotkey.substr(0, 8));
-  auto log = [&](int level, const std::string& m) { neuron_log(level, a.log_level, who, m); };
-  Metrics metrics;
-  auto metrics_server = start_metrics(a, metrics, [&](const std::string& m) { log(1, m); });
-  const uint16_t my_uid = ensure_registered(*chain, a, *hot);
+  chain_ = chain::open_chain(a.network);
+  hot_ = load_hotkey(a);
+  hotkey_ = ss58_encode(hot_->public_key());
+  who_ = fmt::format("validator {}", hotkey_.substr(0, 8));
+  metrics_server_ = start_metrics(a, metrics_, [&](const std::string& m) { log(1, m); });
+  my_uid_ = ensure_registered(*chain_, a, *hot_);
   check(!a.bucket.empty(),
         "validator: --bucket is required with codec sparseloco (records and checkpoints live "
         "there)");
-  auto bucket = commit_bucket(*chain, a, *hot, "master:");
-
-  const auto state_dir = neuron_state_dir(a, "validator", hotkey);
-  const LlamaConfig config = preset(h.preset);
-  Llama theta(config);
-  theta->init_weights(h.init_seed);
-  const auto params = parameter_tensors(theta);
-  const GauntletParams gp = gauntlet_params(h);
-  std::map<std::string, Rating> ratings;  // by hotkey: a replaced uid starts from zero
-  SketchHistory history;                  // recent windows' sketches (lost on restart)
-  uint64_t next = 0;                      // the window whose updates come next; theta = theta_next
-  double published_loss = NAN;            // held-out loss of the last published checkpoint
-  NeuronData data(a.dataset, h);
-  const auto eval = data.held_out(h);
-  if (std::filesystem::exists(state_dir / "state.json")) {
-    auto st = nlohmann::json::parse(read_file(state_dir / "state.json"), nullptr, false);
-    check(st.is_object() && st["next"].is_number_unsigned(), "{}: corrupt validator state",
-          (state_dir / "state.json").string());
-    next = st["next"].get<uint64_t>();
-    load_weights(theta, state_dir / "theta" / "model.safetensors");
-    check(params_hash(params) == st.value("params_hash", ""),
-          "{}: theta does not match the state (the files are from different windows)",
-          state_dir.string());
-    const auto saved = st.value("ratings", nlohmann::json::object());  // (not a temporary)
-    for (auto& [hk, r] : saved.items())
-      if (r.is_object() && r["rating"].is_number())
-        ratings[hk] = {r["rating"].get<double>(), r.value("windows", uint64_t{0})};
-    if (st["published_loss"].is_number()) published_loss = st["published_loss"].get<double>();
-    log(1, fmt::format("resumed at window {} with {} ratings", next, ratings.size()));
-  } else {
-    // Genesis: theta_s is the shared init, published as the first checkpoint.
-    const uint64_t s = a.start_window ? a.start_window : window_of(chain->block(), h) + 1;
-    next = s;
-    publish_checkpoint(*bucket, theta, s, state_dir);
-    published_loss = mean_loss(theta, eval);
-    log(1, fmt::format("published the initial checkpoint for window {} (held-out loss {:.4f})", s,
-                       published_loss));
-  }
+  bucket_ = commit_bucket(*chain_, a, *hot_, "master:");
+  state_dir_ = neuron_state_dir(a, "validator", hotkey_);
+  theta_->init_weights(h.init_seed);
+  params_ = parameter_tensors(theta_);
+  gp_ = gauntlet_params(h);
+  data_ = std::make_unique<NeuronData>(a.dataset, h);
+  eval_ = data_->held_out(h);
   // The random pages are this validator's secret choice: a miner cannot train on them in advance.
-  const uint64_t secret =
-      (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  secret_ = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+}
 
-  double last_eval = NAN;  // the held-out loss of theta as it is now (computed once per window)
-  int64_t opened_ms = 0;   // when record(u - 1) was published (0: unknown, after a restart)
-  const uint64_t first = next;
-  bool published = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
-  // theta_{u+1} and the ratings to disk; the checkpoint when due and better than the last
-  // published (master_eval NAN: not known, no checkpoint). Returns whether it checkpointed.
-  auto persist = [&](uint64_t u, double master_eval) {
-    save_checkpoint(state_dir / "theta", theta);
-    const bool due = (u + 1) % h.checkpoint_interval == 0 &&
-                     (!std::isfinite(published_loss) || master_eval < published_loss);
-    if (due) publish_checkpoint(*bucket, theta, u + 1, state_dir), published_loss = master_eval;
-    nlohmann::json st = {{"next", u + 1},
-                         {"params_hash", params_hash(params)},
-                         {"ratings", nlohmann::json::object()},
-                         {"published_loss", published_loss}};
-    for (auto& [hk, r] : ratings)
-      st["ratings"][hk] = {{"rating", r.rating}, {"windows", r.windows}};
-    write_file_atomic(state_dir / "state.json", st.dump());
-    return due;
-  };
-  auto process = [&](uint64_t u, bool fallback, int64_t closed_ms) {
-    Timer timer;
-    // 2. gather.
-    GatherStats gs;
-    gs.keep_bytes = true;
-    const chain::Metagraph m = chain->metagraph(a.netuid);
-    const auto commits = chain->commitments(a.netuid);
-    std::map<uint16_t, Update> updates;
-    if (!fallback) updates = gather_updates(m, commits, h, config, u, {my_uid}, &gs);
-    timer.lap("gather");
+void LocoValidator::resume_or_genesis() {
+  const auto file = state_dir_ / "state.json";
+  if (!std::filesystem::exists(file)) {
+    // Genesis: theta_s is the shared init, published as the first checkpoint.
+    next_ = a_.start_window ? a_.start_window : window_of(chain_->block(), h_) + 1;
+    publish_checkpoint(*bucket_, theta_, next_, state_dir_);
+    published_loss_ = last_eval_ = mean_loss(theta_, eval_);
+    log(1, fmt::format("published the initial checkpoint for window {} (held-out loss {:.4f})",
+                       next_, published_loss_));
+    return;
+  }
+  auto st = nlohmann::json::parse(read_file(file), nullptr, false);
+  check(st.is_object() && st["next"].is_number_unsigned(), "{}: corrupt validator state",
+        file.string());
+  next_ = st["next"].get<uint64_t>();
+  load_weights(theta_, state_dir_ / "theta" / "model.safetensors");
+  check(params_hash(params_) == st.value("params_hash", ""),
+        "{}: theta does not match the state (the files are from different windows)",
+        state_dir_.string());
+  const auto saved = st.value("ratings", nlohmann::json::object());  // (not a temporary)
+  for (auto& [hk, r] : saved.items())
+    if (r.is_object() && r["rating"].is_number())
+      ratings_[hk] = {r["rating"].get<double>(), r.value("windows", uint64_t{0}),
+                      r.value("trusted", false)};
+  if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
+  log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
+}
 
-    // 3. checks: empty, outside the window's time, copies.
-    const auto miners_expected = committed_miners(m, commits, my_uid);
-    std::map<uint16_t, std::string> status;
-    std::vector<Received> received;
-    for (const auto* n : miners_expected) {
-      auto it = updates.find(n->uid);
-      if (it == updates.end()) {
-        auto r = gs.rejected.find(n->uid);
-        status[n->uid] = r == gs.rejected.end() ? "missing" : r->second;
-      } else {
-        const auto ms = gs.uploaded_ms.find(n->uid);
-        received.push_back(
-            {n->uid, &it->second, ms == gs.uploaded_ms.end() ? int64_t{0} : ms->second});
-      }
-    }
-    std::map<uint16_t, uint16_t> duplicates;
-    for (auto& [uid, st] :
-         check_uploads(received, opened_ms, closed_ms, history, u, gp, &duplicates))
-      status[uid] = st;
-    timer.lap("checks");
-
-    // 4. score every update that passed, alone against theta_u.
-    const auto global = data.batches(
-        pages(rng::derive(global_pages_key(u, chain->block_hash(window_start_block(u, h))), secret),
-              h.eval_pages, data.configs),
-        h.score_batches);
-    std::vector<Observation> obs;
-    std::vector<ScoreInput> inputs;
-    for (const auto* n : miners_expected) {
-      obs.push_back({n->uid, n->hotkey, status[n->uid]});
-      obs.back().duplicate = duplicates.count(n->uid) > 0;
-      if (obs.back().status == "ok")
-        inputs.push_back(
-            {n->uid, &updates.at(n->uid),
-             data.batches(pages(local_pages_key(u, n->uid), h.pages_per_window, data.configs),
-                          h.score_batches)});
-    }
-    const double base_random = score_window(theta, config, inputs, global, h.outer_lr, 1, obs);
-    // The empty record of a fallback window says nothing about the miners: no ratings move.
-    std::map<std::string, Rating> unmoved;
-    if (fallback) unmoved = ratings;
-    const auto verdicts = judge_window(obs, fallback ? unmoved : ratings, gp);
-    timer.lap("score");
-
-    // 5. record: mirror, outer step, the guard, publish.
-    const std::string base_hash = params_hash(params);
-    WindowRecord record;
-    record.window = u;
-    record.config_hash = config_hash(config);
-    record.hparams_hash = hparams_hash(h);
-    record.base_hash = base_hash;
-    // The admitted updates, best on random pages first, through the guard.
-    const auto best_first = admitted_best_first(verdicts, obs, updates);
-    // theta_u's held-out loss is known from the last window, except at the first and after a
-    // failure: then it is read now, before theta moves.
-    if (!std::isfinite(last_eval)) last_eval = mean_loss(theta, eval);
-    const auto kept =
-        guarded_outer_step(theta, best_first, h.outer_lr, global, base_random, h.record_guard);
-    std::string guard;
-    if (kept.size() < best_first.size()) {
-      guard = fmt::format(
-          "the guard kept {} of {} admitted updates (more raised the loss on "
-          "random pages by over {:.0f}%)",
-          kept.size(), best_first.size(), 100 * h.record_guard);
-      log(0, fmt::format("window {}: {}", u, guard));
-    }
-    std::set<uint64_t> in_record(kept.begin(), kept.end());
-    for (const auto* n : miners_expected)
-      if (in_record.count(n->uid))
-        record.accepted.push_back({n->uid, n->hotkey, sha256_hex(gs.files.at(n->uid))});
-    for (const auto& e : record.accepted) bucket->put(mirror_key(u, e.uid), gs.files.at(e.uid));
-    record.params_hash = params_hash(params);
-    bucket->put(record_key(u), encode_record(record, *hot));
-    published = true;
-    opened_ms = now_ms();
-    timer.lap("record");
-    // theta_{u+1}'s held-out loss, while the miners train the next window.
-    const double base_eval = last_eval;
-    const double master_eval = mean_loss(theta, eval);
-    last_eval = master_eval;
-    timer.lap("eval");
-
-    // 6. weights: proportional to the ratings of the miners expected this window.
-    const auto weights = rating_weights(obs, ratings);
-    nlohmann::json miners = nlohmann::json::object();
-    for (size_t i = 0; i < obs.size(); ++i) {
-      const auto& o = obs[i];
-      const auto& v = verdicts[i];
-      const bool in = in_record.count(o.uid) > 0;
-      const std::string why = in ? "" : v.admitted ? "left out by the guard" : v.reason;
-      if (o.status != "missing" && !in)
-        log(1, fmt::format("window {}: uid {} not in the record: {}", u, o.uid, why));
-      miners[std::to_string(o.uid)] = {{"hotkey", o.hotkey},
-                                       {"status", o.status},
-                                       {"local", o.d_own},
-                                       {"global", o.d_random},
-                                       {"cross", std::isnan(o.d_cross) ? 0.0 : o.d_cross},
-                                       {"score", v.score},
-                                       {"rating", ratings[o.hotkey].rating},
-                                       {"weight", weights.at(o.uid)},
-                                       {"accepted", in},
-                                       {"reason", why}};
-    }
-    const std::string weights_status = set_chain_weights(
-        *chain, a.netuid, *hot, m.neurons.size(), miners, (u - first) % h.weights_interval == 0,
-        [&](const std::string& msg) { log(1, fmt::format("window {}: {}", u, msg)); });
-    timer.lap("weights");
-
-    // 7. persist: theta, then the state naming it (atomic), then the public checkpoint.
-    const bool checkpoint = persist(u, master_eval);
-    timer.lap("persist");
-
-    nlohmann::json line = {{"window", u},
-                           {"block", chain->block()},
-                           {"theta_window", u + 1},
-                           {"base_hash", base_hash},
-                           {"params_hash", record.params_hash},
-                           {"master_loss", master_eval},
-                           {"base_loss", base_eval},
-                           {"accepted", record.accepted.size()},
-                           {"verified", updates.size()},
-                           {"bytes_down", gs.bytes},
-                           {"weights", weights_status},
-                           {"checkpoint", checkpoint},
-                           {"published_loss", published_loss},
-                           {"fallback", fallback},
-                           {"miners", miners},
-                           {"seconds", timer.laps()},
-                           {"verify_seconds", gs.verify_seconds}};
-    append_line(state_dir / "metrics.jsonl", line.dump());
-    record_gather(metrics, gs);
-    metrics.set("bistro_window", static_cast<double>(u));
-    metrics.set("bistro_loss", master_eval);
-    metrics.add("bistro_updates_scored_total", static_cast<double>(updates.size()));
-    for (auto& [uid, j] : miners.items()) {
-      metrics.set("bistro_score", j["rating"].get<double>(), "uid=\"" + uid + "\"");
-      metrics.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
-    }
-    log(1, fmt::format("window {}: {} of {} verified updates in the record; master loss {:.4f} -> "
-                       "{:.4f}; theta {}; weights {}; {:.1f}s",
-                       u, record.accepted.size(), updates.size(), base_eval, master_eval,
-                       record.params_hash.substr(0, 12), weights_status, timer.total()));
-  };
-  // 1. close: window u ends for this validator when every committed miner has uploaded, or at
-  // the deadline; never before the window has begun on chain. Returns the time it closed: an
-  // object written after it (beyond the tolerance) is late.
-  auto close = [&](uint64_t u) -> int64_t {
-    wait_for_block(*chain, window_start_block(u, h), 0.05);
-    const uint64_t deadline = window_start_block(u + 1, h) + h.grace_blocks;
-    std::vector<std::pair<std::unique_ptr<Bucket>, std::string>> expected;  // bucket, key
-    try {  // one read of the chain; then only the buckets are polled
-      const auto m = chain->metagraph(a.netuid);
-      const auto commits = chain->commitments(a.netuid);
-      for (const auto* n : committed_miners(m, commits, my_uid))
-        expected.emplace_back(open_bucket(commits.at(n->hotkey)), update_key(u, n->uid, n->hotkey));
+void LocoValidator::open(Window& w) {
+  wait_for_block(*chain_, window_start_block(w.u, h_), 0.05);
+  log(2, fmt::format("window {}: open", w.u));
+  w.timer = Timer();
+  const auto random = data_->sample(
+      rng::derive(global_pages_key(w.u, chain_->block_hash(window_start_block(w.u, h_))), secret_),
+      h_.score_random_batches);
+  w.scorer = std::make_unique<WindowScorer>(theta_, config_, random, h_.outer_lr);
+  if (!clip_.empty()) w.scorer->set_clip(clip_);
+  w.metagraph = chain_->metagraph(a_.netuid);
+  w.commits = chain_->commitments(a_.netuid);
+  w.expected = committed_miners(w.metagraph, w.commits, my_uid_);
+  std::vector<std::pair<uint16_t, std::string>> miners;
+  for (const auto& n : w.expected) miners.emplace_back(n.uid, n.hotkey);
+  w.sample = scoring_sample(miners, ratings_, h_.score_budget, w.u);
+  for (const auto& n : w.expected) {
+    try {
+      w.buckets[n.uid] = open_bucket(w.commits.at(n.hotkey));
     } catch (const std::exception& e) {
-      log(1, fmt::format("window {}: cannot list the miners ({}); waiting for the deadline", u,
-                         e.what()));
-      expected.clear();
-      wait_for_block(*chain, deadline, 0.05);
-      return now_ms();
+      w.status[n.uid] = fmt::format("unreachable bucket: {}", e.what());
     }
-    while (chain->block() < deadline) {
-      bool all = true;
-      for (auto& [b, key] : expected) {
-        try {
-          all = all && b->head(key).has_value();
-        } catch (const std::exception&) {  // an unreachable bucket: wait for the deadline
-          all = false;
-        }
-        if (!all) break;
+  }
+  w.timer.lap("open");
+}
+
+void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<ObjectInfo>& info,
+                         bool measure) {
+  auto r = fetch_update(*w.buckets.at(n.uid), h_, config_, w.u, n.uid, n.hotkey, true, info);
+  w.requests += info ? 1 : 2;
+  w.bytes += r.bytes;
+  w.verify_seconds += r.verify;
+  if (r.uploaded_ms) w.uploaded_ms[n.uid] = r.uploaded_ms;
+  if (!r.update) {
+    w.status[n.uid] = r.reason;
+    return;
+  }
+  w.files[n.uid] = std::move(r.file);
+  const Update* u = &w.updates.emplace(n.uid, std::move(*r.update)).first->second;
+  bool zero = true;  // an empty update is rejected by the checks: not worth a forward pass
+  for (const auto& t : u->tensors)
+    for (float v : t.val) zero = zero && v == 0.0f;
+  // An untrusted miner's update is measured as it lands (the record needs its tests); a trusted
+  // one's after the record, so the miners do not wait for it.
+  const bool sampled = std::binary_search(w.sample.begin(), w.sample.end(), n.uid);
+  const auto rating = ratings_.find(n.hotkey);
+  const bool trusted = rating != ratings_.end() && rating->second.trusted;
+  if (!zero && sampled && measure && !trusted) {
+    const double t = now_s();
+    w.scorer->add(n.uid, u, own_batches(w.u, n.uid));
+    measure_cost_s_ = now_s() - t;
+  }
+}
+
+std::vector<Batch> LocoValidator::own_batches(uint64_t u, uint16_t uid) {
+  // A secret choice among the micro-batches every miner trains on in its first steps: a miner
+  // cannot train on only the ones that will be read.
+  return pick_batches(
+      data_->batches(pages(local_pages_key(u, uid), h_.pages_per_window, data_->configs),
+                     h_.max_micro_batches),
+      h_.score_batches, rng::derive(rng::derive(secret_, u), uid));
+}
+
+void LocoValidator::gather(Window& w) {
+  const uint64_t deadline = window_start_block(w.u + 1, h_) + h_.grace_blocks;
+  const double spb = chain_->seconds_per_block();
+  PollSchedule polls(default_poll_interval(spb * static_cast<double>(h_.blocks_per_window)),
+                     kMaxPollRate);
+  std::map<uint16_t, const chain::Neuron*> pending;
+  for (const auto& n : w.expected)
+    if (w.buckets.count(n.uid)) pending[n.uid] = &n, polls.expect({n.uid});
+  // The chain is read at most four times a block (a subtensor read is an RPC); the buckets as
+  // the schedule allows. No expected miner: the window runs to its deadline.
+  uint64_t block = chain_->block();
+  double block_read = now_s();
+  while (block < deadline && (w.expected.empty() || polls.pending() > 0)) {
+    double wait = 0;
+    if (auto uid = polls.next(now_s(), &wait)) {
+      std::optional<ObjectInfo> info;
+      try {
+        info = w.buckets.at(*uid)->head(update_key(w.u, *uid, pending.at(*uid)->hotkey));
+      } catch (const std::exception&) {  // unreachable now: polled again later
       }
-      if (all) return now_ms();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      ++w.requests;
+      // Measured at once while the deadline is far (the time is idle otherwise); near it, after
+      // the checks (a copy is not worth measuring, and the close budget bounds the wait).
+      const bool idle = chain_->seconds_until(deadline) > 3 * measure_cost_s_;
+      if (info) take(w, *pending.at(*uid), info, idle), polls.done(*uid);
+    } else {
+      std::this_thread::sleep_for(
+          std::chrono::duration<double>(std::clamp(wait, 0.005, std::max(0.05, spb / 4))));
     }
-    return now_ms();
-  };
+    if (now_s() - block_read >= std::max(0.05, spb / 4))
+      block = chain_->block(), block_read = now_s();
+  }
+  // The window closes when every update is in, and at the latest at the deadline's time, even
+  // when this validator looks later (busy with the last window): what was written after that is
+  // late.
+  w.closed_ms =
+      now_ms() + static_cast<int64_t>(std::min(0.0, chain_->seconds_until(deadline)) * 1000.0);
+  log(2, fmt::format("window {}: closed at block {} ({} of {} in)", w.u, block,
+                     w.updates.size() + w.status.size(), w.expected.size()));
+  w.timer.lap("gather");
+  // At the close, one last look at every miner still pending (its upload may have landed since
+  // its last poll); these are measured after the checks.
+  for (auto& [uid, n] : pending)
+    if (!w.updates.count(uid) && !w.status.count(uid)) take(w, *n, std::nullopt, false);
+  w.timer.lap("late");
+}
+
+void LocoValidator::checks(Window& w) {
+  std::vector<Received> received;
+  for (const auto& [uid, u] : w.updates) {
+    const auto ms = w.uploaded_ms.find(uid);
+    received.push_back({uid, &u, ms == w.uploaded_ms.end() ? int64_t{0} : ms->second});
+  }
+  GauntletParams gp = gp_;
+  gp.late_tolerance_ms = std::min<int64_t>(gp_.upload_tolerance_ms,
+                                           static_cast<int64_t>(500 * chain_->seconds_per_block()));
+  for (auto& [uid, st] :
+       check_uploads(received, opened_ms_, w.closed_ms, history_, w.u, gp, &w.duplicates))
+    w.status[uid] = st;
+  for (const auto& n : w.expected) {
+    w.obs.push_back({n.uid, n.hotkey, w.status.count(n.uid) ? w.status[n.uid] : "missing"});
+    w.obs.back().duplicate = w.duplicates.count(n.uid) > 0;
+    if (w.obs.back().duplicate) w.obs.back().twin = w.duplicates.at(n.uid);
+  }
+  w.timer.lap("checks");
+}
+
+size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_s) {
+  size_t left = 0;
+  double last_cost = 0;
+  for (const auto& o : w.obs) {
+    if (o.status != "ok" || w.scorer->has(o.uid) ||
+        !std::binary_search(w.sample.begin(), w.sample.end(), o.uid))
+      continue;
+    const auto r = ratings_.find(o.hotkey);
+    if (untrusted_only && r != ratings_.end() && r->second.trusted) continue;
+    // Not started when the last one's cost would run past the limit.
+    if (now_s() + last_cost >= until_s) {
+      ++left;
+      continue;
+    }
+    const double t = now_s();
+    w.scorer->add(o.uid, &w.updates.at(o.uid), own_batches(w.u, o.uid));
+    measure_cost_s_ = last_cost = now_s() - t;
+  }
+  return left;
+}
+
+void LocoValidator::score(Window& w) {
+  // Before the record, only what admission needs: the untrusted miners' updates, within the
+  // close budget (a trusted miner's update enters on its trust and is measured afterwards).
+  const double window_s = chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
+  const size_t left =
+      measure_rest(w, true, static_cast<double>(w.closed_ms) / 1000 + h_.close_budget * window_s);
+  if (left)
+    log(0, fmt::format("window {}: could not measure {} untrusted updates within the close "
+                       "budget ({:.2f}s); they stay out of the record",
+                       w.u, left, h_.close_budget * window_s));
+  observe(w);
+  w.timer.lap("score");
+}
+
+void LocoValidator::observe(Window& w) {
+  std::set<uint16_t> not_references;
+  for (auto& o : w.obs) {
+    if (o.status != "ok" || o.duplicate) not_references.insert(o.uid);
+    o.measured = o.status == "ok" && w.scorer->has(o.uid);
+  }
+  w.scorer->observe(w.obs, not_references);
+}
+
+void LocoValidator::admit(Window& w) {
+  std::map<std::string, Rating> scratch = ratings_;  // the pay comes after the record
+  w.admission = judge_window(w.obs, scratch, gp_);
+  w.timer.lap("admit");
+}
+
+void LocoValidator::judge(Window& w) {
+  if (!w.fallback) {
+    // The rest of the sample, in at most judge_budget of a window: the validator must keep
+    // pace with the windows. What is left stays unmeasured (its miner's rating stands).
+    const double window_s = chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
+    const size_t left = measure_rest(w, false, now_s() + h_.judge_budget * window_s);
+    if (left)
+      log(1, fmt::format("window {}: {} updates left unmeasured (the judge budget, {:.2f}s, is "
+                         "spent)",
+                         w.u, left, h_.judge_budget * window_s));
+    observe(w);
+  }
+  const auto norms = w.scorer->median_norms();
+  if (!norms.empty()) clip_ = norms;
+  // The empty record of a fallback window says nothing about the miners: no ratings move.
+  std::map<std::string, Rating> unmoved = ratings_;
+  w.verdicts = judge_window(w.obs, w.fallback ? unmoved : ratings_, gp_);
+  w.timer.lap("judge");
+}
+
+void LocoValidator::record(Window& w) {
+  w.base_hash = params_hash(params_);
+  w.record.window = w.u;
+  w.record.config_hash = config_hash(config_);
+  w.record.hparams_hash = hparams_hash(h_);
+  w.record.base_hash = w.base_hash;
+  const auto best_first = admitted_best_first(w.admission, w.obs, w.updates);
+  // theta_u's held-out loss is known from the last window, except after a failure: then it is
+  // read now, before theta moves.
+  if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
+  const auto kept = guarded_outer_step(theta_, best_first, h_.outer_lr, w.scorer->random(),
+                                       w.scorer->base_sequences(), h_.record_guard, h_.harm_alpha);
+  if (kept.size() < best_first.size()) {
+    w.guard = fmt::format(
+        "the guard kept {} of {} admitted updates (more raised the loss on random pages by "
+        "significantly over {:.0f}%)",
+        kept.size(), best_first.size(), 100 * h_.record_guard);
+    log(0, fmt::format("window {}: {}", w.u, w.guard));
+  }
+  w.in_record.insert(kept.begin(), kept.end());
+  for (const auto& n : w.expected)
+    if (w.in_record.count(n.uid))
+      w.record.accepted.push_back({n.uid, n.hotkey, sha256_hex(w.files.at(n.uid))});
+  for (const auto& e : w.record.accepted) bucket_->put(mirror_key(w.u, e.uid), w.files.at(e.uid));
+  w.record.params_hash = params_hash(params_);
+  bucket_->put(record_key(w.u), encode_record(w.record, *hot_));
+  published_ = true;
+  opened_ms_ = w.published_ms = now_ms();
+  w.timer.lap("record");
+  // theta_{u+1}'s held-out loss, while the miners train the next window.
+  w.base_eval = last_eval_;
+  w.master_eval = last_eval_ = mean_loss(theta_, eval_);
+  w.timer.lap("eval");
+}
+
+void LocoValidator::weights(Window& w) {
+  const auto weights = rating_weights(w.obs, ratings_);
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < w.obs.size(); ++i) {
+    const auto& o = w.obs[i];
+    const auto& v = w.verdicts[i];
+    const auto& adm = w.admission[i];
+    const bool in = w.in_record.count(o.uid) > 0;
+    const std::string why = in ? "" : adm.admitted ? "left out by the guard" : adm.reason;
+    if (o.status == "missing")
+      missing.push_back(std::to_string(o.uid));
+    else if (!in)
+      log(1, fmt::format("window {}: uid {} not in the record: {}", w.u, o.uid, why));
+    w.miners[std::to_string(o.uid)] = {
+        {"hotkey", o.hotkey},
+        {"status", o.status},
+        {"local", o.d_own},
+        {"global", o.d_random},
+        {"cross", std::isnan(o.d_cross) ? 0.0 : o.d_cross},
+        {"random_t", o.random.n ? o.random.t() : 0.0},
+        {"margin_t", o.own_margin.n ? std::clamp(o.own_margin.t(), -1e6, 1e6) : 0.0},
+        {"score", v.score},
+        {"measured", o.measured},
+        {"passed", v.passed},
+        {"test", v.passed ? "" : v.reason},
+        {"rating", ratings_[o.hotkey].rating},
+        {"weight", weights.at(o.uid)},
+        {"accepted", in},
+        {"reason", why}};
+  }
+  if (!missing.empty())
+    log(1, fmt::format("window {}: no update from uid {} by the deadline", w.u,
+                       fmt::join(missing, ", ")));
+  w.weights_status = set_chain_weights(
+      *chain_, a_.netuid, *hot_, w.metagraph.neurons.size(), w.miners,
+      (w.u - first_) % h_.weights_interval == 0,
+      [&](const std::string& msg) { log(1, fmt::format("window {}: {}", w.u, msg)); });
+  w.timer.lap("weights");
+}
+
+void LocoValidator::persist(uint64_t u, double master_eval, bool* checkpointed) {
+  save_checkpoint(state_dir_ / "theta", theta_);
+  const bool due = (u + 1) % h_.checkpoint_interval == 0 &&
+                   (!std::isfinite(published_loss_) || master_eval < published_loss_);
+  if (due) publish_checkpoint(*bucket_, theta_, u + 1, state_dir_), published_loss_ = master_eval;
+  nlohmann::json st = {{"next", u + 1},
+                       {"params_hash", params_hash(params_)},
+                       {"ratings", nlohmann::json::object()},
+                       {"published_loss", published_loss_}};
+  for (auto& [hk, r] : ratings_)
+    st["ratings"][hk] = {{"rating", r.rating}, {"windows", r.windows}, {"trusted", r.trusted}};
+  write_file_atomic(state_dir_ / "state.json", st.dump());
+  if (checkpointed) *checkpointed = due;
+}
+
+void LocoValidator::report(Window& w) {
+  int64_t last_upload = 0;
+  for (auto& [uid, ms] : w.uploaded_ms) last_upload = std::max(last_upload, ms);
+  const double latency =
+      last_upload ? static_cast<double>(w.published_ms - last_upload) / 1000 : NAN;
+  nlohmann::json line = {
+      {"window", w.u},
+      {"block", chain_->block()},
+      {"theta_window", w.u + 1},
+      {"base_hash", w.base_hash},
+      {"params_hash", w.record.params_hash},
+      {"master_loss", w.master_eval},
+      {"base_loss", w.base_eval},
+      {"accepted", w.record.accepted.size()},
+      {"verified", w.updates.size()},
+      {"bytes_down", w.bytes},
+      {"requests", w.requests},
+      {"forward_batches", w.scorer ? w.scorer->forward_batches() : 0},
+      {"record_latency", std::isfinite(latency) ? latency : -1.0},
+      {"close_latency", last_upload ? static_cast<double>(w.closed_ms - last_upload) / 1000 : -1.0},
+      {"weights", w.weights_status},
+      {"checkpoint", w.checkpoint},
+      {"published_loss", published_loss_},
+      {"fallback", w.fallback},
+      {"miners", w.miners},
+      {"seconds", w.timer.laps()},
+      {"verify_seconds", w.verify_seconds}};
+  append_line(state_dir_ / "metrics.jsonl", line.dump());
+  metrics_.set("bistro_window", static_cast<double>(w.u));
+  metrics_.set("bistro_loss", w.master_eval);
+  metrics_.add("bistro_updates_scored_total", static_cast<double>(w.updates.size()));
+  metrics_.add("bistro_bucket_requests_total", static_cast<double>(w.requests));
+  for (auto& [uid, j] : w.miners.items()) {
+    metrics_.set("bistro_score", j["rating"].get<double>(), "uid=\"" + uid + "\"");
+    metrics_.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
+  }
+  log(1,
+      fmt::format("window {}: {} of {} verified updates in the record; master loss {:.4f} -> "
+                  "{:.4f}; theta {}; weights {}; record {:.2f}s after the last upload; {:.1f}s",
+                  w.u, w.record.accepted.size(), w.updates.size(), w.base_eval, w.master_eval,
+                  w.record.params_hash.substr(0, 12), w.weights_status, latency, w.timer.total()));
+}
+
+bool LocoValidator::process(Window& w) {
+  if (w.fallback) {
+    for (const auto& n : w.expected) w.obs.push_back({n.uid, n.hotkey, "missing"});
+  } else {
+    checks(w);
+    score(w);
+  }
+  admit(w);
+  record(w);
+  judge(w);
+  weights(w);
+  persist(w.u, w.master_eval, &w.checkpoint);
+  w.timer.lap("persist");
+  report(w);
+  return true;
+}
+
+int LocoValidator::run() {
+  resume_or_genesis();
+  first_ = next_;
   // --windows N: the windows from start_window (or from where it resumed) up to N of them; a
   // restart with the same flags ends where the first run would have.
   const uint64_t end =
-      a.windows ? (a.start_window ? a.start_window : next) + a.windows : UINT64_MAX;
-  for (uint64_t u = next; u < end;) {
-    const int64_t closed_ms = close(u);
-    const auto saved_ratings = ratings;
-    const auto saved_history = history;
+      a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
+  for (uint64_t u = next_; u < end;) {
+    Window w;
+    w.u = u;
+    try {
+      open(w);
+      gather(w);
+    } catch (const std::exception& e) {
+      log(0, fmt::format("window {}: cannot gather: {}; publishing an empty record", u, e.what()));
+      w.fallback = true;
+      if (!w.scorer)
+        w.scorer =
+            std::make_unique<WindowScorer>(theta_, config_, std::vector<Batch>{}, h_.outer_lr);
+    }
+    const auto saved_ratings = ratings_;
+    const auto saved_history = history_;
     std::vector<torch::Tensor> saved;
-    for (const auto& p : params) saved.push_back(p.detach().clone());
+    for (const auto& p : params_) saved.push_back(p.detach().clone());
     bool ok = false;
-    published = false;
+    published_ = false;
     for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
       try {
-        process(u, attempt == 1, closed_ms);
-        ok = true;
+        ok = process(w);
       } catch (const std::exception& e) {
-        last_eval = NAN;
-        if (published) {
+        last_eval_ = NAN;
+        if (published_) {
           // The record is out and miners follow it: theta stays theta_{u+1}; only the scoring or
           // bookkeeping of the window is lost.
           log(0, fmt::format("window {} failed after its record was published: {}", u, e.what()));
-          try {
-            persist(u, NAN);
-            ok = true;
-          } catch (const std::exception& e2) {
-            log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e2.what()));
-          }
           break;
         }
-        // Before the record, nothing is final: theta goes back to theta_u, and the second attempt
-        // publishes an empty record so the miners waiting on it can go on.
+        // Before the record, nothing is final: theta goes back to theta_u, and the second
+        // attempt publishes an empty record so the miners waiting on it can go on.
         log(0, fmt::format(
                    "window {} failed: {}; {}", u, e.what(),
                    attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
-        ratings = saved_ratings;
-        history = saved_history;
+        ratings_ = saved_ratings;
+        history_ = saved_history;
         torch::NoGradGuard no_grad;
-        for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+        for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(saved[i]);
+        Window fb;
+        fb.u = u;
+        fb.fallback = true;
+        fb.expected = w.expected;
+        fb.metagraph = w.metagraph;
+        fb.scorer = std::move(w.scorer);
+        w = std::move(fb);
       }
     }
-    while (!ok && published) {  // never publish a second record(u): only persisting remains
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+    while (!ok && published_) {  // never publish a second record(u): only persisting remains
       try {
         persist(u, NAN);
         ok = true;
       } catch (const std::exception& e) {
         log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e.what()));
+        std::this_thread::sleep_for(std::chrono::seconds(1));
       }
     }
     if (!ok) {
@@ -384,6 +627,12 @@ int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
     ++u;
   }
   return 0;
+}
+
+}  // namespace
+
+int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
+  return LocoValidator(a, h).run();
 }
 
 }  // namespace bistro

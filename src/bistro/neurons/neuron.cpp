@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "bistro/core/files.hpp"
+#include "bistro/core/rng.hpp"
 #include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/signer.hpp"
@@ -29,6 +30,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("weight_decay", h.weight_decay);
   f("codec", h.codec);
   f("inner_steps", h.inner_steps);
+  f("max_inner_steps", h.max_inner_steps);
   f("warmup_steps", h.warmup_steps);
   f("topk", h.topk);
   f("ef_beta", h.ef_beta);
@@ -49,6 +51,12 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("margin_floor", h.margin_floor);
   f("record_guard", h.record_guard);
   f("upload_tolerance_ms", h.upload_tolerance_ms);
+  f("score_random_batches", h.score_random_batches);
+  f("harm_alpha", h.harm_alpha);
+  f("evidence_alpha", h.evidence_alpha);
+  f("score_budget", h.score_budget);
+  f("close_budget", h.close_budget);
+  f("judge_budget", h.judge_budget);
 }
 }  // namespace
 
@@ -96,6 +104,14 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         "{}: rating_ema and margin_floor must be in [0, 1), record_peers positive and "
         "record_guard not negative",
         file.string());
+  check(h.close_budget >= 0 && h.close_budget <= 1 && h.judge_budget >= 0 && h.judge_budget <= 1,
+        "{}: close_budget and judge_budget must be in [0, 1]", file.string());
+  check(h.max_inner_steps >= h.inner_steps, "{}: max_inner_steps must be at least inner_steps",
+        file.string());
+  check(h.harm_alpha > 0 && h.harm_alpha < 0.5 && h.evidence_alpha > 0 && h.evidence_alpha < 0.5,
+        "{}: harm_alpha and evidence_alpha must be in (0, 0.5)", file.string());
+  check(h.score_batches > 0 && h.score_random_batches > 0,
+        "{}: score_batches and score_random_batches must be positive", file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
         "{}: copy_entries and copy_indices must be in (0, 1]", file.string());
   return h;
@@ -109,6 +125,8 @@ GauntletParams gauntlet_params(const NeuronHparams& h) {
   p.rating_ema = h.rating_ema;
   p.margin_floor = h.margin_floor;
   p.record_peers = h.record_peers;
+  p.harm_alpha = h.harm_alpha;
+  p.evidence_alpha = h.evidence_alpha;
   return p;
 }
 
@@ -136,6 +154,38 @@ std::vector<Batch> NeuronData::batches(const std::vector<Page>& pages, int64_t m
     if (max_batches > 0 && static_cast<int64_t>(out.size()) >= max_batches) break;
     out.push_back(to_batch(tb, torch::kCPU));
   }
+  return out;
+}
+
+std::vector<Batch> NeuronData::sample(uint64_t key, int64_t n) {
+  PageBatchOptions o = options;
+  o.page_rows = 1;
+  std::vector<Batch> out;
+  for (size_t docs = static_cast<size_t>(n * options.batch_rows), attempt = 0; attempt < 6;
+       ++attempt, docs *= 2) {
+    const auto tbs = page_batches(dataset, tokenizer, pages(key, docs, configs, 1), o);
+    if (static_cast<int64_t>(tbs.size()) < n && attempt < 5) continue;
+    for (const auto& tb : tbs) {
+      if (static_cast<int64_t>(out.size()) >= n) break;
+      out.push_back(to_batch(tb, torch::kCPU));
+    }
+    break;
+  }
+  return out;
+}
+
+std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, uint64_t key) {
+  if (n >= static_cast<int64_t>(batches.size())) return batches;
+  std::vector<size_t> idx(batches.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  rng::Stream s(key);
+  for (int64_t i = 0; i < n; ++i)  // a partial Fisher-Yates shuffle
+    std::swap(idx[static_cast<size_t>(i)],
+              idx[static_cast<size_t>(i) + s.below(idx.size() - static_cast<size_t>(i))]);
+  idx.resize(static_cast<size_t>(n));
+  std::sort(idx.begin(), idx.end());
+  std::vector<Batch> out;
+  for (size_t i : idx) out.push_back(batches[i]);
   return out;
 }
 

@@ -29,7 +29,10 @@ struct NeuronHparams {
   uint64_t blocks_per_window = 5;
   uint64_t pages_per_window = 3;  // the miner's local pages per window
   uint64_t eval_pages = 1;        // the validator's random global pages per window
-  int64_t score_batches = 1;      // sparseloco: micro-batches per page set when scoring an update
+  // sparseloco: what the validator reads per scored update, in micro-batches of batch_rows
+  // sequences: of the miner's own pages (the first ones it trains on) and of the random pages.
+  int64_t score_batches = 4;
+  int64_t score_random_batches = 2;
   int64_t batch_rows = 8;
   int64_t seq_len = 128;
   int64_t max_micro_batches = 12;  // per window, per miner (bounds a window's work on a CPU)
@@ -38,7 +41,11 @@ struct NeuronHparams {
   // "sparseloco" (protocol v2, the default: H inner steps, error-feedback top-k pseudo-gradients,
   // one synchronized model), "slice" (BISTRO) or "dct-topk" (DeMo: compressed momentum).
   std::string codec = "sparseloco";
-  int64_t inner_steps = 12;   // sparseloco: H, AdamW steps per window (one micro-batch each)
+  int64_t inner_steps =
+      12;  // sparseloco: H, AdamW steps a window is sized for (one micro-batch each)
+  // sparseloco: a miner trains while its window lasts, up to this many steps (steps past the
+  // pages' micro-batches draw on the window's next pages).
+  int64_t max_inner_steps = 48;
   int64_t warmup_steps = 24;  // sparseloco: linear warmup of the inner lr (the miner's own steps)
   int64_t topk = 64;          // sparseloco: entries sent per 64 x 64 chunk (1.56%)
   double ef_beta = 0.95;      // sparseloco: error-feedback decay
@@ -60,6 +67,20 @@ struct NeuronHparams {
   double margin_floor = 0.25;  // own-page margins below this share of the median pay nothing
   double record_guard = 0.02;  // a record may raise the held-out loss by at most this share
   uint64_t upload_tolerance_ms = 2000;  // Last-Modified slack against the validator's clock
+  // The judgement's error rates (one-sided tests on per-sequence paired losses): a harmless
+  // update is left out for harm with probability <= harm_alpha; an update with no own-page work
+  // shows evidence of it with probability <= evidence_alpha.
+  double harm_alpha = 0.01;
+  double evidence_alpha = 0.01;
+  // The validator's cost: score_budget updates measured a window at most (0: every one; each
+  // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
+  // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of
+  // a window it may spend after the close measuring untrusted updates before it publishes.
+  // judge_budget: the share of a window it may spend after the record measuring the rest of the
+  // sample (the validator must keep pace with the windows: what does not fit stays unmeasured).
+  uint64_t score_budget = 0;
+  double close_budget = 0.25;
+  double judge_budget = 0.3;
 };
 NeuronHparams load_hparams(const std::filesystem::path& file);  // empty path: defaults
 GauntletParams gauntlet_params(const NeuronHparams& h);
@@ -97,6 +118,10 @@ struct NeuronData {
   NeuronData(const std::string& dataset_dir, const NeuronHparams& h);
   // Micro-batches of the given pages (at most `max_batches`; 0 = all).
   std::vector<Batch> batches(const std::vector<Page>& pages, int64_t max_batches);
+  // `n` micro-batches of documents drawn one by one (pages of one row) by `key`: sequences from
+  // as many places in the dataset as there are documents, so that they are nearly independent
+  // samples of it (the validator's random pages; a whole page is one config's neighbourhood).
+  std::vector<Batch> sample(uint64_t key, int64_t n);
   // The validator's fixed held-out set, the same every window (the master's progress is read on
   // it): `eval_pages` pages keyed by "bistro/validator-eval"; all their micro-batches under v1,
   // the first 6 under sparseloco (whose validator evaluates it every window, between records).
@@ -104,6 +129,9 @@ struct NeuronData {
 };
 
 double mean_loss(Llama& model, const std::vector<Batch>& batches);
+// `n` of the micro-batches, chosen by `key` without replacement, in their order (all when n >=
+// their count): the validator reads a secret subset of the micro-batches a miner trained on.
+std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, uint64_t key);
 // The sparseloco miner's inner AdamW: lr, weight decay, warmup over its own steps, no decay after.
 TrainOptions inner_train_options(const NeuronHparams& h);
 // The model's parameters in parameter_specs() order (what the merges take).

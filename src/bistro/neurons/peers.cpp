@@ -66,6 +66,42 @@ std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& r
   return dir;
 }
 
+FetchedUpdate fetch_update(Bucket& bucket, const NeuronHparams& h, const LlamaConfig& config,
+                           uint64_t window, uint16_t uid, const std::string& hotkey,
+                           bool keep_bytes, const std::optional<ObjectInfo>& known) {
+  FetchedUpdate r;
+  std::string bytes;
+  const auto key = update_key(window, uid, hotkey);
+  try {
+    const auto info = known ? known : bucket.head(key);
+    if (!info) {
+      r.reason = "missing";
+      return r;
+    }
+    r.uploaded_ms = info->modified_ms;
+    bytes = bucket.get(key);
+  } catch (const NotFound&) {
+    r.reason = "missing";
+    return r;
+  } catch (const std::exception& e) {
+    r.reason = fmt::format("unreachable bucket: {}", e.what());
+    return r;
+  }
+  r.bytes = bytes.size();
+  const auto verify_start = std::chrono::steady_clock::now();
+  try {
+    r.update = decode_update(bytes, update_expectation(h, config, window, uid, hotkey),
+                             fmt::format("uid {} window {}", uid, window));
+  } catch (const UpdateError& e) {
+    r.reason = e.what();
+  } catch (const std::exception& e) {
+    r.reason = fmt::format("Malformed: {}", e.what());
+  }
+  r.verify = std::chrono::duration<double>(std::chrono::steady_clock::now() - verify_start).count();
+  if (r.update && keep_bytes) r.file = std::move(bytes);
+  return r;
+}
+
 std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
                                           const std::map<std::string, std::string>& commits,
                                           const NeuronHparams& h, const LlamaConfig& config,
@@ -84,57 +120,25 @@ std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
     if (it->second.rfind("master:", 0) == 0) continue;  // a validator's master bucket
     jobs.push_back({n.uid, n.hotkey, it->second});
   }
-  struct Result {
-    std::optional<Update> update;
-    std::string file;  // the verified bytes, kept when the caller asked
-    std::string reason;
-    uint64_t bytes = 0;
-    double verify = 0;
-    int64_t uploaded_ms = 0;
-  };
-  auto fetch = [&](const Job& j) -> Result {
-    Result r;
-    std::string bytes;
+  auto fetch = [&](const Job& j) {
+    std::unique_ptr<Bucket> b;
     try {
-      auto bucket = open_bucket(j.bucket);
-      if (auto info = bucket->head(update_key(window, j.uid, j.hotkey)))
-        r.uploaded_ms = info->modified_ms;
-      bytes = bucket->get(update_key(window, j.uid, j.hotkey));
-    } catch (const NotFound&) {
-      r.reason = "missing";
-      return r;
+      b = open_bucket(j.bucket);
     } catch (const std::exception& e) {
+      FetchedUpdate r;
       r.reason = fmt::format("unreachable bucket: {}", e.what());
       return r;
     }
-    r.bytes = bytes.size();
-    auto verify_start = std::chrono::steady_clock::now();
-    struct Lap {
-      Result& r;
-      std::chrono::steady_clock::time_point t;
-      ~Lap() {
-        r.verify = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      }
-    } lap{r, verify_start};
-    try {
-      r.update = decode_update(bytes, update_expectation(h, config, window, j.uid, j.hotkey),
-                               fmt::format("uid {} window {}", j.uid, window));
-    } catch (const UpdateError& e) {
-      r.reason = e.what();
-    } catch (const std::exception& e) {
-      r.reason = fmt::format("Malformed: {}", e.what());
-    }
-    if (r.update && stats && stats->keep_bytes) r.file = std::move(bytes);
-    return r;
+    return fetch_update(*b, h, config, window, j.uid, j.hotkey, stats && stats->keep_bytes);
   };
   std::map<uint16_t, Update> out;
   constexpr size_t kInFlight = 8;
   for (size_t i = 0; i < jobs.size(); i += kInFlight) {
-    std::vector<std::future<Result>> futures;
+    std::vector<std::future<FetchedUpdate>> futures;
     for (size_t k = i; k < std::min(jobs.size(), i + kInFlight); ++k)
       futures.push_back(std::async(std::launch::async, fetch, jobs[k]));
     for (size_t k = 0; k < futures.size(); ++k) {
-      Result r = futures[k].get();
+      FetchedUpdate r = futures[k].get();
       const uint16_t uid = jobs[i + k].uid;
       if (stats) stats->bytes += r.bytes, stats->verify_seconds += r.verify;
       if (stats) stats->uploaded_ms[uid] = r.uploaded_ms;
@@ -228,7 +232,7 @@ void Timer::lap(const std::string& name) {
 
 nlohmann::json Timer::laps() const {
   nlohmann::json j = nlohmann::json::object();
-  for (auto& [n, s] : laps_) j[n] = s;
+  for (auto& [n, s] : laps_) j[n] = j.value(n, 0.0) + s;  // a repeated name sums
   return j;
 }
 

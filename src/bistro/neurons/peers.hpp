@@ -32,6 +32,21 @@ struct GatherStats {
   bool keep_bytes = false;                   // set by the caller: keep each verified file's bytes
   std::map<uint16_t, std::string> files;     // uid -> the bytes that verified (keep_bytes)
 };
+// One peer's update for `window`, fetched from its bucket and verified: `update` when it verified,
+// else `reason` ("missing", "unreachable bucket: ...", or the wire format's complaint). `known`:
+// the object's info when the caller already has it (no HEAD is sent then).
+struct FetchedUpdate {
+  std::optional<Update> update;
+  std::string file;  // the verified bytes, when kept
+  std::string reason;
+  uint64_t bytes = 0;
+  double verify = 0;  // seconds
+  int64_t uploaded_ms = 0;
+};
+FetchedUpdate fetch_update(Bucket& bucket, const NeuronHparams& h, const LlamaConfig& config,
+                           uint64_t window, uint16_t uid, const std::string& hotkey,
+                           bool keep_bytes, const std::optional<ObjectInfo>& known = std::nullopt);
+
 // Every committed peer's verified update for `window`, by uid (ascending), from the metagraph and
 // commitments the caller already read. `skip`: uids not to fetch. At most 8 downloads in flight.
 std::map<uint16_t, Update> gather_updates(const chain::Metagraph& m,
@@ -67,7 +82,7 @@ std::string set_chain_weights(chain::Chain& chain, uint16_t netuid, const Signer
 // Appends one line (with a newline) to a file, creating it.
 void append_line(const std::filesystem::path& file, const std::string& line);
 
-// Wall-clock laps for the per-window time split.
+// Wall-clock laps for the per-window time split (laps of one name add up).
 class Timer {
  public:
   void lap(const std::string& name);

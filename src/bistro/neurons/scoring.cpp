@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <thread>
 
 #include "bistro/compress/chunks.hpp"
@@ -66,6 +67,26 @@ void restore(const std::vector<torch::Tensor>& params, const Update& u,
 
 }  // namespace
 
+std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches) {
+  torch::NoGradGuard no_grad;
+  std::vector<double> out;
+  for (const auto& b : batches) {
+    const auto logits = model->logits(b.inputs);
+    const int64_t rows = logits.size(0), cols = logits.size(1);
+    const auto per_token = torch::nn::functional::cross_entropy(
+        logits.reshape({rows * cols, -1}), b.targets.reshape({-1}),
+        torch::nn::functional::CrossEntropyFuncOptions()
+            .reduction(torch::kNone)
+            .ignore_index(-100));
+    const auto counted = (b.targets != -100).to(torch::kFloat64).sum(1);
+    const auto sums = per_token.view({rows, cols}).to(torch::kFloat64).sum(1);
+    const auto mean = (sums / counted.clamp_min(1)).contiguous();
+    const double* p = mean.data_ptr<double>();
+    for (int64_t r = 0; r < rows; ++r) out.push_back(std::isfinite(p[r]) ? p[r] : INFINITY);
+  }
+  return out;
+}
+
 std::vector<double> losses_with(Llama& theta, const Update& u, double alpha,
                                 const std::vector<double>& scale,
                                 const std::vector<const std::vector<Batch>*>& sets) {
@@ -82,100 +103,236 @@ std::vector<double> losses_with(Llama& theta, const Update& u, double alpha,
   return out;
 }
 
-double score_window(Llama& theta, const LlamaConfig& config, const std::vector<ScoreInput>& in,
-                    const std::vector<Batch>& random, double alpha, int threads,
-                    std::vector<Observation>& obs) {
-  const size_t n = in.size();
-  std::vector<double> before(n), after_own(n), after_random(n), cross(n, NAN);
-  // Each update is scored as the record would take it: clipped per parameter to the window's
-  // lower-median norm (a scaled-up update cannot buy a larger effect, nor hide behind one).
-  std::vector<std::vector<double>> scale(n);
-  {
-    std::vector<std::vector<double>> norms(n);
-    for (size_t i = 0; i < n; ++i) norms[i] = tensor_norms(*in[i].update);
-    const size_t tensors = n ? norms[0].size() : 0;
-    for (size_t p = 0; p < tensors; ++p) {
-      std::vector<double> col;
-      for (size_t i = 0; i < n; ++i) col.push_back(norms[i][p]);
-      const double median = lower_median(std::move(col));
-      for (size_t i = 0; i < n; ++i)
-        scale[i].push_back(norms[i][p] > median && norms[i][p] > 0 ? median / norms[i][p] : 1.0);
-    }
-  }
-  const double base_random = mean_loss(theta, random);
-  // Copies of theta for the extra threads (scoring changes theta and puts it back).
-  const int workers = std::max(1, std::min<int>(threads, static_cast<int>(n)));
-  std::vector<Llama> models;
-  models.push_back(theta);
-  for (int w = 1; w < workers; ++w) {
-    Llama m(config);
-    torch::NoGradGuard no_grad;
-    const auto to = parameter_tensors(m), from = parameter_tensors(theta);
-    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
-    models.push_back(m);
-  }
-  auto parallel = [&](size_t count, const std::function<void(Llama&, size_t)>& body) {
-    std::atomic<size_t> next{0};
-    auto run = [&](int w) {
-      for (size_t i; (i = next++) < count;) body(models[w], i);
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < workers; ++w) pool.emplace_back(run, w);
-    run(0);
-    for (auto& t : pool) t.join();
+namespace {
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+// Runs body(model, i) for i < count on the models, one thread each.
+void parallel(std::vector<Llama>& models, size_t count,
+              const std::function<void(Llama&, size_t)>& body) {
+  std::atomic<size_t> next{0};
+  auto run = [&](size_t w) {
+    for (size_t i; (i = next++) < count;) body(models[w], i);
   };
-  parallel(n, [&](Llama& m, size_t i) {
-    before[i] = mean_loss(m, in[i].own);
-    const auto l = losses_with(m, *in[i].update, alpha, scale[i], {&in[i].own, &random});
-    after_own[i] = l[0], after_random[i] = l[1];
-  });
-  // The paired reference: other updates' effect on this miner's pages. References are the updates
-  // that help on random pages at least half as much as the median helpful one: a weak reference
-  // (noise, an untrained update) would inflate every margin read against it.
-  std::vector<double> gains;
-  for (size_t i = 0; i < n; ++i)
-    if (base_random - after_random[i] > 0) gains.push_back(base_random - after_random[i]);
-  const double median_gain = gains.empty() ? 0.0 : lower_median(std::move(gains));
-  std::vector<size_t> helpful;
-  for (size_t i = 0; i < n; ++i)
-    if (base_random - after_random[i] > 0 && base_random - after_random[i] >= 0.5 * median_gain)
-      helpful.push_back(i);
-  // Up to two references each (the next helpful updates in the ring), averaged: one reference's
-  // own quality would leak into the margin.
-  const size_t refs = std::min<size_t>(2, helpful.empty() ? 0 : helpful.size() - 1);
-  std::vector<double> cross_sum(helpful.size() * refs, 0.0);
-  if (refs > 0)
-    parallel(helpful.size() * refs, [&](Llama& m, size_t t) {
-      const size_t k = t / refs, r = t % refs;
-      const size_t i = helpful[k], j = helpful[(k + 1 + r) % helpful.size()];
-      cross_sum[t] = losses_with(m, *in[j].update, alpha, scale[j], {&in[i].own})[0];
-    });
-  for (size_t k = 0; refs > 0 && k < helpful.size(); ++k) {
-    double sum = 0;
-    for (size_t r = 0; r < refs; ++r) sum += cross_sum[k * refs + r];
-    cross[helpful[k]] = sum / static_cast<double>(refs);
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < models.size() && w < count; ++w) pool.emplace_back(run, w);
+  run(0);
+  for (auto& t : pool) t.join();
+}
+
+}  // namespace
+
+WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random,
+                           double alpha)
+    : theta_(config), config_(config), random_(std::move(random)), alpha_(alpha) {
+  {
+    torch::NoGradGuard no_grad;
+    const auto to = parameter_tensors(theta_), from = parameter_tensors(theta);
+    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
   }
-  for (size_t i = 0; i < n; ++i)
-    for (auto& o : obs) {
-      if (o.uid != in[i].uid) continue;
-      o.d_own = before[i] - after_own[i];
-      o.d_random = base_random - after_random[i];
-      o.d_cross = std::isnan(cross[i]) ? NAN : before[i] - cross[i];
+  base_ = sequence_losses(theta_, random_);
+  base_random_ = mean_of(base_);
+  forwards_ += random_.size();
+  copies_.push_back(theta_);
+}
+
+std::vector<Llama>& WindowScorer::models(int threads) {
+  torch::NoGradGuard no_grad;
+  while (static_cast<int>(copies_.size()) < threads) {
+    Llama m(config_);
+    const auto to = parameter_tensors(m), from = parameter_tensors(theta_);
+    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+    copies_.push_back(m);
+  }
+  return copies_;
+}
+
+void WindowScorer::measure(Llama& m, Entry& e) {
+  const auto params = parameter_tensors(m);
+  torch::NoGradGuard no_grad;
+  e.before = sequence_losses(m, e.own);
+  std::vector<std::vector<float>> saved;
+  apply_alone(params, *e.update, alpha_, e.scale, saved);
+  e.after_own = sequence_losses(m, e.own);
+  e.after_random = sequence_losses(m, random_);
+  restore(params, *e.update, saved);
+}
+
+std::vector<double> WindowScorer::cross_losses(Llama& m, const Entry& of, const Entry& ref) {
+  const auto params = parameter_tensors(m);
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<float>> saved;
+  apply_alone(params, *ref.update, alpha_, ref.scale, saved);
+  auto out = sequence_losses(m, of.own);
+  restore(params, *ref.update, saved);
+  return out;
+}
+
+double WindowScorer::d_random(const Entry& e) const {
+  return base_random_ - mean_of(e.after_random);
+}
+
+std::vector<size_t> WindowScorer::strong(const std::set<uint16_t>& excluded) const {
+  std::vector<double> gains;
+  for (const auto& e : entries_)
+    if (!excluded.count(e.uid) && d_random(e) > 0) gains.push_back(d_random(e));
+  const double median_gain = gains.empty() ? 0.0 : lower_median(std::move(gains));
+  std::vector<size_t> out;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const double g = d_random(entries_[i]);
+    if (!excluded.count(entries_[i].uid) && g > 0 && g >= 0.5 * median_gain) out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<double> WindowScorer::median_norms() const {
+  std::vector<double> out;
+  const size_t tensors = entries_.empty() ? 0 : entries_[0].norms.size();
+  for (size_t p = 0; p < tensors; ++p) {
+    std::vector<double> col;
+    for (const auto& e : entries_) col.push_back(e.norms[p]);
+    out.push_back(lower_median(std::move(col)));
+  }
+  return out;
+}
+
+namespace {
+std::vector<double> clip_scale(const std::vector<double>& norms, const std::vector<double>& clip) {
+  std::vector<double> s;
+  for (size_t p = 0; p < norms.size(); ++p)
+    s.push_back(p < clip.size() && norms[p] > clip[p] && norms[p] > 0 ? clip[p] / norms[p] : 1.0);
+  return s;
+}
+}  // namespace
+
+void WindowScorer::add(uint16_t uid, const Update* u, std::vector<Batch> own) {
+  if (index_.count(uid)) return;
+  Entry e{uid, u, std::move(own), tensor_norms(*u), {}, {}, {}, {}, {}};
+  index_[uid] = entries_.size();
+  entries_.push_back(std::move(e));
+  Entry& k = entries_.back();
+  k.scale = clip_scale(k.norms, clip_.empty() ? median_norms() : clip_);
+  measure(copies_[0], k);
+  forwards_ += 2 * k.own.size() + random_.size();
+  const auto s = strong({});
+  const size_t me = entries_.size() - 1;
+  if (std::find(s.begin(), s.end(), me) == s.end()) return;
+  // It serves the earlier updates short of references, and the latest strong ones serve it.
+  for (size_t i = 0; i < me; ++i)
+    if (entries_[i].cross.size() < 2) {
+      entries_[i].cross[me] = cross_losses(copies_[0], entries_[i], k);
+      forwards_ += entries_[i].own.size();
     }
-  return base_random;
+  for (auto it = s.rbegin(); it != s.rend() && k.cross.size() < 2; ++it)
+    if (*it != me && !entries_[*it].cross.count(me)) {
+      k.cross[*it] = cross_losses(copies_[0], k, entries_[*it]);
+      forwards_ += k.own.size();
+    }
+}
+
+void WindowScorer::add_all(std::vector<ScoreInput> in, int threads) {
+  const size_t first = entries_.size();
+  for (auto& x : in) {
+    if (index_.count(x.uid)) continue;
+    index_[x.uid] = entries_.size();
+    entries_.push_back(
+        {x.uid, x.update, std::move(x.own), tensor_norms(*x.update), {}, {}, {}, {}, {}});
+  }
+  const auto clip = clip_.empty() ? median_norms() : clip_;
+  for (size_t i = first; i < entries_.size(); ++i) {
+    entries_[i].scale = clip_scale(entries_[i].norms, clip);
+    forwards_ += 2 * entries_[i].own.size() + random_.size();
+  }
+  parallel(models(threads), entries_.size() - first,
+           [&](Llama& m, size_t i) { measure(m, entries_[first + i]); });
+}
+
+void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_t>& not_references,
+                           int threads) {
+  // The references: strong updates that are nobody's copy. Each update keeps up to two of them,
+  // those already measured first, then the next strong updates in the ring of the order added.
+  const auto s = strong(not_references);
+  std::vector<std::pair<size_t, size_t>> todo;  // (entry, reference)
+  std::vector<std::vector<size_t>> refs(entries_.size());
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const size_t want = std::min<size_t>(2, s.size() - (std::count(s.begin(), s.end(), i) ? 1 : 0));
+    for (auto& [j, losses] : entries_[i].cross)
+      if (refs[i].size() < want && std::count(s.begin(), s.end(), j)) refs[i].push_back(j);
+    const size_t start = std::upper_bound(s.begin(), s.end(), i) - s.begin();
+    for (size_t t = 0; t < s.size() && refs[i].size() < want; ++t) {
+      const size_t j = s[(start + t) % s.size()];
+      if (j == i || std::count(refs[i].begin(), refs[i].end(), j)) continue;
+      refs[i].push_back(j);
+      todo.push_back({i, j});
+    }
+  }
+  std::vector<std::vector<double>> computed(todo.size());
+  parallel(models(threads), todo.size(), [&](Llama& m, size_t t) {
+    computed[t] = cross_losses(m, entries_[todo[t].first], entries_[todo[t].second]);
+  });
+  for (size_t t = 0; t < todo.size(); ++t) {
+    forwards_ += entries_[todo[t].first].own.size();
+    entries_[todo[t].first].cross[todo[t].second] = std::move(computed[t]);
+  }
+  for (auto& o : obs) {
+    auto it = index_.find(o.uid);
+    if (o.status != "ok" || it == index_.end()) continue;
+    const Entry& e = entries_[it->second];
+    o.d_own = mean_of(e.before) - mean_of(e.after_own);
+    o.d_random = d_random(e);
+    o.random = paired_evidence(base_, e.after_random);
+    if (refs[it->second].empty()) {
+      // No reference: the margin is read against the random pages, unpaired.
+      o.d_cross = NAN;
+      const Evidence own = paired_evidence(e.before, e.after_own);
+      o.own_margin = {o.d_own - o.d_random, std::sqrt(own.se * own.se + o.random.se * o.random.se),
+                      std::min(own.n, o.random.n)};
+      continue;
+    }
+    std::vector<double> cross(e.before.size(), 0.0), ref_random(base_.size(), 0.0);
+    const double nr = static_cast<double>(refs[it->second].size());
+    for (size_t j : refs[it->second]) {
+      const auto& c = e.cross.at(j);
+      for (size_t q = 0; q < cross.size() && q < c.size(); ++q) cross[q] += c[q] / nr;
+      const auto& rr = entries_[j].after_random;
+      for (size_t q = 0; q < ref_random.size() && q < rr.size(); ++q) ref_random[q] += rr[q] / nr;
+    }
+    o.d_cross = mean_of(e.before) - mean_of(cross);
+    o.d_random_ref = base_random_ - mean_of(ref_random);
+    // The difference in differences: on its own pages minus on the random pages.
+    const Evidence own = paired_evidence(cross, e.after_own);
+    const Evidence rnd = paired_evidence(ref_random, e.after_random);
+    o.own_margin = {own.mean - rnd.mean, std::sqrt(own.se * own.se + rnd.se * rnd.se),
+                    std::min(own.n, rnd.n)};
+  }
 }
 
 std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
                                          double alpha, const std::vector<Batch>& random,
-                                         double base_random, double guard) {
+                                         const std::vector<double>& base, double guard,
+                                         double harm_alpha) {
   const auto params = parameter_tensors(theta);
   std::vector<torch::Tensor> saved;
   for (const auto& p : params) saved.push_back(p.detach().clone());
+  const double base_mean = mean_of(base);
   for (size_t k = best_first.size(); k > 0; k /= 2) {
     std::vector<PeerUpdate> kept(best_first.begin(), best_first.begin() + k);
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
     outer_step(params, kept, alpha);
-    if (mean_loss(theta, random) <= base_random * (1 + guard)) {
+    // The rise over the allowed share, per sequence: refused only when significantly above it.
+    auto after = sequence_losses(theta, random);
+    std::vector<double> allowed(base.size());
+    for (size_t i = 0; i < base.size(); ++i) allowed[i] = base[i] + guard * base_mean;
+    const Evidence rise = paired_evidence(after, allowed);
+    const bool finite =
+        std::all_of(after.begin(), after.end(), [](double x) { return std::isfinite(x); });
+    if (finite &&
+        !(rise.n >= 2 && rise.mean > 0 && rise.t() > t_critical(harm_alpha, rise.n - 1)) &&
+        !(rise.n < 2 && rise.mean > 0)) {
       std::vector<uint64_t> uids;
       for (const auto& p : kept) uids.push_back(p.uid);
       return uids;

@@ -1,15 +1,17 @@
 // The window clock and where each window's objects live (docs/protocol.md, "Neurons").
 //
 // Protocol v2 timeline, window w = blocks [w bpw, (w + 1) bpw):
-//   miners     theta_w = outer_step(theta_{w-1}, record(w-1)); H inner steps from theta_w; upload
-//              update(w), due by the end of window w.
-//   validator  closes window w when every committed miner has uploaded update(w) (or at block
-//              (w + 1) bpw + grace); publishes record(w), which takes theta_w to theta_{w+1}, at
-//              once; then scores the updates (loss deltas) for the weights and for which uids the
-//              next records admit; checkpoints theta every N windows.
+//   miners     theta_w = outer_step(theta_{w-1}, record(w-1)); AdamW steps from theta_w until
+//              the deadline allows no more (at most max_inner_steps); upload update(w), due by
+//              block (w + 1) bpw + grace.
+//   validator  measures the updates as they land; closes window w when every committed miner
+//              has uploaded update(w) (at the latest at the deadline); publishes record(w),
+//              which takes theta_w to theta_{w+1}, as soon as the admitted updates are known
+//              (trusted miners' updates enter on their trust and are measured after it); sets
+//              weights; checkpoints theta every N windows.
 // The outer step applies window w's updates to theta_w itself (no staleness: `experiment
 // converge --outer-delay 1` measures what a one-window lag costs), and the record is out a
-// moment after the last upload, so a miner waits for it only briefly.
+// moment after the last upload; a miner gathers its first step's gradients while it waits.
 #pragma once
 
 #include <cstdint>

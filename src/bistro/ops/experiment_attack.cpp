@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "bistro/chain/weights.hpp"
@@ -50,7 +51,8 @@ struct SimResult {
   std::vector<double> losses;             // the master's held-out loss after each window
   std::vector<double> validator_seconds;  // per window: checks + score + judge + outer + guard
   double honest_index_overlap_max = 0, honest_index_overlap_mean = 0;
-  std::map<std::string, int> rejections;  // reason (first words) -> count
+  std::map<std::string, int> rejections;          // reason (first words) -> count
+  std::map<std::string, int> admitted, left_out;  // per kind: updates sent that entered a record
 };
 
 std::string reason_class(const std::string& r) {
@@ -265,40 +267,60 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       status[uid] = st;
     std::vector<Observation> obs;
     std::vector<ScoreInput> inputs;
+    // The scoring budget: a rotating sample is measured; the rest enter on their trust.
+    std::vector<std::pair<uint16_t, std::string>> expected;
+    for (auto& m : miners)
+      if (m.signer) expected.emplace_back(m.uid, m.hotkey);
+    const auto sample = scoring_sample(expected, ratings, o.score_budget, w);
     for (auto& m : miners) {
       if (!m.signer) continue;
       auto st = status.find(m.uid);
       obs.push_back({m.uid, m.hotkey, st == status.end() ? "missing" : st->second});
       obs.back().duplicate = duplicates.count(m.uid) > 0;
-      if (obs.back().status == "ok")
-        inputs.push_back(
-            {m.uid, &decoded.at(m.uid),
-             data.batches(pages(local_pages_key(w, m.uid), h.pages_per_window, data.configs),
-                          h.score_batches)});
+      if (obs.back().duplicate) obs.back().twin = duplicates.at(m.uid);
+      obs.back().measured = std::binary_search(sample.begin(), sample.end(), m.uid);
+      if (obs.back().status == "ok" && obs.back().measured)
+        inputs.push_back({m.uid, &decoded.at(m.uid),
+                          pick_batches(data.batches(pages(local_pages_key(w, m.uid),
+                                                          h.pages_per_window, data.configs),
+                                                    h.max_micro_batches),
+                                       h.score_batches, rng::derive(o.seed ^ w, m.uid))});
     }
-    const auto random = data.batches(
-        pages(rng::derive(w, "bistro/attack/random-pages") ^ o.seed, h.eval_pages, data.configs),
-        h.score_batches);
-    const double base_random =
-        score_window(theta, config, inputs, random, h.outer_lr, o.threads, obs);
+    // The random sample: as many sequences as the neurons read (score_random_batches x 8 rows).
+    const auto random =
+        data.sample(rng::derive(w, "bistro/attack/random-pages") ^ o.seed,
+                    std::max<int64_t>(1, h.score_random_batches * 8 / h.batch_rows));
+    const size_t scored = inputs.size();
+    WindowScorer scorer(theta, config, random, h.outer_lr);
+    scorer.add_all(std::move(inputs), o.threads);
+    std::set<uint16_t> not_references;
+    for (auto& [uid, twin] : duplicates) not_references.insert(uid);
+    scorer.observe(obs, not_references, o.threads);
     const auto verdicts = judge_window(obs, ratings, gp);
     const auto best_first = admitted_best_first(verdicts, obs, decoded);
-    const auto kept =
-        guarded_outer_step(theta, best_first, h.outer_lr, random, base_random, h.record_guard);
+    const auto kept = guarded_outer_step(theta, best_first, h.outer_lr, random,
+                                         scorer.base_sequences(), h.record_guard, h.harm_alpha);
     if (kept.size() < best_first.size()) ++res.rejections["windows the guard cut"];
+    // Admitted and left out, per kind, of the updates that were sent (missing ones aside).
+    for (const auto& ob : obs) {
+      if (ob.status == "missing") continue;
+      const std::string k = behaviour_name(miners[ob.uid].kind);
+      const bool in = std::find(kept.begin(), kept.end(), ob.uid) != kept.end();
+      ++(in ? res.admitted : res.left_out)[k];
+    }
     res.validator_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     for (const auto& v : verdicts)
       if (!v.admitted && v.reason != "missing") ++res.rejections[reason_class(v.reason)];
     if (std::getenv("BISTRO_ATTACK_TRACE"))
       for (size_t i = 0; i < obs.size(); ++i)
-        if (miners[obs[i].uid].kind != Behaviour::Honest || obs[i].uid < 4)
-          fmt::print(
-              "  uid {} {}: {} own {:.4f} random {:.4f} cross {:.4f} score {:.3f} rating {:.3f} "
-              "{}\n",
-              obs[i].uid, behaviour_name(miners[obs[i].uid].kind), obs[i].status.substr(0, 40),
-              obs[i].d_own, obs[i].d_random, obs[i].d_cross, verdicts[i].score,
-              ratings[obs[i].hotkey].rating, verdicts[i].reason);
+        fmt::print(
+            "  uid {} {}: {} own {:.4f} random {:.4f} (t {:.1f}) margin {:.4f} (t {:.1f}, n {}) "
+            "score {:.3f} rating {:.3f} {}\n",
+            obs[i].uid, behaviour_name(miners[obs[i].uid].kind), obs[i].status.substr(0, 40),
+            obs[i].d_own, obs[i].d_random, obs[i].random.t(), obs[i].margin(),
+            obs[i].own_margin.t(), obs[i].own_margin.n, verdicts[i].score,
+            ratings[obs[i].hotkey].rating, verdicts[i].reason.substr(0, 40));
 
     // Honest miners' natural index overlap (what the copy threshold must stay above).
     for (size_t a = 0; a + 1 < honest_uids.size() && a < 40; ++a) {
@@ -328,7 +350,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     for (size_t i = 1; i < n; ++i) res.incentive[i] += r.incentive[i] / 65535.0;
     const double after = mean_loss(theta, eval);  // the held-out loss (not part of the timing)
     fmt::print("window {:>3}: master {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
-               after, kept.size(), inputs.size(), res.validator_seconds.back());
+               after, kept.size(), scored, res.validator_seconds.back());
     std::fflush(stdout);
     res.final_loss = after;
     res.losses.push_back(after);
@@ -462,6 +484,23 @@ int run_attack_experiment(const AttackOptions& o) {
   summary["honest_index_overlap_max"] = att.honest_index_overlap_max;
   summary["honest_index_overlap_mean"] = att.honest_index_overlap_mean;
   summary["rejections"] = att.rejections;
+  // Who entered the records: per kind, and the honest admission rate.
+  fmt::print("\n{:<17} {:>9} {:>9}\n", "kind", "admitted", "left out");
+  int cheats_admitted = 0;
+  for (auto& [k, v] : by_kind) {
+    const int in = att.admitted.count(k) ? att.admitted.at(k) : 0;
+    const int out = att.left_out.count(k) ? att.left_out.at(k) : 0;
+    fmt::print("{:<17} {:>9} {:>9}\n", k, in, out);
+    summary["kinds"][k]["admitted"] = in;
+    summary["kinds"][k]["left_out"] = out;
+    if (k != "honest") cheats_admitted += in;
+  }
+  const int h_in = att.admitted.count("honest") ? att.admitted.at("honest") : 0;
+  const int h_out = att.left_out.count("honest") ? att.left_out.at("honest") : 0;
+  const double honest_admission = h_in + h_out > 0 ? double(h_in) / (h_in + h_out) : 0.0;
+  summary["honest_admission"] = honest_admission;
+  summary["cheat_updates_admitted"] = cheats_admitted;
+  summary["score_budget"] = o.score_budget;
   const double sybil_vs = summary["sybil_operator_vs_honest"].get<double>();
   fmt::print("\nhonest miners' share of the incentive: {:.2f}% (goal >= 95%)\n",
              100 * honest_share);
@@ -480,9 +519,13 @@ int run_attack_experiment(const AttackOptions& o) {
   fmt::print(
       "validator per window (checks, scoring, judgement, outer step, guard): median {:.2f} s\n",
       v_median);
+  fmt::print(
+      "honest updates admitted to the records: {:.1f}%; cheats' updates admitted: {} (goal "
+      "0)\n",
+      100 * honest_admission, cheats_admitted);
   fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
   bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
-            hmax / hmin <= 2.0 && sybil_vs <= 1.1;
+            hmax / hmin <= 2.0 && sybil_vs <= 1.1 && cheats_admitted == 0;
   // The held-out loss moves by 1-2% from one window to the next: the goal compares the mean of
   // the last five windows (the last window alone is printed too).
   auto tail = [](const std::vector<double>& v) {

@@ -23,7 +23,8 @@ struct AttackOptions {
   uint64_t windows = 20;
   int64_t inner_steps = 2;  // H (the neurons' default is 12; the simulation trains 200+ miners)
   int64_t batch_rows = 4;
-  int threads = 2;  // miners trained (and updates scored) at once
+  int threads = 2;          // miners trained (and updates scored) at once
+  size_t score_budget = 0;  // updates the validator measures a window (0: all)
   uint64_t seed = 7;
   bool clean = true;    // also run without the cheaters
   std::string summary;  // append the summary JSON here

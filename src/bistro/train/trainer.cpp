@@ -48,6 +48,33 @@ StepResult Trainer::step(const std::vector<Batch>& micro_batches) {
   return r;
 }
 
+void Trainer::accumulate(const Batch& b) {
+  if (acc_batches_ == 0) optimizer_.zero_grad(), acc_tokens_ = 0, acc_loss_sum_ = 0;
+  auto loss = model_->loss_sum(b.inputs, b.targets);
+  loss.backward();
+  acc_loss_sum_ += loss.item<double>();
+  acc_tokens_ += (b.targets != -100).sum().item<int64_t>();
+  ++acc_batches_;
+}
+
+StepResult Trainer::step_accumulated() {
+  check(acc_batches_ > 0 && acc_tokens_ > 0, "no accumulated gradient to step with");
+  StepResult r;
+  r.tokens = acc_tokens_;
+  r.loss = acc_loss_sum_ / static_cast<double>(acc_tokens_);
+  const auto params = optimizer_.params();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().div_(static_cast<double>(acc_tokens_));
+  }
+  r.grad_norm = clip_grad_norm(params, options_.grad_clip > 0 ? options_.grad_clip : 1e30);
+  r.lr = options_.schedule.at(optimizer_.steps());
+  optimizer_.step(r.lr);
+  acc_batches_ = 0;
+  return r;
+}
+
 void Trainer::save(const std::filesystem::path& dir) const {
   save_checkpoint(dir, model_, &optimizer_);
 }

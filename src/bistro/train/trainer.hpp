@@ -38,6 +38,14 @@ class Trainer {
   Trainer(Llama model, TrainOptions options);
 
   StepResult step(const std::vector<Batch>& micro_batches);
+  // One step's gradient gathered over time: accumulate() adds a micro-batch's gradient (the
+  // parameters may move in between: the miner accumulates at theta_{w-1} while it waits for the
+  // record, and steps at theta_w); step_accumulated() takes the step over everything gathered
+  // (the mean over its counted tokens, as step() would) and returns its result. accumulated():
+  // micro-batches gathered since the last step.
+  void accumulate(const Batch& micro_batch);
+  StepResult step_accumulated();
+  int64_t accumulated() const { return acc_batches_; }
 
   // Checkpoint with optimizer state; resume() restores both and the step count.
   void save(const std::filesystem::path& dir) const;
@@ -51,6 +59,8 @@ class Trainer {
   Llama model_;
   TrainOptions options_;
   AdamW optimizer_;
+  int64_t acc_batches_ = 0, acc_tokens_ = 0;
+  double acc_loss_sum_ = 0;
 };
 
 }  // namespace bistro
