@@ -50,7 +50,7 @@ std::optional<uint16_t> PollSchedule::next(double now_s, double* wait_s) {
 }
 
 double default_poll_interval(double window_s) {
-  return std::clamp(window_s / 40.0, 0.05, 10.0);
+  return std::clamp(window_s / 80.0, 0.025, 10.0);
 }
 
 }  // namespace bistro

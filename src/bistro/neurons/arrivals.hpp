@@ -2,7 +2,7 @@
 // miner's bucket is polled (a HEAD of its update's key) at most once per `interval`, and the node
 // sends at most `max_rate` requests a second over all buckets, round robin among the miners still
 // pending, so the cost is bounded whatever the number of miners:
-//   requests per window <= min(pending x window / interval, max_rate x window) + one GET each
+//   requests per window <= min(pending x 80, max_rate x window) + one GET each
 // Torch-free and pure (the clock is the caller's): tests drive it with fake times.
 #pragma once
 
@@ -37,8 +37,9 @@ class PollSchedule {
   uint64_t polls_ = 0;
 };
 
-// The poll interval for a window of `window_s` seconds: a fortieth of it, within [50 ms, 10 s];
-// and the node's cap: 50 requests a second.
+// The poll interval for a window of `window_s` seconds: an eightieth of it (the wait for an
+// arrival costs about half of that), within [25 ms, 10 s]; and the node's cap: 50 requests a
+// second.
 double default_poll_interval(double window_s);
 inline constexpr double kMaxPollRate = 50.0;
 

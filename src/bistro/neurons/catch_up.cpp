@@ -70,8 +70,8 @@ std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_
   while (true) {
     if (auto r = fetch_record(u)) return r;
     if (chain_.block() >= give_up_block) return std::nullopt;
-    // A fortieth of a window between looks (arrivals.hpp): the wait costs at most that much, and
-    // a node sends about 40 requests a window at most, whatever the block time.
+    // An eightieth of a window between looks (arrivals.hpp): the wait costs at most that much,
+    // and a node sends about 80 requests a window at most, whatever the block time.
     std::this_thread::sleep_for(std::chrono::duration<double>(default_poll_interval(
         chain_.seconds_per_block() * static_cast<double>(h_.blocks_per_window))));
   }

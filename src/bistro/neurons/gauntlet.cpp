@@ -183,7 +183,8 @@ std::map<uint16_t, std::string> check_uploads(const std::vector<Received>& recei
     st = deadline_verdict(r.uploaded_ms, opened_ms, closed_ms, p);
     if (!st.empty()) continue;
     st = "ok";
-    uploads.push_back({r.uid, r.uploaded_ms, r.update, sketch_update(*r.update, p.sketch_size)});
+    uploads.push_back({r.uid, r.uploaded_ms, r.update,
+                       r.sketch ? *r.sketch : sketch_update(*r.update, p.sketch_size)});
   }
   for (const auto& f : find_copies(uploads, history, window, p)) {
     if (f.tie) {

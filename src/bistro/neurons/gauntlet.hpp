@@ -113,6 +113,7 @@ struct Received {
   uint16_t uid = 0;
   const Update* update = nullptr;
   int64_t uploaded_ms = 0;
+  const UpdateSketch* sketch = nullptr;  // sketch_update(*update, sketch_size), when made already
 };
 // The checks before scoring, in order: an all-zero update is "empty update"; the deadline rule;
 // then copies among the rest and of the history (which gains this window's sketches). Returns

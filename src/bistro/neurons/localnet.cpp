@@ -19,6 +19,7 @@
 #include "bistro/data/corpus.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
+#include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/inner_loop.hpp"
 #include "bistro/neurons/neuron.hpp"
@@ -26,6 +27,50 @@
 namespace bistro {
 namespace fs = std::filesystem;
 namespace {
+
+// The honest miners' updates that entered the records (of those sent), over the run and its last
+// third; the record's latency after the last upload; the validator's bucket requests.
+void summarize_admission(const std::vector<nlohmann::json>& report, const NeuronHparams& h,
+                         double block_time, nlohmann::json& summary) {
+  int sent = 0, in = 0, sent_late = 0, in_late = 0;
+  std::vector<double> latency, requests;
+  for (size_t i = 0; i < report.size(); ++i) {
+    const auto& line = report[i];
+    const bool last_third = 3 * i >= 2 * report.size();
+    for (auto& [uid, m] : line["miners"].items()) {
+      const auto c = line["chain"].value(uid, nlohmann::json::object());
+      if (c.value("kind", "") != "honest" || m.value("status", "missing") == "missing") continue;
+      const bool accepted = m.value("accepted", false);
+      ++sent, in += accepted;
+      if (last_third) ++sent_late, in_late += accepted;
+    }
+    if (line.value("record_latency", -1.0) >= 0) latency.push_back(line["record_latency"]);
+    requests.push_back(line.value("requests", 0.0));
+  }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double window_s = block_time * static_cast<double>(h.blocks_per_window);
+  summary["honest_admission"] = sent ? static_cast<double>(in) / sent : 0.0;
+  summary["honest_admission_last_third"] =
+      sent_late ? static_cast<double>(in_late) / sent_late : 0.0;
+  summary["honest_updates_sent"] = sent;
+  summary["record_latency_median"] = median(latency);
+  summary["record_latency_share_of_window"] = window_s > 0 ? median(latency) / window_s : 0.0;
+  summary["validator_requests_per_window"] = median(requests);
+  // The bound at 256 expected miners (arrivals.hpp): polls at most min(256 x 80, 50 x window)
+  // plus one GET per update.
+  summary["validator_requests_per_window_at_256_uids_bound"] =
+      std::min(256.0 * 80.0, kMaxPollRate * window_s) + 256.0;
+  fmt::print(
+      "  honest updates in the records: {:.1f}% ({} of {}; last third {:.1f}%); record {:.2f}s "
+      "({:.1f}% of a window) after the last upload (median)\n",
+      100 * summary["honest_admission"].get<double>(), in, sent,
+      100 * summary["honest_admission_last_third"].get<double>(), median(latency),
+      100 * summary["record_latency_share_of_window"].get<double>());
+}
 
 struct Proc {
   std::string name, behaviour;
@@ -534,6 +579,12 @@ int run_localnet(const LocalnetOptions& o) {
         "{:.1f}% in encode + outer step\n",
         100 * median(inner_share), 100 * summary["encode_and_outer_share"].get<double>());
     fmt::print("  parameter hashes: {} of {} miner windows equal the master's\n", agree, compared);
+    summarize_admission(report, h, block_time, summary);
+    std::vector<double> record_gets;
+    for (size_t k = 1; k < procs.size(); ++k)
+      for (const auto& ml : read_jsonl(dir / "state" / procs[k].name / "metrics.jsonl"))
+        record_gets.push_back(ml.value("record_requests", 0.0));
+    summary["miner_record_requests_per_window"] = median(record_gets);
   }
   if (o.baseline) {
     std::vector<uint16_t> honest;

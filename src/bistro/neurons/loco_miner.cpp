@@ -189,6 +189,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   for (uint64_t w = std::max(first, from_checkpoint ? *at : *at + 1); w < end; ++w) {
     try {
       Timer timer;
+      const uint64_t requests_before = sync.record_requests();
       if (window_of(chain->block(), h) > w) {
         log(1, fmt::format("window {} already over; skipping", w));
         continue;
@@ -361,6 +362,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
                              {"bytes_up", bytes.size()},
                              {"params_hash", theta_hash},
                              {"inner_share", total > 0 ? inner_s / total : 0.0},
+                             {"record_requests", sync.record_requests() - requests_before},
                              {"seconds", timer.laps()}};
       append_line(state_dir / "metrics.jsonl", line.dump());
       metrics.set("bistro_window", static_cast<double>(w));

@@ -75,10 +75,11 @@ struct Window {
   std::map<std::string, std::string> commits;
   std::vector<chain::Neuron> expected;
   std::map<uint16_t, std::unique_ptr<Bucket>> buckets;
-  std::map<uint16_t, Update> updates;       // verified, by uid (stable addresses for the scorer)
-  std::map<uint16_t, std::string> files;    // their bytes (the mirror and the record's hashes)
-  std::map<uint16_t, int64_t> uploaded_ms;  // Last-Modified of each object found
-  std::map<uint16_t, std::string> status;   // uid -> "ok" or why not
+  std::map<uint16_t, Update> updates;         // verified, by uid (stable addresses for the scorer)
+  std::map<uint16_t, std::string> files;      // their bytes (the mirror and the record's hashes)
+  std::map<uint16_t, int64_t> uploaded_ms;    // Last-Modified of each object found
+  std::map<uint16_t, UpdateSketch> sketches;  // made on arrival (the copy check's pre-filter)
+  std::map<uint16_t, std::string> status;     // uid -> "ok" or why not
   std::map<uint16_t, uint16_t> duplicates;
   std::unique_ptr<WindowScorer> scorer;
   std::vector<Observation> obs;
@@ -117,7 +118,7 @@ class LocoValidator {
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
   void report(Window& w);
-  std::vector<Batch> own_batches(uint64_t u, uint16_t uid);
+  std::vector<Batch> own_batches(uint64_t u, uint16_t uid, bool untrusted);
   // One arrival: fetched, verified, and measured when `measure` and in the sample.
   void take(Window& w, const chain::Neuron& n, const std::optional<ObjectInfo>& info, bool measure);
   // Measures the sampled, verified updates not measured yet (`untrusted_only`: only those of
@@ -151,8 +152,10 @@ class LocoValidator {
   std::unique_ptr<NeuronData> data_;
   std::vector<Batch> eval_;
   uint64_t secret_ = 0;
-  double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
-  bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after
+  double measure_cost_s_ = 0;
+  std::string theta_hash_;  // theta's params_hash when known (after a record), else empty  // the
+                            // last measurement's seconds (the next one's estimate)
+  bool published_ = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
 };
 
 LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
@@ -245,6 +248,7 @@ void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<
   }
   w.files[n.uid] = std::move(r.file);
   const Update* u = &w.updates.emplace(n.uid, std::move(*r.update)).first->second;
+  w.sketches[n.uid] = sketch_update(*u, gp_.sketch_size);
   bool zero = true;  // an empty update is rejected by the checks: not worth a forward pass
   for (const auto& t : u->tensors)
     for (float v : t.val) zero = zero && v == 0.0f;
@@ -255,18 +259,19 @@ void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<
   const bool trusted = rating != ratings_.end() && rating->second.trusted;
   if (!zero && sampled && measure && !trusted) {
     const double t = now_s();
-    w.scorer->add(n.uid, u, own_batches(w.u, n.uid));
+    w.scorer->add(n.uid, u, own_batches(w.u, n.uid, true));
     measure_cost_s_ = now_s() - t;
   }
 }
 
-std::vector<Batch> LocoValidator::own_batches(uint64_t u, uint16_t uid) {
+std::vector<Batch> LocoValidator::own_batches(uint64_t u, uint16_t uid, bool untrusted) {
   // A secret choice among the micro-batches every miner trains on in its first steps: a miner
-  // cannot train on only the ones that will be read.
+  // cannot train on only the ones that will be read. An untrusted miner's update is read on
+  // twice as many: its admission rests on this one test.
   return pick_batches(
       data_->batches(pages(local_pages_key(u, uid), h_.pages_per_window, data_->configs),
                      h_.max_micro_batches),
-      h_.score_batches, rng::derive(rng::derive(secret_, u), uid));
+      (untrusted ? 2 : 1) * h_.score_batches, rng::derive(rng::derive(secret_, u), uid));
 }
 
 void LocoValidator::gather(Window& w) {
@@ -320,7 +325,8 @@ void LocoValidator::checks(Window& w) {
   std::vector<Received> received;
   for (const auto& [uid, u] : w.updates) {
     const auto ms = w.uploaded_ms.find(uid);
-    received.push_back({uid, &u, ms == w.uploaded_ms.end() ? int64_t{0} : ms->second});
+    received.push_back(
+        {uid, &u, ms == w.uploaded_ms.end() ? int64_t{0} : ms->second, &w.sketches.at(uid)});
   }
   GauntletParams gp = gp_;
   gp.late_tolerance_ms = std::min<int64_t>(gp_.upload_tolerance_ms,
@@ -344,14 +350,15 @@ size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_
         !std::binary_search(w.sample.begin(), w.sample.end(), o.uid))
       continue;
     const auto r = ratings_.find(o.hotkey);
-    if (untrusted_only && r != ratings_.end() && r->second.trusted) continue;
+    const bool trusted = r != ratings_.end() && r->second.trusted;
+    if (untrusted_only && trusted) continue;
     // Not started when the last one's cost would run past the limit.
     if (now_s() + last_cost >= until_s) {
       ++left;
       continue;
     }
     const double t = now_s();
-    w.scorer->add(o.uid, &w.updates.at(o.uid), own_batches(w.u, o.uid));
+    w.scorer->add(o.uid, &w.updates.at(o.uid), own_batches(w.u, o.uid, !trusted));
     measure_cost_s_ = last_cost = now_s() - t;
   }
   return left;
@@ -360,9 +367,18 @@ size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_
 void LocoValidator::score(Window& w) {
   // Before the record, only what admission needs: the untrusted miners' updates, within the
   // close budget (a trusted miner's update enters on its trust and is measured afterwards).
+  // The budget binds only when a trusted update could enter: otherwise the record would be
+  // empty, and the window lost for everyone (a subnet's first windows, when nobody is trusted).
   const double window_s = chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
-  const size_t left =
-      measure_rest(w, true, static_cast<double>(w.closed_ms) / 1000 + h_.close_budget * window_s);
+  bool any_trusted = false;
+  for (const auto& o : w.obs) {
+    const auto r = ratings_.find(o.hotkey);
+    any_trusted = any_trusted || (o.status == "ok" && r != ratings_.end() && r->second.trusted);
+  }
+  const size_t left = measure_rest(
+      w, true,
+      any_trusted ? static_cast<double>(w.closed_ms) / 1000 + h_.close_budget * window_s
+                  : INFINITY);
   if (left)
     log(0, fmt::format("window {}: could not measure {} untrusted updates within the close "
                        "budget ({:.2f}s); they stay out of the record",
@@ -407,7 +423,9 @@ void LocoValidator::judge(Window& w) {
 }
 
 void LocoValidator::record(Window& w) {
-  w.base_hash = params_hash(params_);
+  // theta_u's hash is the last record's params_hash (read again only after a failure).
+  w.base_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
+  theta_hash_.clear();
   w.record.window = w.u;
   w.record.config_hash = config_hash(config_);
   w.record.hparams_hash = hparams_hash(h_);
@@ -416,8 +434,19 @@ void LocoValidator::record(Window& w) {
   // theta_u's held-out loss is known from the last window, except after a failure: then it is
   // read now, before theta moves.
   if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
-  const auto kept = guarded_outer_step(theta_, best_first, h_.outer_lr, w.scorer->random(),
-                                       w.scorer->base_sequences(), h_.record_guard, h_.harm_alpha);
+  // The guard reads the random sample's first micro-batch: it is on the miners' path.
+  const auto& random = w.scorer->random();
+  const std::vector<Batch> guard_batches(random.begin(),
+                                         random.begin() + std::min<ptrdiff_t>(1, random.size()));
+  size_t guard_rows = 0;
+  for (const auto& b : guard_batches) guard_rows += static_cast<size_t>(b.inputs.size(0));
+  const auto& base = w.scorer->base_sequences();
+  const std::vector<double> guard_base(base.begin(),
+                                       base.begin() + std::min(guard_rows, base.size()));
+  w.timer.lap("record");
+  const auto kept = guarded_outer_step(theta_, best_first, h_.outer_lr, guard_batches, guard_base,
+                                       h_.record_guard, h_.harm_alpha);
+  w.timer.lap("guard");
   if (kept.size() < best_first.size()) {
     w.guard = fmt::format(
         "the guard kept {} of {} admitted updates (more raised the loss on random pages by "
@@ -431,6 +460,7 @@ void LocoValidator::record(Window& w) {
       w.record.accepted.push_back({n.uid, n.hotkey, sha256_hex(w.files.at(n.uid))});
   for (const auto& e : w.record.accepted) bucket_->put(mirror_key(w.u, e.uid), w.files.at(e.uid));
   w.record.params_hash = params_hash(params_);
+  theta_hash_ = w.record.params_hash;
   bucket_->put(record_key(w.u), encode_record(w.record, *hot_));
   published_ = true;
   opened_ms_ = w.published_ms = now_ms();
@@ -602,6 +632,7 @@ int LocoValidator::run() {
         history_ = saved_history;
         torch::NoGradGuard no_grad;
         for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(saved[i]);
+        theta_hash_.clear();
         Window fb;
         fb.u = u;
         fb.fallback = true;

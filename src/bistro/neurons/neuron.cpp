@@ -164,7 +164,10 @@ std::vector<Batch> NeuronData::sample(uint64_t key, int64_t n) {
   for (size_t docs = static_cast<size_t>(n * options.batch_rows), attempt = 0; attempt < 6;
        ++attempt, docs *= 2) {
     const auto tbs = page_batches(dataset, tokenizer, pages(key, docs, configs, 1), o);
-    if (static_cast<int64_t>(tbs.size()) < n && attempt < 5) continue;
+    // Full micro-batches only (documents are short: a row packs several).
+    int64_t full = 0;
+    for (const auto& tb : tbs) full += tb.rows == options.batch_rows;
+    if (full < n && attempt < 5) continue;
     for (const auto& tb : tbs) {
       if (static_cast<int64_t>(out.size()) >= n) break;
       out.push_back(to_batch(tb, torch::kCPU));

@@ -32,7 +32,7 @@ struct NeuronHparams {
   // sparseloco: what the validator reads per scored update, in micro-batches of batch_rows
   // sequences: of the miner's own pages (the first ones it trains on) and of the random pages.
   int64_t score_batches = 4;
-  int64_t score_random_batches = 2;
+  int64_t score_random_batches = 4;
   int64_t batch_rows = 8;
   int64_t seq_len = 128;
   int64_t max_micro_batches = 12;  // per window, per miner (bounds a window's work on a CPU)
