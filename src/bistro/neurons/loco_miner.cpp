@@ -189,6 +189,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   for (uint64_t w = std::max(first, from_checkpoint ? *at : *at + 1); w < end; ++w) {
     try {
       Timer timer;
+      trainer.clear_accumulated();  // gradients gathered for a window that was then skipped
       const uint64_t requests_before = sync.record_requests();
       if (window_of(chain->block(), h) > w) {
         log(1, fmt::format("window {} already over; skipping", w));

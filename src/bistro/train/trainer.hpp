@@ -46,6 +46,8 @@ class Trainer {
   void accumulate(const Batch& micro_batch);
   StepResult step_accumulated();
   int64_t accumulated() const { return acc_batches_; }
+  // Drops what was gathered (the window it was for is skipped).
+  void clear_accumulated() { acc_batches_ = 0; }
 
   // Checkpoint with optimizer state; resume() restores both and the step count.
   void save(const std::filesystem::path& dir) const;
