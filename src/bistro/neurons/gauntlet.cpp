@@ -164,6 +164,13 @@ std::string deadline_verdict(int64_t uploaded_ms, int64_t opened_ms, int64_t clo
   return "";
 }
 
+bool is_empty_update(const Update& u) {
+  for (const auto& t : u.tensors)
+    for (float v : t.val)
+      if (v != 0.0f) return false;
+  return true;
+}
+
 std::map<uint16_t, std::string> check_uploads(const std::vector<Received>& received,
                                               int64_t opened_ms, int64_t closed_ms,
                                               SketchHistory& history, uint64_t window,
@@ -172,11 +179,8 @@ std::map<uint16_t, std::string> check_uploads(const std::vector<Received>& recei
   std::map<uint16_t, std::string> status;
   std::vector<Upload> uploads;
   for (const auto& r : received) {
-    bool zero = true;
-    for (const auto& t : r.update->tensors)
-      for (float v : t.val) zero = zero && v == 0.0f;
     std::string& st = status[r.uid];
-    if (zero) {
+    if (is_empty_update(*r.update)) {
       st = "empty update";
       continue;
     }
@@ -240,9 +244,10 @@ double t_critical(double alpha, size_t dof) {
          (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / (92160 * v * v * v * v);
 }
 
-namespace {
+Evidence difference(const Evidence& a, const Evidence& b) {
+  return {a.mean - b.mean, std::sqrt(a.se * a.se + b.se * b.se), std::min(a.n, b.n)};
+}
 
-// Significantly below zero at error rate alpha (no per-sequence evidence: below zero).
 bool significantly_negative(const Evidence& e, double mean, double alpha) {
   if (e.n < 2) return mean < 0;
   return e.mean < 0 && -e.t() > t_critical(alpha, e.n - 1);
@@ -252,7 +257,10 @@ bool significantly_positive(const Evidence& e, double mean, double alpha) {
   return e.mean > 0 && e.t() > t_critical(alpha, e.n - 1);
 }
 
-}  // namespace
+bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string& hotkey) {
+  const auto r = ratings.find(hotkey);
+  return r != ratings.end() && r->second.trusted;
+}
 
 std::string test_update(const Observation& o, const GauntletParams& p) {
   const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
@@ -280,9 +288,14 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   std::vector<Judgement> out(obs.size());
   std::vector<size_t> measured, unmeasured;  // candidates for the record
   std::vector<double> margins;               // of the updates that passed
-  std::map<uint16_t, bool> passed_tests;     // uid -> passed (for tied copies' twins)
-  for (const auto& o : obs)
-    passed_tests[o.uid] = o.status == "ok" && o.measured && test_update(o, p).empty();
+  // The tests, once per measured update ("" passes); by uid too, for tied copies' twins.
+  std::vector<std::string> tests(obs.size());
+  std::map<uint16_t, bool> passed_tests;
+  for (size_t i = 0; i < obs.size(); ++i) {
+    const bool measured = obs[i].status == "ok" && obs[i].measured;
+    if (measured) tests[i] = test_update(obs[i], p);
+    passed_tests[obs[i].uid] = measured && tests[i].empty();
+  }
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
@@ -290,14 +303,13 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     if (o.status != "ok") {
       j.reason = o.status;
     } else if (!o.measured) {
-      const auto r = ratings.find(o.hotkey);
-      if (r == ratings.end() || !r->second.trusted)
+      if (!is_trusted(ratings, o.hotkey))
         j.reason = "not measured this window, and not trusted yet";
       else if (o.duplicate)
         j.reason = "uploaded at the same time as an equal update (a tied copy)";
       else
         unmeasured.push_back(i);
-    } else if (j.reason = test_update(o, p); j.reason.empty()) {
+    } else if (j.reason = tests[i]; j.reason.empty()) {
       j.passed = true;
       margins.push_back(o.margin());
       if (o.duplicate && passed_tests[o.twin])
@@ -346,10 +358,8 @@ std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::
                                      const std::map<std::string, Rating>& ratings, size_t budget,
                                      uint64_t window) {
   std::vector<uint16_t> trusted, untrusted;
-  for (const auto& [uid, hk] : miners) {
-    auto r = ratings.find(hk);
-    (r != ratings.end() && r->second.trusted ? trusted : untrusted).push_back(uid);
-  }
+  for (const auto& [uid, hk] : miners)
+    (is_trusted(ratings, hk) ? trusted : untrusted).push_back(uid);
   std::sort(trusted.begin(), trusted.end());
   std::sort(untrusted.begin(), untrusted.end());
   if (budget == 0 || budget >= miners.size()) {

@@ -108,6 +108,9 @@ std::vector<CopyFinding> find_copies(const std::vector<Upload>& uploads,
 std::string deadline_verdict(int64_t uploaded_ms, int64_t opened_ms, int64_t closed_ms,
                              const GauntletParams& p);
 
+// Every value zero (a lazy miner's, or the negative-score exploit's first phase).
+bool is_empty_update(const Update& u);
+
 // One verified update as received: its decoded form and its object's Last-Modified (0: unknown).
 struct Received {
   uint16_t uid = 0;
@@ -135,6 +138,13 @@ struct Evidence {
 };
 // Evidence of differences a[i] - b[i] (a and b of one size, >= 2).
 Evidence paired_evidence(const std::vector<double>& a, const std::vector<double>& b);
+// The evidence of a difference between two independent samples' means: a.mean - b.mean, the
+// standard errors added in quadrature, the smaller n.
+Evidence difference(const Evidence& a, const Evidence& b);
+// One-sided tests at error rate alpha (Student's t with n - 1 degrees of freedom); with fewer
+// than two samples they read the sign of `mean` alone.
+bool significantly_negative(const Evidence& e, double mean, double alpha);
+bool significantly_positive(const Evidence& e, double mean, double alpha);
 // The one-sided critical value of Student's t with `dof` degrees of freedom: P(T > t) = alpha
 // (Hill's expansion around the normal quantile; within 1% of the exact value for dof >= 3).
 double t_critical(double alpha, size_t dof);
@@ -184,6 +194,8 @@ struct Judgement {
   bool admitted = false;  // enters the record
   std::string reason;     // why not, when it does not
 };
+// Whether the hotkey's miner is trusted (unknown hotkeys are not).
+bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string& hotkey);
 // The two tests on a measured observation: "" when it passes, else why not.
 std::string test_update(const Observation& o, const GauntletParams& p);
 // Scores one window, updates the ratings (keyed by hotkey: a replaced uid starts from zero) and

@@ -28,6 +28,13 @@ namespace bistro {
 namespace fs = std::filesystem;
 namespace {
 
+// The upper median (0 for none): the localnet's per-window figures.
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 // The honest miners' updates that entered the records (of those sent), over the run and its last
 // third; the record's latency after the last upload; the validator's bucket requests.
 void summarize_admission(const std::vector<nlohmann::json>& report, const NeuronHparams& h,
@@ -47,11 +54,6 @@ void summarize_admission(const std::vector<nlohmann::json>& report, const Neuron
     if (line.value("record_latency", -1.0) >= 0) latency.push_back(line["record_latency"]);
     requests.push_back(line.value("requests", 0.0));
   }
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   const double window_s = block_time * static_cast<double>(h.blocks_per_window);
   summary["honest_admission"] = sent ? static_cast<double>(in) / sent : 0.0;
   summary["honest_admission_last_third"] =
@@ -525,11 +527,6 @@ int run_localnet(const LocalnetOptions& o) {
     summary["processes"].push_back(
         {{"name", p.name}, {"uid", p.uid}, {"kind", p.behaviour}, {"exit", p.exit_code}});
   // Per-window time split (median over windows; miners pooled) and validator throughput.
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   std::map<std::string, std::vector<double>> miner_laps, validator_laps;
   std::vector<double> inner_share;  // honest miners, their first window (start-up) left out
   for (size_t k = 1; k < procs.size(); ++k) {

@@ -38,11 +38,6 @@
 namespace bistro {
 namespace {
 
-void copy_into(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from) {
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
-}
-
 // What a restarted miner needs: theta at the start of its last window, its own AdamW and
 // error-feedback state. `state.json` is written last and names the hash of the theta file, so a
 // kill between the writes is detected (and the master's checkpoint used instead).
@@ -133,10 +128,13 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
                  [&](int level, const std::string& m) { log(level, m); });
 
   NeuronData data(a.dataset, h);
+  auto pages_key = [&](uint64_t window) {
+    const uint64_t key = local_pages_key(window, uid);
+    return kind == Behaviour::DataCheat ? rng::derive(key, "data-cheat") : key;  // not its pages
+  };
   auto load = [&](uint64_t window) {
-    uint64_t key = local_pages_key(window, uid);
-    if (kind == Behaviour::DataCheat) key = rng::derive(key, "data-cheat");  // not its pages
-    return data.batches(pages(key, h.pages_per_window, data.configs), h.max_micro_batches);
+    return data.batches(pages(pages_key(window), h.pages_per_window, data.configs),
+                        h.max_micro_batches);
   };
   // The cheats that feed on a peer: the update of window w of --copy-uid (default: the lowest
   // other miner's uid), polled until it appears or the chain reaches `until`.
@@ -165,8 +163,9 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
   // --windows N ends the run at window first + N, first being where the first run began (kept
   // in the state, so a restart ends where the first run would have). A miner without a state
   // starts from the master's checkpoint, at its window when that is ahead.
+  const auto saved_first = state.first();
   uint64_t first =
-      a.start_window ? a.start_window : state.first().value_or(window_of(chain->block(), h));
+      a.start_window ? a.start_window : saved_first.value_or(window_of(chain->block(), h));
   bool from_checkpoint = false;
   if (!at) {
     std::optional<uint64_t> c;
@@ -181,7 +180,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
     log(1, fmt::format("starting from the master's checkpoint of window {}", *c));
     at = c;
     from_checkpoint = true;
-    if (!a.start_window && !state.first()) first = std::max(first, *c);
+    if (!a.start_window && !saved_first) first = std::max(first, *c);
   }
   const uint64_t end = a.windows ? first + a.windows : UINT64_MAX;
   const bool trains = behaviour_trains(kind) && !(kind == Behaviour::Sybil && a.copy_uid >= 0);
@@ -197,8 +196,8 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       }
       const uint64_t deadline = window_start_block(w + 1, h) + h.grace_blocks;
       // 1. sync: theta_w, by the records up to w - 1. One window behind (record(w-1) not out
-      // yet), an honest miner trains from theta_{w-1} meanwhile and moves to theta_w when the
-      // record lands (rebase, below); further behind, it catches up first.
+      // yet), an honest miner gathers its first step's gradients meanwhile (below); further
+      // behind, it catches up first.
       const bool overlap = trains && at && *at + 1 == w;
       if (!overlap) {
         at = sync.catch_up(shared, at, w, window_start_block(w + 1, h));
@@ -220,7 +219,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       // 2. inner loop from theta_w, cut short rather than miss the upload deadline (the
       // validator closes the window at block (w + 1) bpw + grace): the time left is counted from
       // the middle of the current block, and the next step plus the encode and upload must fit.
-      copy_into(local, theta);
+      copy_parameters(local, theta);
       const auto started = std::chrono::steady_clock::now();
       const double spb = chain->seconds_per_block();
       // Until the deadline (the chain's own clock: chain.hpp, seconds_until), and at most a
@@ -241,9 +240,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
         while (static_cast<size_t>(i) >= batches.size()) {
           const size_t set = page_sets++;
           const uint64_t ppw = h.pages_per_window;
-          uint64_t key = local_pages_key(w, uid);
-          if (kind == Behaviour::DataCheat) key = rng::derive(key, "data-cheat");
-          auto more = pages(key, ppw * (set + 1), data.configs);
+          auto more = pages(pages_key(w), ppw * (set + 1), data.configs);
           more.erase(more.begin(), more.begin() + static_cast<ptrdiff_t>(ppw * set));
           const auto extra = data.batches(more, h.max_micro_batches);
           if (extra.empty()) break;
@@ -257,7 +254,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
       // The record is looked for at most once per poll interval.
       InnerLoopResult inner;
       int64_t used = 0;  // micro-batches consumed
-      if (trains && at && *at + 1 == w) {
+      if (overlap) {
         const double poll = default_poll_interval(spb * static_cast<double>(h.blocks_per_window));
         auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
         double per_batch = 0;
@@ -285,7 +282,7 @@ int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
                              w, w - 1, at ? std::to_string(*at) : "nothing"));
           continue;
         }
-        copy_into(local, theta);  // theta_w; the gathered gradients stay
+        copy_parameters(local, theta);  // theta_w; the gathered gradients stay
       }
       if (trains) {
         if (trainer.accumulated() > 0) {

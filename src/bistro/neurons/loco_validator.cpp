@@ -119,6 +119,9 @@ class LocoValidator {
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
   void report(Window& w);
   std::vector<Batch> own_batches(uint64_t u, uint16_t uid, bool untrusted);
+  // Measures one update (the scorer's add), keeping its cost as the next one's estimate.
+  void measure_one(Window& w, uint16_t uid, const Update* u, bool untrusted);
+  double window_seconds();
   // One arrival: fetched, verified, and measured when `measure` and in the sample.
   void take(Window& w, const chain::Neuron& n, const std::optional<ObjectInfo>& info, bool measure);
   // Measures the sampled, verified updates not measured yet (`untrusted_only`: only those of
@@ -249,36 +252,36 @@ void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<
   w.files[n.uid] = std::move(r.file);
   const Update* u = &w.updates.emplace(n.uid, std::move(*r.update)).first->second;
   w.sketches[n.uid] = sketch_update(*u, gp_.sketch_size);
-  bool zero = true;  // an empty update is rejected by the checks: not worth a forward pass
-  for (const auto& t : u->tensors)
-    for (float v : t.val) zero = zero && v == 0.0f;
   // An untrusted miner's update is measured as it lands (the record needs its tests); a trusted
-  // one's after the record, so the miners do not wait for it.
+  // one's after the record, so the miners do not wait for it. An empty update is rejected by the
+  // checks: not worth a forward pass.
   const bool sampled = std::binary_search(w.sample.begin(), w.sample.end(), n.uid);
-  const auto rating = ratings_.find(n.hotkey);
-  const bool trusted = rating != ratings_.end() && rating->second.trusted;
-  if (!zero && sampled && measure && !trusted) {
-    const double t = now_s();
-    w.scorer->add(n.uid, u, own_batches(w.u, n.uid, true));
-    measure_cost_s_ = now_s() - t;
-  }
+  if (measure && sampled && !is_empty_update(*u) && !is_trusted(ratings_, n.hotkey))
+    measure_one(w, n.uid, u, true);
+}
+
+void LocoValidator::measure_one(Window& w, uint16_t uid, const Update* u, bool untrusted) {
+  const double t = now_s();
+  w.scorer->add(uid, u, own_batches(w.u, uid, untrusted));
+  measure_cost_s_ = now_s() - t;
+}
+
+double LocoValidator::window_seconds() {
+  return chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
 }
 
 std::vector<Batch> LocoValidator::own_batches(uint64_t u, uint16_t uid, bool untrusted) {
   // A secret choice among the micro-batches every miner trains on in its first steps: a miner
   // cannot train on only the ones that will be read. An untrusted miner's update is read on
   // twice as many: its admission rests on this one test.
-  return pick_batches(
-      data_->batches(pages(local_pages_key(u, uid), h_.pages_per_window, data_->configs),
-                     h_.max_micro_batches),
-      (untrusted ? 2 : 1) * h_.score_batches, rng::derive(rng::derive(secret_, u), uid));
+  return pick_batches(data_->window_batches(u, uid, h_), (untrusted ? 2 : 1) * h_.score_batches,
+                      rng::derive(rng::derive(secret_, u), uid));
 }
 
 void LocoValidator::gather(Window& w) {
   const uint64_t deadline = window_start_block(w.u + 1, h_) + h_.grace_blocks;
   const double spb = chain_->seconds_per_block();
-  PollSchedule polls(default_poll_interval(spb * static_cast<double>(h_.blocks_per_window)),
-                     kMaxPollRate);
+  PollSchedule polls(default_poll_interval(window_seconds()), kMaxPollRate);
   std::map<uint16_t, const chain::Neuron*> pending;
   for (const auto& n : w.expected)
     if (w.buckets.count(n.uid)) pending[n.uid] = &n, polls.expect({n.uid});
@@ -349,17 +352,15 @@ size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_
     if (o.status != "ok" || w.scorer->has(o.uid) ||
         !std::binary_search(w.sample.begin(), w.sample.end(), o.uid))
       continue;
-    const auto r = ratings_.find(o.hotkey);
-    const bool trusted = r != ratings_.end() && r->second.trusted;
+    const bool trusted = is_trusted(ratings_, o.hotkey);
     if (untrusted_only && trusted) continue;
     // Not started when the last one's cost would run past the limit.
     if (now_s() + last_cost >= until_s) {
       ++left;
       continue;
     }
-    const double t = now_s();
-    w.scorer->add(o.uid, &w.updates.at(o.uid), own_batches(w.u, o.uid, !trusted));
-    measure_cost_s_ = last_cost = now_s() - t;
+    measure_one(w, o.uid, &w.updates.at(o.uid), !trusted);
+    last_cost = measure_cost_s_;
   }
   return left;
 }
@@ -369,12 +370,10 @@ void LocoValidator::score(Window& w) {
   // close budget (a trusted miner's update enters on its trust and is measured afterwards).
   // The budget binds only when a trusted update could enter: otherwise the record would be
   // empty, and the window lost for everyone (a subnet's first windows, when nobody is trusted).
-  const double window_s = chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
+  const double window_s = window_seconds();
   bool any_trusted = false;
-  for (const auto& o : w.obs) {
-    const auto r = ratings_.find(o.hotkey);
-    any_trusted = any_trusted || (o.status == "ok" && r != ratings_.end() && r->second.trusted);
-  }
+  for (const auto& o : w.obs)
+    any_trusted = any_trusted || (o.status == "ok" && is_trusted(ratings_, o.hotkey));
   const size_t left = measure_rest(
       w, true,
       any_trusted ? static_cast<double>(w.closed_ms) / 1000 + h_.close_budget * window_s
@@ -406,7 +405,7 @@ void LocoValidator::judge(Window& w) {
   if (!w.fallback) {
     // The rest of the sample, in at most judge_budget of a window: the validator must keep
     // pace with the windows. What is left stays unmeasured (its miner's rating stands).
-    const double window_s = chain_->seconds_per_block() * static_cast<double>(h_.blocks_per_window);
+    const double window_s = window_seconds();
     const size_t left = measure_rest(w, false, now_s() + h_.judge_budget * window_s);
     if (left)
       log(1, fmt::format("window {}: {} updates left unmeasured (the judge budget, {:.2f}s, is "
@@ -416,9 +415,14 @@ void LocoValidator::judge(Window& w) {
   }
   const auto norms = w.scorer->median_norms();
   if (!norms.empty()) clip_ = norms;
-  // The empty record of a fallback window says nothing about the miners: no ratings move.
-  std::map<std::string, Rating> unmoved = ratings_;
-  w.verdicts = judge_window(w.obs, w.fallback ? unmoved : ratings_, gp_);
+  // The empty record of a fallback window says nothing about the miners: no ratings move (the
+  // judgement runs on a copy, made only then).
+  if (w.fallback) {
+    std::map<std::string, Rating> unmoved = ratings_;
+    w.verdicts = judge_window(w.obs, unmoved, gp_);
+  } else {
+    w.verdicts = judge_window(w.obs, ratings_, gp_);
+  }
   w.timer.lap("judge");
 }
 
@@ -630,8 +634,7 @@ int LocoValidator::run() {
                    attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
         ratings_ = saved_ratings;
         history_ = saved_history;
-        torch::NoGradGuard no_grad;
-        for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(saved[i]);
+        copy_parameters(params_, saved);
         theta_hash_.clear();
         Window fb;
         fb.u = u;

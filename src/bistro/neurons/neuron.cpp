@@ -177,6 +177,12 @@ std::vector<Batch> NeuronData::sample(uint64_t key, int64_t n) {
   return out;
 }
 
+std::vector<Batch> NeuronData::window_batches(uint64_t window, uint16_t uid,
+                                              const NeuronHparams& h) {
+  return batches(pages(local_pages_key(window, uid), h.pages_per_window, configs),
+                 h.max_micro_batches);
+}
+
 std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, uint64_t key) {
   if (n >= static_cast<int64_t>(batches.size())) return batches;
   std::vector<size_t> idx(batches.size());
@@ -218,6 +224,11 @@ std::vector<torch::Tensor> parameter_tensors(Llama& model) {
   std::vector<torch::Tensor> out;
   for (auto& [name, p] : model->ordered_parameters()) out.push_back(p);
   return out;
+}
+
+void copy_parameters(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
 }
 
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,

@@ -122,6 +122,9 @@ struct NeuronData {
   // as many places in the dataset as there are documents, so that they are nearly independent
   // samples of it (the validator's random pages; a whole page is one config's neighbourhood).
   std::vector<Batch> sample(uint64_t key, int64_t n);
+  // The micro-batches a miner trains on first in a window: its own pages, at most
+  // max_micro_batches of them (what the validator picks its own-page sample from).
+  std::vector<Batch> window_batches(uint64_t window, uint16_t uid, const NeuronHparams& h);
   // The validator's fixed held-out set, the same every window (the master's progress is read on
   // it): `eval_pages` pages keyed by "bistro/validator-eval"; all their micro-batches under v1,
   // the first 6 under sparseloco (whose validator evaluates it every window, between records).
@@ -136,6 +139,9 @@ std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, ui
 TrainOptions inner_train_options(const NeuronHparams& h);
 // The model's parameters in parameter_specs() order (what the merges take).
 std::vector<torch::Tensor> parameter_tensors(Llama& model);
+// to[i] = from[i] for every tensor, outside autograd (moving one model's weights into another, or
+// putting saved ones back).
+void copy_parameters(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from);
 
 // The update expectation for a peer: codec, window, uid, hotkey and model as the protocol says.
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,

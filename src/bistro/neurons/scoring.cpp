@@ -129,11 +129,7 @@ void parallel(std::vector<Llama>& models, size_t count,
 WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random,
                            double alpha)
     : theta_(config), config_(config), random_(std::move(random)), alpha_(alpha) {
-  {
-    torch::NoGradGuard no_grad;
-    const auto to = parameter_tensors(theta_), from = parameter_tensors(theta);
-    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
-  }
+  copy_parameters(parameter_tensors(theta_), parameter_tensors(theta));
   base_ = sequence_losses(theta_, random_);
   base_random_ = mean_of(base_);
   forwards_ += random_.size();
@@ -141,11 +137,9 @@ WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<
 }
 
 std::vector<Llama>& WindowScorer::models(int threads) {
-  torch::NoGradGuard no_grad;
   while (static_cast<int>(copies_.size()) < threads) {
     Llama m(config_);
-    const auto to = parameter_tensors(m), from = parameter_tensors(theta_);
-    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+    copy_parameters(parameter_tensors(m), parameter_tensors(theta_));
     copies_.push_back(m);
   }
   return copies_;
@@ -288,9 +282,7 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
     if (refs[it->second].empty()) {
       // No reference: the margin is read against the random pages, unpaired.
       o.d_cross = NAN;
-      const Evidence own = paired_evidence(e.before, e.after_own);
-      o.own_margin = {o.d_own - o.d_random, std::sqrt(own.se * own.se + o.random.se * o.random.se),
-                      std::min(own.n, o.random.n)};
+      o.own_margin = difference(paired_evidence(e.before, e.after_own), o.random);
       continue;
     }
     std::vector<double> cross(e.before.size(), 0.0), ref_random(base_.size(), 0.0);
@@ -304,10 +296,8 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
     o.d_cross = mean_of(e.before) - mean_of(cross);
     o.d_random_ref = base_random_ - mean_of(ref_random);
     // The difference in differences: on its own pages minus on the random pages.
-    const Evidence own = paired_evidence(cross, e.after_own);
-    const Evidence rnd = paired_evidence(ref_random, e.after_random);
-    o.own_margin = {own.mean - rnd.mean, std::sqrt(own.se * own.se + rnd.se * rnd.se),
-                    std::min(own.n, rnd.n)};
+    o.own_margin = difference(paired_evidence(cross, e.after_own),
+                              paired_evidence(ref_random, e.after_random));
   }
 }
 
@@ -330,15 +320,12 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
     const Evidence rise = paired_evidence(after, allowed);
     const bool finite =
         std::all_of(after.begin(), after.end(), [](double x) { return std::isfinite(x); });
-    if (finite &&
-        !(rise.n >= 2 && rise.mean > 0 && rise.t() > t_critical(harm_alpha, rise.n - 1)) &&
-        !(rise.n < 2 && rise.mean > 0)) {
+    if (finite && !significantly_positive(rise, rise.mean, harm_alpha)) {
       std::vector<uint64_t> uids;
       for (const auto& p : kept) uids.push_back(p.uid);
       return uids;
     }
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(saved[i]);
+    copy_parameters(params, saved);
   }
   return {};
 }

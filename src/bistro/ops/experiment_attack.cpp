@@ -281,10 +281,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       obs.back().measured = std::binary_search(sample.begin(), sample.end(), m.uid);
       if (obs.back().status == "ok" && obs.back().measured)
         inputs.push_back({m.uid, &decoded.at(m.uid),
-                          pick_batches(data.batches(pages(local_pages_key(w, m.uid),
-                                                          h.pages_per_window, data.configs),
-                                                    h.max_micro_batches),
-                                       h.score_batches, rng::derive(o.seed ^ w, m.uid))});
+                          pick_batches(data.window_batches(w, m.uid, h), h.score_batches,
+                                       rng::derive(o.seed ^ w, m.uid))});
     }
     // The random sample: as many sequences as the neurons read (score_random_batches x 8 rows).
     const auto random =

@@ -40,12 +40,15 @@ StepResult Trainer::step(const std::vector<Batch>& micro_batches) {
     loss_sum += loss.item<double>();
   }
   r.loss = loss_sum;
+  finish_step(r);
+  return r;
+}
+
+void Trainer::finish_step(StepResult& r) {
   const auto params = optimizer_.params();
-  r.grad_norm = options_.grad_clip > 0 ? clip_grad_norm(params, options_.grad_clip)
-                                       : clip_grad_norm(params, 1e30);
+  r.grad_norm = clip_grad_norm(params, options_.grad_clip > 0 ? options_.grad_clip : 1e30);
   r.lr = options_.schedule.at(optimizer_.steps());
   optimizer_.step(r.lr);
-  return r;
 }
 
 void Trainer::accumulate(const Batch& b) {
@@ -62,15 +65,12 @@ StepResult Trainer::step_accumulated() {
   StepResult r;
   r.tokens = acc_tokens_;
   r.loss = acc_loss_sum_ / static_cast<double>(acc_tokens_);
-  const auto params = optimizer_.params();
   {
     torch::NoGradGuard no_grad;
-    for (auto& p : params)
+    for (auto& p : optimizer_.params())
       if (p.grad().defined()) p.grad().div_(static_cast<double>(acc_tokens_));
   }
-  r.grad_norm = clip_grad_norm(params, options_.grad_clip > 0 ? options_.grad_clip : 1e30);
-  r.lr = options_.schedule.at(optimizer_.steps());
-  optimizer_.step(r.lr);
+  finish_step(r);
   acc_batches_ = 0;
   return r;
 }

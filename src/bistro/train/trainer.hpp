@@ -58,6 +58,10 @@ class Trainer {
   int64_t steps() const { return optimizer_.steps(); }
 
  private:
+  // Clips the gradients (already the mean over the step's counted tokens), takes the
+  // optimizer step at the schedule's lr, and fills r's grad_norm and lr.
+  void finish_step(StepResult& r);
+
   Llama model_;
   TrainOptions options_;
   AdamW optimizer_;
