@@ -107,6 +107,20 @@ TEST(Neurons, HparamsFilesAreChecked) {
   std::ofstream(dir / "zero.json") << R"({"blocks_per_window": 0})";
   EXPECT_THROW(load_hparams(dir / "zero.json"), Error);
   EXPECT_EQ(window_of(14, load_hparams(dir / "ok.json")), 4u);
+  // The judgement's and the budgets' knobs, each refused out of range with its name.
+  for (const char* bad :
+       {R"({"harm_alpha": 0})", R"({"evidence_alpha": 0.5})", R"({"close_budget": 1.5})",
+        R"({"judge_budget": -0.1})", R"({"score_random_batches": 0})", R"({"score_batches": 0})",
+        R"({"max_inner_steps": 4})"}) {
+    std::ofstream(dir / "bad.json") << bad;
+    try {
+      load_hparams(dir / "bad.json");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      const std::string key = std::string(bad).substr(2, std::string(bad).find('"', 2) - 2);
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
 }
 
 // The validator compares losses measured at different times: a loss must depend on the weights
