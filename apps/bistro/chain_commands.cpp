@@ -125,13 +125,15 @@ std::vector<Command> add_chain_commands(CLI::App& app) {
                    return 0;
                  }});
 
-  auto* status = chain_cmd->add_subcommand("status", "block, hash and subnet hyperparameters");
+  auto* status = chain_cmd->add_subcommand(
+      "status", "block, hash, seconds per block and subnet hyperparameters");
   add_network(status, *a);
   add_netuid(status, *a);
   out.push_back({status, [a] {
                    auto c = chain::open_chain(a->network);
                    uint64_t b = c->block();
-                   fmt::print("block {} hash 0x{}\n", b, to_hex(c->block_hash(b)));
+                   fmt::print("block {} hash 0x{}; {:.3f} s a block\n", b, to_hex(c->block_hash(b)),
+                              c->seconds_per_block());
                    fmt::print("subnet {} hyperparameters:\n{}\n", a->netuid,
                               chain::to_json(c->hyperparameters(a->netuid)).dump(2));
                    return 0;
