@@ -66,8 +66,9 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                        "KIND:N, repeatable: N more miners of a cheating kind (copycat, "
                        "late-copycat, replay, noise, poison, poison-max, data-cheat, late, sybil, "
                        "negative-exploit, lazy, garbage)");
-  localnet->add_flag("--kill-validator", l->kill_validator,
-                     "SIGKILL the validator mid-run and restart it (resilience check)");
+  localnet->add_flag(
+      "--kill-validator", l->kill_validator,
+      "SIGKILL the validator mid-run and restart it (v2: two windows later; v1: at once)");
   localnet->add_flag("--kill-miner", l->kill_miner,
                      "SIGKILL miner-0 mid-run and restart it two windows later (catch-up check)");
   localnet->add_flag("--baseline", l->baseline,

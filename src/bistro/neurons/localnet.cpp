@@ -39,11 +39,12 @@ double median(std::vector<double> v) {
 // third; the record's latency after the last upload; the validator's bucket requests.
 void summarize_admission(const std::vector<nlohmann::json>& report, const NeuronHparams& h,
                          double block_time, nlohmann::json& summary) {
-  int sent = 0, in = 0, sent_late = 0, in_late = 0;
+  int sent = 0, in = 0, sent_late = 0, in_late = 0, skipped = 0;
   std::vector<double> latency, requests;
   for (size_t i = 0; i < report.size(); ++i) {
     const auto& line = report[i];
     const bool last_third = 3 * i >= 2 * report.size();
+    skipped += line.value("skipped", false);
     for (auto& [uid, m] : line["miners"].items()) {
       const auto c = line["chain"].value(uid, nlohmann::json::object());
       if (c.value("kind", "") != "honest" || m.value("status", "missing") == "missing") continue;
@@ -62,6 +63,9 @@ void summarize_admission(const std::vector<nlohmann::json>& report, const Neuron
   summary["record_latency_median"] = median(latency);
   summary["record_latency_share_of_window"] = window_s > 0 ? median(latency) / window_s : 0.0;
   summary["validator_requests_per_window"] = median(requests);
+  // Windows that ended before their predecessor's record was out (the validator down or behind):
+  // empty records, published at once.
+  summary["windows_skipped"] = skipped;
   // The bound at 256 expected miners (arrivals.hpp): polls at most min(256 x 80, 50 x window)
   // plus one GET per update.
   summary["validator_requests_per_window_at_256_uids_bound"] =
@@ -371,8 +375,15 @@ int run_localnet(const LocalnetOptions& o) {
   uint64_t agree = 0, compared = 0;
   bool miner_killed = false;
   size_t miner_restart_at = 0;
+  // When a killed validator comes back (never, until one is killed).
+  auto validator_back = std::chrono::steady_clock::time_point::max();
   while (true) {
     reap(false);
+    if (std::chrono::steady_clock::now() >= validator_back) {
+      fmt::print("\nlocalnet: restarting the validator\n");
+      validator.pid = spawn(validator, dir / "logs" / "validator.log");
+      validator_back = std::chrono::steady_clock::time_point::max();
+    }
     auto lines = read_jsonl(vmetrics);
     for (size_t i = report.size(); i < lines.size(); ++i) {
       auto& line = lines[i];
@@ -437,10 +448,19 @@ int run_localnet(const LocalnetOptions& o) {
         kill(validator.pid, SIGKILL);
         waitpid(validator.pid, nullptr, 0);
         killed = true;
-        Proc again = validator;
-        // v2 runs end at a fixed window whatever the restart; v1 counts the windows left.
-        if (!loco) again.argv[again.argv.size() - 1] = std::to_string(o.windows - report.size());
-        validator.pid = spawn(again, dir / "logs" / "validator.log");
+        // v2: the validator stays down for two windows (it must reach the present in one step
+        // when it is back) and ends at the same fixed window. v1 restarts at once and counts the
+        // windows left.
+        if (loco) {
+          validator.pid = 0;
+          validator_back = std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(2 * window_s));
+        } else {
+          Proc again = validator;
+          again.argv[again.argv.size() - 1] = std::to_string(o.windows - report.size());
+          validator.pid = spawn(again, dir / "logs" / "validator.log");
+        }
       }
       if (o.kill_miner && procs.size() > 1) {
         Proc& victim = procs[1];

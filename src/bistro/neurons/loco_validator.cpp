@@ -117,6 +117,12 @@ class LocoValidator {
   void judge(Window& w);
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
+  void save_state(uint64_t next);
+  // Window u ended before record(u - 1) was out (this validator was down or behind): no miner can
+  // have trained on theta_u.
+  bool dead(uint64_t u) const;
+  // A dead window's empty record, published at once: nothing is gathered, measured or set.
+  void skip(uint64_t u);
   void report(Window& w);
   std::vector<Batch> own_batches(uint64_t u, uint16_t uid, bool untrusted);
   // Measures one update (the scorer's add), keeping its cost as the next one's estimate.
@@ -159,6 +165,8 @@ class LocoValidator {
   std::string theta_hash_;  // theta's params_hash when known (after a record), else empty  // the
                             // last measurement's seconds (the next one's estimate)
   bool published_ = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
+  uint64_t record_block_ = 0;  // the block when the last record was out (0: unknown, a restart)
+  bool weights_due_ = false;   // set weights at the next live window (after skipped ones)
 };
 
 LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
@@ -468,6 +476,7 @@ void LocoValidator::record(Window& w) {
   bucket_->put(record_key(w.u), encode_record(w.record, *hot_));
   published_ = true;
   opened_ms_ = w.published_ms = now_ms();
+  record_block_ = chain_->block();
   w.timer.lap("record");
   // theta_{u+1}'s held-out loss, while the miners train the next window.
   w.base_eval = last_eval_;
@@ -510,8 +519,9 @@ void LocoValidator::weights(Window& w) {
                        fmt::join(missing, ", ")));
   w.weights_status = set_chain_weights(
       *chain_, a_.netuid, *hot_, w.metagraph.neurons.size(), w.miners,
-      (w.u - first_) % h_.weights_interval == 0,
+      (w.u - first_) % h_.weights_interval == 0 || weights_due_,
       [&](const std::string& msg) { log(1, fmt::format("window {}: {}", w.u, msg)); });
+  weights_due_ = false;
   w.timer.lap("weights");
 }
 
@@ -520,14 +530,53 @@ void LocoValidator::persist(uint64_t u, double master_eval, bool* checkpointed) 
   const bool due = (u + 1) % h_.checkpoint_interval == 0 &&
                    (!std::isfinite(published_loss_) || master_eval < published_loss_);
   if (due) publish_checkpoint(*bucket_, theta_, u + 1, state_dir_), published_loss_ = master_eval;
-  nlohmann::json st = {{"next", u + 1},
+  save_state(u + 1);
+  if (checkpointed) *checkpointed = due;
+}
+
+void LocoValidator::save_state(uint64_t next) {
+  nlohmann::json st = {{"next", next},
                        {"params_hash", params_hash(params_)},
                        {"ratings", nlohmann::json::object()},
                        {"published_loss", published_loss_}};
   for (auto& [hk, r] : ratings_)
     st["ratings"][hk] = {{"rating", r.rating}, {"windows", r.windows}, {"trusted", r.trusted}};
   write_file_atomic(state_dir_ / "state.json", st.dump());
-  if (checkpointed) *checkpointed = due;
+}
+
+bool LocoValidator::dead(uint64_t u) const {
+  return record_block_ > 0 && record_block_ >= window_start_block(u + 1, h_) + h_.grace_blocks;
+}
+
+void LocoValidator::skip(uint64_t u) {
+  WindowRecord r;
+  r.window = u;
+  r.config_hash = config_hash(config_);
+  r.hparams_hash = hparams_hash(h_);
+  r.base_hash = r.params_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
+  theta_hash_ = r.params_hash;
+  bucket_->put(record_key(u), encode_record(r, *hot_));
+  opened_ms_ = now_ms();
+  record_block_ = chain_->block();
+  save_state(u + 1);  // theta is unchanged: its saved copy stands
+  weights_due_ = true;
+  if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
+  append_line(state_dir_ / "metrics.jsonl", nlohmann::json{{"window", u},
+                                                           {"block", record_block_},
+                                                           {"theta_window", u + 1},
+                                                           {"skipped", true},
+                                                           {"base_hash", r.base_hash},
+                                                           {"params_hash", r.params_hash},
+                                                           {"master_loss", last_eval_},
+                                                           {"base_loss", last_eval_},
+                                                           {"accepted", 0},
+                                                           {"verified", 0},
+                                                           {"requests", 1},
+                                                           {"weights", "skipped"},
+                                                           {"miners", nlohmann::json::object()},
+                                                           {"seconds", nlohmann::json::object()}}
+                                                .dump());
+  metrics_.set("bistro_window", static_cast<double>(u));
 }
 
 void LocoValidator::report(Window& w) {
@@ -598,6 +647,22 @@ int LocoValidator::run() {
   const uint64_t end =
       a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
   for (uint64_t u = next_; u < end;) {
+    if (dead(u)) {
+      const uint64_t from = u;
+      try {
+        for (; u < end && dead(u); ++u) skip(u);
+      } catch (const std::exception& e) {  // record(u) is not out: tried again
+        log(0,
+            fmt::format("window {}: cannot publish its empty record: {}; retrying", u, e.what()));
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+      if (u > from)
+        log(0, fmt::format("windows {}..{} ended before their predecessor's record was out (this "
+                           "validator was down or behind): published their empty records at once; "
+                           "weights at the next window",
+                           from, u - 1));
+      continue;
+    }
     Window w;
     w.u = u;
     try {
