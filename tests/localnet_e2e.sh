@@ -85,6 +85,11 @@ if v2:
     rows = list(csv.DictReader(open(run / "report" / "metrics.csv")))
     lines = [json.loads(l) for l in open(run / "report" / "metrics.jsonl")]
     expect(sum(l["accepted"] for l in lines) > 0, "updates entered the records")
+    if mode != "s3":  # every published checkpoint carries its tokenizer, as transformers reads it
+        ckpts = [d for d in run.glob("buckets/*/checkpoints/*") if d.is_dir()]
+        expect(ckpts and all((d / f).is_file() for d in ckpts for f in
+                             ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json")),
+               f"the {len(ckpts)} published checkpoints carry the tokenizer files")
     for u in honest:
         same = [r for r in rows if r["uid"] == u and r["theta"] == "same"]
         expect(len(same) >= 2, f"honest uid {u}: theta equal to the master's in {len(same)} windows")

@@ -27,7 +27,7 @@ TEST(Checkpoint, RoundTripsWeightsAndConfig) {
   TempDir dir("ck_roundtrip");
   Llama a(preset("tiny"));
   a->init_weights(5);
-  save_checkpoint(dir / "ck", a);
+  save_checkpoint(dir / "ck", a, {});
   EXPECT_TRUE(std::filesystem::exists(dir / "ck" / "config.json"));
   auto b = load_model(dir / "ck", torch::kCPU);
   EXPECT_EQ(b->config(), a->config());
@@ -35,7 +35,7 @@ TEST(Checkpoint, RoundTripsWeightsAndConfig) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i].second, pb[i].second));
   // Saving again replaces the directory as a whole and leaves no temporaries behind.
   a->init_weights(6);
-  save_checkpoint(dir / "ck", a);
+  save_checkpoint(dir / "ck", a, {});
   int entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
     (void)e;
@@ -129,7 +129,7 @@ TEST(Checkpoint, LoadingNeedsAboutOneCopyOfTheWeights) {
   const double weight_mb = c.parameter_count() * 4.0 / 1024 / 1024;
   {
     Llama m(c);
-    save_checkpoint(dir / "ck", m);
+    save_checkpoint(dir / "ck", m, {});
   }
   {
     std::ofstream reset("/proc/self/clear_refs");

@@ -84,7 +84,7 @@ TEST_P(Parity, MatchesPyTorchReference) {
   auto config = preset("tiny");
   Llama model(config);
   model->init_weights(7);
-  save_checkpoint(dir / "ck", model);
+  save_checkpoint(dir / "ck", model, {});
 
   torch::manual_seed(3);
   auto inputs = torch::randint(config.vocab_size, {2, 80}, torch::kInt64);

@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/core/rng.hpp"
 #include "bistro/data/corpus.hpp"
+#include "bistro/model/hf_tokenizer.hpp"
 
 namespace bistro {
 namespace {
@@ -142,6 +145,50 @@ TEST(Tokenizer, SurvivesRandomCorruption) {
     }
   }
   EXPECT_LT(loaded, 200);  // most corruptions are caught
+}
+
+}  // namespace
+}  // namespace bistro
+
+namespace bistro {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(HfTokenizer, WritesTheFilesTransformersReadsAndNamesBadOnes) {
+  const auto dir = fs::temp_directory_path() / ("bistro_hf_tok_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A checkpoint without tokenizer files is named, with the file it lacks.
+  auto e = error_of([&] { checkpoint_tokenizer(dir, 8192); });
+  EXPECT_NE(e.find(dir.string()), std::string::npos) << e;
+  EXPECT_NE(e.find("no tokenizer files (tokenizer.model is missing"), std::string::npos) << e;
+  // A tokenizer with more pieces than the model has rows.
+  e = error_of([&] { write_hf_tokenizer(dir, default_tokenizer_path(), 4096); });
+  EXPECT_NE(e.find("the tokenizer has 8192 pieces but the model's vocab_size is 4096"),
+            std::string::npos)
+      << e;
+  write_hf_tokenizer(dir, default_tokenizer_path(), 8192);
+  EXPECT_EQ(read_file(dir / kTokenizerFile), read_file(default_tokenizer_path()));
+  const auto config = nlohmann::json::parse(read_file(dir / "tokenizer_config.json"));
+  EXPECT_EQ(config["bos_token"], "<s>");
+  EXPECT_EQ(config["eos_token"], "</s>");
+  EXPECT_EQ(config["unk_token"], "<unk>");
+  EXPECT_EQ(config["legacy"], true);
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "special_tokens_map.json"))["bos_token"], "<s>");
+  EXPECT_EQ(checkpoint_tokenizer(dir, 8192).encode("hello"), bundled().encode("hello"));
+  e = error_of([&] { checkpoint_tokenizer(dir, 1000); });
+  EXPECT_NE(e.find("checkpoint " + dir.string() + ": the tokenizer has 8192 pieces"),
+            std::string::npos)
+      << e;
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -79,7 +79,7 @@ TEST(Training, ResumeEqualsNotStopping) {
 
   auto first = fresh_trainer();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(first.step({batches[i]}).loss, expected[i]);
-  first.save(dir / "ck");
+  first.save(dir / "ck", {});
 
   Llama other(preset("tiny"));
   other->init_weights(1234);  // different weights: resume must overwrite all of them

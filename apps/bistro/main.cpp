@@ -141,7 +141,10 @@ int run_train(const TrainArgs& a) {
     std::fflush(stdout);
   }
   if (!a.save_dir.empty()) {
-    trainer.save(a.save_dir);
+    // Byte-level training (--text) has no tokenizer to carry.
+    trainer.save(a.save_dir, !a.text_path.empty()       ? fs::path()
+                             : a.tokenizer_path.empty() ? default_tokenizer_path()
+                                                        : fs::path(a.tokenizer_path));
     fmt::print("saved checkpoint to {}\n", a.save_dir);
   }
   return 0;
@@ -440,7 +443,7 @@ int main(int argc, char** argv) {
       init_runtime(0);
       Llama m(init_model.resolve());
       m->init_weights(init_seed);
-      save_checkpoint(init_out, m);
+      save_checkpoint(init_out, m, default_tokenizer_path());
       fmt::print("wrote {} ({} parameters)\n", init_out, m->config().parameter_count());
       return 0;
     }

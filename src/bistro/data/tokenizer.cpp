@@ -182,6 +182,12 @@ Tokenizer Tokenizer::from_bytes(std::string_view bytes, std::string origin) {
   return t;
 }
 
+const std::string& Tokenizer::piece(int32_t id) const {
+  check(id >= 0 && id < vocab_size(), "{}: no piece {} (the model has {})", origin_, id,
+        vocab_size());
+  return pieces_[static_cast<size_t>(id)].text;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
   if (text.empty()) return out;

@@ -39,6 +39,8 @@ class Tokenizer {
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
   int32_t unk_id() const { return unk_; }
+  // The piece's text ("<s>", "\xe2\x96\x81the", ...); throws for an id out of range.
+  const std::string& piece(int32_t id) const;
   const std::string& origin() const { return origin_; }
 
  private:

@@ -7,6 +7,7 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
+#include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/model/safetensors.hpp"
 #include "bistro/train/adamw.hpp"
 
@@ -94,8 +95,8 @@ Llama load_model(const fs::path& dir, c10::Device device) {
   return model;
 }
 
-void save_checkpoint(const fs::path& dir, const Llama& model, const AdamW* optimizer,
-                     const std::map<std::string, std::string>& metadata) {
+void save_checkpoint(const fs::path& dir, const Llama& model, const fs::path& tokenizer,
+                     const AdamW* optimizer, const std::map<std::string, std::string>& metadata) {
   static std::atomic<unsigned> counter{0};
   const auto parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
   fs::create_directories(parent);
@@ -105,6 +106,7 @@ void save_checkpoint(const fs::path& dir, const Llama& model, const AdamW* optim
   fs::create_directories(tmp);
 
   write_file_atomic(tmp / "config.json", model->config().to_json());
+  if (!tokenizer.empty()) write_hf_tokenizer(tmp, tokenizer, model->config().vocab_size);
   auto meta = metadata;
   meta["format"] = "pt";  // transformers requires it to load a safetensors checkpoint
   {

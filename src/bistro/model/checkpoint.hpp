@@ -1,6 +1,7 @@
-// Checkpoints in the Hugging Face layout: a directory with config.json and model.safetensors
-// (fp32, Hugging Face parameter names), which transformers' LlamaForCausalLM.from_pretrained loads
-// unchanged, and the reverse. Training checkpoints add optimizer.safetensors (AdamW moments, with
+// Checkpoints in the Hugging Face layout: a directory with config.json, model.safetensors
+// (fp32, Hugging Face parameter names) and the tokenizer's files, which transformers'
+// LlamaForCausalLM.from_pretrained and AutoTokenizer.from_pretrained load unchanged, and the
+// reverse. Training checkpoints add optimizer.safetensors (AdamW moments, with
 // the step count in its metadata).
 //
 // A checkpoint directory is replaced as a whole: it is written beside the target and renamed over
@@ -26,9 +27,12 @@ Llama load_model(const std::filesystem::path& dir, c10::Device device);
 // naming the file and the tensor.
 void load_weights(Llama& model, const std::filesystem::path& file);
 
-// Writes model weights (and, when given, optimizer state) as a checkpoint directory.
+// Writes model weights (and, when given, optimizer state) as a checkpoint directory, with the
+// tokenizer files of `tokenizer` (a SentencePiece model; hf_tokenizer.hpp) when it is not empty:
+// the models bistro trains on text carry theirs (pass default_tokenizer_path() for the bundled
+// one); a byte-level model has none.
 void save_checkpoint(const std::filesystem::path& dir, const Llama& model,
-                     const AdamW* optimizer = nullptr,
+                     const std::filesystem::path& tokenizer, const AdamW* optimizer = nullptr,
                      const std::map<std::string, std::string>& metadata = {});
 
 // Restores optimizer state saved by save_checkpoint; returns false if dir has none.

@@ -10,6 +10,7 @@
 #include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/storage/s3_bucket.hpp"
@@ -222,8 +223,11 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
 void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,
                         const std::filesystem::path& scratch) {
   const auto dir = scratch / "publish";
-  save_checkpoint(dir, model);
-  bucket.put_file(checkpoint_key(window, "config.json"), dir / "config.json");
+  save_checkpoint(dir, model, default_tokenizer_path());
+  // The tokenizer travels with the model: a user who downloads the master gets both.
+  for (const char* f :
+       {"config.json", kTokenizerFile, "tokenizer_config.json", "special_tokens_map.json"})
+    bucket.put_file(checkpoint_key(window, f), dir / f);
   bucket.put_file(checkpoint_key(window, "model.safetensors"), dir / "model.safetensors");
   Llama& m = const_cast<Llama&>(model);
   bucket.put(kLatestCheckpointKey,

@@ -47,7 +47,7 @@ struct MinerState {
   // every window starts them from theta), the error feedback beside it, state.json last.
   void save(uint64_t window, uint64_t first, Llama& shared, Trainer& trainer,
             const ErrorFeedback& ef) const {
-    save_checkpoint(dir / "shared", shared, &trainer.optimizer());
+    save_checkpoint(dir / "shared", shared, default_tokenizer_path(), &trainer.optimizer());
     ef.save(dir / "error_feedback.safetensors");
     write_file_atomic(dir / "state.json",
                       nlohmann::json{{"window", window},

@@ -526,7 +526,7 @@ void LocoValidator::weights(Window& w) {
 }
 
 void LocoValidator::persist(uint64_t u, double master_eval, bool* checkpointed) {
-  save_checkpoint(state_dir_ / "theta", theta_);
+  save_checkpoint(state_dir_ / "theta", theta_, default_tokenizer_path());
   const bool due = (u + 1) % h_.checkpoint_interval == 0 &&
                    (!std::isfinite(published_loss_) || master_eval < published_loss_);
   if (due) publish_checkpoint(*bucket_, theta_, u + 1, state_dir_), published_loss_ = master_eval;

@@ -164,7 +164,7 @@ int run_miner(const NeuronArgs& a) {
           slice_merge(trainer.model()->ordered_parameters(), peers, key, h.compression);
       }
       timer.lap("merge");
-      save_checkpoint(ckpt, trainer.model(), &trainer.optimizer());
+      save_checkpoint(ckpt, trainer.model(), default_tokenizer_path(), &trainer.optimizer());
       if (demo) demo->save(state_dir / "momentum.safetensors");
       write_file_atomic(state_dir / "state.json", nlohmann::json{{"window", w}}.dump());
       timer.lap("checkpoint");

@@ -310,7 +310,7 @@ int run_validator(const NeuronArgs& a) {
       timer.lap("weights");
 
       // Persist: master (dir swap), then the state that names the window (atomic rename).
-      save_checkpoint(master_dir, master);
+      save_checkpoint(master_dir, master, default_tokenizer_path());
       bool published = false;
       if (master_eval < best_global) {
         best_global = master_eval;

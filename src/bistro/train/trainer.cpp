@@ -75,8 +75,8 @@ StepResult Trainer::step_accumulated() {
   return r;
 }
 
-void Trainer::save(const std::filesystem::path& dir) const {
-  save_checkpoint(dir, model_, &optimizer_);
+void Trainer::save(const std::filesystem::path& dir, const std::filesystem::path& tokenizer) const {
+  save_checkpoint(dir, model_, tokenizer, &optimizer_);
 }
 
 void Trainer::resume(const std::filesystem::path& dir) {

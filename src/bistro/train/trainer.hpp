@@ -50,7 +50,9 @@ class Trainer {
   void clear_accumulated() { acc_batches_ = 0; }
 
   // Checkpoint with optimizer state; resume() restores both and the step count.
-  void save(const std::filesystem::path& dir) const;
+  // A checkpoint with the optimizer state and the tokenizer model's files (none when empty: a
+  // byte-level model).
+  void save(const std::filesystem::path& dir, const std::filesystem::path& tokenizer) const;
   void resume(const std::filesystem::path& dir);
 
   Llama& model() { return model_; }
