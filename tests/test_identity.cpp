@@ -222,6 +222,17 @@ TEST(Wallet, BadKeyfilesAreNamed) {
               parse_keyfile(R"({"secretSeed": "0x12"})", "short");
             }).find("expected 64 hex digits"),
             std::string::npos);
+  // btcli's other key types are named (the keyfile's own cryptoType), not misread as sr25519.
+  const std::string ed =
+      R"({"cryptoType": 0, "secretSeed": "0x3f48f85eac0f212037ef55ef3d4786526a8d137b43e6ce871c08c6ccb4973ad8"})";
+  EXPECT_NE(error_of([&] {
+              parse_keyfile(ed, "ed.key");
+            }).find("ed.key: key type ed25519 (cryptoType 0) is not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              parse_keyfile(R"({"cryptoType": "x"})", "odd.key");
+            }).find("odd.key: cryptoType is not a number"),
+            std::string::npos);
   // No secret in any of these messages.
   EXPECT_EQ(error_of([&] { nacl_decrypt(flipped, "pw", "flip"); }).find("0x"), std::string::npos);
 }

@@ -49,6 +49,7 @@ Keyfile keyfile_from_mnemonic(const std::string& phrase) {
 
 std::string keyfile_json(const Keyfile& k) {
   json j = {{"accountId", hex0x(k.public_key)},
+            {"cryptoType", 1},  // sr25519, as btcli marks it
             {"publicKey", hex0x(k.public_key)},
             {"ss58Address", k.ss58_address}};
   if (k.has_secret) {
@@ -69,6 +70,19 @@ Keyfile parse_keyfile(std::string_view text, const std::string& origin) {
   auto str = [&](const char* key) -> std::string {
     return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
   };
+  // btcli writes the scheme as substrate's KeypairType: 0 ed25519, 1 sr25519, 2 ecdsa.
+  if (j.contains("cryptoType")) {
+    check(j["cryptoType"].is_number_integer(), "{}: cryptoType is not a number", origin);
+    const auto type = j["cryptoType"].get<int64_t>();
+    check(type == 1,
+          "{}: key type {} (cryptoType {}) is not supported: bistro signs with sr25519 keys "
+          "(btcli's default; --hotkey-crypto-type/--coldkey-crypto-type sr25519)",
+          origin,
+          type == 0   ? "ed25519"
+          : type == 2 ? "ecdsa"
+                      : "unknown",
+          type);
+  }
   const auto seed = str("secretSeed");
   if (!seed.empty()) {
     check(seed.rfind("0x", 0) == 0, "{}: secretSeed must start with 0x", origin);

@@ -1,8 +1,9 @@
 // Wallets in btcli's layout: <path>/<name>/coldkey, coldkeypub.txt, hotkeys/<hotkey>. Keyfiles are
-// JSON {accountId, publicKey, privateKey, secretPhrase, secretSeed, ss58Address} (hex with 0x);
-// the coldkey may be encrypted as "$NACL" || nonce(24) || secretbox(json) under an Argon2i13 key
-// (opslimit 8, memlimit 512 MiB, btcli's fixed salt). Hotkeys are plain, as btcli writes them.
-// Secrets are written 0600 and atomically, and never over an existing key without overwrite.
+// JSON {accountId, cryptoType (1: sr25519, the only type supported), publicKey, privateKey,
+// secretPhrase, secretSeed, ss58Address} (hex with 0x); the coldkey may be encrypted as "$NACL" ||
+// nonce(24) || secretbox(json) under an Argon2i13 key (opslimit 8, memlimit 512 MiB, btcli's fixed
+// salt). Hotkeys are plain, as btcli writes them. Secrets are written 0600 and atomically, and
+// never over an existing key without overwrite.
 #pragma once
 
 #include <filesystem>
