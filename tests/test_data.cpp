@@ -12,6 +12,7 @@
 #include "bistro/data/batches.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
+#include "bistro/data/mc_tasks.hpp"
 #include "bistro/data/pages.hpp"
 
 namespace bistro {
@@ -142,8 +143,8 @@ TEST(Pages, StayInRangeAndSkipShortConfigs) {
       EXPECT_LE(p.offset + kPageRows, info.num_rows);
     }
   }
-  EXPECT_EQ(hits.count("b"), 0u);                    // 50 rows: shorter than a page
-  EXPECT_GT(hits["d"], 0);  // one start among 5,803: rarely drawn
+  EXPECT_EQ(hits.count("b"), 0u);  // 50 rows: shorter than a page
+  EXPECT_GT(hits["d"], 0);         // one start among 5,803: rarely drawn
   EXPECT_LT(hits["d"], 20);
   // Starts are uniform: c has 4901 of 5803 starts.
   EXPECT_NEAR(hits["c"] / 6000.0, 4901.0 / 5803.0, 0.03);
@@ -251,6 +252,46 @@ TEST(Batches, PackedRowsConcatenateDocuments) {
   EXPECT_EQ(std::vector<int64_t>(t[0].targets.begin() + 4, t[0].targets.end()),
             (std::vector<int64_t>{2, -100, -100, -100}));
   EXPECT_THROW(parse_layout("zigzag"), Error);
+}
+
+}  // namespace
+}  // namespace bistro
+
+namespace bistro {
+namespace {
+
+TEST(McTasks, ParsesHarnessShapedLinesAndNamesBadOnes) {
+  const auto items = read_mc_tasks(
+      fs::path(std::getenv("BISTRO_SOURCE_DIR") ? std::getenv("BISTRO_SOURCE_DIR") : ".") /
+      "tests" / "fixtures" / "mc_tasks.jsonl");
+  ASSERT_EQ(items.size(), 6u);  // the blank line is skipped
+  EXPECT_EQ(items[0].context, "The cat sat on the");
+  EXPECT_EQ(items[0].choices.size(), 4u);
+  EXPECT_EQ(items[2].context, "A fool and his money are soon");  // "context" and "label" too
+  EXPECT_EQ(items[2].gold, 0u);
+  auto error_of = [](std::string_view text) {
+    try {
+      parse_mc_tasks(text, "t.jsonl");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  const std::string ok = R"({"query": "q", "choices": ["a", "b"], "gold": 1})";
+  EXPECT_EQ(error_of(ok + "\n" + "{oops"), "t.jsonl:2: not a JSON object");
+  EXPECT_EQ(error_of(R"({"choices": ["a"], "gold": 0})"),
+            "t.jsonl:1: no \"query\" or \"context\" string");
+  EXPECT_EQ(error_of(R"({"query": "q", "choices": [], "gold": 0})"),
+            "t.jsonl:1: \"choices\" must be a non-empty array of strings");
+  EXPECT_EQ(error_of(R"({"query": "q", "choices": ["a", 3], "gold": 0})"),
+            "t.jsonl:1: \"choices\" must be a non-empty array of strings");
+  EXPECT_EQ(error_of(R"({"query": "q", "choices": ["a"], "gold": "0"})"),
+            "t.jsonl:1: no integer \"gold\" or \"label\"");
+  EXPECT_EQ(error_of(ok + "\n\n" + R"({"query": "q", "choices": ["a", "b"], "gold": 2})"),
+            "t.jsonl:3: \"gold\" 2 is not the index of one of its 2 choices");
+  EXPECT_EQ(error_of("\n  \n"),
+            "t.jsonl: no tasks (expected JSON lines with query, choices and gold)");
+  EXPECT_EQ(error_of(ok), "(accepted)");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/model/safetensors.hpp"
+#include "bistro/ops/eval.hpp"
 #include "model_test_util.hpp"
 
 namespace bistro {
@@ -143,6 +144,46 @@ TEST(TokenizerTravels, AutoTokenizerGivesBistrosIdsOnHeldOutText) {
   with_bos.insert(with_bos.begin(), ours.bos_id());
   EXPECT_EQ(got["fast_with_special"].get<std::vector<int32_t>>(), with_bos);
   EXPECT_EQ(got["fast_vocab"].get<int32_t>(), ours.vocab_size());
+}
+
+}  // namespace
+}  // namespace bistro
+
+namespace bistro {
+namespace {
+
+// `bistro eval`'s numbers against transformers' on the same tokens: the held-out perplexity, and
+// every choice's log-likelihood in a multiple-choice task.
+TEST(EvalMatchesTransformers, PerplexityAndChoiceLogLikelihoods) {
+  TempDir tmp("hf_eval");
+  Llama model(preset("tiny"));
+  model->init_weights(9);
+  save_checkpoint(tmp / "ck", model, default_tokenizer_path());
+  const Tokenizer tok = checkpoint_tokenizer(tmp / "ck", model->config().vocab_size);
+  build_default_corpus(default_corpus_dir(), {}, false);
+  LocalDataset ds(default_corpus_dir());
+  EvalOptions o;
+  o.pages = 2;
+  const auto held = eval_held_out(model, tok, ds, "default", o, {}, tmp / "b.safetensors");
+  EXPECT_GT(held.tokens, 2000u);
+  interop(fmt::format("perplexity {} {} {}", (tmp / "ck").string(),
+                      (tmp / "b.safetensors").string(), (tmp / "ppl.json").string()));
+  const auto hf = nlohmann::json::parse(read_file(tmp / "ppl.json"));
+  EXPECT_EQ(hf["tokens"].get<uint64_t>(), held.tokens);
+  EXPECT_NEAR(held.perplexity / hf["perplexity"].get<double>(), 1.0, 1e-4);
+
+  const auto tasks = fs::path(test::source_dir()) / "tests" / "fixtures" / "mc_tasks.jsonl";
+  const auto mc = eval_mc(model, tok, read_mc_tasks(tasks), "fixture");
+  interop(fmt::format("choices {} {} {}", (tmp / "ck").string(), tasks.string(),
+                      (tmp / "choices.json").string()));
+  const auto want = nlohmann::json::parse(read_file(tmp / "choices.json"));
+  ASSERT_EQ(want.size(), mc.logliks.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(want[i].size(), mc.logliks[i].size()) << "item " << i;
+    for (size_t c = 0; c < want[i].size(); ++c)
+      EXPECT_NEAR(mc.logliks[i][c], want[i][c].get<double>(), 1e-3) << "item " << i << " " << c;
+  }
+  EXPECT_EQ(mc.items, want.size());
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ std::vector<Command> add_bucket_commands(CLI::App& app);
 std::vector<Command> add_wallet_commands(CLI::App& app);
 std::vector<Command> add_chain_commands(CLI::App& app);
 std::vector<Command> add_neuron_commands(CLI::App& app);
+std::vector<Command> add_eval_commands(CLI::App& app);
 
 // A wallet's hotkey (or coldkey) as a Signer. An encrypted coldkey's password comes from
 // $BISTRO_WALLET_PASSWORD or the terminal.

@@ -329,6 +329,7 @@ int main(int argc, char** argv) {
   for (auto& c : cli::add_wallet_commands(app)) data_commands.push_back(std::move(c));
   for (auto& c : cli::add_chain_commands(app)) data_commands.push_back(std::move(c));
   for (auto& c : cli::add_neuron_commands(app)) data_commands.push_back(std::move(c));
+  for (auto& c : cli::add_eval_commands(app)) data_commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);
