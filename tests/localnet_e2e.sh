@@ -52,6 +52,10 @@ if ! "$bistro" localnet --dir "$dir/run" "${args[@]}" > "$dir/out.txt" 2>&1; the
   cat "$dir/out.txt"; tail -20 "$dir"/run/logs/*.log; echo "FAIL: localnet exited non-zero"; exit 1
 fi
 cat "$dir/out.txt"
+if [[ $mode == loco ]]; then  # bistro eval of the master's latest published checkpoint, by URL
+  "$bistro" eval "file://$dir/run/buckets/validator" --pages 2 --json "$dir/eval.json" \
+    --tasks "$root/tests/fixtures/mc_tasks.jsonl" 2>/dev/null || { echo "FAIL: bistro eval"; exit 1; }
+fi
 if [[ $mode == s3 ]]; then  # everything went through S3: no file buckets, records in s3rver
   if [[ -n $(ls -A "$dir/run/buckets") ]] || ! find "$dir/s3" -path '*records*' | grep -q .; then
     echo "FAIL: the s3 run wrote file buckets or no records reached s3rver"; exit 1
@@ -126,6 +130,13 @@ if v2:
         expect(s["validator_restarted"] and s["miner_restarted"], "the validator and miner-0 were killed and restarted")
         log = (run / "logs" / "validator.log").read_text()
         expect("resumed at window" in log and "with 4 ratings" in log, "the restarted validator kept all 4 ratings")
+        evals = s["checkpoint_evals"]
+        expect(len(evals) >= 2 and evals[-1]["loss"] < evals[0]["loss"],
+               f"bistro eval of the published checkpoints: {[(e['window'], round(e['loss'], 4)) for e in evals]}")
+        cli = json.loads((run.parent / "eval.json").read_text())
+        expect(cli["window"] == evals[-1]["window"] and abs(cli["datasets"][0]["loss"] - evals[-1]["loss"]) < 1e-9
+               and cli["tasks"][0]["items"] == 6,
+               f"bistro eval file://bucket read the latest checkpoint (window {cli['window']}, loss {cli['datasets'][0]['loss']:.4f})")
         # Down for two windows: it reaches the present in one step (empty records for the windows
         # nobody could train, weights once), not window by window.
         expect(s["windows_skipped"] >= 1 and "published their empty records at once" in log,

@@ -150,7 +150,10 @@ fs::path fetch_published_checkpoint(const std::string& url, const fs::path& cach
         "{}/{}: not a checkpoint pointer", url, kLatestCheckpointKey);
   const auto w = j["window"].get<uint64_t>();
   const auto dir = cache_dir / fmt::format("{:010}", w);
-  if (!fs::exists(dir / "COMPLETE")) {
+  const auto want = j["params_hash"].get<std::string>();
+  // A cached copy counts only if it is this checkpoint (the same window may be published anew).
+  if (!fs::exists(dir / "COMPLETE") || read_file(dir / "COMPLETE") != want) {
+    fs::remove(dir / "COMPLETE");
     fs::create_directories(dir);
     for (const char* f : {"config.json", "model.safetensors", kTokenizerFile,
                           "tokenizer_config.json", "special_tokens_map.json"}) {
@@ -162,9 +165,8 @@ fs::path fetch_published_checkpoint(const std::string& url, const fs::path& cach
     }
     auto model = load_model(dir, torch::kCPU);
     const auto got = params_hash(parameter_tensors(model));
-    check(got == j["params_hash"].get<std::string>(),
-          "{}: the checkpoint of window {} hashes {}, its pointer says {}", url, w, got,
-          j["params_hash"].get<std::string>());
+    check(got == want, "{}: the checkpoint of window {} hashes {}, its pointer says {}", url, w,
+          got, want);
     write_file_atomic(dir / "COMPLETE", got);
   }
   if (window) *window = w;

@@ -1,0 +1,65 @@
+#include "bistro/neurons/localnet/live_table.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace bistro::localnet {
+
+std::string LiveTable::sync(uint64_t w, const std::string& hash) {
+  if (!loco_) return "";
+  auto mh = master_hash_.find(w);
+  if (hash.empty() || mh == master_hash_.end() || mh->second.empty()) return "-";
+  ++compared_;
+  agree_ += hash == mh->second;
+  return hash == mh->second ? "same" : "DIFFER";
+}
+
+nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
+                              const std::vector<Proc>& procs) {
+  const uint64_t w = line["window"].get<uint64_t>();
+  if (loco_) {
+    master_hash_[w] = line.value("base_hash", "");
+    master_hash_[w + 1] = line.value("params_hash", "");
+  }
+  fmt::print(
+      "\nwindow {} (block {}): master loss {:.4f} ({} {:.4f}), {} updates accepted, weights {}\n",
+      w, m.block, line["master_loss"].get<double>(),
+      loco_ ? "before the outer step" : "before merge", line["base_loss"].get<double>(),
+      line["accepted"].get<int>(), line["weights"].get<std::string>());
+  fmt::print("  {:<9} {:>4} {:<16} {:>8} {:>10} {:>7} {:>8} {:>9} {:>11} {:>7}  {}\n", "miner",
+             "uid", "kind", "loss", "score", "rating", "weight", "incentive", "emission(τ)",
+             loco_ ? "theta" : "", "status");
+  nlohmann::json view = nlohmann::json::object();
+  for (size_t k = 1; k < procs.size(); ++k) {
+    const Proc& p = procs[k];
+    double loss = NAN;
+    std::string hash;
+    for (auto& ml : read_jsonl(state_dir_ / p.name / "metrics.jsonl")) {
+      if (ml["window"].get<uint64_t>() != w) continue;
+      if (ml["loss"].is_number()) loss = ml["loss"].get<double>();
+      hash = ml.value("params_hash", "");
+    }
+    const std::string theta = sync(w, hash);
+    auto mj = line["miners"].value(std::to_string(p.uid), nlohmann::json::object());
+    const auto& n = m.neurons.at(p.uid);
+    std::string status = mj.value("status", "-");
+    if (status == "ok" && !mj.value("reason", "").empty()) status = mj.value("reason", "");
+    fmt::print(
+        "  {:<9} {:>4} {:<16} {:>8.4f} {:>10.5f} {:>7.3f} {:>8.3f} {:>9.4f} {:>11.4f} {:>7}  {}\n",
+        p.name, p.uid, p.behaviour, loss, mj.value("score", 0.0), mj.value("rating", 0.0),
+        mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9, theta,
+        status.substr(0, 70));
+    view[std::to_string(p.uid)] = {{"name", p.name},         {"kind", p.behaviour},
+                                   {"loss", loss},           {"incentive", n.incentive / 65535.0},
+                                   {"emission", n.emission}, {"dividends", n.dividends / 65535.0},
+                                   {"theta", theta}};
+  }
+  std::fflush(stdout);  // the live view must reach a pipe or file as it happens
+  line["chain"] = view;
+  line["validator_dividends"] = m.neurons.at(procs[0].uid).dividends / 65535.0;
+  return line;
+}
+
+}  // namespace bistro::localnet

@@ -1,0 +1,42 @@
+// The localnet's live view: one table per window the validator finishes (the master's held-out
+// loss; each miner's loss, window score, rating, weight, incentive and emission from Yuma and,
+// under protocol v2, whether the theta it trained from hashes as the master's), printed as it
+// happens. Each window's validator line gains the chain's view of every miner, for the report.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bistro/chain/chain.hpp"
+#include "bistro/neurons/localnet/supervisor.hpp"
+
+namespace bistro::localnet {
+
+class LiveTable {
+ public:
+  LiveTable(std::filesystem::path state_dir, bool loco)
+      : state_dir_(std::move(state_dir)), loco_(loco) {}
+  // Prints window `line`'s table; returns the line with "chain" (per uid: name, kind, loss,
+  // incentive, emission, dividends, theta) and "validator_dividends" added.
+  nlohmann::json add(nlohmann::json line, const chain::Metagraph& m,
+                     const std::vector<Proc>& procs);
+  // Miner windows whose theta hash was compared with the master's, and how many agreed.
+  uint64_t compared() const { return compared_; }
+  uint64_t agree() const { return agree_; }
+
+ private:
+  // "same", "DIFFER" or "-" (not comparable) for a miner's hash of theta_w.
+  std::string sync(uint64_t w, const std::string& hash);
+  std::filesystem::path state_dir_;
+  bool loco_;
+  // The master's hash of theta_w, from its lines (base_hash of line u is theta_u, params_hash
+  // theta_{u+1}).
+  std::map<uint64_t, std::string> master_hash_;
+  uint64_t agree_ = 0, compared_ = 0;
+};
+
+}  // namespace bistro::localnet

@@ -1,0 +1,49 @@
+// The localnet's processes: each node is this same binary, started with its role's arguments,
+// its output in its own log. The supervisor starts, reaps, kills and restarts them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace bistro::localnet {
+
+struct Proc {
+  std::string name, behaviour;  // behaviour: "validator", "honest" or a cheat's kind
+  std::vector<std::string> argv;
+  pid_t pid = -1;  // -1: exited (or never started); 0: down until a scheduled restart
+  int exit_code = -1;
+  uint16_t uid = 0;
+  std::string hotkey;
+};
+
+// The objects of a JSON-lines file (a metrics.jsonl being written: a torn last line is skipped).
+std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);
+
+class Supervisor {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Supervisor(std::filesystem::path logs, std::vector<Proc> procs)
+      : logs_(std::move(logs)), procs_(std::move(procs)) {}
+  std::vector<Proc>& procs() { return procs_; }
+  void start(size_t i);
+  // Collects exit codes (waiting for every process when `block`); runs the restarts due.
+  void poll(bool block = false);
+  // SIGKILL, waited for; the process is down (pid 0) until restart_at, or gone (-1) without one.
+  void kill_now(size_t i, Clock::time_point restart_at = Clock::time_point::max());
+  bool any_running() const;
+  // Waits up to grace_s for every process to exit by itself, then SIGTERMs the rest.
+  void stop(double grace_s);
+
+ private:
+  std::filesystem::path logs_;
+  std::vector<Proc> procs_;
+  std::vector<Clock::time_point> restart_at_;
+};
+
+}  // namespace bistro::localnet
