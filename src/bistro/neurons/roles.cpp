@@ -1,0 +1,25 @@
+// `bistro miner` and `bistro validator`: the runtime, the hparams, and the protocol they name
+// (v2 by default; v1's codecs slice and dct-topk).
+#include "bistro/core/runtime.hpp"
+#include "bistro/neurons/neuron.hpp"
+#include "bistro/neurons/v1/v1.hpp"
+
+namespace bistro {
+
+int run_miner(const NeuronArgs& a) {
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  init_runtime(a.threads);
+  check_neuron_device(a.device);
+  return h.codec == "sparseloco" ? run_loco_miner(a, h) : v1::run_miner(a, h);
+}
+
+int run_validator(const NeuronArgs& a) {
+  const NeuronHparams h = load_hparams(a.hparams_file);
+  check(a.scoring == "loss-delta" || a.scoring == "win-rate" || a.scoring == "gradient-distance",
+        "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", a.scoring);
+  init_runtime(a.threads);
+  check_neuron_device(a.device);
+  return h.codec == "sparseloco" ? run_loco_validator(a, h) : v1::run_validator(a, h);
+}
+
+}  // namespace bistro
