@@ -152,8 +152,14 @@ TEST(LocalChain, SetWeightsFollowsSubtensorRulesAndWritesNothingOnError) {
   // Nothing was written by the refused calls.
   Metagraph after = f.chain->metagraph(1);
   EXPECT_EQ(after.neurons[0].last_update, before.neurons[0].last_update);
+  for (const auto& row : f.chain->weights(1)) EXPECT_TRUE(row.empty());
   f.chain->advance(3);
   f.chain->set_weights(1, *v, {1, 2}, {100, 50}, 5);
+  // Read back as the chain stores them: one row per uid, max-upscaled u16 values.
+  const auto rows = f.chain->weights(1);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0], (std::vector<std::pair<uint16_t, uint16_t>>{{1, 65535}, {2, 32768}}));
+  EXPECT_TRUE(rows[1].empty() && rows[2].empty() && rows[3].empty());
   EXPECT_EQ(test::chain_error_name([&] {
               f.chain->set_weights(1, *v, {1, 2}, {1, 1}, 5);
             }),

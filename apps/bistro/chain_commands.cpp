@@ -1,5 +1,5 @@
-// bistro chain init | status | register | stake | metagraph | weights | commit | commitments |
-// advance: a subnet from the command line, on the embedded local chain (or, with the subtensor
+// bistro chain init | status | register | stake | metagraph | weights | get-weights | commit |
+// commitments | advance: a subnet from the command line, on the embedded local chain (or, with the subtensor
 // client, the real network).
 #include <fmt/format.h>
 
@@ -206,6 +206,27 @@ std::vector<Command> add_chain_commands(CLI::App& app) {
                    c->set_weights(a->netuid, *hot, w.uids, w.values,
                                   c->hyperparameters(a->netuid).weights_version_key);
                    fmt::print("set {} weights on subnet {}\n", w.uids.size(), a->netuid);
+                   return 0;
+                 }});
+
+  auto* get_weights = chain_cmd->add_subcommand(
+      "get-weights", "every uid's weights as the chain stores them (u16 values)");
+  add_network(get_weights, *a);
+  add_netuid(get_weights, *a);
+  get_weights->add_flag("--json", a->json, "print JSON: {uid: [[dest, value], ...]}");
+  out.push_back({get_weights, [a] {
+                   const auto rows = chain::open_chain(a->network)->weights(a->netuid);
+                   nlohmann::json j = nlohmann::json::object();
+                   for (size_t uid = 0; uid < rows.size(); ++uid) {
+                     if (rows[uid].empty()) continue;
+                     j[std::to_string(uid)] = rows[uid];
+                     if (!a->json) {
+                       fmt::print("uid {}:", uid);
+                       for (auto [dest, v] : rows[uid]) fmt::print(" {}={}", dest, v);
+                       fmt::print("\n");
+                     }
+                   }
+                   if (a->json) fmt::print("{}\n", j.dump());
                    return 0;
                  }});
 

@@ -88,6 +88,9 @@ class Chain {
   virtual BlockHash block_hash(uint64_t block) = 0;
   virtual Hyperparameters hyperparameters(uint16_t netuid) = 0;
   virtual Metagraph metagraph(uint16_t netuid) = 0;
+  // Every uid's last weights as the chain stores them: (destination uid, u16 value) pairs, one
+  // row per uid (empty where none are set).
+  virtual std::vector<std::vector<std::pair<uint16_t, uint16_t>>> weights(uint16_t netuid) = 0;
 
   // Registers `hotkey` (SS58) under the signing coldkey; returns its uid. Registering a hotkey
   // that is already registered returns its uid unchanged.

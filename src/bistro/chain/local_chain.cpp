@@ -461,6 +461,16 @@ Hyperparameters LocalChain::hyperparameters(uint16_t netuid) {
   return subnet->h;
 }
 
+std::vector<SparseRow> LocalChain::weights(uint16_t netuid) {
+  std::lock_guard lock(mu_);
+  Tx tx(db_, true);
+  require_subnet(netuid);
+  std::vector<SparseRow> out;
+  for (auto& r : load_neurons(db_, netuid)) out.push_back(std::move(r.weights));
+  tx.commit();
+  return out;
+}
+
 Metagraph LocalChain::metagraph(uint16_t netuid) {
   std::lock_guard lock(mu_);
   Tx tx(db_, true);

@@ -51,6 +51,7 @@ class LocalChain final : public Chain {
   Metagraph metagraph(uint16_t netuid) override;
   uint16_t register_neuron(uint16_t netuid, const Signer& coldkey,
                            const std::string& hotkey) override;
+  std::vector<std::vector<std::pair<uint16_t, uint16_t>>> weights(uint16_t netuid) override;
   void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                    const std::vector<uint16_t>& values, uint64_t version_key) override;
   void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) override;

@@ -277,6 +277,26 @@ std::optional<nlohmann::json> SubtensorChain::runtime_api(std::string_view api,
   return std::nullopt;
 }
 
+std::vector<std::vector<std::pair<uint16_t, uint16_t>>> SubtensorChain::weights(uint16_t netuid) {
+  require_subnet(netuid);
+  const auto n = read("SubtensorModule", "SubnetworkN", {u16le(netuid)}).get<uint16_t>();
+  std::vector<std::vector<std::string>> keys;
+  for (uint16_t uid = 0; uid < n; ++uid) keys.push_back({u16le(netuid), u16le(uid)});
+  std::vector<std::vector<std::pair<uint16_t, uint16_t>>> out;
+  for (const auto& row : read_many("SubtensorModule", "Weights", keys)) {
+    auto& r = out.emplace_back();
+    check(row.is_array(), "node {}: SubtensorModule.Weights is not a list", rpc_.url());
+    for (const auto& p : row) {
+      check(p.is_array() && p.size() == 2 && p[0].is_number_unsigned() &&
+                p[1].is_number_unsigned() && p[0].get<uint64_t>() <= 0xffff &&
+                p[1].get<uint64_t>() <= 0xffff,
+            "node {}: SubtensorModule.Weights holds a malformed pair", rpc_.url());
+      r.emplace_back(p[0].get<uint16_t>(), p[1].get<uint16_t>());
+    }
+  }
+  return out;
+}
+
 Metagraph SubtensorChain::metagraph(uint16_t netuid) {
   require_subnet(netuid);
   Metagraph m;

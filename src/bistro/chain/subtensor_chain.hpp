@@ -39,6 +39,7 @@ class SubtensorChain final : public Chain {
   double seconds_per_block() override;
   Hyperparameters hyperparameters(uint16_t netuid) override;
   Metagraph metagraph(uint16_t netuid) override;
+  std::vector<std::vector<std::pair<uint16_t, uint16_t>>> weights(uint16_t netuid) override;
   uint16_t register_neuron(uint16_t netuid, const Signer& coldkey,
                            const std::string& hotkey) override;
   void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
