@@ -79,5 +79,14 @@ echo '{"blocks_per_windw": 3}' > "$tmp/hp.json"
 expect_error "unknown hparam 'blocks_per_windw'" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --hparams "$tmp/hp.json" --bucket "file://$tmp/mb"
 expect_error "unreachable after" chain status --subtensor.network ws://127.0.0.1:1
 
+# bistro eval: the checkpoint, its tokenizer and the task file are named with the reason.
+"$bistro" model init --preset tiny --out "$tmp/ck" >/dev/null || { echo "FAIL: model init"; fails=$((fails + 1)); }
+printf '{"query": "q", "choices": ["a"], "gold": 0}\n{"query": "q", "choices": ["a", "b"], "gold": 5}\n' > "$tmp/tasks.jsonl"
+expect_error "$tmp/tasks.jsonl:2: \"gold\" 5 is not the index of one of its 2 choices" eval "$tmp/ck" --tasks "$tmp/tasks.jsonl"
+expect_error "file://$tmp/nobucket: no published checkpoint (checkpoints/latest.json is missing)" eval "file://$tmp/nobucket"
+rm "$tmp/ck/tokenizer.model"
+expect_error "checkpoint $tmp/ck: no tokenizer files (tokenizer.model is missing" eval "$tmp/ck"
+expect_error "checkpoint $tmp/missing: config.json is missing" eval "$tmp/missing"
+
 if [[ $fails -gt 0 ]]; then echo "$fails CLI error check(s) failed"; exit 1; fi
 echo "all CLI error checks passed"
