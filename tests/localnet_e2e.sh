@@ -24,7 +24,7 @@ export BISTRO_HOME=${BISTRO_HOME:-$HOME/.bistro}
 v1='"pages_per_window": 1, "max_micro_batches": 2'
 case $mode in
   loco)
-    args=(--miners 4 --lazy 1 --garbage 1 --windows 8 --kill-validator --kill-miner) ;;
+    args=(--miners 4 --lazy 1 --garbage 1 --windows 10 --kill-validator --kill-miner) ;;
   gauntlet)
     args=(--miners 3 --cheat copycat:1 --cheat poison-max:1 --cheat late:1 --cheat replay:1
           --windows 8) ;;
@@ -72,7 +72,7 @@ def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
 v2 = mode in ("loco", "s3", "gauntlet")
-windows = {"loco": 8, "s3": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
+windows = {"loco": 10, "s3": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")
@@ -147,8 +147,10 @@ if v2:
         expect("resumed: shared model at window" in mlog, "miner-0 resumed from its own state")
         after = [r for r in rows if r["uid"] == victim]
         last = max(int(r["window"]) for r in after if r["theta"] == "same")
-        expect(last >= max(int(r["window"]) for r in rows) - 1,
-               f"miner-0 back in sync after its restart (last equal window {last})")
+        # As late as any miner (the validator's own downtime leaves windows nobody trained).
+        latest = max(int(r["window"]) for r in rows if r["theta"] == "same")
+        expect(last >= latest - 1 and last > max((int(l["window"]) for l in lines if l.get("skipped")), default=-1),
+               f"miner-0 back in sync after its restart (last equal window {last}, any miner's {latest})")
 else:
     lazy = [u for u, k in kind.items() if k == "lazy"][0]
     garbage = [u for u, k in kind.items() if k == "garbage"][0]

@@ -37,6 +37,7 @@
 #include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/gauntlet.hpp"
+#include "bistro/neurons/node.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/neurons/scoring.hpp"
@@ -98,13 +99,12 @@ struct Window {
   Timer timer;
 };
 
-class LocoValidator {
+class LocoValidator : Node {
  public:
   LocoValidator(const NeuronArgs& a, const NeuronHparams& h);
   int run();
 
  private:
-  void log(int level, const std::string& m) const { neuron_log(level, a_.log_level, who_, m); }
   void resume_or_genesis();
   // The stages of window u, in order.
   void open(Window& w);
@@ -135,17 +135,13 @@ class LocoValidator {
   size_t measure_rest(Window& w, bool untrusted_only, double until_s);
   // The window from its gather to its report; false when it failed before its record was out.
   bool process(Window& w);
+  // Window u from its opening, with the fallbacks: an empty record when it fails before its
+  // record is out; false when even that failed (the window is tried again).
+  bool run_window(uint64_t u);
+  // Publishes the empty records of the dead windows from u on; returns the first live one.
+  uint64_t skip_dead(uint64_t u, uint64_t end);
 
-  const NeuronArgs& a_;
   const NeuronHparams& h_;
-  std::unique_ptr<chain::Chain> chain_;
-  std::unique_ptr<Signer> hot_;
-  std::string hotkey_, who_;
-  Metrics metrics_;
-  std::unique_ptr<MetricsServer> metrics_server_;
-  uint16_t my_uid_ = 0;
-  std::unique_ptr<Bucket> bucket_;
-  std::filesystem::path state_dir_;
   LlamaConfig config_;
   Llama theta_;
   std::vector<torch::Tensor> params_;
@@ -170,20 +166,12 @@ class LocoValidator {
 };
 
 LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
-    : a_(a), h_(h), config_(preset(h.preset)), theta_(config_) {
-  check(a.scoring == "loss-delta",
-        "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
-  chain_ = chain::open_chain(a.network);
-  hot_ = load_hotkey(a);
-  hotkey_ = ss58_encode(hot_->public_key());
-  who_ = fmt::format("validator {}", hotkey_.substr(0, 8));
-  metrics_server_ = start_metrics(a, metrics_, [&](const std::string& m) { log(1, m); });
-  my_uid_ = ensure_registered(*chain_, a, *hot_);
-  check(!a.bucket.empty(),
-        "validator: --bucket is required with codec sparseloco (records and checkpoints live "
-        "there)");
-  bucket_ = commit_bucket(*chain_, a, *hot_, "master:");
-  state_dir_ = neuron_state_dir(a, "validator", hotkey_);
+    : Node(a, "validator", "master:",
+           "validator: --bucket is required with codec sparseloco (records and checkpoints live "
+           "there)"),
+      h_(h),
+      config_(preset(h.preset)),
+      theta_(config_) {
   theta_->init_weights(h.init_seed);
   params_ = parameter_tensors(theta_);
   gp_ = gauntlet_params(h);
@@ -232,7 +220,7 @@ void LocoValidator::open(Window& w) {
   if (!clip_.empty()) w.scorer->set_clip(clip_);
   w.metagraph = chain_->metagraph(a_.netuid);
   w.commits = chain_->commitments(a_.netuid);
-  w.expected = committed_miners(w.metagraph, w.commits, my_uid_);
+  w.expected = committed_miners(w.metagraph, w.commits, uid_);
   std::vector<std::pair<uint16_t, std::string>> miners;
   for (const auto& n : w.expected) miners.emplace_back(n.uid, n.hotkey);
   w.sample = scoring_sample(miners, ratings_, h_.score_budget, w.u);
@@ -639,6 +627,81 @@ bool LocoValidator::process(Window& w) {
   return true;
 }
 
+bool LocoValidator::run_window(uint64_t u) {
+  Window w;
+  w.u = u;
+  try {
+    open(w);
+    gather(w);
+  } catch (const std::exception& e) {
+    log(0, fmt::format("window {}: cannot gather: {}; publishing an empty record", u, e.what()));
+    w.fallback = true;
+    if (!w.scorer)
+      w.scorer = std::make_unique<WindowScorer>(theta_, config_, std::vector<Batch>{}, h_.outer_lr);
+  }
+  const auto saved_ratings = ratings_;
+  const auto saved_history = history_;
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : params_) saved.push_back(p.detach().clone());
+  bool ok = false;
+  published_ = false;
+  for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
+    try {
+      ok = process(w);
+    } catch (const std::exception& e) {
+      last_eval_ = NAN;
+      if (published_) {
+        // The record is out and miners follow it: theta stays theta_{u+1}; only the scoring or
+        // bookkeeping of the window is lost.
+        log(0, fmt::format("window {} failed after its record was published: {}", u, e.what()));
+        break;
+      }
+      // Before the record, nothing is final: theta goes back to theta_u, and the second attempt
+      // publishes an empty record so the miners waiting on it can go on.
+      log(0,
+          fmt::format("window {} failed: {}; {}", u, e.what(),
+                      attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
+      ratings_ = saved_ratings;
+      history_ = saved_history;
+      copy_parameters(params_, saved);
+      theta_hash_.clear();
+      Window fb;
+      fb.u = u;
+      fb.fallback = true;
+      fb.expected = w.expected;
+      fb.metagraph = w.metagraph;
+      fb.scorer = std::move(w.scorer);
+      w = std::move(fb);
+    }
+  }
+  while (!ok && published_) {  // never publish a second record(u): only persisting remains
+    try {
+      persist(u, NAN);
+      ok = true;
+    } catch (const std::exception& e) {
+      log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e.what()));
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  return ok;
+}
+
+uint64_t LocoValidator::skip_dead(uint64_t u, uint64_t end) {
+  const uint64_t from = u;
+  try {
+    for (; u < end && dead(u); ++u) skip(u);
+  } catch (const std::exception& e) {  // record(u) is not out: tried again
+    log(0, fmt::format("window {}: cannot publish its empty record: {}; retrying", u, e.what()));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (u > from)
+    log(0, fmt::format("windows {}..{} ended before their predecessor's record was out (this "
+                       "validator was down or behind): published their empty records at once; "
+                       "weights at the next window",
+                       from, u - 1));
+  return u;
+}
+
 int LocoValidator::run() {
   resume_or_genesis();
   first_ = next_;
@@ -648,82 +711,12 @@ int LocoValidator::run() {
       a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
   for (uint64_t u = next_; u < end;) {
     if (dead(u)) {
-      const uint64_t from = u;
-      try {
-        for (; u < end && dead(u); ++u) skip(u);
-      } catch (const std::exception& e) {  // record(u) is not out: tried again
-        log(0,
-            fmt::format("window {}: cannot publish its empty record: {}; retrying", u, e.what()));
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-      }
-      if (u > from)
-        log(0, fmt::format("windows {}..{} ended before their predecessor's record was out (this "
-                           "validator was down or behind): published their empty records at once; "
-                           "weights at the next window",
-                           from, u - 1));
-      continue;
-    }
-    Window w;
-    w.u = u;
-    try {
-      open(w);
-      gather(w);
-    } catch (const std::exception& e) {
-      log(0, fmt::format("window {}: cannot gather: {}; publishing an empty record", u, e.what()));
-      w.fallback = true;
-      if (!w.scorer)
-        w.scorer =
-            std::make_unique<WindowScorer>(theta_, config_, std::vector<Batch>{}, h_.outer_lr);
-    }
-    const auto saved_ratings = ratings_;
-    const auto saved_history = history_;
-    std::vector<torch::Tensor> saved;
-    for (const auto& p : params_) saved.push_back(p.detach().clone());
-    bool ok = false;
-    published_ = false;
-    for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
-      try {
-        ok = process(w);
-      } catch (const std::exception& e) {
-        last_eval_ = NAN;
-        if (published_) {
-          // The record is out and miners follow it: theta stays theta_{u+1}; only the scoring or
-          // bookkeeping of the window is lost.
-          log(0, fmt::format("window {} failed after its record was published: {}", u, e.what()));
-          break;
-        }
-        // Before the record, nothing is final: theta goes back to theta_u, and the second
-        // attempt publishes an empty record so the miners waiting on it can go on.
-        log(0, fmt::format(
-                   "window {} failed: {}; {}", u, e.what(),
-                   attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
-        ratings_ = saved_ratings;
-        history_ = saved_history;
-        copy_parameters(params_, saved);
-        theta_hash_.clear();
-        Window fb;
-        fb.u = u;
-        fb.fallback = true;
-        fb.expected = w.expected;
-        fb.metagraph = w.metagraph;
-        fb.scorer = std::move(w.scorer);
-        w = std::move(fb);
-      }
-    }
-    while (!ok && published_) {  // never publish a second record(u): only persisting remains
-      try {
-        persist(u, NAN);
-        ok = true;
-      } catch (const std::exception& e) {
-        log(0, fmt::format("window {}: cannot persist: {}; retrying", u, e.what()));
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-      }
-    }
-    if (!ok) {
+      u = skip_dead(u, end);
+    } else if (run_window(u)) {
+      ++u;
+    } else {
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      continue;
     }
-    ++u;
   }
   return 0;
 }

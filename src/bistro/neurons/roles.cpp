@@ -10,7 +10,11 @@ int run_miner(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
   init_runtime(a.threads);
   check_neuron_device(a.device);
-  return h.codec == "sparseloco" ? run_loco_miner(a, h) : v1::run_miner(a, h);
+  if (h.codec == "sparseloco") return run_loco_miner(a, h);
+  check(a.behaviour == "honest" || a.behaviour == "lazy" || a.behaviour == "garbage",
+        "miner: behaviour '{}' needs codec sparseloco (codec {} has honest, lazy and garbage)",
+        a.behaviour, h.codec);
+  return v1::run_miner(a, h);
 }
 
 int run_validator(const NeuronArgs& a) {
@@ -19,6 +23,11 @@ int run_validator(const NeuronArgs& a) {
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", a.scoring);
   init_runtime(a.threads);
   check_neuron_device(a.device);
+  check(h.codec != "sparseloco" || a.scoring == "loss-delta",
+        "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
+  check(a.scoring != "gradient-distance" || h.codec == "slice",
+        "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
+        h.codec);
   return h.codec == "sparseloco" ? run_loco_validator(a, h) : v1::run_validator(a, h);
 }
 

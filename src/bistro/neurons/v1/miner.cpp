@@ -14,6 +14,7 @@
 #include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/node.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/neurons/v1/v1.hpp"
 #include "bistro/ops/metrics.hpp"
@@ -22,13 +23,12 @@
 namespace bistro::v1 {
 namespace {
 
-class Miner {
+class Miner : Node {
  public:
   Miner(const NeuronArgs& a, const NeuronHparams& h);
   int run();
 
  private:
-  void log(int level, const std::string& m) const { neuron_log(level, a_.log_level, who_, m); }
   // From this miner's own checkpoint, else from the validator's latest master, else the init.
   void resume();
   std::vector<Batch> load(uint64_t w);
@@ -40,16 +40,8 @@ class Miner {
   void persist(uint64_t w);
   void window(uint64_t w);
 
-  const NeuronArgs& a_;
   const NeuronHparams& h_;
-  std::unique_ptr<chain::Chain> chain_;
-  std::unique_ptr<Signer> hot_;
-  std::string hotkey_, who_;
-  Metrics metrics_;
-  std::unique_ptr<MetricsServer> metrics_server_;
-  uint16_t uid_ = 0;
-  std::unique_ptr<Bucket> bucket_;
-  std::filesystem::path state_dir_, ckpt_;
+  std::filesystem::path ckpt_;
   LlamaConfig config_;
   Trainer trainer_;
   std::unique_ptr<DemoCompressor> demo_;
@@ -69,20 +61,11 @@ Trainer make_trainer(const NeuronHparams& h) {
 }
 
 Miner::Miner(const NeuronArgs& a, const NeuronHparams& h)
-    : a_(a), h_(h), config_(preset(h.preset)), trainer_(make_trainer(h)) {
-  check(a.behaviour == "honest" || a.behaviour == "lazy" || a.behaviour == "garbage",
-        "miner: behaviour '{}' needs codec sparseloco (codec {} has honest, lazy and garbage)",
-        a.behaviour, h.codec);
-  chain_ = chain::open_chain(a.network);
-  hot_ = load_hotkey(a);
-  hotkey_ = ss58_encode(hot_->public_key());
-  who_ = fmt::format("miner {}", hotkey_.substr(0, 8));
-  metrics_server_ = start_metrics(a, metrics_, [&](const std::string& m) { log(1, m); });
-  uid_ = ensure_registered(*chain_, a, *hot_);
-  check(!a.bucket.empty(), "miner: --bucket is required (where this miner publishes its updates)");
-  bucket_ = commit_bucket(*chain_, a, *hot_, "");
+    : Node(a, "miner", "", "miner: --bucket is required (where this miner publishes its updates)"),
+      h_(h),
+      config_(preset(h.preset)),
+      trainer_(make_trainer(h)) {
   log(1, fmt::format("uid {} on subnet {}, publishing to {}", uid_, a.netuid, a.bucket));
-  state_dir_ = neuron_state_dir(a, "miner", hotkey_);
   ckpt_ = state_dir_ / "checkpoint";
   resume();
   // DeMo: momentum compressed in the DCT domain; every miner applies the same merged sign step.

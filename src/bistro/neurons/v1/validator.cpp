@@ -15,6 +15,7 @@
 #include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/checkpoint.hpp"
+#include "bistro/neurons/node.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/neurons/v1/v1.hpp"
 #include "bistro/ops/metrics.hpp"
@@ -172,13 +173,12 @@ struct Window {
   Timer timer;
 };
 
-class Validator {
+class Validator : Node {
  public:
   Validator(const NeuronArgs& a, const NeuronHparams& h);
   int run();
 
  private:
-  void log(int level, const std::string& m) const { neuron_log(level, a_.log_level, who_, m); }
   void resume();
   void gather(Window& x);
   // One miner's (d_local, d_global) and status, with its update applied to the master alone.
@@ -189,16 +189,8 @@ class Validator {
   void persist(Window& x);
   void report(Window& x);
 
-  const NeuronArgs& a_;
   const NeuronHparams& h_;
-  std::unique_ptr<chain::Chain> chain_;
-  std::unique_ptr<Signer> hot_;
-  std::string hotkey_, who_;
-  Metrics metrics_;
-  std::unique_ptr<MetricsServer> metrics_server_;
-  uint16_t my_uid_ = 0;
-  std::unique_ptr<Bucket> bucket_;
-  std::filesystem::path state_dir_, master_dir_;
+  std::filesystem::path master_dir_;
   LlamaConfig config_;
   Llama master_;
   std::map<std::string, Score> scores_;  // by hotkey: a replaced uid starts from zero
@@ -209,18 +201,7 @@ class Validator {
 };
 
 Validator::Validator(const NeuronArgs& a, const NeuronHparams& h)
-    : a_(a), h_(h), config_(preset(h.preset)), master_(config_) {
-  check(a.scoring != "gradient-distance" || h.codec == "slice",
-        "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
-        h.codec);
-  chain_ = chain::open_chain(a.network);
-  hot_ = load_hotkey(a);
-  hotkey_ = ss58_encode(hot_->public_key());
-  who_ = fmt::format("validator {}", hotkey_.substr(0, 8));
-  metrics_server_ = start_metrics(a, metrics_, [&](const std::string& m) { log(1, m); });
-  my_uid_ = ensure_registered(*chain_, a, *hot_);
-  if (!a.bucket.empty()) bucket_ = commit_bucket(*chain_, a, *hot_, "master:");
-  state_dir_ = neuron_state_dir(a, "validator", hotkey_);
+    : Node(a, "validator", "master:", ""), h_(h), config_(preset(h.preset)), master_(config_) {
   master_dir_ = state_dir_ / "master";
   master_->init_weights(h.init_seed);
   resume();
@@ -250,7 +231,7 @@ void Validator::gather(Window& x) {
   // One read of the metagraph and commitments serves the gather and the scoring.
   x.m = chain_->metagraph(a_.netuid);
   x.commits = chain_->commitments(a_.netuid);
-  x.updates = gather_updates(x.m, x.commits, h_, config_, x.w, {my_uid_}, &x.gs);
+  x.updates = gather_updates(x.m, x.commits, h_, config_, x.w, {uid_}, &x.gs);
   x.timer.lap("gather");
   for (auto& [uid, reason] : x.gs.rejected)
     log(1, fmt::format("window {}: uid {} scores 0: {}", x.w, uid, reason));
@@ -303,7 +284,7 @@ void Validator::score_one(Window& x, const chain::Neuron& n) {
 void Validator::score(Window& x) {
   for (const auto& n : x.m.neurons) {
     auto c = x.commits.find(n.hotkey);
-    if (n.uid == my_uid_ || c == x.commits.end() || c->second.rfind("master:", 0) == 0) continue;
+    if (n.uid == uid_ || c == x.commits.end() || c->second.rfind("master:", 0) == 0) continue;
     score_one(x, n);
   }
   if (a_.scoring == "win-rate") {
