@@ -215,15 +215,16 @@ TEST(Gauntlet, TrustAdmitsUnmeasuredUpdatesAndIsLostByFailing) {
   auto v = judge_window({un(1)}, ratings, p);
   EXPECT_FALSE(v[0].admitted);
   EXPECT_EQ(ratings.count("hk1"), 0u);
-  // A measured pass earns trust; then an unmeasured update enters on it, with no pay and the
-  // rating unchanged.
+  // A measured pass earns trust; then an unmeasured update enters on it, with no score of its own
+  // and the rating moving with the last measured score.
   judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p);
   EXPECT_TRUE(ratings["hk1"].trusted);
-  const double r = ratings["hk1"].rating;
+  const double r = ratings["hk1"].rating, last = ratings["hk1"].last_score;
+  EXPECT_GT(last, 0.0);
   v = judge_window({un(1)}, ratings, p);
   EXPECT_TRUE(v[0].admitted);
   EXPECT_EQ(v[0].score, 0.0);
-  EXPECT_EQ(ratings["hk1"].rating, r);
+  EXPECT_DOUBLE_EQ(ratings["hk1"].rating, p.rating_ema * r + (1 - p.rating_ema) * last);
   // A measured failure loses it; a missing window does not.
   judge_window({ob(1, 0.3, 0.1, 0.1, "missing")}, ratings, p);
   EXPECT_TRUE(ratings["hk1"].trusted);
@@ -234,6 +235,31 @@ TEST(Gauntlet, TrustAdmitsUnmeasuredUpdatesAndIsLostByFailing) {
   judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p);
   judge_window({ob(1, 0, 0, 0, "late upload")}, ratings, p);
   EXPECT_FALSE(ratings["hk1"].trusted);
+}
+
+TEST(Gauntlet, AMinerMeasuredEveryKthWindowIsRatedAsOneMeasuredEveryWindow) {
+  // Two honest miners with the same margin; the budget measures miner 2 one window in four.
+  // Without counting its last score again its rating would stand at a fraction of miner 1's
+  // between measurements (a first measurement gives 0.2 of the score); with it, the two ratings
+  // meet.
+  GauntletParams p;
+  std::map<std::string, Rating> ratings;
+  for (int w = 0; w < 40; ++w) {
+    Observation a = ob(1, 0.30, 0.10, 0.10), b = ob(2, 0.30, 0.10, 0.10);
+    b.measured = w % 4 == 0;
+    judge_window({a, b}, ratings, p);
+  }
+  EXPECT_GT(ratings["hk1"].rating, 0.5);
+  EXPECT_NEAR(ratings["hk2"].rating / ratings["hk1"].rating, 1.0, 0.01);
+  // A later failure is its last score: unmeasured windows after it pull the rating down.
+  Observation bad = ob(2, 0.10, 0.10, 0.10);
+  judge_window({ob(1, 0.30, 0.10, 0.10), bad}, ratings, p);
+  EXPECT_EQ(ratings["hk2"].last_score, 0.0);
+  const double after_failure = ratings["hk2"].rating;
+  Observation un = ob(2, 0.30, 0.10, 0.10);
+  un.measured = false;
+  judge_window({ob(1, 0.30, 0.10, 0.10), un}, ratings, p);
+  EXPECT_LT(ratings["hk2"].rating, after_failure);
 }
 
 TEST(Gauntlet, TheScoringSampleSplitsTheBudgetAndRotates) {

@@ -328,9 +328,17 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
       j.score = std::clamp(x, 0.0, p.score_cap);
     }
-    if (o.status == "ok" && !o.measured) continue;  // its rating stands
+    if (o.status == "ok" && !o.measured) {  // its last measured score counts again
+      auto it = ratings.find(o.hotkey);
+      if (it == ratings.end()) continue;
+      Rating& r = it->second;
+      r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * r.last_score;
+      ++r.windows;
+      continue;
+    }
     Rating& r = ratings[o.hotkey];
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
+    r.last_score = j.score;
     ++r.windows;
     if (o.status == "ok")
       r.trusted = j.passed;

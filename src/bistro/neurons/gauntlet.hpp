@@ -164,7 +164,8 @@ struct Observation {
   bool duplicate = false;
   uint16_t twin = 0;
   // Status "ok" but not measured this window (outside the scoring budget, or left for after the
-  // record): it enters the record only if its miner is trusted, and its rating stands.
+  // record): it enters the record only if its miner is trusted, and its rating moves with its
+  // last measured score.
   bool measured = true;
   // Per-sequence evidence: on random pages, the loss before minus after; the own-page margin, a
   // difference in differences: (loss after the references - after this update) on its own
@@ -186,6 +187,9 @@ struct Rating {
   // Its last measured update passed both tests (and nothing it sent since was rejected): its
   // updates may enter a record before they are measured.
   bool trusted = false;
+  // Its last measured window score: a window it sent an update that was not measured counts it
+  // again, so a miner the budget measures every k-th window is rated as one measured every window.
+  double last_score = 0;
 };
 struct Judgement {
   uint16_t uid = 0;
@@ -201,8 +205,9 @@ std::string test_update(const Observation& o, const GauntletParams& p);
 // Scores one window, updates the ratings (keyed by hotkey: a replaced uid starts from zero) and
 // picks the record's updates. Pure: the same observations and ratings give the same result.
 //   measured    the tests; pay only with evidence; the rating moves; trusted = passed
-//   unmeasured  admitted when trusted; no pay and the rating stands (the validator's budget is
-//               not the miner's fault)
+//   unmeasured  admitted when trusted; the rating moves with the last measured score (the
+//               validator's budget is not the miner's fault); a miner never measured stays out
+//               of the ratings
 //   rejected    pay 0, the rating moves, trust is lost; missing: pay 0, trust stands
 // Does not lean on honest miners being the majority: the pay's reference is the median margin of
 // the updates that passed the evidence test, however few. The record takes the admitted updates,
