@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "bistro/core/error.hpp"
+#include "bistro/core/files.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/hf_dataset.hpp"
 #include "bistro/data/local_dataset.hpp"
@@ -47,7 +48,7 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec) {
     HfOptions o;
     o.dataset = spec.substr(3);
     if (const char* e = std::getenv("BISTRO_HF_ENDPOINT")) o.endpoint = e;
-    o.cache_dir = default_corpus_dir().parent_path().parent_path() / "cache" / "hf";
+    o.cache_dir = bistro_home() / "cache" / "hf";
     return std::make_unique<HfDataset>(o);
   }
   if (!spec.empty()) return std::make_unique<LocalDataset>(spec);

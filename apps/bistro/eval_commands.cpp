@@ -31,8 +31,7 @@ fs::path resolve_checkpoint(const std::string& spec, nlohmann::json& out) {
     return spec;
   }
   uint64_t window = 0;
-  const auto cache = default_corpus_dir().parent_path().parent_path() / "cache" / "checkpoints" /
-                     sha256_hex(spec).substr(0, 16);
+  const auto cache = bistro_home() / "cache" / "checkpoints" / sha256_hex(spec).substr(0, 16);
   const auto dir = fetch_published_checkpoint(spec, cache, &window);
   out["checkpoint"] = dir.string();
   out["bucket"] = spec;

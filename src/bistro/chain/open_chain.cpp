@@ -4,14 +4,12 @@
 
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/chain/subtensor_chain.hpp"
+#include "bistro/core/files.hpp"
 
 namespace bistro::chain {
 
 std::filesystem::path default_local_chain_path() {
-  if (const char* home = std::getenv("BISTRO_HOME"))
-    return std::filesystem::path(home) / "chain.db";
-  const char* user = std::getenv("HOME");
-  return std::filesystem::path(user ? user : ".") / ".bistro" / "chain.db";
+  return bistro_home() / "chain.db";
 }
 
 std::unique_ptr<Chain> open_chain(const std::string& network) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "bistro/core/error.hpp"
@@ -135,6 +136,12 @@ void MappedFile::release(std::span<const std::byte> range) const {
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+std::filesystem::path bistro_home() {
+  if (const char* home = std::getenv("BISTRO_HOME")) return home;
+  const char* user_home = std::getenv("HOME");
+  return std::filesystem::path(user_home ? user_home : ".") / ".bistro";
 }
 
 }  // namespace bistro

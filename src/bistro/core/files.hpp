@@ -36,6 +36,9 @@ class AtomicFile {
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 // Reads a whole file; throws bistro::Error naming the path on failure.
 std::string read_file(const std::filesystem::path& path);
+// $BISTRO_HOME, else ~/.bistro: the corpus, the local chain, caches, neuron state and localnet
+// runs live under it by default.
+std::filesystem::path bistro_home();
 
 // A read-only memory map of a whole file. Reading a large checkpoint through it costs page cache,
 // not a second copy in the heap.

@@ -99,9 +99,7 @@ std::vector<std::string> fortune_entries(std::string_view text) {
 }
 
 fs::path default_corpus_dir() {
-  if (const char* home = std::getenv("BISTRO_HOME")) return fs::path(home) / "corpus" / "default";
-  const char* user_home = std::getenv("HOME");
-  return fs::path(user_home ? user_home : ".") / ".bistro" / "corpus" / "default";
+  return bistro_home() / "corpus" / "default";
 }
 
 CorpusStats build_default_corpus(const fs::path& dir, const CorpusSources& sources, bool force,

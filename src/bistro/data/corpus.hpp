@@ -32,7 +32,7 @@ std::vector<std::string> gcide_entries(std::string_view dict_text);
 // Splits a fortune file into fortunes (separated by lines holding only "%").
 std::vector<std::string> fortune_entries(std::string_view text);
 
-// The default corpus directory: $BISTRO_HOME/corpus/default (BISTRO_HOME defaults to ~/.bistro).
+// The default corpus directory: bistro_home()/corpus/default (core/files.hpp).
 std::filesystem::path default_corpus_dir();
 
 // Builds the corpus in `dir` unless its COMPLETE marker exists (or `force`). `progress` gets

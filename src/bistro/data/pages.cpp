@@ -39,4 +39,9 @@ uint64_t global_pages_key(uint64_t window, std::span<const uint8_t> block_hash) 
   return rng::derive(rng::derive(rng::hash("bistro/pages/global"), window), rng::hash(bytes));
 }
 
+uint64_t held_out_pages_key() {
+  const std::string_view seed = "bistro/validator-eval";
+  return global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()), seed.size()});
+}
+
 }  // namespace bistro

@@ -34,5 +34,8 @@ uint64_t local_pages_key(uint64_t window, uint64_t uid);
 // The key of a window's global (evaluation) pages: also keyed by the hash of the window's last
 // block, which no miner knows while it trains.
 uint64_t global_pages_key(uint64_t window, std::span<const uint8_t> block_hash);
+// The key of the fixed held-out pages (the validator's held-out loss, `bistro eval`):
+// global_pages_key(2^64 - 1, the bytes of "bistro/validator-eval").
+uint64_t held_out_pages_key();
 
 }  // namespace bistro

@@ -36,8 +36,8 @@ void write_hf_tokenizer(const fs::path& dir, const fs::path& spm_model, int64_t 
   config["split_special_tokens"] = true;
   config["clean_up_tokenization_spaces"] = false;
   write_file_atomic(dir / kTokenizerFile, bytes);
-  write_file_atomic(dir / "tokenizer_config.json", config.dump(2));
-  write_file_atomic(dir / "special_tokens_map.json", special.dump(2));
+  write_file_atomic(dir / kTokenizerConfigFile, config.dump(2));
+  write_file_atomic(dir / kSpecialTokensFile, special.dump(2));
 }
 
 Tokenizer checkpoint_tokenizer(const fs::path& dir, int64_t model_vocab_size) {

@@ -13,6 +13,8 @@
 namespace bistro {
 
 inline constexpr const char* kTokenizerFile = "tokenizer.model";
+inline constexpr const char* kTokenizerConfigFile = "tokenizer_config.json";
+inline constexpr const char* kSpecialTokensFile = "special_tokens_map.json";
 
 // Writes the three files into dir from a SentencePiece model. Throws bistro::Error naming the
 // model when it is not a supported one or has more pieces than the model's vocab_size (a model

@@ -144,23 +144,33 @@ void ModelSync::apply_record(
         after, r.params_hash));
 }
 
-std::optional<ModelSync::Checkpoint> ModelSync::latest_checkpoint() {
-  if (!master()) return std::nullopt;
+std::optional<CheckpointPointer> read_checkpoint_pointer(Bucket& bucket, const std::string& url) {
   std::string latest;
   try {
-    latest = bucket_->get(kLatestCheckpointKey);
+    latest = bucket.get(kLatestCheckpointKey);
   } catch (const NotFound&) {
     return std::nullopt;
   }
   auto j = nlohmann::json::parse(latest, nullptr, false);
   if (!j.is_object() || !j.contains("window") || !j["window"].is_number_unsigned() ||
       !j.contains("params_hash") || !j["params_hash"].is_string())
-    throw SyncError(
-        fmt::format("{}/{}: not a checkpoint pointer", master_->bucket_url, kLatestCheckpointKey));
-  return Checkpoint{j["window"].get<uint64_t>(), j["params_hash"].get<std::string>()};
+    throw SyncError(fmt::format("{}/{}: not a checkpoint pointer", url, kLatestCheckpointKey));
+  return CheckpointPointer{j["window"].get<uint64_t>(), j["params_hash"].get<std::string>()};
 }
 
-uint64_t ModelSync::load_checkpoint(Llama& model, const Checkpoint& c) {
+void download_checkpoint(Bucket& bucket, const std::string& url, uint64_t window,
+                         const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  for (const char* f : kPublishedCheckpointFiles) {
+    try {
+      bucket.get_file(checkpoint_key(window, f), dir / f);
+    } catch (const NotFound&) {
+      fail("{}: the checkpoint of window {} has no {}", url, window, f);
+    }
+  }
+}
+
+uint64_t ModelSync::load_checkpoint(Llama& model, const CheckpointPointer& c) {
   const auto file = scratch_ / "checkpoint.safetensors";
   bucket_->get_file(checkpoint_key(c.window, "model.safetensors"), file);
   load_weights(model, file);
@@ -172,7 +182,7 @@ uint64_t ModelSync::load_checkpoint(Llama& model, const Checkpoint& c) {
 }
 
 std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
-  const auto c = latest_checkpoint();
+  const auto c = master() ? read_checkpoint_pointer(*bucket_, master_->bucket_url) : std::nullopt;
   if (!c) return std::nullopt;
   return load_checkpoint(model, *c);
 }
@@ -186,10 +196,10 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
     try {
       // A checkpoint past where we are (or where we are unknown) saves replaying records.
       if (!known || at < target) {
-        std::optional<Checkpoint> latest;
+        std::optional<CheckpointPointer> latest;
         while (true) {
           try {
-            latest = latest_checkpoint();
+            if (master()) latest = read_checkpoint_pointer(*bucket_, master_->bucket_url);
           } catch (const SyncError&) {
             if (!known) throw;  // a bad pointer matters only when there is nothing else to go on
           }
@@ -225,10 +235,8 @@ void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,
   const auto dir = scratch / "publish";
   save_checkpoint(dir, model, default_tokenizer_path());
   // The tokenizer travels with the model: a user who downloads the master gets both.
-  for (const char* f :
-       {"config.json", kTokenizerFile, "tokenizer_config.json", "special_tokens_map.json"})
+  for (const char* f : kPublishedCheckpointFiles)
     bucket.put_file(checkpoint_key(window, f), dir / f);
-  bucket.put_file(checkpoint_key(window, "model.safetensors"), dir / "model.safetensors");
   Llama& m = const_cast<Llama&>(model);
   bucket.put(kLatestCheckpointKey,
              nlohmann::json{{"window", window}, {"params_hash", params_hash(parameter_tensors(m))}}

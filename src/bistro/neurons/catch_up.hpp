@@ -6,12 +6,14 @@
 // loads the latest checkpoint and replays the records since (catch_up).
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
 
 #include "bistro/chain/chain.hpp"
+#include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/neurons/neuron.hpp"
 #include "bistro/neurons/record.hpp"
 
@@ -30,6 +32,12 @@ std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
 class SyncError : public Error {
  public:
   using Error::Error;
+};
+
+// checkpoints/latest.json: the window of the latest published checkpoint and its params_hash.
+struct CheckpointPointer {
+  uint64_t window;
+  std::string params_hash;
 };
 
 class ModelSync {
@@ -67,15 +75,9 @@ class ModelSync {
   uint64_t record_requests() const { return record_requests_; }
 
  private:
-  struct Checkpoint {
-    uint64_t window;
-    std::string params_hash;
-  };
-  // checkpoints/latest.json, read and checked; nullopt when none is published.
-  std::optional<Checkpoint> latest_checkpoint();
   uint64_t record_requests_ = 0;
   // Loads it into model and checks its hash against the pointer; returns its window.
-  uint64_t load_checkpoint(Llama& model, const Checkpoint& c);
+  uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);
   std::string fetch_update(const WindowRecord& r, const RecordEntry& e,
                            const std::map<std::string, std::string>& commits);
 
@@ -88,6 +90,17 @@ class ModelSync {
   std::optional<MasterSource> master_;
   std::unique_ptr<Bucket> bucket_;
 };
+
+// checkpoints/latest.json of the bucket at `url`: nullopt when none is published; SyncError
+// naming the bucket when the pointer is malformed.
+std::optional<CheckpointPointer> read_checkpoint_pointer(Bucket& bucket, const std::string& url);
+
+// What a published checkpoint holds (checkpoints/{window:010}/...): the model and its tokenizer.
+inline constexpr std::array<const char*, 5> kPublishedCheckpointFiles = {
+    "config.json", "model.safetensors", kTokenizerFile, kTokenizerConfigFile, kSpecialTokensFile};
+// Downloads every file of the checkpoint of `window` into dir; a missing one is named (Error).
+void download_checkpoint(Bucket& bucket, const std::string& url, uint64_t window,
+                         const std::filesystem::path& dir);
 
 // The validator's side: publish theta as the checkpoint of `window` (files, then latest.json).
 void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,

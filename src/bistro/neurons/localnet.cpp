@@ -48,12 +48,7 @@ std::vector<std::pair<Behaviour, int>> parse_cheats(const std::vector<std::strin
 
 fs::path run_directory(const LocalnetOptions& o, int64_t stamp) {
   fs::path dir = o.dir;
-  if (dir.empty()) {
-    const char* home = std::getenv("BISTRO_HOME");
-    const char* user = std::getenv("HOME");
-    fs::path base = home ? home : fs::path(user ? user : ".") / ".bistro";
-    dir = base / "localnet" / fmt::format("run-{}", stamp / 1'000'000);
-  }
+  if (dir.empty()) dir = bistro_home() / "localnet" / fmt::format("run-{}", stamp / 1'000'000);
   check(!fs::exists(dir / "chain.db"), "localnet: {} already holds a run", dir.string());
   for (auto sub : {"logs", "state", "buckets", "wallets", "report"})
     fs::create_directories(dir / sub);

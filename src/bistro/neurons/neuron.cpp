@@ -199,10 +199,7 @@ std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, ui
 }
 
 std::vector<Batch> NeuronData::held_out(const NeuronHparams& h) {
-  const std::string seed = "bistro/validator-eval";
-  return batches(pages(global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()),
-                                                     seed.size()}),
-                       h.eval_pages, configs),
+  return batches(pages(held_out_pages_key(), h.eval_pages, configs),
                  h.codec == "sparseloco" ? 6 : 0);
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bistro/chain/weights.hpp"
+#include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/identity/wallet.hpp"
 #include "bistro/neurons/catch_up.hpp"
@@ -53,15 +54,8 @@ std::unique_ptr<Bucket> commit_bucket(chain::Chain& chain, const NeuronArgs& a,
 
 std::filesystem::path neuron_state_dir(const NeuronArgs& a, const std::string& role,
                                        const std::string& hotkey) {
-  std::filesystem::path dir;
-  if (!a.state_dir.empty()) {
-    dir = a.state_dir;
-  } else {
-    const char* home = std::getenv("BISTRO_HOME");
-    const char* user = std::getenv("HOME");
-    std::filesystem::path base = home ? home : std::filesystem::path(user ? user : ".") / ".bistro";
-    dir = base / role / hotkey;
-  }
+  const std::filesystem::path dir =
+      a.state_dir.empty() ? bistro_home() / role / hotkey : std::filesystem::path(a.state_dir);
   std::filesystem::create_directories(dir);
   return dir;
 }

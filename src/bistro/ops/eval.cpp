@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
@@ -11,8 +10,8 @@
 #include "bistro/data/pages.hpp"
 #include "bistro/data/tokenizer.hpp"
 #include "bistro/model/checkpoint.hpp"
-#include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/model/safetensors.hpp"
+#include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/neuron.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/window.hpp"
@@ -51,10 +50,8 @@ HeldOutEval eval_held_out(Llama& model, const Tokenizer& tokenizer, Dataset& dat
         "eval: --seq-len {} is longer than the model's max_position_embeddings {}", o.seq_len,
         model->config().max_position_embeddings);
   const auto start = std::chrono::steady_clock::now();
-  const std::string seed = "bistro/validator-eval";
-  const auto held_out = pages(
-      global_pages_key(UINT64_MAX, {reinterpret_cast<const uint8_t*>(seed.data()), seed.size()}),
-      static_cast<size_t>(o.pages), dataset.configs());
+  const auto held_out =
+      pages(held_out_pages_key(), static_cast<size_t>(o.pages), dataset.configs());
   PageBatchOptions po;
   po.batch_rows = o.batch_rows;
   po.seq_len = o.seq_len;
@@ -138,38 +135,22 @@ TaskEval eval_mc(Llama& model, const Tokenizer& tokenizer, const std::vector<McI
 fs::path fetch_published_checkpoint(const std::string& url, const fs::path& cache_dir,
                                     uint64_t* window) {
   auto bucket = open_bucket(url);
-  std::string pointer;
-  try {
-    pointer = bucket->get(kLatestCheckpointKey);
-  } catch (const NotFound&) {
-    fail("{}: no published checkpoint ({} is missing)", url, kLatestCheckpointKey);
-  }
-  const auto j = nlohmann::json::parse(pointer, nullptr, false);
-  check(j.is_object() && j.contains("window") && j["window"].is_number_unsigned() &&
-            j.contains("params_hash") && j["params_hash"].is_string(),
-        "{}/{}: not a checkpoint pointer", url, kLatestCheckpointKey);
-  const auto w = j["window"].get<uint64_t>();
-  const auto dir = cache_dir / fmt::format("{:010}", w);
-  const auto want = j["params_hash"].get<std::string>();
+  const auto pointer = read_checkpoint_pointer(*bucket, url);
+  check(pointer.has_value(), "{}: no published checkpoint ({} is missing)", url,
+        kLatestCheckpointKey);
+  const auto dir = cache_dir / fmt::format("{:010}", pointer->window);
   // A cached copy counts only if it is this checkpoint (the same window may be published anew).
-  if (!fs::exists(dir / "COMPLETE") || read_file(dir / "COMPLETE") != want) {
+  if (!fs::exists(dir / "COMPLETE") || read_file(dir / "COMPLETE") != pointer->params_hash) {
     fs::remove(dir / "COMPLETE");
-    fs::create_directories(dir);
-    for (const char* f : {"config.json", "model.safetensors", kTokenizerFile,
-                          "tokenizer_config.json", "special_tokens_map.json"}) {
-      try {
-        bucket->get_file(checkpoint_key(w, f), dir / f);
-      } catch (const NotFound&) {
-        fail("{}: the checkpoint of window {} has no {}", url, w, f);
-      }
-    }
+    download_checkpoint(*bucket, url, pointer->window, dir);
     auto model = load_model(dir, torch::kCPU);
     const auto got = params_hash(parameter_tensors(model));
-    check(got == want, "{}: the checkpoint of window {} hashes {}, its pointer says {}", url, w,
-          got, want);
+    check(got == pointer->params_hash,
+          "{}: the checkpoint of window {} hashes {}, its pointer says {}", url, pointer->window,
+          got, pointer->params_hash);
     write_file_atomic(dir / "COMPLETE", got);
   }
-  if (window) *window = w;
+  if (window) *window = pointer->window;
   return dir;
 }
 

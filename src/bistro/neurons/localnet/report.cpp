@@ -14,6 +14,7 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/neurons/arrivals.hpp"
+#include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/window.hpp"
 #include "bistro/ops/eval.hpp"
 #include "bistro/storage/s3_bucket.hpp"
@@ -255,10 +256,7 @@ nlohmann::json eval_checkpoints(const RunRecord& run) {
   nlohmann::json out = nlohmann::json::array();
   for (uint64_t w : windows) {
     const auto dir = run.dir / "report" / "checkpoints" / fmt::format("{:010}", w);
-    fs::create_directories(dir);
-    for (const char* f : {"config.json", "model.safetensors", kTokenizerFile,
-                          "tokenizer_config.json", "special_tokens_map.json"})
-      bucket->get_file(checkpoint_key(w, f), dir / f);
+    download_checkpoint(*bucket, url, w, dir);
     auto model = load_model(dir, torch::kCPU);
     const auto tok = checkpoint_tokenizer(dir, model->config().vocab_size);
     const auto r = eval_held_out(model, tok, corpus, "default corpus", eo);

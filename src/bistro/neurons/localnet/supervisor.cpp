@@ -46,7 +46,6 @@ void Supervisor::start(size_t i) {
 }
 
 void Supervisor::poll(bool block) {
-  restart_at_.resize(procs_.size(), Clock::time_point::max());
   for (size_t i = 0; i < procs_.size(); ++i) {
     Proc& p = procs_[i];
     if (p.pid == 0 && Clock::now() >= restart_at_[i]) {
@@ -64,7 +63,6 @@ void Supervisor::poll(bool block) {
 }
 
 void Supervisor::kill_now(size_t i, Clock::time_point restart_at) {
-  restart_at_.resize(procs_.size(), Clock::time_point::max());
   Proc& p = procs_.at(i);
   if (p.pid > 0) {
     kill(p.pid, SIGKILL);

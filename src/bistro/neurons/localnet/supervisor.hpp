@@ -29,7 +29,9 @@ class Supervisor {
  public:
   using Clock = std::chrono::steady_clock;
   Supervisor(std::filesystem::path logs, std::vector<Proc> procs)
-      : logs_(std::move(logs)), procs_(std::move(procs)) {}
+      : logs_(std::move(logs)),
+        procs_(std::move(procs)),
+        restart_at_(procs_.size(), Clock::time_point::max()) {}
   std::vector<Proc>& procs() { return procs_; }
   void start(size_t i);
   // Collects exit codes (waiting for every process when `block`); runs the restarts due.
@@ -43,7 +45,7 @@ class Supervisor {
  private:
   std::filesystem::path logs_;
   std::vector<Proc> procs_;
-  std::vector<Clock::time_point> restart_at_;
+  std::vector<Clock::time_point> restart_at_;  // per process; max(): none scheduled
 };
 
 }  // namespace bistro::localnet
