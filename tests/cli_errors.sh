@@ -24,6 +24,9 @@ expect_error() {  # expect_error "fragment" args...
 expect_error "unknown model preset 'huge'" model info --preset huge
 expect_error "unknown model preset 'huge'" train --preset huge --steps 1
 expect_error "invalid --device 'gpu'" train --device gpu --steps 1
+expect_error "--device cuda:1: CUDA is not available" train --device cuda:1 --steps 1
+expect_error "invalid --dtype 'fp8'" bench train --dtype fp8 --steps 1
+expect_error "dct-topk and slice run on the CPU only" experiment converge --device cuda --methods slice
 echo '{"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 8,
        "vocab_size": 300, "max_position_embeddings": 64}' > "$tmp/bad.json"
 expect_error "num_attention_heads (3) does not divide hidden_size (64)" model info --config "$tmp/bad.json"
@@ -72,7 +75,10 @@ expect_error "unknown hyperparameter 'tempoo'" chain init --subtensor.network "$
 "$bistro" wallet new --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h >/dev/null || { echo "FAIL: wallet new u"; fails=$((fails + 1)); }
 expect_error "SubnetNotExists" miner --subtensor.network "$chain" --netuid 7 --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
 expect_error "is not registered on subnet 1 (pass --register" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name u --wallet.hotkey h --bucket "file://$tmp/mb"
-expect_error "--device cuda" miner --device cuda --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
+expect_error "--device cuda: CUDA is not available" miner --device cuda --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
+expect_error "invalid --dtype 'fp16'" validator --dtype fp16 --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h
+echo '{"codec": "slice"}' > "$tmp/slice.json"
+expect_error "codec slice (protocol v1) runs on the CPU in fp32 only" miner --dtype bf16 --hparams "$tmp/slice.json" --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --bucket "file://$tmp/mb"
 expect_error "--bucket is required" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h
 expect_error "unknown --scoring 'best'" validator --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --scoring best
 echo '{"blocks_per_windw": 3}' > "$tmp/hp.json"

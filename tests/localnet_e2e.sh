@@ -11,6 +11,8 @@
 #          cheat's update ever enters a record, each rejection is logged with its reason, every
 #          honest miner out-earns every cheat, and the master still trains.
 #   s3     protocol v2 over S3 (s3rver on loopback, started here): 2 honest miners, hashes agree.
+#   bf16   protocol v2 with every neuron under bf16 autocast (--dtype bf16): 2 honest miners; the
+#          shared model stays fp32, so every hash still agrees, and the master still trains.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
 set -u
@@ -39,6 +41,8 @@ case $mode in
     export BISTRO_S3_ENDPOINT=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=S3RVER \
       AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
     args=(--miners 2 --windows 5 --bucket-url s3://bistro-ln) ;;
+  bf16)
+    args=(--miners 2 --windows 5 --dtype bf16) ;;
   slice)
     echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
     args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
@@ -56,6 +60,9 @@ if [[ $mode == loco ]]; then  # bistro eval of the master's latest published che
   "$bistro" eval "file://$dir/run/buckets/validator" --pages 2 --json "$dir/eval.json" \
     --tasks "$root/tests/fixtures/mc_tasks.jsonl" 2>/dev/null || { echo "FAIL: bistro eval"; exit 1; }
 fi
+if [[ $mode == bf16 ]] && ! grep -q "cpu bf16" "$dir"/run/logs/miner-0.log; then
+  echo "FAIL: miner-0 did not run in bf16"; exit 1
+fi
 if [[ $mode == s3 ]]; then  # everything went through S3: no file buckets, records in s3rver
   if [[ -n $(ls -A "$dir/run/buckets") ]] || ! find "$dir/s3" -path '*records*' | grep -q .; then
     echo "FAIL: the s3 run wrote file buckets or no records reached s3rver"; exit 1
@@ -71,8 +78,8 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet")
-windows = {"loco": 10, "s3": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
+v2 = mode in ("loco", "s3", "gauntlet", "bf16")
+windows = {"loco": 10, "s3": 5, "bf16": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")

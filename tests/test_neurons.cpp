@@ -338,6 +338,18 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
   const auto got = losses_with(theta, u, 0.7, std::vector<double>(params.size(), 1.0), {&batch});
   EXPECT_NEAR(got[0], expect, 1e-5);
   EXPECT_EQ(params_hash(params), before);  // restored bit for bit
+  // The index-op path (a validator whose theta is on a GPU) writes and restores the same bits.
+  {
+    const std::vector<double> ones(params.size(), 1.0);
+    auto saved = apply_alone(params, u, 0.7, ones);
+    const std::string raw = params_hash(params);
+    EXPECT_NE(raw, before);
+    restore_alone(params, u, saved);
+    saved = apply_alone(params, u, 0.7, ones, /*index_ops=*/true);
+    EXPECT_EQ(params_hash(params), raw);
+    restore_alone(params, u, saved);
+    EXPECT_EQ(params_hash(params), before);
+  }
 
   // A window: two honest-like updates made from each miner's own batch, one trained elsewhere.
   // Each update's own batch improves most under its own update.

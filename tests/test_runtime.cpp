@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "bistro/core/cpu_allocator.hpp"
 #include "bistro/core/error.hpp"
@@ -9,13 +10,16 @@
 namespace bistro {
 namespace {
 
-// scripts/setup selects OpenBLAS; the reference BLAS here would make every benchmark meaningless.
-TEST(Runtime, LibtorchCallsOpenBlas) {
+// scripts/setup selects OpenBLAS for Debian's libtorch; PyTorch's wheels (libtorch 2.x) carry
+// MKL. The reference BLAS here would make every benchmark meaningless.
+TEST(Runtime, LibtorchCallsAFastBlas) {
   torch::mm(torch::ones({64, 64}), torch::ones({64, 64}));  // make sure BLAS is loaded
   const auto blas = detect_blas();
   EXPECT_FALSE(blas.library.empty());
   EXPECT_FALSE(blas.reference) << blas.library;
-  EXPECT_NE(blas.description.find("OpenBLAS"), std::string::npos) << blas.description;
+  const bool fast = blas.description.find("OpenBLAS") != std::string::npos ||
+                    (TORCH_VERSION_MAJOR >= 2 && blas.description == "MKL");
+  EXPECT_TRUE(fast) << blas.description;
 }
 
 TEST(Runtime, SetsTheThreadCount) {
@@ -43,6 +47,29 @@ TEST(Runtime, ParsesDevices) {
     EXPECT_TRUE(parse_device("cuda").is_cuda());
     EXPECT_THROW(parse_device("cuda:4096"), Error);
   }
+}
+
+TEST(Runtime, ParsesComputeAndRefusesWhatTheMachineLacks) {
+  EXPECT_FALSE(parse_compute("cpu", "fp32").bf16);
+  const Compute c = parse_compute("cpu", "bf16");  // libtorch's CPU kernels have bf16
+  EXPECT_TRUE(c.bf16);
+  EXPECT_EQ(c.describe(), "cpu bf16");
+  try {
+    parse_compute("cpu", "fp16");
+    FAIL() << "fp16 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--dtype 'fp16'"), std::string::npos) << e.what();
+  }
+  if (!torch::cuda::is_available()) {
+    try {
+      parse_compute("cuda", "bf16");
+      FAIL() << "cuda accepted on a machine without it";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("CUDA is not available"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(out_of_memory(std::runtime_error("CUDA out of memory. Tried to allocate 2 GiB")));
+  EXPECT_FALSE(out_of_memory(std::runtime_error("shape mismatch")));
 }
 
 TEST(Runtime, CachingAllocatorReusesLargeBlocks) {

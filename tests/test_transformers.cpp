@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bistro/core/files.hpp"
+#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/pages.hpp"
@@ -27,7 +28,11 @@ using test::TempDir;
 
 // Runs hf_interop.py under the venv's Python; the test fails (never skips) without it.
 void interop(const std::string& args) {
-  const auto python = fs::path(test::source_dir()) / ".venv" / "bin" / "python";
+  // BISTRO_HF_PYTHON: another interpreter with transformers (bench/device_check.sh on a GPU
+  // machine).
+  const char* env = std::getenv("BISTRO_HF_PYTHON");
+  const auto python =
+      env ? fs::path(env) : fs::path(test::source_dir()) / ".venv" / "bin" / "python";
   ASSERT_TRUE(fs::exists(python)) << python << " is missing: run scripts/setup";
   const std::string cmd = fmt::format("{} {}/tests/reference/hf_interop.py {}", python.string(),
                                       test::source_dir(), args);
@@ -53,7 +58,7 @@ void expect_same_outputs(Llama& model, const fs::path& dir, const TempDir& tmp) 
   interop(fmt::format("logits {} {} {}", dir.string(), (tmp / "ids.safetensors").string(),
                       (tmp / "hf.safetensors").string()));
   torch::NoGradGuard no_grad;
-  const auto logits = model->logits(ids);
+  const auto logits = model->logits(ids).cpu();
   const auto hf = read_tensor(tmp / "hf.safetensors", "logits");
   ASSERT_EQ(logits.sizes(), hf.sizes());
   const double diff = (logits - hf).abs().max().item<double>();
@@ -85,6 +90,9 @@ TEST_P(BistroInTransformers, SameLogitsAndLoss) {
   Llama model(GetParam() == "tiny" ? preset("tiny") : one_b_shaped());
   model->init_weights(21);
   save_checkpoint(tmp / "ck", model, default_tokenizer_path());
+  // bistro's side on the device under test (bench/device_check.sh sets BISTRO_TEST_DEVICE=cuda).
+  const char* device = std::getenv("BISTRO_TEST_DEVICE");
+  model->to(parse_device(device ? device : "cpu"));
   expect_same_outputs(model, tmp / "ck", tmp);
 }
 INSTANTIATE_TEST_SUITE_P(Configs, BistroInTransformers, ::testing::Values("tiny", "gqa"));

@@ -22,6 +22,7 @@ struct EvalArgs {
   std::vector<std::string> datasets, tasks;
   EvalOptions options;
   int threads = 0;
+  std::string device = "cpu", dtype = "fp32";
 };
 
 // A checkpoint directory, or the latest one published in a bucket (a URL: s3://, file://).
@@ -42,9 +43,12 @@ fs::path resolve_checkpoint(const std::string& spec, nlohmann::json& out) {
 
 int run_eval(const EvalArgs& a) {
   init_runtime(a.threads);
+  const Compute compute = parse_compute(a.device, a.dtype);
   nlohmann::json out;
   const auto dir = resolve_checkpoint(a.checkpoint, out);
-  auto model = load_model(dir, torch::kCPU);
+  auto model = load_model(dir, compute.device);
+  model->set_bf16(compute.bf16);
+  out["device"] = compute.describe();
   const auto& config = model->config();
   const Tokenizer tok = checkpoint_tokenizer(dir, config.vocab_size);
   fmt::print("bistro eval: {} ({} parameters, tokenizer {} pieces)\n", dir.string(),
@@ -120,6 +124,8 @@ std::vector<Command> add_eval_commands(CLI::App& app) {
   c->add_option("--save-batches", a->save_batches,
                 "write the evaluated token batches (safetensors) for an independent check");
   c->add_option("--threads", a->threads, "libtorch threads (0: all cores)");
+  c->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  c->add_option("--dtype", a->dtype, "fp32 or bf16 (autocast)");
   return {{c, [a] { return run_eval(*a); }}};
 }
 

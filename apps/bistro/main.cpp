@@ -36,11 +36,13 @@ namespace {
 struct Common {
   int threads = 0;
   std::string device = "cpu";
+  std::string dtype = "fp32";
 };
 
 void add_common(CLI::App* app, Common& c) {
   app->add_option("--threads", c.threads, "libtorch threads (0: all cores)");
   app->add_option("--device", c.device, "cpu, cuda or cuda:N");
+  app->add_option("--dtype", c.dtype, "fp32, or bf16 (autocast; fp32 weights and optimizer)");
 }
 
 // --preset NAME or --config config.json (a Hugging Face LlamaConfig).
@@ -71,7 +73,8 @@ struct TrainArgs {
 
 int run_train(const TrainArgs& a) {
   init_runtime(a.common.threads);
-  const auto device = parse_device(a.common.device);
+  const auto compute = parse_compute(a.common.device, a.common.dtype);
+  const auto device = compute.device;
   Llama model = [&] {
     if (!a.init_dir.empty()) return load_model(a.init_dir, device);
     Llama m(a.model.resolve());
@@ -79,6 +82,7 @@ int run_train(const TrainArgs& a) {
     m->to(device);
     return m;
   }();
+  model->set_bf16(compute.bf16);
   const auto& config = model->config();
   TrainOptions opt;
   opt.adamw.weight_decay = a.weight_decay;
@@ -126,9 +130,9 @@ int run_train(const TrainArgs& a) {
   }
   fmt::print(
       "bistro train: {} parameters, {} layers, hidden {}, rows of {} tokens in batches of {}, "
-      "{} threads, device {}\n",
+      "{} threads, {}\n",
       config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.seq_len, a.batch,
-      torch::get_num_threads(), a.common.device);
+      torch::get_num_threads(), compute.describe());
   fmt::print("data: {}\nBLAS: {}\n", source, detect_blas().description);
   using Clock = std::chrono::steady_clock;
   for (int64_t s = trainer.steps(); s < a.steps; ++s) {
@@ -155,14 +159,14 @@ int run_bench_train(const TrainBenchOptions& o, bool json) {
   if (json) {
     fmt::print(
         "{{\"preset\": \"{}\", \"batch\": {}, \"seq_len\": {}, \"threads\": {}, \"fused\": {}, "
-        "\"tokens_per_s\": {:.2f}, \"step_ms\": {:.2f}, \"gflops\": {:.2f}, \"sgemm_gflops\": "
-        "{:.2f}}}\n",
-        o.preset, o.batch, o.seq_len, r.threads, o.fused, r.tokens_per_s, r.step_ms, r.gflops,
-        r.sgemm_gflops);
+        "\"device\": \"{}\", \"dtype\": \"{}\", \"tokens_per_s\": {:.2f}, \"step_ms\": {:.2f}, "
+        "\"gflops\": {:.2f}, \"sgemm_gflops\": {:.2f}, \"mfu\": {:.4f}}}\n",
+        o.preset, o.batch, o.seq_len, r.threads, o.fused, o.device, o.dtype, r.tokens_per_s,
+        r.step_ms, r.gflops, r.sgemm_gflops, r.mfu);
     return 0;
   }
-  fmt::print("bench train: preset {}, batch {}x{}, {} threads, device {}, fused ops {}\n", o.preset,
-             o.batch, o.seq_len, r.threads, o.device, o.fused ? "on" : "off");
+  fmt::print("bench train: preset {}, batch {}x{}, {} threads, device {} {}, fused ops {}\n",
+             o.preset, o.batch, o.seq_len, r.threads, o.device, o.dtype, o.fused ? "on" : "off");
   fmt::print("  step          {:10.1f} ms\n", r.step_ms);
   fmt::print("  throughput    {:10.1f} tokens/s\n", r.tokens_per_s);
   fmt::print("  matmul rate   {:10.1f} GFLOP/s  ({:.3g} FLOP/token)\n", r.gflops,
@@ -171,6 +175,8 @@ int run_bench_train(const TrainBenchOptions& o, bool json) {
     fmt::print("  sgemm peak    {:10.1f} GFLOP/s  (4096^3)\n", r.sgemm_gflops);
     fmt::print("  of peak       {:10.1f} %\n", 100.0 * r.gflops / r.sgemm_gflops);
   }
+  if (r.mfu > 0)
+    fmt::print("  MFU           {:10.1f} %  (of {} TFLOP/s)\n", 100 * r.mfu, o.peak_tflops);
   return 0;
 }
 
@@ -216,6 +222,9 @@ int main(int argc, char** argv) {
   bench_train->add_option("--warmup", bench.warmup, "untimed steps first");
   bench_train->add_option("--threads", bench.threads, "libtorch threads (0: all cores)");
   bench_train->add_option("--device", bench.device, "cpu, cuda or cuda:N");
+  bench_train->add_option("--dtype", bench.dtype, "fp32 or bf16 (autocast)");
+  bench_train->add_option("--peak-tflops", bench.peak_tflops,
+                          "the chip's spec peak in --dtype, for the MFU (H100/H200 bf16: 989)");
   bench_train->add_flag("--unfused", bench_unfused, "use stock libtorch ops only");
   bench_train->add_flag("--json", bench_json, "one JSON line");
   bench_train->add_option("--profile", bench.profile_path, "write a Chrome trace of one step");
@@ -306,6 +315,8 @@ int main(int argc, char** argv) {
   converge->add_option("--methods", conv.methods,
                        "comma list: ddp,diloco,sparseloco,dct-topk,slice");
   converge->add_option("--threads", conv.threads, "libtorch threads (0: all cores)");
+  converge->add_option("--device", conv.device, "cpu, cuda or cuda:N (dct-topk, slice: cpu)");
+  converge->add_option("--dtype", conv.dtype, "fp32 or bf16 (autocast)");
 
   auto* bench_sign = bench_cmd->add_subcommand("sign", "sr25519 vs ed25519 sign and verify rates");
 
@@ -452,10 +463,10 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "bistro: error: {}\n", e.what());
     return 1;
   } catch (const c10::Error& e) {
-    fmt::print(stderr, "bistro: error: {}\n", e.what_without_backtrace());
+    fmt::print(stderr, "bistro: error: {}\n", error_line(e));
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "bistro: error: {}\n", e.what());
+    fmt::print(stderr, "bistro: error: {}\n", error_line(e));
     return 1;
   }
   return 0;

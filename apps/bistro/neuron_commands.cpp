@@ -16,7 +16,8 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
                 "chain: a local chain file (file:PATH or PATH.db; default $BISTRO_HOME/chain.db)");
   c->add_option("--netuid", a.netuid, "subnet uid");
   c->add_option("--bucket", a.bucket, "where this neuron publishes: file:///dir or s3://bucket");
-  c->add_option("--device", a.device, "cpu (cuda builds: cuda, cuda:N)");
+  c->add_option("--device", a.device, "cpu, cuda or cuda:N (protocol v2)");
+  c->add_option("--dtype", a.dtype, "fp32, or bf16 (autocast; the shared model stays fp32)");
   c->add_option("--hparams", a.hparams_file, "JSON file of protocol hyperparameters");
   c->add_option("--state", a.state_dir, "state directory (default $BISTRO_HOME/<role>/<hotkey>)");
   c->add_option("--dataset", a.dataset, "dataset directory (default: the embedded corpus)");
@@ -75,6 +76,8 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                      "afterwards, train one AdamW model on the union of the miners' pages and "
                      "plot it beside the master");
   localnet->add_option("--threads", l->threads, "threads per process");
+  localnet->add_option("--device", l->device, "every neuron's device: cpu, cuda or cuda:N");
+  localnet->add_option("--dtype", l->dtype, "every neuron's dtype: fp32 or bf16 (autocast)");
   localnet->add_option("--scoring", l->scoring,
                        "validator scoring: loss-delta | win-rate | gradient-distance");
   localnet->add_option("--bucket-url", l->bucket_url,

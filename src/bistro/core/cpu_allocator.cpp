@@ -3,6 +3,8 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include "bistro/model/torch_compat.hpp"
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -53,7 +55,7 @@ void free_block(void* data) {
 
 class CachingCpuAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(std::size_t n) const override {
+  c10::DataPtr allocate(std::size_t n) BISTRO_ALLOCATE_CONST override {
     const c10::Device cpu(c10::DeviceType::CPU);
     if (n == 0) return {nullptr, nullptr, &free_block, cpu};
     const std::size_t size = rounded(n);
@@ -79,7 +81,11 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DeleterFnPtr raw_deleter() const override { return &free_block; }
 
   // Required by libtorch 2.x's Allocator interface; harmless on 1.x.
-  void copy_data(void* dest, const void* src, std::size_t count) const {
+  void copy_data(void* dest, const void* src, std::size_t count) const
+#if BISTRO_TORCH2
+      override
+#endif
+  {
     std::memcpy(dest, src, count);
   }
 };

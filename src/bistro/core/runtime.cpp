@@ -40,6 +40,10 @@ BlasInfo detect_blas() {
   } else if (!info.library.empty()) {
     info.description = "reference BLAS";
     info.reference = true;
+  } else if (at::globalContext().hasMKL()) {
+    // PyTorch's own wheels link MKL into libtorch_cpu: no separate library to find.
+    info.library = "libtorch_cpu (MKL linked in)";
+    info.description = "MKL";
   } else {
     info.description = "no separate BLAS library loaded";
   }
@@ -83,6 +87,44 @@ c10::Device parse_device(std::string_view text) {
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   fail("invalid --device '{}': expected cpu, cuda or cuda:N", text);
+}
+
+std::string Compute::describe() const {
+  return fmt::format("{} {}", device.str(), bf16 ? "bf16" : "fp32");
+}
+
+Compute parse_compute(std::string_view device, std::string_view dtype) {
+  Compute c;
+  c.device = parse_device(device);
+  check(dtype == "fp32" || dtype == "bf16", "invalid --dtype '{}': expected fp32 or bf16", dtype);
+  c.bf16 = dtype == "bf16";
+  if (c.bf16) {
+    try {
+      const auto opts = torch::TensorOptions().dtype(torch::kBFloat16).device(c.device);
+      const auto x = torch::ones({8, 8}, opts);
+      const double s = torch::matmul(x, x).sum().item<double>();
+      check(s == 512.0, "a bf16 product gave {} instead of 512", s);
+    } catch (const std::exception& e) {
+      const std::string why = e.what();
+      fail("--dtype bf16: {} does not support bf16: {}", device, why.substr(0, why.find('\n')));
+    }
+  }
+  return c;
+}
+
+std::string error_line(const std::exception& e) {
+  std::string what = e.what();
+  what = what.substr(0, what.find('\n'));
+  return out_of_memory(e) && what.find("out of memory") == std::string::npos
+             ? "out of memory: " + what
+             : what;
+}
+
+bool out_of_memory(const std::exception& e) {
+  const std::string_view what = e.what();
+  return what.find("out of memory") != std::string_view::npos ||
+         what.find("OutOfMemory") != std::string_view::npos ||
+         dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
 }
 
 }  // namespace bistro

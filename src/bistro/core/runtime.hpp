@@ -25,4 +25,21 @@ void init_runtime(int threads);
 // "cpu", "cuda" or "cuda:N"; throws bistro::Error for anything else or an unavailable CUDA device.
 c10::Device parse_device(std::string_view text);
 
+// Where a node computes: a device, and fp32 or bf16. bf16 means autocast: matrix products in bf16,
+// parameters, optimizer state and reductions in fp32 (model/llama.hpp).
+struct Compute {
+  c10::Device device{c10::kCPU};
+  bool bf16 = false;
+  std::string describe() const;  // "cpu fp32", "cuda:0 bf16"
+};
+// --device and --dtype (fp32 or bf16). bf16 is tried on the device (a small bf16 product), so a
+// device without it is refused here, by name.
+Compute parse_compute(std::string_view device, std::string_view dtype);
+
+// Whether e is libtorch running out of memory (on any device).
+bool out_of_memory(const std::exception& e);
+// One line for a failure: what() up to its first line break (libtorch's errors carry a
+// backtrace), prefixed "out of memory: " when it is that.
+std::string error_line(const std::exception& e);
+
 }  // namespace bistro

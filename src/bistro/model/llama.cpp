@@ -4,6 +4,7 @@
 
 #include "bistro/core/rng.hpp"
 #include "bistro/model/ops.hpp"
+#include "bistro/model/torch_compat.hpp"
 
 namespace bistro {
 
@@ -86,8 +87,10 @@ torch::Tensor LlamaImpl::final_hidden(const torch::Tensor& input_ids) {
     q_cos_ = cos_ * scale;
     q_sin_ = sin_ * scale;
   }
-  // Causal attention in two query chunks: the first half of the positions only needs the first
-  // half of the keys, which saves a quarter of the attention matmuls.
+  // libtorch 2.x's fused attention where it is at hand; else causal attention in two query
+  // chunks: the first half of the positions only needs the first half of the keys, which saves a
+  // quarter of the attention matmuls.
+  const bool fused_attention = ops::fused() && compat::has_fused_attention();
   const int64_t chunks = (T % 2 == 0 && T >= 64) ? 2 : 1, span = T / chunks;
 
   auto x = torch::embedding(embed_, input_ids);  // [B, T, H]
@@ -96,6 +99,18 @@ torch::Tensor LlamaImpl::final_hidden(const torch::Tensor& input_ids) {
     // one large matmul runs closer to the machine's peak than three narrow ones.
     auto h = ops::rms_norm(x, L.attn_norm, config_.rms_norm_eps);
     auto qkv = torch::matmul(h, torch::cat({L.wq, L.wk, L.wv}).t());  // [B, T, H + 2 KV]
+    if (fused_attention) {
+      // Heads in Hugging Face's order ([B, nh, T, hd]; head h reads KV head h / rep).
+      auto q = ops::rotary(qkv.narrow(-1, 0, H).view({B, T, nh, 1, hd}), q_cos_, q_sin_)
+                   .view({B, nh, T, hd});
+      auto k = ops::rotary(qkv.narrow(-1, H, kvh * hd).view({B, T, kvh, 1, hd}), cos_, sin_)
+                   .view({B, kvh, T, hd});
+      auto v = qkv.narrow(-1, H + kvh * hd, kvh * hd).view({B, T, kvh, hd}).transpose(1, 2);
+      auto att = compat::fused_causal_attention(q, k, v).transpose(1, 2).reshape({B, T, H});
+      x = x + torch::matmul(att, L.wo.t());
+      x = mlp(x, L);
+      continue;
+    }
     // Query head h uses KV head h / rep. Rotary writes queries as [B, kvh, T, rep, hd], so that
     // one matmul per KV head serves all of its query heads (row = t * rep + r) without
     // materialising repeated keys and values, and rows of one position range are contiguous.
@@ -115,27 +130,34 @@ torch::Tensor LlamaImpl::final_hidden(const torch::Tensor& input_ids) {
     auto o = chunks == 1 ? outs[0] : torch::cat(outs, 2);  // [B, kvh, T*rep, hd]
     auto att = o.view({B, kvh, T, rep, hd}).permute({0, 2, 1, 3, 4}).reshape({B, T, H});
     x = x + torch::matmul(att, L.wo.t());
-    // MLP.
-    h = ops::rms_norm(x, L.mlp_norm, config_.rms_norm_eps);
-    auto gate_up = torch::matmul(h, torch::cat({L.w_gate, L.w_up}).t());  // [B, T, 2I]
-    x = x + torch::matmul(ops::swiglu(gate_up), L.w_down.t());
+    x = mlp(x, L);
   }
   return ops::rms_norm(x, norm_, config_.rms_norm_eps);
 }
 
+torch::Tensor LlamaImpl::mlp(const torch::Tensor& x, const Layer& L) {
+  auto h = ops::rms_norm(x, L.mlp_norm, config_.rms_norm_eps);
+  auto gate_up = torch::matmul(h, torch::cat({L.w_gate, L.w_up}).t());  // [B, T, 2I]
+  return x + torch::matmul(ops::swiglu(gate_up), L.w_down.t());
+}
+
 torch::Tensor LlamaImpl::logits(const torch::Tensor& input_ids) {
-  return torch::matmul(final_hidden(input_ids), lm_head_.t());
+  const auto device = embed_.device();
+  compat::AutocastGuard autocast(device.type(), bf16_ ? torch::kBFloat16 : torch::kFloat32);
+  return torch::matmul(final_hidden(input_ids.to(device)), lm_head_.t());
 }
 
 torch::Tensor LlamaImpl::loss(const torch::Tensor& input_ids, const torch::Tensor& targets) {
-  auto lg = logits(input_ids);
-  return ops::cross_entropy(lg.view({-1, config_.vocab_size}), targets.reshape({-1}));
+  // The loss in fp32 whatever the logits' dtype (as Hugging Face upcasts them).
+  auto lg = logits(input_ids).to(torch::kFloat32);
+  return ops::cross_entropy(lg.view({-1, config_.vocab_size}),
+                            targets.to(embed_.device()).reshape({-1}));
 }
 
 torch::Tensor LlamaImpl::loss_sum(const torch::Tensor& input_ids, const torch::Tensor& targets) {
-  const auto flat = targets.reshape({-1});
+  const auto flat = targets.to(embed_.device()).reshape({-1});
   const auto count = (flat != -100).sum();
-  return loss(input_ids, targets) * count;
+  return loss(input_ids, flat) * count;
 }
 
 }  // namespace bistro

@@ -43,7 +43,8 @@ std::vector<torch::Tensor> pseudo_gradient(const std::vector<torch::Tensor>& sta
                                            const std::vector<torch::Tensor>& now) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> out;
-  for (size_t i = 0; i < start.size(); ++i) out.push_back(start[i] - now[i].detach());
+  for (size_t i = 0; i < start.size(); ++i)
+    out.push_back(start[i] - now[i].detach().to(start[i].device()));
   return out;
 }
 

@@ -57,7 +57,7 @@ fs::path run_directory(const LocalnetOptions& o, int64_t stamp) {
 
 // Seconds one inner step takes here with `concurrent` miners training at once (one thread each,
 // the hparams' micro-batch), timed in process: the contention the miner processes will meet.
-double time_inner_step(const NeuronHparams& h, int concurrent) {
+double time_inner_step(const NeuronHparams& h, int concurrent, const Compute& c) {
   NeuronData data("", h);
   auto batches = data.batches(pages(local_pages_key(0, 0), h.pages_per_window, data.configs), 2);
   std::vector<double> seconds(static_cast<size_t>(concurrent));
@@ -66,6 +66,8 @@ double time_inner_step(const NeuronHparams& h, int concurrent) {
     threads.emplace_back([&, i] {
       Llama model(preset(h.preset));
       model->init_weights(h.init_seed);
+      model->to(c.device);
+      model->set_bf16(c.bf16);
       Trainer trainer(std::move(model), {});
       inner_loop(trainer, batches, 2);  // warm the allocator and the kernels
       const auto t0 = std::chrono::steady_clock::now();
@@ -86,7 +88,7 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   init_runtime(1);
   int training = o.miners - o.lazy - o.garbage + 1;
   for (const auto& [kind, n] : cheats) training += behaviour_trains(kind) ? n : 0;
-  const double step = time_inner_step(h, training);
+  const double step = time_inner_step(h, training, parse_compute(o.device, o.dtype));
   double block_time =
       static_cast<double>(h.inner_steps) * step / 0.95 / static_cast<double>(h.blocks_per_window);
   block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
@@ -175,7 +177,11 @@ class SubnetBuilder {
               "--state",
               (dir_ / "state" / name).string(),
               "--threads",
-              std::to_string(o_.threads)};
+              std::to_string(o_.threads),
+              "--device",
+              o_.device,
+              "--dtype",
+              o_.dtype};
     if (role == "miner") p.argv.insert(p.argv.end(), {"--behaviour", behaviour});
     if (copy_uid >= 0) p.argv.insert(p.argv.end(), {"--copy-uid", std::to_string(copy_uid)});
     if (role == "validator") p.argv.insert(p.argv.end(), {"--scoring", o_.scoring});

@@ -147,9 +147,13 @@ class LocoMiner : Node {
   bool trains_ = false;
 };
 
-Trainer inner_trainer(const NeuronHparams& h) {
+// The model the inner steps train, on the compute device (theta stays on the CPU, where the
+// outer step, the hash and the error feedback are).
+Trainer inner_trainer(const NeuronHparams& h, const Compute& c) {
   Llama work(preset(h.preset));
   work->init_weights(h.init_seed);
+  work->to(c.device);
+  work->set_bf16(c.bf16);
   return Trainer(std::move(work), inner_train_options(h));
 }
 
@@ -159,9 +163,9 @@ LocoMiner::LocoMiner(const NeuronArgs& a, const NeuronHparams& h)
       kind_(parse_behaviour(a.behaviour)),
       config_(preset(h.preset)),
       shared_(config_),
-      trainer_(inner_trainer(h)) {
-  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {}{})", uid_, a.netuid,
-                     a.bucket, h.inner_steps,
+      trainer_(inner_trainer(h, compute_)) {
+  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {}, {}{})", uid_,
+                     a.netuid, a.bucket, h.inner_steps, compute_.describe(),
                      kind_ == Behaviour::Honest ? "" : std::string(", behaviour ") + a.behaviour));
   shared_->init_weights(h.init_seed);
   ef_ = std::make_unique<ErrorFeedback>(
@@ -432,7 +436,8 @@ int LocoMiner::run() {
       window(w);
     } catch (const std::exception& e) {
       // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
-      log(0, fmt::format("window {} failed: {}; continuing with the next window", w, e.what()));
+      log(0,
+          fmt::format("window {} failed: {}; continuing with the next window", w, error_line(e)));
     }
   }
   return 0;

@@ -175,6 +175,10 @@ LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
       config_(preset(h.preset)),
       theta_(config_) {
   theta_->init_weights(h.init_seed);
+  // theta on the compute device: the outer step and the hash read and write it through CPU
+  // copies (outer_step.hpp), so every node holds the same bits whatever its device.
+  theta_->to(compute_.device);
+  theta_->set_bf16(compute_.bf16);
   params_ = parameter_tensors(theta_);
   gp_ = gauntlet_params(h);
   data_ = std::make_unique<NeuronData>(a.dataset, h);
@@ -676,13 +680,14 @@ bool LocoValidator::run_window(uint64_t u) {
       if (published_) {
         // The record is out and miners follow it: theta stays theta_{u+1}; only the scoring or
         // bookkeeping of the window is lost.
-        log(0, fmt::format("window {} failed after its record was published: {}", u, e.what()));
+        log(0,
+            fmt::format("window {} failed after its record was published: {}", u, error_line(e)));
         break;
       }
       // Before the record, nothing is final: theta goes back to theta_u, and the second attempt
       // publishes an empty record so the miners waiting on it can go on.
       log(0,
-          fmt::format("window {} failed: {}; {}", u, e.what(),
+          fmt::format("window {} failed: {}; {}", u, error_line(e),
                       attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
       ratings_ = saved_ratings;
       history_ = saved_history;

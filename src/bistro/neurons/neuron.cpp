@@ -250,12 +250,12 @@ void neuron_log(int level, int threshold, const std::string& who, const std::str
   fmt::print(stderr, "{}.{:03} {} {}\n", secs / 1000, secs % 1000, who, message);
 }
 
-void check_neuron_device(const std::string& device) {
-  const c10::Device d = parse_device(device);
-  check(d.is_cpu(),
-        "--device {}: the miner and validator run on the CPU in this version "
-        "(`bistro train` and the benchmarks take CUDA devices)",
-        device);
+Compute neuron_compute(const NeuronArgs& a, const std::string& codec) {
+  const Compute c = parse_compute(a.device, a.dtype);
+  check(codec == "sparseloco" || (c.device.is_cpu() && !c.bf16),
+        "--device {} --dtype {}: codec {} (protocol v1) runs on the CPU in fp32 only", a.device,
+        a.dtype, codec);
+  return c;
 }
 
 void wait_for_block(chain::Chain& chain, uint64_t block, double poll_seconds) {

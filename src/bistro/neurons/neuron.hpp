@@ -11,6 +11,7 @@
 
 #include "bistro/chain/chain.hpp"
 #include "bistro/compress/update.hpp"
+#include "bistro/core/runtime.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
 #include "bistro/data/tokenizer.hpp"
@@ -95,6 +96,7 @@ struct NeuronArgs {
   std::string wallet_path, wallet_name = "default", wallet_hotkey = "default";
   std::string bucket;  // --bucket: where this neuron publishes (file:///dir or s3://bucket)
   std::string device = "cpu";
+  std::string dtype = "fp32";  // fp32, or bf16 (autocast; core/runtime.hpp)
   std::string state_dir;  // checkpoints, scores, metrics (default $BISTRO_HOME/<role>/<hotkey>)
   std::string hparams_file;
   std::string dataset;  // empty: the embedded corpus
@@ -153,9 +155,9 @@ void neuron_log(int level, int threshold, const std::string& who, const std::str
 // Waits until the chain reaches `block`, polling at a fraction of the block time.
 void wait_for_block(chain::Chain& chain, uint64_t block, double block_seconds);
 
-// --device for the neurons: "cpu" for now (parsed like `bistro train --device`; CUDA is refused
-// with a clear message until the neurons' slice and merge paths are verified on a GPU).
-void check_neuron_device(const std::string& device);
+// --device and --dtype for a neuron of `codec`: protocol v2 computes anywhere (docs/protocol.md,
+// "Devices"); v1's codecs only on the CPU in fp32.
+Compute neuron_compute(const NeuronArgs& a, const std::string& codec);
 
 int run_miner(const NeuronArgs& args);
 int run_validator(const NeuronArgs& args);

@@ -10,7 +10,7 @@ namespace bistro {
 
 Node::Node(const NeuronArgs& a, const std::string& role, const std::string& commit_prefix,
            const std::string& bucket_required)
-    : a_(a) {
+    : a_(a), compute_(parse_compute(a.device, a.dtype)) {
   chain_ = chain::open_chain(a.network);
   hot_ = load_hotkey(a);
   hotkey_ = ss58_encode(hot_->public_key());

@@ -23,6 +23,7 @@ class Node {
   void log(int level, const std::string& m) const { neuron_log(level, a_.log_level, who_, m); }
 
   const NeuronArgs& a_;
+  Compute compute_;  // --device and --dtype
   std::unique_ptr<chain::Chain> chain_;
   std::unique_ptr<Signer> hot_;
   std::string hotkey_, who_;

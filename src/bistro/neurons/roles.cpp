@@ -9,7 +9,7 @@ namespace bistro {
 int run_miner(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
   init_runtime(a.threads);
-  check_neuron_device(a.device);
+  neuron_compute(a, h.codec);
   if (h.codec == "sparseloco") return run_loco_miner(a, h);
   check(a.behaviour == "honest" || a.behaviour == "lazy" || a.behaviour == "garbage",
         "miner: behaviour '{}' needs codec sparseloco (codec {} has honest, lazy and garbage)",
@@ -22,7 +22,7 @@ int run_validator(const NeuronArgs& a) {
   check(a.scoring == "loss-delta" || a.scoring == "win-rate" || a.scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", a.scoring);
   init_runtime(a.threads);
-  check_neuron_device(a.device);
+  neuron_compute(a, h.codec);
   check(h.codec != "sparseloco" || a.scoring == "loss-delta",
         "validator: codec sparseloco scores by loss-delta (got --scoring {})", a.scoring);
   check(a.scoring != "gradient-distance" || h.codec == "slice",

@@ -31,56 +31,88 @@ std::vector<double> tensor_norms(const Update& u) {
   return out;
 }
 
-// theta -= alpha * scale_i * u, touching only the update's coordinates (what the outer step does
-// with one peer, whose clip is `scale`); `saved` gets the old values, for restore().
-void apply_alone(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
-                 const std::vector<double>& scale, std::vector<std::vector<float>>& saved) {
-  saved.assign(params.size(), {});
-  for (size_t i = 0; i < params.size() && i < u.tensors.size(); ++i) {
-    const auto& t = u.tensors[i];
-    const auto plan = chunk_plan(params[i].sizes().vec(), u.chunk_cap);
-    float* p = params[i].data_ptr<float>();
-    const float f = static_cast<float>(alpha * scale[i]);
-    auto& sv = saved[i];
-    sv.reserve(t.val.size());
-    for (int64_t r = 0; r < t.rows; ++r)
-      for (int64_t j = 0; j < t.k; ++j) {
-        const int64_t e = sparse_loco::element_of(plan, r, t.idx[r * t.k + j]);
-        sv.push_back(p[e]);
-        p[e] -= f * t.val[r * t.k + j];
-      }
-  }
+// The flat element positions of tensor t of u in its parameter, in the update's order.
+std::vector<int64_t> elements(const torch::Tensor& param, const Update& u, size_t i) {
+  const auto& t = u.tensors[i];
+  const auto plan = chunk_plan(param.sizes().vec(), u.chunk_cap);
+  std::vector<int64_t> out;
+  out.reserve(t.val.size());
+  for (int64_t r = 0; r < t.rows; ++r)
+    for (int64_t j = 0; j < t.k; ++j)
+      out.push_back(sparse_loco::element_of(plan, r, t.idx[r * t.k + j]));
+  return out;
 }
 
-void restore(const std::vector<torch::Tensor>& params, const Update& u,
-             const std::vector<std::vector<float>>& saved) {
-  for (size_t i = 0; i < saved.size(); ++i) {
-    const auto& t = u.tensors[i];
-    const auto plan = chunk_plan(params[i].sizes().vec(), u.chunk_cap);
-    float* p = params[i].data_ptr<float>();
-    size_t at = 0;
-    for (int64_t r = 0; r < t.rows; ++r)
-      for (int64_t j = 0; j < t.k; ++j)  // in order: a coordinate appears once per update
-        p[sparse_loco::element_of(plan, r, t.idx[r * t.k + j])] = saved[i][at++];
-  }
+// A parameter on another device than the CPU (or not fp32 contiguous) is written with index ops:
+// `saved` then holds the old values as a tensor on that device.
+bool raw(const torch::Tensor& p) {
+  return p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous();
+}
+
+torch::Tensor on(const torch::Tensor& p, std::vector<int64_t> v) {
+  return torch::tensor(v, torch::kInt64).to(p.device());
 }
 
 }  // namespace
+
+SavedValues apply_alone(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
+                        const std::vector<double>& scale, bool index_ops) {
+  torch::NoGradGuard no_grad;
+  SavedValues saved;
+  saved.cpu.assign(params.size(), {});
+  saved.device.assign(params.size(), {});
+  for (size_t i = 0; i < params.size() && i < u.tensors.size(); ++i) {
+    const auto& t = u.tensors[i];
+    const float f = static_cast<float>(alpha * scale[i]);
+    const auto e = elements(params[i], u, i);
+    if (index_ops || !raw(params[i])) {
+      auto flat = params[i].view({-1});
+      const auto idx = on(flat, e);
+      saved.device[i] = flat.index_select(0, idx);
+      const auto val = torch::tensor(t.val, torch::kFloat32).mul(f).to(flat.device());
+      flat.index_put_({idx}, saved.device[i] - val.to(flat.scalar_type()));
+      continue;
+    }
+    float* p = params[i].data_ptr<float>();
+    auto& sv = saved.cpu[i];
+    sv.reserve(t.val.size());
+    for (size_t j = 0; j < e.size(); ++j) {
+      sv.push_back(p[e[j]]);
+      p[e[j]] -= f * t.val[j];
+    }
+  }
+  return saved;
+}
+
+void restore_alone(const std::vector<torch::Tensor>& params, const Update& u,
+                   const SavedValues& saved) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < saved.cpu.size(); ++i) {
+    const auto e = elements(params[i], u, i);
+    if (saved.device[i].defined()) {  // a coordinate appears once per update: any order restores
+      params[i].view({-1}).index_put_({on(params[i], e)}, saved.device[i]);
+      continue;
+    }
+    float* p = params[i].data_ptr<float>();
+    for (size_t j = 0; j < e.size() && j < saved.cpu[i].size(); ++j) p[e[j]] = saved.cpu[i][j];
+  }
+}
 
 std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches) {
   torch::NoGradGuard no_grad;
   std::vector<double> out;
   for (const auto& b : batches) {
-    const auto logits = model->logits(b.inputs);
+    const auto logits = model->logits(b.inputs).to(torch::kFloat32);
     const int64_t rows = logits.size(0), cols = logits.size(1);
+    const auto targets = b.targets.to(logits.device());
     const auto per_token = torch::nn::functional::cross_entropy(
-        logits.reshape({rows * cols, -1}), b.targets.reshape({-1}),
+        logits.reshape({rows * cols, -1}), targets.reshape({-1}),
         torch::nn::functional::CrossEntropyFuncOptions()
             .reduction(torch::kNone)
             .ignore_index(-100));
-    const auto counted = (b.targets != -100).to(torch::kFloat64).sum(1);
+    const auto counted = (targets != -100).to(torch::kFloat64).sum(1);
     const auto sums = per_token.view({rows, cols}).to(torch::kFloat64).sum(1);
-    const auto mean = (sums / counted.clamp_min(1)).contiguous();
+    const auto mean = (sums / counted.clamp_min(1)).to(torch::kCPU).contiguous();
     const double* p = mean.data_ptr<double>();
     for (int64_t r = 0; r < rows; ++r) out.push_back(std::isfinite(p[r]) ? p[r] : INFINITY);
   }
@@ -92,14 +124,13 @@ std::vector<double> losses_with(Llama& theta, const Update& u, double alpha,
                                 const std::vector<const std::vector<Batch>*>& sets) {
   const auto params = parameter_tensors(theta);
   torch::NoGradGuard no_grad;
-  std::vector<std::vector<float>> saved;
-  apply_alone(params, u, alpha, scale, saved);
+  const auto saved = apply_alone(params, u, alpha, scale);
   std::vector<double> out;
   for (const auto* s : sets) {
     const double l = mean_loss(theta, *s);
     out.push_back(std::isfinite(l) ? l : INFINITY);
   }
-  restore(params, u, saved);
+  restore_alone(params, u, saved);
   return out;
 }
 
@@ -126,9 +157,22 @@ void parallel(std::vector<Llama>& models, size_t count,
 
 }  // namespace
 
+namespace {
+// A model of `config` where `like` computes (its device and dtype).
+Llama model_like(Llama& like, const LlamaConfig& config) {
+  Llama m(config);
+  m->to(parameter_tensors(like).front().device());
+  m->set_bf16(like->bf16());
+  return m;
+}
+}  // namespace
+
 WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random,
                            double alpha)
-    : theta_(config), config_(config), random_(std::move(random)), alpha_(alpha) {
+    : theta_(model_like(theta, config)),
+      config_(config),
+      random_(std::move(random)),
+      alpha_(alpha) {
   copy_parameters(parameter_tensors(theta_), parameter_tensors(theta));
   base_ = sequence_losses(theta_, random_);
   base_random_ = mean_of(base_);
@@ -137,8 +181,10 @@ WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<
 }
 
 std::vector<Llama>& WindowScorer::models(int threads) {
+  // One model per CPU thread; a GPU runs one at a time anyway.
+  if (!parameter_tensors(theta_).front().device().is_cpu()) threads = 1;
   while (static_cast<int>(copies_.size()) < threads) {
-    Llama m(config_);
+    Llama m = model_like(theta_, config_);
     copy_parameters(parameter_tensors(m), parameter_tensors(theta_));
     copies_.push_back(m);
   }
@@ -149,20 +195,18 @@ void WindowScorer::measure(Llama& m, Entry& e) {
   const auto params = parameter_tensors(m);
   torch::NoGradGuard no_grad;
   e.before = sequence_losses(m, e.own);
-  std::vector<std::vector<float>> saved;
-  apply_alone(params, *e.update, alpha_, e.scale, saved);
+  const auto saved = apply_alone(params, *e.update, alpha_, e.scale);
   e.after_own = sequence_losses(m, e.own);
   e.after_random = sequence_losses(m, random_);
-  restore(params, *e.update, saved);
+  restore_alone(params, *e.update, saved);
 }
 
 std::vector<double> WindowScorer::cross_losses(Llama& m, const Entry& of, const Entry& ref) {
   const auto params = parameter_tensors(m);
   torch::NoGradGuard no_grad;
-  std::vector<std::vector<float>> saved;
-  apply_alone(params, *ref.update, alpha_, ref.scale, saved);
+  const auto saved = apply_alone(params, *ref.update, alpha_, ref.scale);
   auto out = sequence_losses(m, of.own);
-  restore(params, *ref.update, saved);
+  restore_alone(params, *ref.update, saved);
   return out;
 }
 

@@ -16,6 +16,20 @@ namespace bistro {
 // with no counted target is 0. A non-finite loss comes back as +inf.
 std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches);
 
+// The values apply_alone() overwrote: per parameter, floats (CPU) or a tensor (index ops).
+struct SavedValues {
+  std::vector<std::vector<float>> cpu;
+  std::vector<torch::Tensor> device;
+};
+// theta -= alpha * scale_p * u on the update's coordinates of each parameter p (the outer step
+// with this one peer, clipped by scale), in fp32 as the outer step rounds; the overwritten values
+// come back for restore_alone(). Parameters off the CPU are written with index ops on their
+// device (index_ops forces that path, for tests: both give the same bits).
+SavedValues apply_alone(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
+                        const std::vector<double>& scale, bool index_ops = false);
+void restore_alone(const std::vector<torch::Tensor>& params, const Update& u,
+                   const SavedValues& saved);
+
 // theta's loss with a sparseloco update applied alone (theta -= alpha * scale_p * u on the
 // update's coordinates of each parameter p: the outer step with this one peer, clipped by
 // scale), one value per batch set; theta is restored bit for bit. A non-finite loss comes back

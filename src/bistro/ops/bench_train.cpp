@@ -30,10 +30,11 @@ double train_flops_per_token(const std::string& preset_name, int64_t seq_len) {
          12.0 * static_cast<double>(c.num_hidden_layers * c.hidden_size * seq_len);
 }
 
-double measure_sgemm_gflops(const std::string& device_text) {
+double measure_sgemm_gflops(const std::string& device_text, bool bf16) {
   const auto device = parse_device(device_text);
-  const int64_t n = 4096;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const int64_t n = device.is_cpu() ? 4096 : 8192;
+  auto opts =
+      torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat32).device(device);
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   auto c = torch::mm(a, b);  // warm up
   sync(device);
@@ -49,7 +50,8 @@ double measure_sgemm_gflops(const std::string& device_text) {
 
 TrainBenchResult run_train_bench(const TrainBenchOptions& o) {
   init_runtime(o.threads);
-  const auto device = parse_device(o.device);
+  const auto compute = parse_compute(o.device, o.dtype);
+  const auto device = compute.device;
   ops::set_fused(o.fused);
   TrainBenchResult r;
   r.threads = torch::get_num_threads();
@@ -57,6 +59,7 @@ TrainBenchResult run_train_bench(const TrainBenchOptions& o) {
   Llama model(config);
   model->init_weights(42);
   model->to(device);
+  model->set_bf16(compute.bf16);
   TrainOptions topt;
   topt.schedule.lr = 1e-4;
   Trainer trainer(model, topt);
@@ -85,7 +88,8 @@ TrainBenchResult run_train_bench(const TrainBenchOptions& o) {
   r.tokens_per_s = tokens / secs;
   r.flops_per_token = train_flops_per_token(o.preset, o.seq_len);
   r.gflops = r.tokens_per_s * r.flops_per_token / 1e9;
-  if (o.measure_peak) r.sgemm_gflops = measure_sgemm_gflops(o.device);
+  if (o.measure_peak) r.sgemm_gflops = measure_sgemm_gflops(o.device, compute.bf16);
+  if (o.peak_tflops > 0) r.mfu = r.gflops / (o.peak_tflops * 1e3);
   return r;
 }
 

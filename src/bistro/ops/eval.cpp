@@ -93,7 +93,7 @@ double continuation_logprob(Llama& model, const Tokenizer& tokenizer, const std:
   auto t = torch::from_blob(ids.data(), {1, n}, torch::kInt64).clone();
   torch::NoGradGuard no_grad;
   const auto logp =
-      torch::log_softmax(model->logits(t.narrow(1, 0, n - 1)).to(torch::kFloat64), -1);
+      torch::log_softmax(model->logits(t.narrow(1, 0, n - 1)).to(torch::kCPU, torch::kFloat64), -1);
   double sum = 0;
   const auto first = static_cast<int64_t>(split - std::min(split, drop)) - 1;
   for (int64_t i = std::max<int64_t>(first, 0); i < n - 1; ++i)

@@ -78,6 +78,20 @@ std::vector<std::vector<int32_t>> shared_positions(const Llama& m, int64_t k, in
 void run_converge_experiment(const ConvergeOptions& o) {
   init_runtime(o.threads);
   const auto config = preset(o.preset);
+  check(o.device == "cpu" || (o.methods.find("dct") == std::string::npos &&
+                              o.methods.find("slice") == std::string::npos),
+        "converge: --device {}: dct-topk and slice run on the CPU only (ddp, diloco and "
+        "sparseloco run anywhere)",
+        o.device);
+  const Compute compute = parse_compute(o.device, o.dtype);
+  // Every method's models on the device, in the dtype (theta's outer steps still run on the CPU).
+  auto fresh = [&] {
+    Llama m(config);
+    m->init_weights(42);
+    m->to(compute.device);
+    m->set_bf16(compute.bf16);
+    return m;
+  };
   const auto corpus = default_corpus_dir();
   build_default_corpus(corpus, {}, false);
   Data data{LocalDataset(corpus),
@@ -190,8 +204,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
 
   if (wanted("ddp") || wanted("allreduce")) {  // AdamW on the mean gradient of all miners
     const auto t0 = clock();
-    Llama model(config);
-    model->init_weights(42);
+    Llama model = fresh();
     AdamW opt(tensors(model), {});
     report("ddp", 0, 0, 0, model);
     for (int64_t s = 0; s < o.steps; ++s) {
@@ -211,8 +224,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
   }
   if (wanted("diloco")) {  // dense pseudo-gradients, outer Nesterov SGD
     const auto t0 = clock();
-    Llama model(config);
-    model->init_weights(42);
+    Llama model = fresh();
     const auto work = tensors(model);
     auto theta = clone_params(work);
     std::vector<torch::Tensor> momentum;
@@ -220,7 +232,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
     std::vector<std::unique_ptr<AdamW>> opts;
     for (int i = 0; i < o.miners; ++i)
       opts.push_back(std::make_unique<AdamW>(work, AdamWOptions{}));
-    Llama shared(config);
+    Llama shared = fresh();
     copy_params(tensors(shared), theta);
     report(diloco_label, 0, 0, 0, shared);
     for (int64_t w = 0; w < windows; ++w) {
@@ -245,10 +257,9 @@ void run_converge_experiment(const ConvergeOptions& o) {
   }
   if (wanted("sparseloco")) {  // the protocol: error feedback, top-k, 2-bit, clipped mean
     const auto t0 = clock();
-    Llama model(config);
-    model->init_weights(42);
+    Llama model = fresh();
     const auto work = tensors(model);
-    Llama shared(config);
+    Llama shared = fresh();
     copy_params(tensors(shared), work);
     const auto theta = tensors(shared);
     std::vector<std::unique_ptr<AdamW>> opts;
@@ -296,8 +307,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
     summarize(loco_label, shared, bytes, H, since(t0));
   }
   if (wanted("dct-topk")) {  // DeMo: compressed momentum, merged by everyone
-    Llama model(config);
-    model->init_weights(42);
+    Llama model = fresh();
     std::vector<std::unique_ptr<DemoCompressor>> miners;
     for (int i = 0; i < o.miners; ++i) {
       miners.push_back(std::make_unique<DemoCompressor>(
@@ -351,6 +361,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
     for (int i = 0; i < o.miners; ++i) {
       replicas.emplace_back(config);
       replicas.back()->init_weights(42);
+      replicas.back()->set_bf16(compute.bf16);
       opts.push_back(std::make_unique<AdamW>(tensors(replicas.back()), AdamWOptions{}));
     }
     const auto t0 = clock();

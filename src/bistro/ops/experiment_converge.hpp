@@ -49,6 +49,7 @@ struct ConvergeOptions {
   std::string csv_path;
   std::string summary_path;  // appends one JSON line per method
   int threads = 0;
+  std::string device = "cpu", dtype = "fp32";
 };
 
 void run_converge_experiment(const ConvergeOptions& options);
