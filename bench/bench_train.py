@@ -4,6 +4,10 @@ same batch and thread count, the same training step (forward, backward, clip, Ad
 
   /usr/bin/python3 bench/bench_train.py [--bistro build/bistro] [--preset small] [--batch 8]
                                         [--seq-len 256] [--threads 2] [--steps 10] [--rounds 2]
+                                        [--dtype fp32|bf16]
+
+With --dtype bf16 both run under bf16 autocast (fp32 weights and AdamW state; PyTorch's
+torch.autocast("cpu", torch.bfloat16)), and the peak is a bf16 product's.
 
 Prints both throughputs, the ratio bistro/PyTorch, and each one's share of the sgemm peak. Rounds
 alternate the two so that machine noise hits both alike.
@@ -26,14 +30,16 @@ import llama_ref  # noqa: E402
 def bistro_run(a, extra=()):
     cmd = [a.bistro, "bench", "train", "--preset", a.preset, "--batch", str(a.batch), "--seq-len",
            str(a.seq_len), "--threads", str(a.threads), "--steps", str(a.steps), "--json",
-           "--no-peak", *extra]
+           "--no-peak", "--dtype", a.dtype, *extra]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
 def torch_run(a, model, opt, ids, targets):
     def step():
         opt.zero_grad(set_to_none=False)
-        loss = llama_ref.loss_fn(model(ids), targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+            logits = model(ids)
+        loss = llama_ref.loss_fn(logits.float(), targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -46,9 +52,9 @@ def torch_run(a, model, opt, ids, targets):
     return a.steps * a.batch * a.seq_len / secs
 
 
-def sgemm_peak():
+def sgemm_peak(dtype):
     n = 4096
-    x, y = torch.randn(n, n), torch.randn(n, n)
+    x, y = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     out = torch.mm(x, y)
     best = 0.0
     for _ in range(3):
@@ -67,6 +73,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -90,10 +97,10 @@ def main():
         best["bistro-unfused"] = max(best["bistro-unfused"],
                                      bistro_run(a, ["--unfused"])["tokens_per_s"])
         best["pytorch"] = max(best["pytorch"], torch_run(a, model, opt, ids, targets))
-    peak = sgemm_peak()
+    peak = sgemm_peak(torch.bfloat16 if a.dtype == "bf16" else torch.float32)
 
-    print(f"preset {a.preset}, batch {a.batch}x{a.seq_len}, {a.threads} threads, "
-          f"torch {torch.__version__}, sgemm peak {peak:.1f} GFLOP/s")
+    print(f"preset {a.preset}, batch {a.batch}x{a.seq_len}, {a.threads} threads, {a.dtype}, "
+          f"torch {torch.__version__}, {a.dtype} matmul peak {peak:.1f} GFLOP/s")
     print(f"{'':16s} {'tokens/s':>10s} {'GFLOP/s':>9s} {'of peak':>8s} {'vs PyTorch':>11s}")
     for name, tps in best.items():
         gf = tps * flops_per_token / 1e9
