@@ -13,6 +13,10 @@
 #   s3     protocol v2 over S3 (s3rver on loopback, started here): 2 honest miners, hashes agree.
 #   bf16   protocol v2 with every neuron under bf16 autocast (--dtype bf16): 2 honest miners; the
 #          shared model stays fp32, so every hash still agrees, and the master still trains.
+#   validators  protocol v2 with three validators of unequal stake: the lead publishes, the two
+#          followers apply its records while judging on their own pages and setting their own
+#          weights. Checks: every validator ends every window on the lead's theta, each one's
+#          role, and that Yuma gives every validator trust and dividends in stake order.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
 set -u
@@ -43,6 +47,8 @@ case $mode in
     args=(--miners 2 --windows 5 --bucket-url s3://bistro-ln) ;;
   bf16)
     args=(--miners 2 --windows 5 --dtype bf16) ;;
+  validators)
+    args=(--miners 2 --windows 6 --validators 3 --stakes 1000,500,250) ;;
   slice)
     echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
     args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
@@ -78,8 +84,8 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet", "bf16")
-windows = {"loco": 10, "s3": 5, "bf16": 5, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
+v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators")
+windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 6, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
 expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")
@@ -90,6 +96,18 @@ for p in s["processes"]:
     expect(p["exit"] in (0, 15 + 128), f"{p['name']} exited cleanly ({p['exit']})")
 for f in ["metrics.jsonl", "metrics.csv", "report.html"]:
     expect((run / "report" / f).stat().st_size > 100, f"report/{f} written")
+if mode == "validators":
+    vs = {v["name"]: v for v in s["validators"]}
+    expect(sorted(vs) == ["validator", "validator-1", "validator-2"], f"three validators ({sorted(vs)})")
+    expect(vs["validator"]["role"] == "lead" and vs["validator-1"]["role"] == "follower"
+           and vs["validator-2"]["role"] == "follower", "the highest stake leads, the others follow")
+    for name, v in vs.items():
+        expect(v["theta_agree"] == v["windows"] == windows,
+               f"{name} ended all {windows} windows on the lead's theta ({v['theta_agree']} of {v['windows']})")
+        expect(v["vtrust"] >= 0.75, f"{name} has validator trust ({v['vtrust']:.3f})")
+    d = [vs[n]["dividends"] for n in ("validator", "validator-1", "validator-2")]
+    expect(d[0] > d[1] > d[2] > 0, f"dividends in stake order ({d})")
+    expect(s["windows_without_record"] == 0, "no window without a record")
 if v2:
     expect(s["theta_compared"] > 0 and s["theta_agree"] == s["theta_compared"],
            f"every miner window held the master's theta ({s['theta_agree']} of {s['theta_compared']})")

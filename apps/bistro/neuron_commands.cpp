@@ -76,6 +76,10 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                      "afterwards, train one AdamW model on the union of the miners' pages and "
                      "plot it beside the master");
   localnet->add_option("--threads", l->threads, "threads per process");
+  localnet->add_option("--validators", l->validators,
+                       "validators (v2): the first leads, the others follow its records");
+  localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")
+      ->delimiter(',');
   localnet->add_option("--device", l->device, "every neuron's device: cpu, cuda or cuda:N");
   localnet->add_option("--dtype", l->dtype, "every neuron's dtype: fp32 or bf16 (autocast)");
   localnet->add_option("--scoring", l->scoring,

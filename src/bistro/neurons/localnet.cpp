@@ -86,7 +86,7 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   if (o.block_time > 0) return o.block_time;
   if (h.codec != "sparseloco") return 1.0;
   init_runtime(1);
-  int training = o.miners - o.lazy - o.garbage + 1;
+  int training = o.miners - o.lazy - o.garbage + o.validators;  // a validator: about a miner
   for (const auto& [kind, n] : cheats) training += behaviour_trains(kind) ? n : 0;
   const double step = time_inner_step(h, training, parse_compute(o.device, o.dtype));
   double block_time =
@@ -115,7 +115,7 @@ class SubnetBuilder {
     chain::Hyperparameters ch;
     ch.tempo = static_cast<uint16_t>(std::max<uint64_t>(1, 2 * h.blocks_per_window - 1));
     ch.weights_rate_limit = 1;
-    ch.max_validators = 1;
+    ch.max_validators = static_cast<uint16_t>(std::max(1, o.validators));
     chain_->create_subnet(1, ch);
   }
   chain::LocalChain& chain() { return *chain_; }
@@ -138,6 +138,9 @@ class SubnetBuilder {
         if (kind == Behaviour::Sybil && leader < 0) leader = procs_.back().uid;
       }
     }
+    // The followers last, so that procs[0] is the lead and procs[1] miner-0 whatever their number.
+    for (int i = 1; i < o_.validators; ++i)
+      add(fmt::format("validator-{}", i), "validator", "validator");
     return std::move(procs_);
   }
 
@@ -185,8 +188,12 @@ class SubnetBuilder {
     if (role == "miner") p.argv.insert(p.argv.end(), {"--behaviour", behaviour});
     if (copy_uid >= 0) p.argv.insert(p.argv.end(), {"--copy-uid", std::to_string(copy_uid)});
     if (role == "validator") p.argv.insert(p.argv.end(), {"--scoring", o_.scoring});
-    if (role == "validator")
-      chain_->add_stake(hot.ss58_address, cold.ss58_address, 1000'000'000'000);
+    if (role == "validator") {
+      const size_t k = static_cast<size_t>(validators_++);
+      const double tao = k < o_.stakes.size() ? o_.stakes[k] : 1000.0 / std::pow(2.0, k) + 0.2 * k;
+      p.stake = static_cast<uint64_t>(tao * 1e9);
+      chain_->add_stake(hot.ss58_address, cold.ss58_address, p.stake);
+    }
     procs_.push_back(std::move(p));
   }
 
@@ -196,6 +203,7 @@ class SubnetBuilder {
   fs::path chain_file_;
   std::unique_ptr<chain::LocalChain> chain_;
   std::vector<Proc> procs_;
+  int validators_ = 0;
 };
 
 // The resilience checks: at half the run, SIGKILL the validator (v2: back two windows later, and
@@ -236,19 +244,29 @@ int run_localnet(const LocalnetOptions& o) {
   check(o.lazy + o.garbage < o.miners, "localnet: at least one miner must be honest");
   check(o.windows >= 1 && o.block_time >= 0,
         "localnet: --windows must be positive and --block-time not negative");
+  check(o.validators >= 1 && o.validators <= 16, "localnet: --validators must be 1..16");
+  check(o.stakes.empty() || static_cast<int>(o.stakes.size()) == o.validators,
+        "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), o.validators);
+  for (size_t i = 1; i < o.stakes.size(); ++i)
+    check(o.stakes[i] < o.stakes[0] && o.stakes[i] > 0,
+          "localnet: --stakes: the first validator (the lead) must hold the most stake, and every "
+          "stake must be positive");
   check(o.bucket_url.empty() || o.bucket_url.rfind("s3://", 0) == 0,
         "localnet: --bucket-url must be s3://PREFIX (got '{}')", o.bucket_url);
   const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
   const fs::path dir = run_directory(o, stamp);
   NeuronHparams h = load_hparams(o.hparams_file);
   const bool loco = h.codec == "sparseloco";
+  check(loco || o.validators == 1, "localnet: --validators {} needs protocol v2 (codec {})",
+        o.validators, h.codec);
   write_file_atomic(dir / "hparams.json", to_json(h).dump(2));
   build_default_corpus(default_corpus_dir(), {}, false);  // once, before the processes race for it
   const double block_time = calibrate_block_time(o, h, cheats);
   fmt::print(
-      "localnet: {} miners + 1 validator, {} windows of {} blocks x {} s, preset {}, codec {}, "
+      "localnet: {} miners + {} validator(s), {} windows of {} blocks x {} s, preset {}, codec {}, "
       "in {}\n",
-      o.miners, o.windows, h.blocks_per_window, block_time, h.preset, h.codec, dir.string());
+      o.miners, o.validators, o.windows, h.blocks_per_window, block_time, h.preset, h.codec,
+      dir.string());
   SubnetBuilder subnet(o, h, dir, stamp, block_time);
   Supervisor sup(dir / "logs", subnet.nodes(cheats));
   auto& chain = subnet.chain();

@@ -25,6 +25,10 @@ struct LocalnetOptions {
   bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
   bool baseline = false;    // then train one AdamW model on the union of the miners' pages
   int threads = 1;
+  // Validators (v2): the first leads, the others follow its records and judge on their own.
+  // stakes: each one's stake in TAO (default 1000, 600, 300, 150, ...: the first leads).
+  int validators = 1;
+  std::vector<double> stakes;
   std::string device = "cpu", dtype = "fp32";  // every neuron's --device and --dtype
   std::string scoring = "loss-delta";
   std::string bucket_url;  // s3://PREFIX: S3 buckets PREFIX-<name> (must exist) instead of files

@@ -1,5 +1,8 @@
-// The protocol v2 validator (codec sparseloco), the master of the shared model. theta_u is fixed
-// from record(u-1) until window u closes, so the work is done while the miners train:
+// The protocol v2 validator (codec sparseloco). The lead (the highest-staked validator with a
+// master: commitment) is the master of the shared model and publishes its records; every other
+// validator follows them, as the miners do, while judging the same updates on its own secret
+// pages and setting its own weights. theta_u is fixed from record(u-1) until window u closes, so
+// the work is done while the miners train:
 //   open     at window u's first block: the window's random pages (this validator's secret),
 //            their base losses, the expected miners (one chain read)
 //   gather   until every expected miner's update is in or the deadline (block (u + 1) bpw +
@@ -13,7 +16,9 @@
 //   admit    the tests at stated error rates on what is measured; a trusted miner's unmeasured
 //            update is admitted on its trust (judge_window on a copy of the ratings)
 //   record   theta_{u+1} = outer_step(theta_u, admitted) behind the guard; mirror the kept
-//            updates; publish record(u), signed
+//            updates; publish record(u), signed. A follower instead applies the lead's record(u)
+//            (catch_up.hpp: its updates, the outer step, the hash; a mismatch resynchronises from
+//            the lead's checkpoint)
 //   judge    after the record: the rest of the sample measured (against the scorer's copy of
 //            theta_u), the window scores, ratings and trust (judge_window: pure)
 //   weights  proportional to the ratings, set on the chain
@@ -114,6 +119,10 @@ class LocoValidator : Node {
   void admit(Window& w);
   void observe(Window& w);
   void record(Window& w);
+  // A follower's record stage: theta_u -> theta_{u+1} by the lead's record(u).
+  void follow(Window& w);
+  // Whether this validator leads now (the highest-staked master: commitment is its own).
+  bool leads();
   void judge(Window& w);
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
@@ -165,6 +174,8 @@ class LocoValidator : Node {
   bool published_ = false;  // record(u) is out: theta_{u+1} is final, whatever fails after
   uint64_t record_block_ = 0;  // the block when the last record was out (0: unknown, a restart)
   bool weights_due_ = false;   // set weights at the next live window (after skipped ones)
+  bool lead_ = true;           // this window's role: lead, or follower of the lead's records
+  std::unique_ptr<ModelSync> sync_;  // a follower's view of the lead's records and checkpoints
 };
 
 LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
@@ -180,6 +191,8 @@ LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
   theta_->to(compute_.device);
   theta_->set_bf16(compute_.bf16);
   params_ = parameter_tensors(theta_);
+  sync_ = std::make_unique<ModelSync>(*chain_, a.netuid, h, config_, state_dir_ / "sync",
+                                      [&](int level, const std::string& m) { log(level, m); });
   gp_ = gauntlet_params(h);
   data_ = std::make_unique<NeuronData>(a.dataset, h);
   eval_ = data_->held_out(h);
@@ -189,9 +202,21 @@ LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
 
 void LocoValidator::resume_or_genesis() {
   const auto file = state_dir_ / "state.json";
+  lead_ = leads();
   if (!std::filesystem::exists(file)) {
-    // Genesis: theta_s is the shared init, published as the first checkpoint.
+    // Genesis: theta_s is the shared init, published as the first checkpoint by the lead. A
+    // follower that starts after the lead takes the lead's checkpoint and records instead.
     next_ = a_.start_window ? a_.start_window : window_of(chain_->block(), h_) + 1;
+    if (!lead_) {
+      if (const auto c = sync_->load_latest_checkpoint(theta_); c && *c != next_) {
+        const auto at = sync_->catch_up(theta_, *c, std::max(*c, next_),
+                                        window_start_block(next_ + 1, h_) + h_.grace_blocks);
+        next_ = at.value_or(*c);
+      }
+      published_loss_ = last_eval_ = mean_loss(theta_, eval_);
+      log(1, fmt::format("following the lead's records from window {}", next_));
+      return;
+    }
     publish_checkpoint(*bucket_, theta_, next_, state_dir_);
     published_loss_ = last_eval_ = mean_loss(theta_, eval_);
     log(1, fmt::format("published the initial checkpoint for window {} (held-out loss {:.4f})",
@@ -493,6 +518,39 @@ void LocoValidator::record(Window& w) {
   w.timer.lap("eval");
 }
 
+bool LocoValidator::leads() {
+  const auto m = find_master(*chain_, a_.netuid);
+  return !m || m->hotkey_ss58 == hotkey_;
+}
+
+void LocoValidator::follow(Window& w) {
+  w.base_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
+  theta_hash_.clear();
+  if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
+  w.timer.lap("record");
+  // The lead publishes record(u) soon after the close; it is waited for until the next window's
+  // deadline. A record that does not apply (a hash mismatch) resynchronises theta from the lead's
+  // checkpoint and its records.
+  const uint64_t give_up = window_start_block(w.u + 2, h_) + h_.grace_blocks;
+  const auto at = sync_->catch_up(theta_, w.u, w.u + 1, give_up);
+  check(at && *at == w.u + 1, "window {}: the lead's record did not come by block {} (at {})", w.u,
+        give_up, at ? std::to_string(*at) : "nothing");
+  if (auto r = sync_->fetch_record(w.u)) w.record = *r;
+  for (const auto& e : w.record.accepted) w.in_record.insert(e.uid);
+  theta_hash_ = w.record.params_hash.empty() ? params_hash(params_) : w.record.params_hash;
+  w.record.params_hash = theta_hash_;
+  published_ = true;  // theta is theta_{u+1} now, as on every node
+  w.published_ms = now_ms();
+  // When the lead's record came out is not known here: the next window's early-upload check is
+  // left to the lead (0: unknown).
+  opened_ms_ = 0;
+  record_block_ = chain_->block();
+  w.timer.lap("follow");
+  w.base_eval = last_eval_;
+  w.master_eval = last_eval_ = mean_loss(theta_, eval_);
+  w.timer.lap("eval");
+}
+
 void LocoValidator::weights(Window& w) {
   const auto weights = rating_weights(w.obs, ratings_);
   std::vector<std::string> missing;
@@ -538,7 +596,8 @@ void LocoValidator::persist(uint64_t u, double master_eval, bool* checkpointed) 
   save_checkpoint(state_dir_ / "theta", theta_, default_tokenizer_path());
   const bool due = (u + 1) % h_.checkpoint_interval == 0 &&
                    (!std::isfinite(published_loss_) || master_eval < published_loss_);
-  if (due) publish_checkpoint(*bucket_, theta_, u + 1, state_dir_), published_loss_ = master_eval;
+  if (due && lead_)
+    publish_checkpoint(*bucket_, theta_, u + 1, state_dir_), published_loss_ = master_eval;
   save_state(u + 1);
   if (checkpointed) *checkpointed = due;
 }
@@ -569,14 +628,24 @@ void LocoValidator::skip(uint64_t u) {
   r.config_hash = config_hash(config_);
   r.hparams_hash = hparams_hash(h_);
   r.base_hash = r.params_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
+  if (lead_) {
+    bucket_->put(record_key(u), encode_record(r, *hot_));
+  } else {  // a follower that fell behind applies the lead's record(u) without judging it
+    const auto at =
+        sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
+    check(at && *at == u + 1, "window {}: the lead's record is not out", u);
+    r.params_hash = params_hash(params_);
+    save_checkpoint(state_dir_ / "theta", theta_, default_tokenizer_path());
+    last_eval_ = NAN;
+  }
   theta_hash_ = r.params_hash;
-  bucket_->put(record_key(u), encode_record(r, *hot_));
   opened_ms_ = now_ms();
   record_block_ = chain_->block();
   save_state(u + 1);  // theta is unchanged: its saved copy stands
   weights_due_ = true;
   if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
   append_line(state_dir_ / "metrics.jsonl", nlohmann::json{{"window", u},
+                                                           {"role", lead_ ? "lead" : "follower"},
                                                            {"block", record_block_},
                                                            {"theta_window", u + 1},
                                                            {"skipped", true},
@@ -601,6 +670,7 @@ void LocoValidator::report(Window& w) {
       last_upload ? static_cast<double>(w.published_ms - last_upload) / 1000 : NAN;
   nlohmann::json line = {
       {"window", w.u},
+      {"role", lead_ ? "lead" : "follower"},
       {"block", chain_->block()},
       {"theta_window", w.u + 1},
       {"base_hash", w.base_hash},
@@ -645,7 +715,11 @@ bool LocoValidator::process(Window& w) {
     score(w);
   }
   admit(w);
-  record(w);
+  if (lead_) {
+    record(w);
+  } else {
+    follow(w);
+  }
   judge(w);
   weights(w);
   persist(w.u, w.master_eval, &w.checkpoint);
@@ -686,9 +760,10 @@ bool LocoValidator::run_window(uint64_t u) {
       }
       // Before the record, nothing is final: theta goes back to theta_u, and the second attempt
       // publishes an empty record so the miners waiting on it can go on.
-      log(0,
-          fmt::format("window {} failed: {}; {}", u, error_line(e),
-                      attempt == 0 ? "publishing an empty record instead" : "retrying the window"));
+      log(0, fmt::format("window {} failed: {}; {}", u, error_line(e),
+                         !lead_         ? "following the lead's record again"
+                         : attempt == 0 ? "publishing an empty record instead"
+                                        : "retrying the window"));
       ratings_ = saved_ratings;
       history_ = saved_history;
       copy_parameters(params_, saved);
@@ -719,14 +794,16 @@ uint64_t LocoValidator::skip_dead(uint64_t u, uint64_t end) {
   try {
     for (; u < end && dead(u); ++u) skip(u);
   } catch (const std::exception& e) {  // record(u) is not out: tried again
-    log(0, fmt::format("window {}: cannot publish its empty record: {}; retrying", u, e.what()));
+    log(0, fmt::format("window {}: cannot {}: {}; retrying", u,
+                       lead_ ? "publish its empty record" : "apply the lead's record", e.what()));
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   if (u > from)
     log(0, fmt::format("windows {}..{} ended before their predecessor's record was out (this "
-                       "validator was down or behind): published their empty records at once; "
-                       "weights at the next window",
-                       from, u - 1));
+                       "validator was down or behind): {}; weights at the next window",
+                       from, u - 1,
+                       lead_ ? "published their empty records at once"
+                             : "applied the lead's records without judging them"));
   return u;
 }
 
@@ -738,6 +815,15 @@ int LocoValidator::run() {
   const uint64_t end =
       a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
   for (uint64_t u = next_; u < end;) {
+    try {
+      const bool was = lead_;
+      lead_ = leads();
+      if (lead_ != was)
+        log(0, fmt::format("window {}: this validator {} now", u,
+                           lead_ ? "leads" : "follows the lead's records"));
+    } catch (const std::exception& e) {
+      log(0, fmt::format("window {}: cannot read who leads: {}", u, error_line(e)));
+    }
     if (dead(u)) {
       u = skip_dead(u, end);
     } else if (run_window(u)) {

@@ -7,13 +7,56 @@
 
 namespace bistro::localnet {
 
-std::string LiveTable::sync(uint64_t w, const std::string& hash) {
+std::string LiveTable::sync(uint64_t w, const std::string& hash, bool count) {
   if (!loco_) return "";
   auto mh = master_hash_.find(w);
   if (hash.empty() || mh == master_hash_.end() || mh->second.empty()) return "-";
-  ++compared_;
-  agree_ += hash == mh->second;
+  compared_ += count;
+  agree_ += count && hash == mh->second;
   return hash == mh->second ? "same" : "DIFFER";
+}
+
+nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
+                                     const std::vector<Proc>& procs) {
+  nlohmann::json out = nlohmann::json::array();
+  size_t count = 0;
+  for (const auto& p : procs) count += p.behaviour == "validator";
+  const bool print = count > 1;
+  if (print)
+    fmt::print("  {:<12} {:>4} {:>9} {:<9} {:>7} {:>9} {:>7}  {}\n", "validator", "uid", "stake(τ)",
+               "role", "vtrust", "dividends", "theta", "weights (uid:weight)");
+  for (const auto& p : procs) {
+    if (p.behaviour != "validator") continue;
+    std::string role = "-", hash;
+    nlohmann::json weights = nlohmann::json::object();
+    // Its line of window w, or its latest before it (a follower applies the lead's record a
+    // moment after the lead has written its line).
+    for (auto& ml : read_jsonl(state_dir_ / p.name / "metrics.jsonl")) {
+      if (ml["window"].get<uint64_t>() > w) continue;
+      role = ml.value("role", "lead");
+      hash = ml["window"].get<uint64_t>() == w ? ml.value("params_hash", "") : "";
+      weights = nlohmann::json::object();
+      const auto miners = ml.value("miners", nlohmann::json::object());  // (not a temporary)
+      for (auto& [uid, mj] : miners.items()) weights[uid] = mj.value("weight", 0.0);
+    }
+    const std::string theta = sync(w + 1, hash, false);
+    const auto& n = m.neurons.at(p.uid);
+    std::string ws;
+    for (auto& [uid, v] : weights.items()) ws += fmt::format("{}:{:.2f} ", uid, v.get<double>());
+    if (print)
+      fmt::print("  {:<12} {:>4} {:>9.1f} {:<9} {:>7.3f} {:>9.4f} {:>7}  {}\n", p.name, p.uid,
+                 p.stake / 1e9, role, n.validator_trust / 65535.0, n.dividends / 65535.0, theta,
+                 ws);
+    out.push_back({{"name", p.name},
+                   {"uid", p.uid},
+                   {"stake", p.stake / 1e9},
+                   {"role", role},
+                   {"vtrust", n.validator_trust / 65535.0},
+                   {"dividends", n.dividends / 65535.0},
+                   {"theta", theta},
+                   {"weights", weights}});
+  }
+  return out;
 }
 
 nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
@@ -34,6 +77,7 @@ nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
   nlohmann::json view = nlohmann::json::object();
   for (size_t k = 1; k < procs.size(); ++k) {
     const Proc& p = procs[k];
+    if (p.behaviour == "validator") continue;  // the followers: below
     double loss = NAN;
     std::string hash;
     for (auto& ml : read_jsonl(state_dir_ / p.name / "metrics.jsonl")) {
@@ -56,6 +100,7 @@ nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
                                    {"emission", n.emission}, {"dividends", n.dividends / 65535.0},
                                    {"theta", theta}};
   }
+  line["validators"] = validators(w, m, procs);
   std::fflush(stdout);  // the live view must reach a pipe or file as it happens
   line["chain"] = view;
   line["validator_dividends"] = m.neurons.at(procs[0].uid).dividends / 65535.0;

@@ -21,7 +21,9 @@ class LiveTable {
   LiveTable(std::filesystem::path state_dir, bool loco)
       : state_dir_(std::move(state_dir)), loco_(loco) {}
   // Prints window `line`'s table; returns the line with "chain" (per uid: name, kind, loss,
-  // incentive, emission, dividends, theta) and "validator_dividends" added.
+  // incentive, emission, dividends, theta), "validator_dividends" and, with several validators,
+  // "validators" (per validator: name, uid, stake, role, vtrust, dividends, theta, weights)
+  // added.
   nlohmann::json add(nlohmann::json line, const chain::Metagraph& m,
                      const std::vector<Proc>& procs);
   // Miner windows whose theta hash was compared with the master's, and how many agreed.
@@ -29,8 +31,11 @@ class LiveTable {
   uint64_t agree() const { return agree_; }
 
  private:
-  // "same", "DIFFER" or "-" (not comparable) for a miner's hash of theta_w.
-  std::string sync(uint64_t w, const std::string& hash);
+  // "same", "DIFFER" or "-" (not comparable) for a node's hash of theta_w; `count`: a miner's,
+  // counted in compared() and agree().
+  std::string sync(uint64_t w, const std::string& hash, bool count = true);
+  // The validators' rows (printed only when there are several).
+  nlohmann::json validators(uint64_t w, const chain::Metagraph& m, const std::vector<Proc>& procs);
   std::filesystem::path state_dir_;
   bool loco_;
   // The master's hash of theta_w, from its lines (base_hash of line u is theta_u, params_hash

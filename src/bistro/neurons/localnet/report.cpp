@@ -94,6 +94,7 @@ void summarize_time(const RunRecord& run, bool loco, nlohmann::json& summary) {
   std::map<std::string, std::vector<double>> miner_laps, validator_laps;
   std::vector<double> inner_share;  // honest miners, their first window (start-up) left out
   for (size_t k = 1; k < run.procs.size(); ++k) {
+    if (run.procs[k].behaviour == "validator") continue;  // the followers: summarize_validators
     const auto lines = read_jsonl(run.dir / "state" / run.procs[k].name / "metrics.jsonl");
     for (size_t i = 0; i < lines.size(); ++i) {
       const auto& ml = lines[i];
@@ -175,6 +176,49 @@ void summarize_admission(const RunRecord& run, nlohmann::json& summary) {
 }
 
 // Protocol v2's own figures: the miners' time in inner steps and the cost of waiting for records.
+// Every validator: its stake, role, validator trust and dividends (the chain's Yuma, at the last
+// window), how many of its windows ended on the lead's theta, and a follower's time per window.
+void summarize_validators(const RunRecord& run, nlohmann::json& summary) {
+  std::map<uint64_t, std::string> lead_hash;  // theta_{u+1} by window u, as the lead holds it
+  for (const auto& line : run.report)
+    lead_hash[line["window"].get<uint64_t>()] = line.value("params_hash", "");
+  summary["validators"] = nlohmann::json::array();
+  const auto last = run.report.empty()
+                        ? nlohmann::json::array()
+                        : run.report.back().value("validators", nlohmann::json::array());
+  uint64_t without_record = 0;
+  for (const auto& v : last) {
+    nlohmann::json out = v;
+    out.erase("weights");
+    out.erase("theta");
+    uint64_t windows = 0, agree = 0;
+    std::vector<double> seconds;
+    for (const auto& ml :
+         read_jsonl(run.dir / "state" / v["name"].get<std::string>() / "metrics.jsonl")) {
+      ++windows;
+      out["role"] = ml.value("role", "lead");
+      auto it = lead_hash.find(ml["window"].get<uint64_t>());
+      agree +=
+          it != lead_hash.end() && !it->second.empty() && it->second == ml.value("params_hash", "");
+      double total = 0;
+      const auto laps = ml.value("seconds", nlohmann::json::object());  // (not a temporary)
+      for (auto& [stage, sec] : laps.items()) total += sec.get<double>();
+      seconds.push_back(total);
+    }
+    out["windows"] = windows;
+    out["theta_agree"] = agree;
+    out["seconds_per_window"] = median(seconds);
+    if (out.value("role", "") == "lead") without_record = run.options.windows - windows;
+    summary["validators"].push_back(out);
+    fmt::print(
+        "  {}: {} (stake {:.0f} τ): vtrust {:.3f}, dividends {:.4f}; {} of {} windows on "
+        "the lead's theta; {:.2f}s a window\n",
+        v["name"].get<std::string>(), out.value("role", "-"), v.value("stake", 0.0),
+        v.value("vtrust", 0.0), v.value("dividends", 0.0), agree, windows, median(seconds));
+  }
+  summary["windows_without_record"] = without_record;
+}
+
 void summarize_loco(const RunRecord& run, nlohmann::json& summary) {
   double encode_outer = 0, total = 0;
   const auto& miner = summary["time_split"]["miner"];
@@ -189,10 +233,12 @@ void summarize_loco(const RunRecord& run, nlohmann::json& summary) {
   fmt::print("  parameter hashes: {} of {} miner windows equal the master's\n", run.theta_agree,
              run.theta_compared);
   summarize_admission(run, summary);
+  summarize_validators(run, summary);
   std::vector<double> record_gets;
   for (size_t k = 1; k < run.procs.size(); ++k)
     for (const auto& ml : read_jsonl(run.dir / "state" / run.procs[k].name / "metrics.jsonl"))
-      record_gets.push_back(ml.value("record_requests", 0.0));
+      if (run.procs[k].behaviour != "validator")
+        record_gets.push_back(ml.value("record_requests", 0.0));
   summary["miner_record_requests_per_window"] = median(record_gets);
 }
 
@@ -313,11 +359,13 @@ std::string theta_table(const RunRecord& run, const nlohmann::json& summary) {
   html +=
       "<h3>theta per window (miner's hash vs the master's)</h3><table border='1' "
       "cellpadding='3' style='border-collapse:collapse'><tr><th>window</th>";
-  for (size_t k = 1; k < run.procs.size(); ++k) html += "<th>" + run.procs[k].name + "</th>";
+  for (size_t k = 1; k < run.procs.size(); ++k)
+    if (run.procs[k].behaviour != "validator") html += "<th>" + run.procs[k].name + "</th>";
   html += "</tr>";
   for (const auto& line : run.report) {
     html += fmt::format("<tr><td>{}</td>", line["window"].get<uint64_t>());
     for (size_t k = 1; k < run.procs.size(); ++k) {
+      if (run.procs[k].behaviour == "validator") continue;
       const std::string t = line["chain"]
                                 .value(std::to_string(run.procs[k].uid), nlohmann::json::object())
                                 .value("theta", "-");
@@ -355,6 +403,21 @@ std::string html_report(const RunRecord& run, const nlohmann::json& summary, con
   if (loco) html += svg_chart("Rating per miner (EMA of window scores)", s.ratings);
   html += svg_chart("Weight per miner (this validator)", s.weights);
   html += svg_chart("Incentive per miner (Yuma)", s.incentive);
+  if (run.options.validators > 1) {
+    SeriesMap vtrust, dividends;
+    for (const auto& line : run.report) {
+      if (!line.contains("validators")) continue;
+      for (const auto& v : line.at("validators")) {
+        const std::string name = v["name"].get<std::string>() + " (" +
+                                 fmt::format("{:.0f}", v.value("stake", 0.0)) + " τ)";
+        const double w = line["window"].get<double>();
+        vtrust[name].emplace_back(w, v.value("vtrust", 0.0));
+        dividends[name].emplace_back(w, v.value("dividends", 0.0));
+      }
+    }
+    html += svg_chart("Validator trust per validator (Yuma)", vtrust);
+    html += svg_chart("Dividends per validator (Yuma)", dividends);
+  }
   return html + "</body></html>\n";
 }
 

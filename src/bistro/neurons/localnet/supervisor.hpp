@@ -20,6 +20,7 @@ struct Proc {
   int exit_code = -1;
   uint16_t uid = 0;
   std::string hotkey;
+  uint64_t stake = 0;  // rao (validators)
 };
 
 // The objects of a JSON-lines file (a metrics.jsonl being written: a torn last line is skipped).
