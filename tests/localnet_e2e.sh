@@ -17,6 +17,9 @@
 #          followers apply its records while judging on their own pages and setting their own
 #          weights. Checks: every validator ends every window on the lead's theta, each one's
 #          role, and that Yuma gives every validator trust and dividends in stake order.
+#   failover  three validators; the lead is SIGKILLed mid-run and restarted three windows later.
+#          Checks: at most 2 windows without a record, the next validator in the order took over,
+#          the old lead rejoined as a follower, and every node ended on the new lead's theta.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
 set -u
@@ -49,6 +52,8 @@ case $mode in
     args=(--miners 2 --windows 5 --dtype bf16) ;;
   validators)
     args=(--miners 2 --windows 6 --validators 3 --stakes 1000,500,250) ;;
+  failover)
+    args=(--miners 2 --windows 10 --validators 3 --kill-lead) ;;
   slice)
     echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
     args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
@@ -84,12 +89,20 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators")
-windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 6, "slice": 5, "dct": 4, "gauntlet": 8}[mode]
-expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
+v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover")
+windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 6, "failover": 10, "slice": 5, "dct": 4,
+           "gauntlet": 8}[mode]
+if mode == "failover":
+    expect(s["windows"] + s["windows_without_record"] == windows and s["windows_without_record"] <= 2,
+           f"at most 2 windows without a record ({s['windows_without_record']})")
+else:
+    expect(s["windows"] == windows, f"validator finished {windows} windows (got {s['windows']})")
 expect(s["last_master_loss"] < s["first_master_loss"],
        f"master loss falls: {s['first_master_loss']:.4f} -> {s['last_master_loss']:.4f}")
 final = s["final"]; scores = s["final_scores"]
+if not scores:  # the last window was dead (its empty record carries no scores): the last judged one
+    for l in open(run / "report" / "metrics.jsonl"):
+        scores = json.loads(l).get("miners") or scores
 kind = {uid: v["kind"] for uid, v in final.items()}
 honest = [u for u, k in kind.items() if k == "honest"]
 for p in s["processes"]:
@@ -108,6 +121,14 @@ if mode == "validators":
     d = [vs[n]["dividends"] for n in ("validator", "validator-1", "validator-2")]
     expect(d[0] > d[1] > d[2] > 0, f"dividends in stake order ({d})")
     expect(s["windows_without_record"] == 0, "no window without a record")
+if mode == "failover":
+    vs = {v["name"]: v for v in s["validators"]}
+    expect(vs["validator"]["role"] == "follower", "the killed lead rejoined as a follower")
+    leads = [n for n in ("validator-1", "validator-2") if vs[n]["role"] == "lead"]
+    expect(len(leads) == 1, f"one follower took over, in its turn ({leads})")
+    for name, v in vs.items():
+        expect(v["theta_agree"] == v["windows"] > 0,
+               f"{name} ended each of its windows on the lead's theta ({v['theta_agree']} of {v['windows']})")
 if v2:
     expect(s["theta_compared"] > 0 and s["theta_agree"] == s["theta_compared"],
            f"every miner window held the master's theta ({s['theta_agree']} of {s['theta_compared']})")

@@ -70,6 +70,9 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_flag(
       "--kill-validator", l->kill_validator,
       "SIGKILL the validator mid-run and restart it (v2: two windows later; v1: at once)");
+  localnet->add_flag("--kill-lead", l->kill_lead,
+                     "with --validators >= 2: SIGKILL the lead mid-run and restart it three "
+                     "windows later (failover; it rejoins as a follower)");
   localnet->add_flag("--kill-miner", l->kill_miner,
                      "SIGKILL miner-0 mid-run and restart it two windows later (catch-up check)");
   localnet->add_flag("--baseline", l->baseline,

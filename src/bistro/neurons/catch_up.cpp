@@ -32,6 +32,25 @@ std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
                       to_hex(ss58_decode(best->hotkey))};
 }
 
+std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid) {
+  const chain::Metagraph m = chain.metagraph(netuid);
+  const auto commits = chain.commitments(netuid);
+  std::vector<const chain::Neuron*> v;
+  for (const auto& n : m.neurons) {
+    auto it = commits.find(n.hotkey);
+    if (it != commits.end() && it->second.rfind("master:", 0) == 0) v.push_back(&n);
+  }
+  std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->stake > b->stake; });
+  std::vector<MasterSource> out;
+  for (const auto* n : v)
+    out.push_back({commits.at(n->hotkey).substr(7), n->hotkey, to_hex(ss58_decode(n->hotkey))});
+  return out;
+}
+
+uint64_t failover_block(uint64_t u, const NeuronHparams& h) {
+  return window_start_block(u + 1, h) + h.grace_blocks + h.failover_blocks;
+}
+
 ModelSync::ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h,
                      const LlamaConfig& config, std::filesystem::path scratch, Log log)
     : chain_(chain),
@@ -51,20 +70,47 @@ const std::optional<MasterSource>& ModelSync::master() {
   return master_;
 }
 
-std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
-  if (!master()) return std::nullopt;
+void ModelSync::set_master(const MasterSource& source) {
+  master_ = source;
+  bucket_ = open_bucket(source.bucket_url);
+}
+
+std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bucket& bucket,
+                                                  uint64_t u) {
   std::string bytes;
   try {
     ++record_requests_;
-    bytes = bucket_->get(record_key(u));
+    bytes = bucket.get(record_key(u));
   } catch (const NotFound&) {
     return std::nullopt;
   }
   try {
-    return parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), master_->validator_hex});
+    return parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), source.validator_hex});
   } catch (const RecordError& e) {
-    throw SyncError(e.what());
+    throw SyncError(fmt::format("{} (from validator {})", e.what(), source.hotkey_ss58));
   }
+}
+
+std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
+  if (!master()) return std::nullopt;
+  if (auto r = fetch_from(*master_, *bucket_, u)) return r;
+  // Failover: past the lead's deadline, record(u) may come from the next validators in the
+  // order; the first found is the one (docs/protocol.md), and its publisher is read first from
+  // then on.
+  if (chain_.block() <= failover_block(u, h_)) return std::nullopt;
+  for (const auto& c : validator_order(chain_, netuid_)) {
+    if (c.hotkey_ss58 == master_->hotkey_ss58) continue;
+    auto b = open_bucket(c.bucket_url);
+    if (auto r = fetch_from(c, *b, u)) {
+      log_(0, fmt::format("window {}: record from validator {} (failover: {} published none by "
+                          "block {})",
+                          u, c.hotkey_ss58, master_->hotkey_ss58, failover_block(u, h_)));
+      master_ = c;
+      bucket_ = std::move(b);
+      return r;
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_block) {

@@ -27,6 +27,13 @@ struct MasterSource {
   std::string validator_hex;  // its public key: records must be signed by it
 };
 std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
+// Every validator with a master: commitment in failover order: stake descending, then uid (the
+// first is find_master's).
+std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid);
+// The block after which a record(u) missing from the lead's bucket is looked for in the other
+// validators' (and the k-th after the lead may publish it from block failover_block + (k-1) *
+// failover_blocks + 1): window u's deadline plus failover_blocks.
+uint64_t failover_block(uint64_t u, const NeuronHparams& h);
 
 // A record that cannot be applied: names the window, the uid where one is at fault, and why.
 class SyncError : public Error {
@@ -70,7 +77,11 @@ class ModelSync {
   std::optional<uint64_t> catch_up(Llama& model, std::optional<uint64_t> at, uint64_t target,
                                    uint64_t give_up_block);
 
+  // The validator whose records are read first: find_master's at the start, then whoever
+  // published the last record found (a failover moves it).
   const std::optional<MasterSource>& master();
+  // Makes `source` the one read first (a validator that took over reads its own bucket).
+  void set_master(const MasterSource& source);
   // GETs of records sent so far (the cost of waiting for them).
   uint64_t record_requests() const { return record_requests_; }
 
@@ -78,6 +89,8 @@ class ModelSync {
   uint64_t record_requests_ = 0;
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);
+  // record(u) from `source`'s bucket, checked against its key; nullopt when absent.
+  std::optional<WindowRecord> fetch_from(const MasterSource& source, Bucket& bucket, uint64_t u);
   std::string fetch_update(const WindowRecord& r, const RecordEntry& e,
                            const std::map<std::string, std::string>& commits);
 

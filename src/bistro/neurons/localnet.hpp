@@ -22,6 +22,7 @@ struct LocalnetOptions {
   int garbage = 0;                  // ... and `garbage` upload random bytes
   std::vector<std::string> cheats;  // "KIND:N": N more miners of a cheating kind (cheats.hpp)
   bool kill_validator = false;
+  bool kill_lead = false;  // with --validators >= 2: SIGKILL the lead mid-run, back 3 windows later
   bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
   bool baseline = false;    // then train one AdamW model on the union of the miners' pages
   int threads = 1;

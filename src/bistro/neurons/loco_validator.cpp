@@ -119,10 +119,18 @@ class LocoValidator : Node {
   void admit(Window& w);
   void observe(Window& w);
   void record(Window& w);
-  // A follower's record stage: theta_u -> theta_{u+1} by the lead's record(u).
+  // A follower's record stage: theta_u -> theta_{u+1} by the lead's record(u); when none came
+  // by its turn in the failover order, it publishes record(u) itself and leads from then on.
   void follow(Window& w);
-  // Whether this validator leads now (the highest-staked master: commitment is its own).
+  // Whether this validator leads now: the validator whose records are read first is itself
+  // (the highest-staked master: commitment at the start; whoever published last after that).
   bool leads();
+  // The blocks [from, to) in which this validator may publish record(u) in the lead's stead (its
+  // turn in the failover order; the last one's has no end); {UINT64_MAX, UINT64_MAX} when it
+  // has none.
+  std::pair<uint64_t, uint64_t> turn(uint64_t u);
+  // Whether the lead may still publish record(u) (docs/protocol.md, Failover).
+  bool may_publish(uint64_t u);
   void judge(Window& w);
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);
@@ -176,6 +184,7 @@ class LocoValidator : Node {
   bool weights_due_ = false;   // set weights at the next live window (after skipped ones)
   bool lead_ = true;           // this window's role: lead, or follower of the lead's records
   std::unique_ptr<ModelSync> sync_;  // a follower's view of the lead's records and checkpoints
+  MasterSource self_;                // this validator as a record source (known once ranked)
 };
 
 LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
@@ -519,8 +528,32 @@ void LocoValidator::record(Window& w) {
 }
 
 bool LocoValidator::leads() {
-  const auto m = find_master(*chain_, a_.netuid);
+  const auto& m = sync_->master();
   return !m || m->hotkey_ss58 == hotkey_;
+}
+
+std::pair<uint64_t, uint64_t> LocoValidator::turn(uint64_t u) {
+  const auto order = validator_order(*chain_, a_.netuid);
+  const auto& lead = sync_->master();
+  uint64_t rank = 0, candidates = 0;
+  for (const auto& v : order) candidates += !lead || v.hotkey_ss58 != lead->hotkey_ss58;
+  for (const auto& v : order) {
+    if (lead && v.hotkey_ss58 == lead->hotkey_ss58) continue;
+    ++rank;
+    if (v.hotkey_ss58 == hotkey_) {
+      self_ = v;
+      const uint64_t from = failover_block(u, h_) + (rank - 1) * h_.failover_blocks + 1;
+      return {from, rank == candidates ? UINT64_MAX : from + h_.failover_blocks};
+    }
+  }
+  return {UINT64_MAX, UINT64_MAX};  // not in the order (no master: commitment)
+}
+
+bool LocoValidator::may_publish(uint64_t u) {
+  // Past its deadline a lead publishes only when no other validator could have: a record(u) from
+  // the next in the order may be out (docs/protocol.md, Failover).
+  return chain_->block() <= failover_block(u, h_) ||
+         validator_order(*chain_, a_.netuid).size() <= 1;
 }
 
 void LocoValidator::follow(Window& w) {
@@ -528,10 +561,26 @@ void LocoValidator::follow(Window& w) {
   theta_hash_.clear();
   if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
   w.timer.lap("record");
-  // The lead publishes record(u) soon after the close; it is waited for until the next window's
-  // deadline. A record that does not apply (a hash mismatch) resynchronises theta from the lead's
-  // checkpoint and its records.
-  const uint64_t give_up = window_start_block(w.u + 2, h_) + h_.grace_blocks;
+  // The lead publishes record(u) soon after the close. It is waited for until this validator's
+  // turn in the failover order, when it publishes record(u) itself from the same theta_u with
+  // its own judgement; a validator without a turn waits until the next window's deadline. A
+  // record that does not apply (a hash mismatch) resynchronises theta from the lead's checkpoint
+  // and its records.
+  // Once its turn has passed, it never publishes: the next one's record may be on its way.
+  const auto [from, to] = turn(w.u);
+  const uint64_t wait_until = window_start_block(w.u + 2, h_) + h_.grace_blocks;
+  const uint64_t give_up = chain_->block() < to ? std::min(from, wait_until) : wait_until;
+  const bool none = !sync_->wait_record(w.u, give_up);
+  const uint64_t now = chain_->block();
+  if (none && now >= from && now < to) {
+    log(0, fmt::format("window {}: no record from the lead {} by block {}: this validator "
+                       "publishes it and leads from now on (failover)",
+                       w.u, sync_->master() ? sync_->master()->hotkey_ss58 : "-", from - 1));
+    lead_ = true;
+    sync_->set_master(self_);
+    record(w);
+    return;
+  }
   const auto at = sync_->catch_up(theta_, w.u, w.u + 1, give_up);
   check(at && *at == w.u + 1, "window {}: the lead's record did not come by block {} (at {})", w.u,
         give_up, at ? std::to_string(*at) : "nothing");
@@ -628,6 +677,12 @@ void LocoValidator::skip(uint64_t u) {
   r.config_hash = config_hash(config_);
   r.hparams_hash = hparams_hash(h_);
   r.base_hash = r.params_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
+  // With other validators, one of them may have published the dead window's record: then it
+  // leads, and this one follows.
+  if (lead_ && validator_order(*chain_, a_.netuid).size() > 1 && sync_->fetch_record(u)) {
+    log(0, fmt::format("window {}: another validator published its record; following it", u));
+    lead_ = false;
+  }
   if (lead_) {
     bucket_->put(record_key(u), encode_record(r, *hot_));
   } else {  // a follower that fell behind applies the lead's record(u) without judging it
@@ -715,6 +770,12 @@ bool LocoValidator::process(Window& w) {
     score(w);
   }
   admit(w);
+  if (lead_ && !may_publish(w.u)) {
+    log(0, fmt::format("window {}: past block {} another validator may have published record({}): "
+                       "following instead",
+                       w.u, failover_block(w.u, h_), w.u));
+    lead_ = false;
+  }
   if (lead_) {
     record(w);
   } else {

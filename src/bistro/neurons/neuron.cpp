@@ -44,6 +44,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("temperature", h.temperature);
   f("weights_interval", h.weights_interval);
   f("grace_blocks", h.grace_blocks);
+  f("failover_blocks", h.failover_blocks);
   f("rating_ema", h.rating_ema);
   f("record_peers", h.record_peers);
   f("copy_entries", h.copy_entries);

@@ -60,6 +60,9 @@ struct NeuronHparams {
   double temperature = 20.0;  // softmax(score * temperature) -> weights (scores are loss deltas)
   uint64_t weights_interval = 1;  // windows between set_weights
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
+  // sparseloco, several validators: blocks after window w's deadline when the next validator in
+  // the failover order may publish record(w) in the lead's stead (docs/protocol.md, Failover)
+  uint64_t failover_blocks = 3;
   // sparseloco: the validator's gauntlet (gauntlet.hpp, docs/protocol.md "The gauntlet").
   double rating_ema = 0.8;     // weight of the old rating
   uint64_t record_peers = 20;  // the most updates one record admits

@@ -186,7 +186,9 @@ void summarize_validators(const RunRecord& run, nlohmann::json& summary) {
   const auto last = run.report.empty()
                         ? nlohmann::json::array()
                         : run.report.back().value("validators", nlohmann::json::array());
-  uint64_t without_record = 0;
+  // The windows no validator published a record for (the report holds one line per record).
+  const uint64_t without_record =
+      run.options.windows - std::min<uint64_t>(run.options.windows, run.report.size());
   for (const auto& v : last) {
     nlohmann::json out = v;
     out.erase("weights");
@@ -208,7 +210,6 @@ void summarize_validators(const RunRecord& run, nlohmann::json& summary) {
     out["windows"] = windows;
     out["theta_agree"] = agree;
     out["seconds_per_window"] = median(seconds);
-    if (out.value("role", "") == "lead") without_record = run.options.windows - windows;
     summary["validators"].push_back(out);
     fmt::print(
         "  {}: {} (stake {:.0f} τ): vtrust {:.3f}, dividends {:.4f}; {} of {} windows on "
