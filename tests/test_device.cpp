@@ -38,17 +38,29 @@ Batch batch_of(int64_t seed) {
   return {ids.narrow(1, 0, 64).contiguous(), ids.narrow(1, 1, 64).contiguous()};
 }
 
-// Three AdamW steps on the device follow the CPU's (fp32: within 1e-4 in loss and weights).
-TEST(Device, Fp32TrainingFollowsTheCpu) {
-  const Compute dev = device_under_test(false), cpu;
+TrainOptions cpu_options() {
   TrainOptions o;
   o.schedule.lr = 1e-3;
-  Trainer a(tiny_on(dev), o), b(tiny_on(cpu), o);
+  return o;
+}
+
+// Three AdamW steps of the same tiny model from the same batches, on the device under test (in
+// fp32 or bf16) and on the CPU in fp32; each step's losses are held within `tolerance` of each
+// other. Returns the device's trainer.
+Trainer train_beside_the_cpu(bool bf16, double tolerance, Trainer& cpu_trainer) {
+  Trainer a(tiny_on(device_under_test(bf16)), cpu_options());
   for (int i = 0; i < 3; ++i) {
     const auto batch = batch_of(i);
-    const double la = a.step({batch}).loss, lb = b.step({batch}).loss;
-    EXPECT_NEAR(la, lb, 1e-4 * lb) << "step " << i;
+    const double la = a.step({batch}).loss, lb = cpu_trainer.step({batch}).loss;
+    EXPECT_NEAR(la, lb, tolerance * lb) << "step " << i;
   }
+  return a;
+}
+
+// fp32 on the device follows the CPU within 1e-4, in loss and in weights.
+TEST(Device, Fp32TrainingFollowsTheCpu) {
+  Trainer b(tiny_on(Compute{}), cpu_options());
+  Trainer a = train_beside_the_cpu(false, 1e-4, b);
   const auto pa = a.model()->ordered_parameters(), pb = b.model()->ordered_parameters();
   for (size_t i = 0; i < pa.size(); ++i)
     EXPECT_LT(rel_error(pa[i].second.cpu(), pb[i].second), 1e-4) << pa[i].first;
@@ -56,15 +68,8 @@ TEST(Device, Fp32TrainingFollowsTheCpu) {
 
 // bf16 autocast on the device: the loss within 1% of fp32 on the CPU, parameters still fp32.
 TEST(Device, Bf16TrainingTracksFp32) {
-  const Compute dev = device_under_test(true), cpu;
-  TrainOptions o;
-  o.schedule.lr = 1e-3;
-  Trainer a(tiny_on(dev), o), b(tiny_on(cpu), o);
-  for (int i = 0; i < 3; ++i) {
-    const auto batch = batch_of(i);
-    const double la = a.step({batch}).loss, lb = b.step({batch}).loss;
-    EXPECT_NEAR(la, lb, 0.01 * lb) << "step " << i;
-  }
+  Trainer b(tiny_on(Compute{}), cpu_options());
+  Trainer a = train_beside_the_cpu(true, 0.01, b);
   for (auto& [name, p] : a.model()->ordered_parameters())
     EXPECT_EQ(p.scalar_type(), torch::kFloat32) << name;
 }

@@ -3,6 +3,7 @@
 // are gathered; hparams files are checked; protocol v2's records move a node's theta exactly as
 // the master's, from the miner's bucket or the mirror, and a bad record resynchronises it.
 #include <fstream>
+#include <thread>
 
 #include "bistro/chain/local_chain.hpp"
 #include "bistro/compress/dct.hpp"
@@ -264,6 +265,76 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
     publish_checkpoint(vbucket, master, 6, dir / "pub");
     EXPECT_EQ(sync.catch_up(late, std::nullopt, 6, 0), std::optional<uint64_t>(6));
     EXPECT_EQ(params_hash(parameter_tensors(late)), r.params_hash);
+  }
+}
+
+// Failover (docs/protocol.md): while the lead's turn lasts a node reads only the lead's bucket;
+// past it, the next validator in stake order's record(u) is taken, checked against that
+// validator's key, and that validator is read first from then on.
+TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
+  test::TempDir dir("failover");
+  NeuronHparams h;
+  const LlamaConfig config = preset("tiny");
+  auto cold = key(201);
+  auto lead = key(60), backup = key(61);
+  const std::string lead_hk = ss58_encode(lead->public_key());
+  const std::string backup_hk = ss58_encode(backup->public_key());
+  // block_ms 1: long past window 3's failover block by the time it is read; 60 s: still window 0.
+  auto make_chain = [&](const std::string& name, uint64_t block_ms) {
+    const auto file = dir / name;
+    chain::LocalChain::create(file, {.block_time_ms = block_ms});
+    auto c = std::make_unique<chain::LocalChain>(file);
+    c->create_subnet(1, {});
+    const std::string coldkey = ss58_encode(cold->public_key());
+    c->register_neuron(1, *cold, backup_hk);  // uid 0: the order is by stake, not uid
+    c->register_neuron(1, *cold, lead_hk);
+    c->add_stake(lead_hk, coldkey, 1000'000'000'000);
+    c->add_stake(backup_hk, coldkey, 500'000'000'000);
+    c->set_commitment(1, *lead, "master:file://" + (dir / "lead").string());
+    c->set_commitment(1, *backup, "master:file://" + (dir / "backup").string());
+    return c;
+  };
+  Llama theta(config);
+  theta->init_weights(h.init_seed);
+  WindowRecord r;  // an empty record: theta_4 = theta_3
+  r.window = 3;
+  r.config_hash = config_hash(config);
+  r.hparams_hash = hparams_hash(h);
+  r.base_hash = r.params_hash = params_hash(parameter_tensors(theta));
+  FileBucket(dir / "lead").put("placeholder", "x");  // the lead's bucket exists, without record(3)
+  FileBucket(dir / "backup").put(record_key(3), encode_record(r, *backup));
+
+  {  // Within the lead's turn: the backup's record is not read.
+    auto c = make_chain("slow.db", 60'000);
+    ModelSync sync(*c, 1, h, config, dir / "s1", [](int, const std::string&) {});
+    EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
+    EXPECT_FALSE(sync.fetch_record(3).has_value());
+    EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
+  }
+  auto c = make_chain("fast.db", 1);
+  while (c->block() <= failover_block(3, h))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto order = validator_order(*c, 1);
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0].hotkey_ss58, lead_hk);
+  EXPECT_EQ(order[1].hotkey_ss58, backup_hk);
+  std::vector<std::string> logged;
+  ModelSync sync(*c, 1, h, config, dir / "s2",
+                 [&](int, const std::string& m) { logged.push_back(m); });
+  const auto got = sync.fetch_record(3);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->params_hash, r.params_hash);
+  EXPECT_EQ(sync.master()->hotkey_ss58, backup_hk);  // read first from now on
+  ASSERT_FALSE(logged.empty());
+  EXPECT_NE(logged.back().find("failover"), std::string::npos) << logged.back();
+  // The next record from the backup's bucket signed by another key: refused, naming the source.
+  r.window = 4;
+  FileBucket(dir / "backup").put(record_key(4), encode_record(r, *key(99)));
+  try {
+    sync.fetch_record(4);
+    FAIL() << "a record signed by a validator that did not publish it was accepted";
+  } catch (const SyncError& e) {
+    EXPECT_NE(std::string(e.what()).find(backup_hk), std::string::npos) << e.what();
   }
 }
 
