@@ -62,7 +62,7 @@ struct NeuronHparams {
   uint64_t grace_blocks = 1;      // validators start on window w at block (w + 1) * bpw + grace
   // sparseloco, several validators: blocks after window w's deadline when the next validator in
   // the failover order may publish record(w) in the lead's stead (docs/protocol.md, Failover)
-  uint64_t failover_blocks = 3;
+  uint64_t failover_blocks = 5;
   // sparseloco: the validator's gauntlet (gauntlet.hpp, docs/protocol.md "The gauntlet").
   double rating_ema = 0.8;     // weight of the old rating
   uint64_t record_peers = 20;  // the most updates one record admits
