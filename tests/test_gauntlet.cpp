@@ -59,6 +59,30 @@ TEST(Cheats, KindsParseAndUnknownNamesAreRefused) {
   }
 }
 
+TEST(Cheats, DishonestValidatorsWeightTheirOwnMinerOrTheConsensus) {
+  EXPECT_EQ(parse_validator_behaviour("weight-copier"), ValidatorBehaviour::WeightCopier);
+  EXPECT_STREQ(validator_behaviour_name(ValidatorBehaviour::SelfWeight), "self-weight");
+  EXPECT_THROW(parse_validator_behaviour("lazy"), Error);
+  chain::Metagraph m;
+  m.neurons.resize(5);
+  for (uint16_t u = 0; u < 5; ++u) m.neurons[u].uid = u;
+  const std::vector<uint16_t> miners{4, 2, 3};
+  // Before any consensus a copier has nothing to copy; an honest validator never gets weights here.
+  EXPECT_TRUE(dishonest_weights(ValidatorBehaviour::WeightCopier, m, miners).empty());
+  EXPECT_TRUE(dishonest_weights(ValidatorBehaviour::Honest, m, miners).empty());
+  m.neurons[2].consensus = 30000;
+  m.neurons[3].consensus = 10000;
+  m.neurons[0].consensus = 65535;  // a validator's uid: not a miner, not copied
+  const auto copied = dishonest_weights(ValidatorBehaviour::WeightCopier, m, miners);
+  EXPECT_DOUBLE_EQ(copied.at(2), 0.75);
+  EXPECT_DOUBLE_EQ(copied.at(3), 0.25);
+  EXPECT_DOUBLE_EQ(copied.at(4), 0.0);
+  EXPECT_EQ(copied.count(0), 0u);
+  const auto self = dishonest_weights(ValidatorBehaviour::SelfWeight, m, miners);
+  ASSERT_EQ(self.size(), 1u);
+  EXPECT_DOUBLE_EQ(self.at(2), 1.0);  // its own miner: the lowest uid
+}
+
 TEST(Gauntlet, SketchesEstimateTheShareOfEqualEntries) {
   const Update a = noise(5);
   Update b = a;

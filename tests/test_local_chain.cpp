@@ -1,5 +1,6 @@
 // LocalChain: the SQLite chain shared by processes: registration, stake, weights with subtensor's
-// errors, commitments, epochs exactly once under concurrency, and bad chain files.
+// errors, hash commit-reveal, commitments, epochs exactly once under concurrency, and bad chain
+// files.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,6 +170,96 @@ TEST(LocalChain, SetWeightsFollowsSubtensorRulesAndWritesNothingOnError) {
   EXPECT_GT(m.neurons[1].incentive, m.neurons[2].incentive);
   EXPECT_GT(m.neurons[2].incentive, 0);
   EXPECT_GT(m.neurons[0].dividends, 60000);
+}
+
+TEST(LocalChain, HashCommitRevealFollowsSubtensorRules) {
+  Fixture f("reveal");
+  auto cold = key(100);
+  for (uint8_t i = 0; i < 3; ++i) f.chain->register_neuron(1, *cold, ss58(*key(i)));
+  f.chain->add_stake(ss58(*key(0)), ss58(*cold), 5000);
+  f.chain->advance(5);  // an epoch grants the permit
+  auto v = key(0);
+  const std::vector<uint16_t> uids{1, 2}, values{300, 100}, salt{7, 7, 7, 7, 7, 7, 7, 7};
+  const std::string hash = weights_commit_hash(v->public_key(), 1, uids, values, salt, 0);
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->commit_weights(1, *v, hash); }),
+            "CommitRevealDisabled");
+  Hyperparameters h = f.h;
+  h.commit_reveal = true;
+  f.chain->set_hyperparameters(1, h);
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->reveal_weights(1, *v, uids, values, salt, 0); }),
+            "NoWeightsCommitFound");
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->commit_weights(1, *key(50), hash); }),
+            "HotKeyNotRegisteredInSubNet");
+  f.chain->commit_weights(1, *v, hash);
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->reveal_weights(1, *v, uids, values, salt, 0); }),
+            "RevealTooEarly");
+  const std::vector<uint16_t> other_salt{1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(
+      test::chain_error_name([&] { f.chain->reveal_weights(1, *v, uids, values, other_salt, 0); }),
+      "InvalidRevealCommitHashNotMatch");
+  for (const auto& row : f.chain->weights(1)) EXPECT_TRUE(row.empty());  // nothing revealed yet
+  // The next epoch (tempo 4: five blocks) is the reveal epoch: the weights land as committed.
+  auto to_next_epoch = [&] {
+    const uint64_t e = epoch_index(1, h.tempo, f.chain->block());
+    while (epoch_index(1, h.tempo, f.chain->block()) == e) f.chain->advance(1);
+  };
+  to_next_epoch();
+  f.chain->reveal_weights(1, *v, uids, values, salt, 0);
+  EXPECT_EQ(f.chain->weights(1)[0],
+            (std::vector<std::pair<uint16_t, uint16_t>>{{1, 65535}, {2, 21845}}));
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->reveal_weights(1, *v, uids, values, salt, 0); }),
+            "NoWeightsCommitFound");  // used up
+  // A commit not revealed in its reveal epoch expires.
+  f.chain->commit_weights(1, *v, hash);
+  to_next_epoch();
+  to_next_epoch();
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->reveal_weights(1, *v, uids, values, salt, 0); }),
+            "ExpiredWeightCommit");
+  // At most ten unrevealed commits.
+  for (int i = 0; i < 10; ++i) f.chain->commit_weights(1, *v, hash);
+  EXPECT_EQ(test::chain_error_name([&] { f.chain->commit_weights(1, *v, hash); }),
+            "TooManyUnrevealedCommits");
+}
+
+TEST(LocalChain, SetWeightsOnACommitRevealSubnetRevealsLaterEvenAfterARestart) {
+  Fixture f("reveal-later");
+  auto cold = key(100);
+  for (uint8_t i = 0; i < 3; ++i) f.chain->register_neuron(1, *cold, ss58(*key(i)));
+  f.chain->add_stake(ss58(*key(0)), ss58(*cold), 5000);
+  f.chain->advance(5);
+  Hyperparameters h = f.h;
+  h.commit_reveal = true;
+  f.chain->set_hyperparameters(1, h);
+  auto v = key(0);
+  f.chain->set_weights(1, *v, {1, 2}, {100, 300}, 0);  // a commit: nothing visible
+  for (const auto& row : f.chain->weights(1)) EXPECT_TRUE(row.empty());
+  const auto file = f.file.string() + ".reveals/" + ss58(*v) + ".json";
+  ASSERT_TRUE(std::filesystem::exists(file));  // the salt outlives the process
+  const uint64_t e = epoch_index(1, h.tempo, f.chain->block());
+  while (epoch_index(1, h.tempo, f.chain->block()) == e) f.chain->advance(1);
+  {
+    LocalChain restarted(f.file);  // a new process: reveals the first commit, commits the second
+    restarted.set_weights(1, *v, {1, 2}, {500, 100}, 0);
+  }
+  EXPECT_EQ(f.chain->weights(1)[0],
+            (std::vector<std::pair<uint16_t, uint16_t>>{{1, 21845}, {2, 65535}}));
+  // A corrupt store is refused with its name.
+  std::ofstream(file) << "{not json";
+  try {
+    LocalChain again(f.file);
+    again.set_weights(1, *v, {1}, {1}, 0);
+    FAIL() << "a corrupt reveals file was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(".json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CommitReveal, EpochIndexIsSubtensors) {
+  EXPECT_EQ(epoch_index(1, 360, 0), 0u);
+  EXPECT_EQ(epoch_index(1, 360, 358), 0u);
+  EXPECT_EQ(epoch_index(1, 360, 359), 1u);  // (359 + 2) / 361
+  EXPECT_EQ(epoch_index(3, 99, 96), 1u);    // (96 + 4) / 100
+  EXPECT_EQ(epoch_index(3, 99, 95), 0u);
 }
 
 TEST(LocalChain, CommitmentsNeedRegistrationAndFitTheLimit) {

@@ -32,6 +32,7 @@ SubtensorOptions fast() {
   o.poll_s = 0.01;
   o.inclusion_timeout_s = 5;
   o.rpc.backoff_s = 0.1;
+  o.reveals_dir = std::filesystem::path();  // unrevealed commits in memory
   return o;
 }
 }  // namespace

@@ -28,7 +28,8 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--behaviour", a.behaviour,
                 "miner: honest, or a cheat for tests and the localnet: lazy, garbage, copycat, "
                 "late-copycat, replay, noise, poison, poison-max, data-cheat, late, sybil, "
-                "negative-exploit (v1 codecs: lazy and garbage only)")
+                "negative-exploit (v1 codecs: lazy and garbage only); validator: honest, "
+                "self-weight, weight-copier")
       ->group("");  // hidden
   c->add_option("--copy-uid", a.copy_uid, "miner cheats that copy: whose update (default lowest)")
       ->group("");
@@ -83,6 +84,11 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                        "validators (v2): the first leads, the others follow its records");
   localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")
       ->delimiter(',');
+  localnet->add_option("--validator-cheat", l->validator_cheats,
+                       "KIND, repeatable: one more validator of a dishonest kind (self-weight: "
+                       "every weight on one miner; weight-copier: copies the consensus)");
+  localnet->add_flag("--commit-reveal", l->commit_reveal,
+                     "the subnet hides weights by hash commit-reveal (revealed an epoch later)");
   localnet->add_option("--device", l->device, "every neuron's device: cpu, cuda or cuda:N");
   localnet->add_option("--dtype", l->dtype, "every neuron's dtype: fp32 or bf16 (autocast)");
   localnet->add_option("--scoring", l->scoring,

@@ -1,6 +1,10 @@
 #include "bistro/chain/chain.hpp"
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
+
+#include "bistro/identity/ss58.hpp"
 
 namespace bistro::chain {
 
@@ -33,6 +37,7 @@ void each_field(Hyperparameters& h, F&& f) {
   f("alpha_sigmoid_steepness", h.alpha_sigmoid_steepness);
   f("stake_threshold", h.stake_threshold);
   f("commit_reveal_weights_enabled", h.commit_reveal);
+  f("commit_reveal_period", h.reveal_period);
   f("emission_per_block", h.emission_per_block);
 }
 }  // namespace
@@ -89,6 +94,19 @@ Hyperparameters hyperparameters_from_json(const nlohmann::json& j, const std::st
 
 double Chain::seconds_until(uint64_t target) {
   return (static_cast<double>(target) - static_cast<double>(block()) - 0.5) * seconds_per_block();
+}
+
+void Chain::commit_reveal_weights(uint16_t netuid, const Signer& hotkey,
+                                  const std::vector<uint16_t>& uids,
+                                  const std::vector<uint16_t>& values, uint64_t version_key) {
+  const std::string who = ss58_encode(hotkey.public_key());
+  auto& c = committers_[who];
+  if (!c) {
+    const auto dir = reveals_dir();
+    c = std::make_unique<WeightsCommitter>(dir.empty() ? dir : dir / (who + ".json"));
+  }
+  c->submit(*this, netuid, hotkey, uids, values, version_key,
+            [](const std::string& msg) { fmt::print(stderr, "bistro: {}\n", msg); });
 }
 
 }  // namespace bistro::chain

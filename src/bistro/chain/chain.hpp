@@ -6,11 +6,14 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bistro/chain/commit_reveal.hpp"
 #include "bistro/core/error.hpp"
 #include "bistro/identity/signer.hpp"
 
@@ -48,6 +51,7 @@ struct Hyperparameters {
   int32_t alpha_sigmoid_steepness = 1000;
   uint64_t stake_threshold = 0;
   bool commit_reveal = false;
+  uint64_t reveal_period = 1;  // RevealPeriodEpochs: a commit is revealed that many epochs later
   uint64_t emission_per_block =
       1'000'000'000;  // rao; an epoch distributes (tempo + 1) blocks' worth
 };
@@ -96,13 +100,36 @@ class Chain {
   // that is already registered returns its uid unchanged.
   virtual uint16_t register_neuron(uint16_t netuid, const Signer& coldkey,
                                    const std::string& hotkey) = 0;
-  // subtensor's set_weights, signed by the validator's hotkey; values are u16 (max-upscaled).
+  // A validator's weights, signed by its hotkey; values are u16 (max-upscaled). subtensor's
+  // set_weights; on a subnet with commit_reveal_weights_enabled, commit_weights of these weights
+  // after reveal_weights of the earlier commits that are due (commit_reveal_weights below).
   virtual void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                            const std::vector<uint16_t>& values, uint64_t version_key) = 0;
+  // Hash-based commit-reveal, subtensor's calls and rules: `hash` is weights_commit_hash(...)
+  // (32 bytes); a reveal is accepted only in epoch epoch_index(commit block) + reveal_period and
+  // sets the weights then. Refusals by subtensor's names: CommitRevealDisabled,
+  // HotKeyNotRegisteredInSubNet, CommittingWeightsTooFast, TooManyUnrevealedCommits (10),
+  // NoWeightsCommitFound, RevealTooEarly, ExpiredWeightCommit, InvalidRevealCommitHashNotMatch.
+  virtual void commit_weights(uint16_t netuid, const Signer& hotkey, const std::string& hash) = 0;
+  virtual void reveal_weights(uint16_t netuid, const Signer& hotkey,
+                              const std::vector<uint16_t>& uids,
+                              const std::vector<uint16_t>& values,
+                              const std::vector<uint16_t>& salt, uint64_t version_key) = 0;
   // Commitments.set_commitment: up to 3 fields of 128 bytes each, here one string of <= 384 bytes.
   virtual void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) = 0;
   // Every commitment on the subnet, by hotkey (SS58).
   virtual std::map<std::string, std::string> commitments(uint16_t netuid) = 0;
+
+ protected:
+  // set_weights on a commit-reveal subnet: one WeightsCommitter per hotkey, its unrevealed
+  // commits kept in reveals_dir()/<hotkey>.json (an empty dir: in memory only).
+  void commit_reveal_weights(uint16_t netuid, const Signer& hotkey,
+                             const std::vector<uint16_t>& uids, const std::vector<uint16_t>& values,
+                             uint64_t version_key);
+  virtual std::filesystem::path reveals_dir() { return {}; }
+
+ private:
+  std::map<std::string, std::unique_ptr<WeightsCommitter>> committers_;
 };
 
 // The largest commitment set_commitment accepts.

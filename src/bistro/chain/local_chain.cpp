@@ -219,6 +219,13 @@ sqlite3* open_db(const std::filesystem::path& path, bool create) {
   return db;
 }
 
+// Hash commits of weights (commit-reveal), oldest first by seq; added after the first format, so
+// an older chain file gains it when opened.
+constexpr const char* kCommitsTable =
+    "CREATE TABLE IF NOT EXISTS weight_commits(seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, hash BLOB NOT NULL, "
+    "commit_block INTEGER NOT NULL)";
+
 std::string hotkey_of(const Signer& s) {
   return ss58_encode(s.public_key());
 }
@@ -254,6 +261,7 @@ void LocalChain::create(const std::filesystem::path& path, const LocalChainOptio
       CREATE TABLE epochs(netuid INTEGER NOT NULL, block INTEGER NOT NULL, result TEXT NOT NULL,
         PRIMARY KEY(netuid, block));
     )sql");
+    exec(db, kCommitsTable);
     ensure_sodium();
     uint64_t created = now_ms();
     uint8_t seed[16];
@@ -285,6 +293,7 @@ LocalChain::LocalChain(const std::filesystem::path& path) : path_(path) {
     std::string format = meta(db_, "format");
     check(format == kFormat, "local chain {}: unsupported format '{}' (expected {})", path.string(),
           format, kFormat);
+    exec(db_, kCommitsTable);
   } catch (const Error& e) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -534,11 +543,20 @@ uint16_t LocalChain::register_neuron(uint16_t netuid, const Signer& coldkey,
 void LocalChain::set_weights(uint16_t netuid, const Signer& signer,
                              const std::vector<uint16_t>& uids, const std::vector<uint16_t>& values,
                              uint64_t version_key) {
-  const std::string hotkey = hotkey_of(signer);
+  if (hyperparameters(netuid).commit_reveal)
+    return commit_reveal_weights(netuid, signer, uids, values, version_key);
   std::lock_guard lock(mu_);
   Tx tx(db_, true);
   require_subnet(netuid);
   sync(netuid);
+  store_weights(netuid, hotkey_of(signer), uids, values, version_key, false);
+  tx.commit();
+}
+
+void LocalChain::store_weights(uint16_t netuid, const std::string& hotkey,
+                               const std::vector<uint16_t>& uids,
+                               const std::vector<uint16_t>& values, uint64_t version_key,
+                               bool revealed) {
   const Hyperparameters h = load_subnet(db_, netuid)->h;
   auto rows = load_neurons(db_, netuid);
   Caller caller;
@@ -548,25 +566,151 @@ void LocalChain::set_weights(uint16_t netuid, const Signer& signer,
       caller.validator_permit = r.n.validator_permit;
       caller.last_update = r.n.last_update;
     }
+  // A reveal is not rate limited, and the commit already counted as the uid's activity.
   WeightRules rules{.subnet_n = static_cast<uint16_t>(rows.size()),
                     .min_allowed_weights = h.min_allowed_weights,
                     .max_weight_limit = h.max_weight_limit,
                     .version_key = h.weights_version_key,
-                    .rate_limit = h.weights_rate_limit};
+                    .rate_limit = revealed ? 0 : h.weights_rate_limit};
   const uint64_t now = now_block();
   if (auto err = check_set_weights(rules, caller, uids, values, version_key, now))
-    throw ChainError(
-        *err, fmt::format("set_weights by {} on subnet {} at block {}", hotkey, netuid, now));
+    throw ChainError(*err,
+                     fmt::format("{} by {} on subnet {} at block {}",
+                                 revealed ? "reveal_weights" : "set_weights", hotkey, netuid, now));
   SparseRow row;
   std::vector<uint16_t> up = max_upscale(values);
   for (size_t k = 0; k < uids.size(); ++k) row.emplace_back(uids[k], up[k]);
   Stmt s(db_, "UPDATE neurons SET weights = ?, last_update = ? WHERE netuid = ? AND uid = ?");
   s.bind(1, encode_row(row))
-      .bind(2, static_cast<int64_t>(now))
+      .bind(2, static_cast<int64_t>(revealed ? caller.last_update : now))
       .bind(3, netuid)
       .bind(4, *caller.uid);
   s.run();
+}
+
+void LocalChain::commit_weights(uint16_t netuid, const Signer& signer, const std::string& hash) {
+  const std::string hotkey = hotkey_of(signer);
+  std::lock_guard lock(mu_);
+  Tx tx(db_, true);
+  require_subnet(netuid);
+  sync(netuid);
+  const Hyperparameters h = load_subnet(db_, netuid)->h;
+  const uint64_t now = now_block();
+  const std::string what =
+      fmt::format("commit_weights by {} on subnet {} at block {}", hotkey, netuid, now);
+  if (!h.commit_reveal) throw ChainError("CommitRevealDisabled", what);
+  if (hash.size() != 32) throw ChainError("InvalidCommitHash", what + ": not 32 bytes");
+  std::optional<NeuronRow> me;
+  for (auto& r : load_neurons(db_, netuid))
+    if (r.n.hotkey == hotkey) me = r;
+  if (!me) throw ChainError("HotKeyNotRegisteredInSubNet", what);
+  if (me->n.last_update != 0 && now - std::min(now, me->n.last_update) < h.weights_rate_limit)
+    throw ChainError("CommittingWeightsTooFast", what);
+  const uint64_t epoch = epoch_index(netuid, h.tempo, now);
+  uint64_t unrevealed = 0;
+  {
+    Stmt q(db_,
+           "SELECT seq, commit_block FROM weight_commits WHERE netuid = ? AND hotkey = ? "
+           "ORDER BY seq");
+    q.bind(1, netuid).text(2, hotkey);
+    std::vector<int64_t> expired;
+    while (q.step()) {
+      if (epoch > epoch_index(netuid, h.tempo, static_cast<uint64_t>(q.i64(1))) + h.reveal_period)
+        expired.push_back(q.i64(0));
+      else
+        ++unrevealed;
+    }
+    for (int64_t seq : expired)
+      Stmt(db_, "DELETE FROM weight_commits WHERE seq = ?").bind(1, seq).run();
+  }
+  if (unrevealed >= 10) throw ChainError("TooManyUnrevealedCommits", what);
+  Stmt(db_, "INSERT INTO weight_commits(netuid, hotkey, hash, commit_block) VALUES(?, ?, ?, ?)")
+      .bind(1, netuid)
+      .text(2, hotkey)
+      .bind(3, hash)
+      .bind(4, static_cast<int64_t>(now))
+      .run();
+  Stmt(db_, "UPDATE neurons SET last_update = ? WHERE netuid = ? AND uid = ?")
+      .bind(1, static_cast<int64_t>(now))
+      .bind(2, netuid)
+      .bind(3, me->n.uid)
+      .run();
   tx.commit();
+}
+
+void LocalChain::reveal_weights(uint16_t netuid, const Signer& signer,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values,
+                                const std::vector<uint16_t>& salt, uint64_t version_key) {
+  const std::string hotkey = hotkey_of(signer);
+  std::lock_guard lock(mu_);
+  Tx tx(db_, true);
+  require_subnet(netuid);
+  sync(netuid);
+  const Hyperparameters h = load_subnet(db_, netuid)->h;
+  const uint64_t now = now_block();
+  const std::string what =
+      fmt::format("reveal_weights by {} on subnet {} at block {}", hotkey, netuid, now);
+  if (!h.commit_reveal) throw ChainError("CommitRevealDisabled", what);
+  struct Commit {
+    int64_t seq;
+    std::string hash;
+    uint64_t block;
+  };
+  std::vector<Commit> live;
+  std::vector<std::string> expired;
+  const uint64_t epoch = epoch_index(netuid, h.tempo, now);
+  {
+    Stmt q(db_,
+           "SELECT seq, hash, commit_block FROM weight_commits WHERE netuid = ? AND "
+           "hotkey = ? ORDER BY seq");
+    q.bind(1, netuid).text(2, hotkey);
+    while (q.step()) {
+      Commit c{q.i64(0), q.str(1), static_cast<uint64_t>(q.i64(2))};
+      if (epoch > epoch_index(netuid, h.tempo, c.block) + h.reveal_period)
+        expired.push_back(c.hash);
+      else
+        live.push_back(std::move(c));
+    }
+  }
+  if (live.empty() && expired.empty()) throw ChainError("NoWeightsCommitFound", what);
+  const std::string hash =
+      weights_commit_hash(signer.public_key(), netuid, uids, values, salt, version_key);
+  const bool was_expired = std::find(expired.begin(), expired.end(), hash) != expired.end();
+  // subtensor drops the expired commits as it reads them, whatever the reveal's outcome.
+  Stmt(db_, "DELETE FROM weight_commits WHERE netuid = ? AND hotkey = ? AND seq < ?")
+      .bind(1, netuid)
+      .text(2, hotkey)
+      .bind(3, live.empty() ? INT64_MAX : live.front().seq)
+      .run();
+  auto it = std::find_if(live.begin(), live.end(), [&](const Commit& c) { return c.hash == hash; });
+  if (it == live.end()) {
+    tx.commit();
+    throw ChainError(was_expired    ? "ExpiredWeightCommit"
+                     : live.empty() ? "NoWeightsCommitFound"
+                                    : "InvalidRevealCommitHashNotMatch",
+                     what);
+  }
+  if (epoch != epoch_index(netuid, h.tempo, it->block) + h.reveal_period) {
+    tx.commit();
+    throw ChainError("RevealTooEarly",
+                     fmt::format("{}: committed at block {}, revealed in epoch {}", what, it->block,
+                                 epoch_index(netuid, h.tempo, it->block) + h.reveal_period));
+  }
+  // The commit and every earlier one are used up; the weights are set as revealed.
+  Stmt(db_, "DELETE FROM weight_commits WHERE netuid = ? AND hotkey = ? AND seq <= ?")
+      .bind(1, netuid)
+      .text(2, hotkey)
+      .bind(3, it->seq)
+      .run();
+  store_weights(netuid, hotkey, uids, values, version_key, true);
+  tx.commit();
+}
+
+std::filesystem::path LocalChain::reveals_dir() {
+  auto dir = path_;
+  dir += ".reveals";
+  return dir;
 }
 
 void LocalChain::set_commitment(uint16_t netuid, const Signer& signer, const std::string& data) {

@@ -1,9 +1,9 @@
 // LocalChain: the embedded chain for one machine. State lives in one SQLite file (WAL mode) that
 // every miner and validator process opens, so they share one subnet without a network. Blocks
 // advance with wall-clock time at the configured block time; block hashes are a pure function of
-// the genesis hash and the block number; registration, stake, weights (with subtensor's rules),
-// commitments and Yuma epochs behave as on subtensor. Each call is one SQLite transaction: it
-// happens completely or not at all.
+// the genesis hash and the block number; registration, stake, weights (with subtensor's rules,
+// hash commit-reveal included), commitments and Yuma epochs behave as on subtensor. Each call is
+// one SQLite transaction: it happens completely or not at all.
 //
 // Epochs: before any call, pending epoch blocks up to the current block are run, inside an
 // exclusive transaction that records the last block processed, so each epoch runs exactly once no
@@ -54,6 +54,10 @@ class LocalChain final : public Chain {
   std::vector<std::vector<std::pair<uint16_t, uint16_t>>> weights(uint16_t netuid) override;
   void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                    const std::vector<uint16_t>& values, uint64_t version_key) override;
+  void commit_weights(uint16_t netuid, const Signer& hotkey, const std::string& hash) override;
+  void reveal_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
+                      const std::vector<uint16_t>& values, const std::vector<uint16_t>& salt,
+                      uint64_t version_key) override;
   void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) override;
   std::map<std::string, std::string> commitments(uint16_t netuid) override;
 
@@ -74,6 +78,12 @@ class LocalChain final : public Chain {
   void sync(uint16_t netuid);  // runs pending epochs; caller holds the write transaction
   uint64_t now_block();
   void require_subnet(uint16_t netuid);
+  // set_weights' checks and store (caller holds the write transaction); a reveal is not rate
+  // limited and leaves last_update at its commit.
+  void store_weights(uint16_t netuid, const std::string& hotkey, const std::vector<uint16_t>& uids,
+                     const std::vector<uint16_t>& values, uint64_t version_key, bool revealed);
+  // <chain file>.reveals: each hotkey's unrevealed commits (commit_reveal.hpp).
+  std::filesystem::path reveals_dir() override;
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;

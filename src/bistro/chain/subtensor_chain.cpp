@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bistro/chain/extrinsic.hpp"
+#include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
 
 namespace bistro::chain {
@@ -226,6 +227,7 @@ Hyperparameters SubtensorChain::hyperparameters(uint16_t netuid) {
       take("alpha_high", h.alpha_high);
       take("liquid_alpha_enabled", h.liquid_alpha);
       take("commit_reveal_weights_enabled", h.commit_reveal);
+      take("commit_reveal_period", h.reveal_period);
       take("yuma3_enabled", h.yuma3);
       take("bonds_penalty", h.bonds_penalty);
       return h;
@@ -256,6 +258,7 @@ Hyperparameters SubtensorChain::hyperparameters(uint16_t netuid) {
   optional("Yuma3On", h.yuma3);
   optional("LiquidAlphaOn", h.liquid_alpha);
   optional("CommitRevealWeightsEnabled", h.commit_reveal);
+  optional("RevealPeriodEpochs", h.reveal_period);
   return h;
 }
 
@@ -478,69 +481,44 @@ uint16_t SubtensorChain::register_neuron(uint16_t netuid, const Signer& coldkey,
   return *uid;
 }
 
-std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
-                                const std::vector<uint16_t>& uids,
-                                const std::vector<uint16_t>& values,
-                                const std::vector<uint16_t>& salt, uint64_t version_key) {
-  return blake2_256(scale::Writer()
-                        .raw(account)
-                        .u16(netuid)
-                        .u16s(uids)
-                        .u16s(values)
-                        .u16s(salt)
-                        .u64(version_key)
-                        .data());
+std::filesystem::path SubtensorChain::reveals_dir() {
+  if (options_.reveals_dir) return *options_.reveals_dir;
+  return bistro_home() / "reveals" / scale::to_hex(genesis_);
 }
 
-void SubtensorChain::commit_reveal(uint16_t netuid, const Signer& hotkey,
-                                   const std::vector<uint16_t>& uids,
-                                   const std::vector<uint16_t>& values, uint64_t version_key) {
-  const std::string who = ss58_encode(hotkey.public_key());
-  const bool hash_calls = metadata_.has_call("SubtensorModule", "commit_weights");
-  const bool timelocked =
-      metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion") &&
-      json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
-  if (!hash_calls || timelocked)
-    throw ChainError(
-        "CommitRevealNotSupported",
-        fmt::format("subnet {} requires timelocked (drand) commit-reveal weights, which "
-                    "bistro does not support yet",
-                    netuid));
-  // Reveal earlier commits whose reveal epoch has come; keep the ones that are too early.
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->netuid != netuid || it->hotkey != who) {
-      ++it;
-      continue;
-    }
-    scale::Writer args;
-    args.u16(netuid).u16s(it->uids).u16s(it->values).u16s(it->salt).u64(it->version_key);
-    try {
-      submit(encode_call(metadata_, "SubtensorModule", "reveal_weights", args.data()), hotkey,
-             fmt::format("reveal_weights on subnet {}", netuid));
-      it = pending_.erase(it);
-    } catch (const ChainError& e) {
-      if (e.name() == "RevealTooEarly")
-        ++it;
-      else
-        it = pending_.erase(it);  // expired or unknown: nothing more to do with it
-    }
-  }
-  // Commit the new weights under a fresh salt.
-  PendingReveal r{netuid, who, uids, values, std::vector<uint16_t>(8), version_key};
-  randombytes_buf(r.salt.data(), r.salt.size() * sizeof(uint16_t));
-  const std::string hash =
-      weights_commit_hash(hotkey.public_key(), netuid, uids, values, r.salt, version_key);
+void SubtensorChain::commit_weights(uint16_t netuid, const Signer& hotkey,
+                                    const std::string& hash) {
   submit(encode_call(metadata_, "SubtensorModule", "commit_weights",
                      scale::Writer().u16(netuid).raw(hash).take()),
          hotkey, fmt::format("commit_weights on subnet {}", netuid));
-  pending_.push_back(std::move(r));
+}
+
+void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
+                                    const std::vector<uint16_t>& uids,
+                                    const std::vector<uint16_t>& values,
+                                    const std::vector<uint16_t>& salt, uint64_t version_key) {
+  scale::Writer args;
+  args.u16(netuid).u16s(uids).u16s(values).u16s(salt).u64(version_key);
+  submit(encode_call(metadata_, "SubtensorModule", "reveal_weights", args.data()), hotkey,
+         fmt::format("reveal_weights on subnet {}", netuid));
 }
 
 void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                                  const std::vector<uint16_t>& uids,
                                  const std::vector<uint16_t>& values, uint64_t version_key) {
-  if (hyperparameters(netuid).commit_reveal)
-    return commit_reveal(netuid, hotkey, uids, values, version_key);
+  if (hyperparameters(netuid).commit_reveal) {
+    const bool hash_calls = metadata_.has_call("SubtensorModule", "commit_weights");
+    const bool timelocked =
+        metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion") &&
+        json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
+    if (!hash_calls || timelocked)
+      throw ChainError(
+          "CommitRevealNotSupported",
+          fmt::format("subnet {} requires timelocked (drand) commit-reveal weights, which "
+                      "bistro does not support yet",
+                      netuid));
+    return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
+  }
   submit(encode_call(metadata_, "SubtensorModule", "set_weights",
                      set_weights_args(netuid, uids, values, version_key)),
          hotkey, fmt::format("set_weights on subnet {}", netuid));

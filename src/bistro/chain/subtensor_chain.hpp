@@ -7,8 +7,9 @@
 // The metagraph comes from NeuronInfoRuntimeApi.get_neurons_lite when the runtime's metadata (v15)
 // lists it, else from storage. Subnets with commit-reveal get hash-based commits (commit_weights
 // now, reveal_weights at a later set_weights once the reveal epoch has come; unrevealed commits
-// live in memory). Not supported yet: timelocked (drand) commit-reveal, refused with a clear
-// error; subscriptions (bistro polls for new blocks over its WebSocket or HTTP connection).
+// are kept under $BISTRO_HOME/reveals, commit_reveal.hpp). Not supported yet: timelocked (drand)
+// commit-reveal, refused with a clear error; subscriptions (bistro polls for new blocks over its
+// WebSocket or HTTP connection).
 #pragma once
 
 #include <memory>
@@ -24,6 +25,9 @@ struct SubtensorOptions {
   double inclusion_timeout_s = 120;  // how long to follow a submitted extrinsic
   double poll_s = 1.0;               // how often to look for new blocks while following
   uint64_t era_period = 64;
+  // Where unrevealed weight commits are kept (commit_reveal.hpp): nullopt,
+  // $BISTRO_HOME/reveals/<genesis hash>; an empty path, in memory only.
+  std::optional<std::filesystem::path> reveals_dir;
 };
 
 class SubtensorChain final : public Chain {
@@ -44,6 +48,10 @@ class SubtensorChain final : public Chain {
                            const std::string& hotkey) override;
   void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                    const std::vector<uint16_t>& values, uint64_t version_key) override;
+  void commit_weights(uint16_t netuid, const Signer& hotkey, const std::string& hash) override;
+  void reveal_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
+                      const std::vector<uint16_t>& values, const std::vector<uint16_t>& salt,
+                      uint64_t version_key) override;
   void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) override;
   std::map<std::string, std::string> commitments(uint16_t netuid) override;
 
@@ -63,16 +71,8 @@ class SubtensorChain final : public Chain {
   // Calls a runtime API the metadata lists and decodes its result; nullopt if the runtime has none.
   std::optional<nlohmann::json> runtime_api(std::string_view api, std::string_view method,
                                             const std::string& args);
+  std::filesystem::path reveals_dir() override;
 
-  struct PendingReveal {
-    uint16_t netuid;
-    std::string hotkey;  // SS58
-    std::vector<uint16_t> uids, values, salt;
-    uint64_t version_key;
-  };
-  void commit_reveal(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
-                     const std::vector<uint16_t>& values, uint64_t version_key);
-  std::vector<PendingReveal> pending_;
   // Timestamp.Now at a block, in ms (nullopt: the runtime has none there).
   std::optional<uint64_t> timestamp_ms(uint64_t block);
   double spb_ = 0;                                  // measured seconds per block (0: not yet)
@@ -88,11 +88,6 @@ class SubtensorChain final : public Chain {
 // Call arguments, SCALE-encoded as subtensor defines them.
 std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,
                              const std::vector<uint16_t>& values, uint64_t version_key);
-// subtensor's get_commit_hash: BLAKE2b-256 of SCALE (account, netuid, uids, values, salt, version).
-std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
-                                const std::vector<uint16_t>& uids,
-                                const std::vector<uint16_t>& values,
-                                const std::vector<uint16_t>& salt, uint64_t version_key);
 // CommitmentInfo { fields: [Raw(<=128 bytes)...] }: the data split into at most 3 fields.
 std::string commitment_args(uint16_t netuid, const std::string& data);
 

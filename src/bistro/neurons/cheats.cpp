@@ -44,6 +44,44 @@ const char* behaviour_name(Behaviour b) {
   return "?";
 }
 
+namespace {
+constexpr std::pair<ValidatorBehaviour, const char*> kValidatorNames[] = {
+    {ValidatorBehaviour::Honest, "honest"},
+    {ValidatorBehaviour::SelfWeight, "self-weight"},
+    {ValidatorBehaviour::WeightCopier, "weight-copier"},
+};
+}  // namespace
+
+ValidatorBehaviour parse_validator_behaviour(const std::string& name) {
+  for (auto [b, n] : kValidatorNames)
+    if (name == n) return b;
+  throw Error("unknown validator behaviour '" + name +
+              "' (one of: honest, self-weight, weight-copier)");
+}
+
+const char* validator_behaviour_name(ValidatorBehaviour b) {
+  for (auto [k, n] : kValidatorNames)
+    if (k == b) return n;
+  return "?";
+}
+
+std::map<uint16_t, double> dishonest_weights(ValidatorBehaviour b, const chain::Metagraph& m,
+                                             const std::vector<uint16_t>& miners) {
+  std::map<uint16_t, double> out;
+  if (miners.empty() || b == ValidatorBehaviour::Honest) return out;
+  if (b == ValidatorBehaviour::SelfWeight) {
+    out[*std::min_element(miners.begin(), miners.end())] = 1.0;
+    return out;
+  }
+  double total = 0;
+  for (uint16_t uid : miners)
+    if (uid < m.neurons.size()) total += m.neurons[uid].consensus;
+  if (!(total > 0)) return out;
+  for (uint16_t uid : miners)
+    out[uid] = uid < m.neurons.size() ? m.neurons[uid].consensus / total : 0.0;
+  return out;
+}
+
 std::vector<Behaviour> cheat_kinds() {
   std::vector<Behaviour> out;
   for (auto [b, n] : kNames)

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
+#include "bistro/chain/chain.hpp"
 #include "bistro/compress/update.hpp"
 #include "bistro/model/config.hpp"
 
@@ -49,5 +52,22 @@ Update noise_update(const std::vector<ParameterSpec>& params, int64_t k, int64_t
                     const std::vector<float>& rms, uint64_t seed);
 // Per-tensor RMS of an update's values (what a noise miner matches).
 std::vector<float> update_rms(const Update& u);
+
+// Dishonest validators (`bistro validator --behaviour KIND`, localnet `--validator-cheat KIND`):
+// they follow the lead's records like any follower but measure nothing, and set weights of their
+// own making. Yuma Consensus is to leave them less validator trust and fewer dividends per stake
+// than the honest validators.
+enum class ValidatorBehaviour {
+  Honest,
+  SelfWeight,    // every weight on its own miner (here: the lowest-uid committed miner)
+  WeightCopier,  // the chain's last consensus weights (Neuron::consensus), copied without scoring
+};
+// "honest", "self-weight" or "weight-copier"; an unknown name is an error listing them.
+ValidatorBehaviour parse_validator_behaviour(const std::string& name);
+const char* validator_behaviour_name(ValidatorBehaviour b);
+// The weights a dishonest validator sets (uid -> weight, over `miners`; empty: none to set, e.g.
+// a copier before the first consensus).
+std::map<uint16_t, double> dishonest_weights(ValidatorBehaviour b, const chain::Metagraph& m,
+                                             const std::vector<uint16_t>& miners);
 
 }  // namespace bistro

@@ -78,24 +78,42 @@ double time_inner_step(const NeuronHparams& h, int concurrent, const Compute& c)
   return *std::max_element(seconds.begin(), seconds.end());
 }
 
-// v2 without --block-time: H inner steps, timed with every training miner at once plus one more
-// for the validator (its scoring costs about one miner's compute here), should fill ~95% of a
-// window.
+// A validator's compute a window in inner-step units (docs/benchmarks.md, the cost model): per
+// measured update, (2 + 2 references) x score_batches own-page micro-batch forwards (twice for an
+// untrusted miner, counted here for one update in four: a subnet's first windows, a lost trust)
+// plus score_random_batches random ones; per window the random pages' losses before, the held-out
+// eval (6) and the guard (2). A forward costs about a third of a training step.
+double validator_steps(const NeuronHparams& h, int miners) {
+  const double own = 4.0 * static_cast<double>(h.score_batches);
+  const double per_update = own * 1.25 + static_cast<double>(h.score_random_batches);
+  const double per_window = static_cast<double>(h.score_random_batches) + 6 + 2;
+  return (miners * per_update + per_window) / 3;
+}
+
+// v2 without --block-time: every process's work a window (a miner's H inner steps, a validator's
+// measurements), shared among them, timed with them all training at once, should fill ~95% of a
+// window; never less than H steps (the miners train for the whole window whatever it is).
 double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
                             const std::vector<std::pair<Behaviour, int>>& cheats) {
   if (o.block_time > 0) return o.block_time;
   if (h.codec != "sparseloco") return 1.0;
   init_runtime(1);
-  int training = o.miners - o.lazy - o.garbage + o.validators;  // a validator: about a miner
-  for (const auto& [kind, n] : cheats) training += behaviour_trains(kind) ? n : 0;
-  const double step = time_inner_step(h, training, parse_compute(o.device, o.dtype));
-  double block_time =
-      static_cast<double>(h.inner_steps) * step / 0.95 / static_cast<double>(h.blocks_per_window);
+  // Lazy and garbage miners' updates are refused before any forward pass; every other one is
+  // measured.
+  int miners = o.miners - o.lazy - o.garbage, measured = miners;
+  for (const auto& [kind, n] : cheats) miners += behaviour_trains(kind) ? n : 0, measured += n;
+  const int validators = o.validators + static_cast<int>(o.validator_cheats.size());
+  const int processes = miners + validators;
+  const double step = time_inner_step(h, processes, parse_compute(o.device, o.dtype));
+  const double H = static_cast<double>(h.inner_steps);
+  // Dishonest validators measure nothing: they only apply the records.
+  const double demand = (miners * H + o.validators * validator_steps(h, measured)) / processes;
+  double block_time = std::max(H, demand) * step / 0.95 / static_cast<double>(h.blocks_per_window);
   block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
   fmt::print(
-      "localnet: one inner step takes {:.3f} s here with {} processes training at once -> {:.2f} "
-      "s blocks\n",
-      step, training, block_time);
+      "localnet: one inner step takes {:.3f} s here with {} processes at once; a window's work is "
+      "{:.1f} steps each -> {:.2f} s blocks\n",
+      step, processes, std::max(H, demand), block_time);
   return block_time;
 }
 
@@ -115,7 +133,9 @@ class SubnetBuilder {
     chain::Hyperparameters ch;
     ch.tempo = static_cast<uint16_t>(std::max<uint64_t>(1, 2 * h.blocks_per_window - 1));
     ch.weights_rate_limit = 1;
-    ch.max_validators = static_cast<uint16_t>(std::max(1, o.validators));
+    ch.max_validators =
+        static_cast<uint16_t>(std::max<size_t>(1, o.validators + o.validator_cheats.size()));
+    ch.commit_reveal = o.commit_reveal;
     chain_->create_subnet(1, ch);
   }
   chain::LocalChain& chain() { return *chain_; }
@@ -141,6 +161,12 @@ class SubnetBuilder {
     // The followers last, so that procs[0] is the lead and procs[1] miner-0 whatever their number.
     for (int i = 1; i < o_.validators; ++i)
       add(fmt::format("validator-{}", i), "validator", "validator");
+    for (size_t i = 0; i < o_.validator_cheats.size(); ++i) {
+      add(fmt::format("validator-{}", o_.validators + static_cast<int>(i)), "validator",
+          "validator");
+      procs_.back().kind = o_.validator_cheats[i];
+      procs_.back().argv.insert(procs_.back().argv.end(), {"--behaviour", o_.validator_cheats[i]});
+    }
     return std::move(procs_);
   }
 
@@ -269,8 +295,13 @@ int run_localnet(const LocalnetOptions& o) {
         "localnet: --windows must be positive and --block-time not negative");
   check(o.validators >= 1 && o.validators <= 16, "localnet: --validators must be 1..16");
   check(!o.kill_lead || o.validators >= 2, "localnet: --kill-lead needs --validators 2 or more");
-  check(o.stakes.empty() || static_cast<int>(o.stakes.size()) == o.validators,
-        "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), o.validators);
+  const size_t all_validators = static_cast<size_t>(o.validators) + o.validator_cheats.size();
+  check(o.stakes.empty() || o.stakes.size() == all_validators,
+        "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), all_validators);
+  for (const auto& kind : o.validator_cheats)
+    check(parse_validator_behaviour(kind) != ValidatorBehaviour::Honest,
+          "localnet: --validator-cheat {}: want a dishonest kind (self-weight, weight-copier)",
+          kind);
   for (size_t i = 1; i < o.stakes.size(); ++i)
     check(o.stakes[i] < o.stakes[0] && o.stakes[i] > 0,
           "localnet: --stakes: the first validator (the lead) must hold the most stake, and every "
@@ -281,8 +312,8 @@ int run_localnet(const LocalnetOptions& o) {
   const fs::path dir = run_directory(o, stamp);
   NeuronHparams h = load_hparams(o.hparams_file);
   const bool loco = h.codec == "sparseloco";
-  check(loco || o.validators == 1, "localnet: --validators {} needs protocol v2 (codec {})",
-        o.validators, h.codec);
+  check(loco || all_validators == 1, "localnet: {} validators need protocol v2 (codec {})",
+        all_validators, h.codec);
   write_file_atomic(dir / "hparams.json", to_json(h).dump(2));
   build_default_corpus(default_corpus_dir(), {}, false);  // once, before the processes race for it
   const double block_time = calibrate_block_time(o, h, cheats);

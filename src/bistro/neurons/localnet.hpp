@@ -30,6 +30,10 @@ struct LocalnetOptions {
   // stakes: each one's stake in TAO (default 1000, 600, 300, 150, ...: the first leads).
   int validators = 1;
   std::vector<double> stakes;
+  // More validators of dishonest kinds (cheats.hpp: self-weight, weight-copier), after the honest
+  // ones; their stakes continue `stakes`.
+  std::vector<std::string> validator_cheats;
+  bool commit_reveal = false;  // the subnet's commit_reveal_weights_enabled (reveal period 1)
   std::string device = "cpu", dtype = "fp32";  // every neuron's --device and --dtype
   std::string scoring = "loss-delta";
   std::string bucket_url;  // s3://PREFIX: S3 buckets PREFIX-<name> (must exist) instead of files

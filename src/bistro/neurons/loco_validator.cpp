@@ -41,6 +41,7 @@
 #include "bistro/model/checkpoint.hpp"
 #include "bistro/neurons/arrivals.hpp"
 #include "bistro/neurons/catch_up.hpp"
+#include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/gauntlet.hpp"
 #include "bistro/neurons/node.hpp"
 #include "bistro/neurons/outer_step.hpp"
@@ -183,6 +184,7 @@ class LocoValidator : Node {
   uint64_t record_block_ = 0;  // the block when the last record was out (0: unknown, a restart)
   bool weights_due_ = false;   // set weights at the next live window (after skipped ones)
   bool lead_ = true;           // this window's role: lead, or follower of the lead's records
+  ValidatorBehaviour behaviour_ = ValidatorBehaviour::Honest;  // dishonest kinds measure nothing
   std::unique_ptr<ModelSync> sync_;  // a follower's view of the lead's records and checkpoints
   MasterSource self_;                // this validator as a record source (known once ranked)
 };
@@ -193,7 +195,8 @@ LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
            "there)"),
       h_(h),
       config_(preset(h.preset)),
-      theta_(config_) {
+      theta_(config_),
+      behaviour_(parse_validator_behaviour(a.behaviour)) {
   theta_->init_weights(h.init_seed);
   // theta on the compute device: the outer step and the hash read and write it through CPU
   // copies (outer_step.hpp), so every node holds the same bits whatever its device.
@@ -267,6 +270,7 @@ void LocoValidator::open(Window& w) {
   std::vector<std::pair<uint16_t, std::string>> miners;
   for (const auto& n : w.expected) miners.emplace_back(n.uid, n.hotkey);
   w.sample = scoring_sample(miners, ratings_, h_.score_budget, w.u);
+  if (behaviour_ != ValidatorBehaviour::Honest) w.sample.clear();
   for (const auto& n : w.expected) {
     try {
       w.buckets[n.uid] = open_bucket(w.commits.at(n.hotkey));
@@ -559,7 +563,9 @@ bool LocoValidator::may_publish(uint64_t u) {
 void LocoValidator::follow(Window& w) {
   w.base_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
   theta_hash_.clear();
-  if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
+  // A follower does not evaluate the held-out loss: the lead reports it, and the follower's
+  // cores are better spent measuring (it must keep pace). It is evaluated when it takes over.
+  last_eval_ = NAN;
   w.timer.lap("record");
   // The lead publishes record(u) soon after the close. It is waited for until this validator's
   // turn in the failover order, when it publishes record(u) itself from the same theta_u with
@@ -595,13 +601,16 @@ void LocoValidator::follow(Window& w) {
   opened_ms_ = 0;
   record_block_ = chain_->block();
   w.timer.lap("follow");
-  w.base_eval = last_eval_;
-  w.master_eval = last_eval_ = mean_loss(theta_, eval_);
-  w.timer.lap("eval");
 }
 
 void LocoValidator::weights(Window& w) {
-  const auto weights = rating_weights(w.obs, ratings_);
+  auto weights = rating_weights(w.obs, ratings_);
+  if (behaviour_ != ValidatorBehaviour::Honest) {
+    std::vector<uint16_t> miners;
+    for (const auto& o : w.obs) miners.push_back(o.uid);
+    const auto made = dishonest_weights(behaviour_, chain_->metagraph(a_.netuid), miners);
+    for (auto& [uid, x] : weights) x = made.count(uid) ? made.at(uid) : 0.0;
+  }
   std::vector<std::string> missing;
   for (size_t i = 0; i < w.obs.size(); ++i) {
     const auto& o = w.obs[i];
@@ -748,7 +757,7 @@ void LocoValidator::report(Window& w) {
       {"verify_seconds", w.verify_seconds}};
   append_line(state_dir_ / "metrics.jsonl", line.dump());
   metrics_.set("bistro_window", static_cast<double>(w.u));
-  metrics_.set("bistro_loss", w.master_eval);
+  if (std::isfinite(w.master_eval)) metrics_.set("bistro_loss", w.master_eval);
   metrics_.add("bistro_updates_scored_total", static_cast<double>(w.updates.size()));
   metrics_.add("bistro_bucket_requests_total", static_cast<double>(w.requests));
   for (auto& [uid, j] : w.miners.items()) {
@@ -756,9 +765,12 @@ void LocoValidator::report(Window& w) {
     metrics_.set("bistro_weight", j["weight"].get<double>(), "uid=\"" + uid + "\"");
   }
   log(1,
-      fmt::format("window {}: {} of {} verified updates in the record; master loss {:.4f} -> "
-                  "{:.4f}; theta {}; weights {}; record {:.2f}s after the last upload; {:.1f}s",
-                  w.u, w.record.accepted.size(), w.updates.size(), w.base_eval, w.master_eval,
+      fmt::format("window {}: {} of {} verified updates in the record; master loss {}; theta {}; "
+                  "weights {}; record {:.2f}s after the last upload; {:.1f}s",
+                  w.u, w.record.accepted.size(), w.updates.size(),
+                  std::isfinite(w.master_eval)
+                      ? fmt::format("{:.4f} -> {:.4f}", w.base_eval, w.master_eval)
+                      : std::string("(the lead's)"),
                   w.record.params_hash.substr(0, 12), w.weights_status, latency, w.timer.total()));
 }
 

@@ -1,6 +1,7 @@
 // `bistro miner` and `bistro validator`: the runtime, the hparams, and the protocol they name
 // (v2 by default; v1's codecs slice and dct-topk).
 #include "bistro/core/runtime.hpp"
+#include "bistro/neurons/cheats.hpp"
 #include "bistro/neurons/neuron.hpp"
 #include "bistro/neurons/v1/v1.hpp"
 
@@ -28,6 +29,10 @@ int run_validator(const NeuronArgs& a) {
   check(a.scoring != "gradient-distance" || h.codec == "slice",
         "validator: gradient-distance scoring needs the slice codec (hparams codec is {})",
         h.codec);
+  // Dishonest kinds (tests and the localnet) follow protocol v2's records.
+  check(parse_validator_behaviour(a.behaviour) == ValidatorBehaviour::Honest ||
+            h.codec == "sparseloco",
+        "validator: behaviour '{}' needs codec sparseloco", a.behaviour);
   return h.codec == "sparseloco" ? run_loco_validator(a, h) : v1::run_validator(a, h);
 }
 

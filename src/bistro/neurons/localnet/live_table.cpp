@@ -45,9 +45,10 @@ nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
     for (auto& [uid, v] : weights.items()) ws += fmt::format("{}:{:.2f} ", uid, v.get<double>());
     if (print)
       fmt::print("  {:<12} {:>4} {:>9.1f} {:<9} {:>7.3f} {:>9.4f} {:>7}  {}\n", p.name, p.uid,
-                 p.stake / 1e9, role, n.validator_trust / 65535.0, n.dividends / 65535.0, theta,
-                 ws);
+                 p.stake / 1e9, p.kind == "honest" ? role : p.kind, n.validator_trust / 65535.0,
+                 n.dividends / 65535.0, theta, ws);
     out.push_back({{"name", p.name},
+                   {"kind", p.kind},
                    {"uid", p.uid},
                    {"stake", p.stake / 1e9},
                    {"role", role},

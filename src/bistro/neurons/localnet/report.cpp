@@ -212,10 +212,12 @@ void summarize_validators(const RunRecord& run, nlohmann::json& summary) {
     out["seconds_per_window"] = median(seconds);
     summary["validators"].push_back(out);
     fmt::print(
-        "  {}: {} (stake {:.0f} τ): vtrust {:.3f}, dividends {:.4f}; {} of {} windows on "
+        "  {}: {}{} (stake {:.0f} τ): vtrust {:.3f}, dividends {:.4f}; {} of {} windows on "
         "the lead's theta; {:.2f}s a window\n",
-        v["name"].get<std::string>(), out.value("role", "-"), v.value("stake", 0.0),
-        v.value("vtrust", 0.0), v.value("dividends", 0.0), agree, windows, median(seconds));
+        v["name"].get<std::string>(), out.value("role", "-"),
+        v.value("kind", "honest") == "honest" ? "" : ", " + v.value("kind", std::string()),
+        v.value("stake", 0.0), v.value("vtrust", 0.0), v.value("dividends", 0.0), agree, windows,
+        median(seconds));
   }
   summary["windows_without_record"] = without_record;
 }

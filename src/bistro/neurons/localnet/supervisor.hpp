@@ -15,6 +15,7 @@ namespace bistro::localnet {
 
 struct Proc {
   std::string name, behaviour;  // behaviour: "validator", "honest" or a cheat's kind
+  std::string kind = "honest";  // a validator's: honest, self-weight or weight-copier
   std::vector<std::string> argv;
   pid_t pid = -1;  // -1: exited (or never started); 0: down until a scheduled restart
   int exit_code = -1;

@@ -1,0 +1,117 @@
+#include "bistro/chain/commit_reveal.hpp"
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bistro/chain/chain.hpp"
+#include "bistro/chain/hashing.hpp"
+#include "bistro/chain/scale.hpp"
+#include "bistro/core/files.hpp"
+#include "bistro/identity/ss58.hpp"
+
+namespace bistro::chain {
+
+std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values,
+                                const std::vector<uint16_t>& salt, uint64_t version_key) {
+  return blake2_256(scale::Writer()
+                        .raw(account)
+                        .u16(netuid)
+                        .u16s(uids)
+                        .u16s(values)
+                        .u16s(salt)
+                        .u64(version_key)
+                        .data());
+}
+
+uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block) {
+  return (block + netuid + 1) / (static_cast<uint64_t>(tempo) + 1);
+}
+
+namespace {
+std::vector<uint16_t> u16s(const nlohmann::json& j, const char* name, const std::string& file) {
+  check(j.contains(name) && j[name].is_array(), "{}: an entry has no {} list", file, name);
+  std::vector<uint16_t> out;
+  for (const auto& v : j[name]) {
+    check(v.is_number_unsigned() && v.get<uint64_t>() <= 65535, "{}: {} holds a non-u16 value",
+          file, name);
+    out.push_back(static_cast<uint16_t>(v.get<uint64_t>()));
+  }
+  return out;
+}
+}  // namespace
+
+WeightsCommitter::WeightsCommitter(std::filesystem::path file) : file_(std::move(file)) {
+  if (file_.empty() || !std::filesystem::exists(file_)) return;
+  const auto j = nlohmann::json::parse(read_file(file_), nullptr, false);
+  const std::string name = file_.string();
+  check(j.is_array(), "{}: unrevealed weight commits must be a JSON list", name);
+  for (const auto& e : j) {
+    check(e.is_object() && e.value("netuid", -1) >= 0 && e.value("hotkey", "") != "" &&
+              e["version_key"].is_number_unsigned(),
+          "{}: malformed unrevealed commit", name);
+    pending_.push_back({e["netuid"].get<uint16_t>(), e["hotkey"].get<std::string>(),
+                        u16s(e, "uids", name), u16s(e, "values", name), u16s(e, "salt", name),
+                        e["version_key"].get<uint64_t>()});
+  }
+}
+
+void WeightsCommitter::save() const {
+  if (file_.empty()) return;
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& p : pending_)
+    j.push_back({{"netuid", p.netuid},
+                 {"hotkey", p.hotkey},
+                 {"uids", p.uids},
+                 {"values", p.values},
+                 {"salt", p.salt},
+                 {"version_key", p.version_key}});
+  std::filesystem::create_directories(file_.parent_path());
+  write_file_atomic(file_, j.dump());
+}
+
+size_t WeightsCommitter::submit(Chain& chain, uint16_t netuid, const Signer& hotkey,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values, uint64_t version_key,
+                                const std::function<void(const std::string&)>& log) {
+  const std::string who = ss58_encode(hotkey.public_key());
+  size_t revealed = 0;
+  // Oldest first: subtensor drops every commit before the one revealed.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->netuid != netuid || it->hotkey != who) {
+      ++it;
+      continue;
+    }
+    try {
+      chain.reveal_weights(netuid, hotkey, it->uids, it->values, it->salt, it->version_key);
+      ++revealed;
+    } catch (const ChainError& e) {
+      if (e.name() == "RevealTooEarly") break;  // and so are the later ones
+      if (log)
+        log(fmt::format("reveal_weights on subnet {} refused, commit dropped: {}", netuid,
+                        e.what()));
+    }
+    it = pending_.erase(it);
+    save();
+  }
+  PendingReveal r{netuid, who, uids, values, std::vector<uint16_t>(8), version_key};
+  randombytes_buf(r.salt.data(), r.salt.size() * sizeof(uint16_t));
+  // Kept before the commit is sent: a commit whose reveal was lost could never be revealed.
+  pending_.push_back(r);
+  save();
+  try {
+    chain.commit_weights(
+        netuid, hotkey,
+        weights_commit_hash(hotkey.public_key(), netuid, uids, values, r.salt, version_key));
+  } catch (...) {
+    pending_.pop_back();
+    save();
+    throw;
+  }
+  return revealed;
+}
+
+}  // namespace bistro::chain

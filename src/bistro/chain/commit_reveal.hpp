@@ -1,0 +1,57 @@
+// Hash-based commit-reveal of weights (subtensor's commit_weights / reveal_weights), as a
+// validator runs it: each set of weights is committed as weights_commit_hash(...) under a fresh
+// random salt and revealed by a later call once its reveal epoch has come. Weight copiers then see
+// only weights at least `reveal_period` epochs old. The unrevealed commits (their weights and
+// salts) live in a JSON file written atomically, so a restarted validator, or the next
+// `bistro chain weights`, still reveals them. Timelocked commit-reveal (v3, drand) is not this.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bistro/identity/signer.hpp"
+
+namespace bistro::chain {
+
+class Chain;
+
+// subtensor's get_commit_hash: BLAKE2b-256 of SCALE (account, netuid, uids, values, salt,
+// version_key); 32 raw bytes.
+std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
+                                const std::vector<uint16_t>& uids,
+                                const std::vector<uint16_t>& values,
+                                const std::vector<uint16_t>& salt, uint64_t version_key);
+
+// subtensor's epoch index of a block: (block + netuid + 1) / (tempo + 1). A commit made in epoch
+// e is revealed in epoch e + reveal_period exactly; after that it has expired.
+uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block);
+
+struct PendingReveal {
+  uint16_t netuid = 0;
+  std::string hotkey;  // SS58
+  std::vector<uint16_t> uids, values, salt;
+  uint64_t version_key = 0;
+};
+
+class WeightsCommitter {
+ public:
+  // `file`: where the unrevealed commits are kept (empty: in memory only).
+  explicit WeightsCommitter(std::filesystem::path file = {});
+  // Reveals the hotkey's earlier commits on `netuid`, oldest first (one the chain calls too early
+  // is kept for a later call; one it refuses otherwise, e.g. expired, is dropped and reported
+  // through `log`), then commits `values` under a fresh salt. Returns how many were revealed.
+  size_t submit(Chain& chain, uint16_t netuid, const Signer& hotkey,
+                const std::vector<uint16_t>& uids, const std::vector<uint16_t>& values,
+                uint64_t version_key, const std::function<void(const std::string&)>& log = {});
+  const std::vector<PendingReveal>& pending() const { return pending_; }
+
+ private:
+  void save() const;
+  std::filesystem::path file_;
+  std::vector<PendingReveal> pending_;
+};
+
+}  // namespace bistro::chain
