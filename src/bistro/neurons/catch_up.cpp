@@ -18,20 +18,6 @@
 
 namespace bistro {
 
-std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
-  const chain::Metagraph m = chain.metagraph(netuid);
-  const auto commits = chain.commitments(netuid);
-  const chain::Neuron* best = nullptr;
-  for (const auto& n : m.neurons) {
-    auto it = commits.find(n.hotkey);
-    if (it == commits.end() || it->second.rfind("master:", 0) != 0) continue;
-    if (!best || n.stake > best->stake) best = &n;
-  }
-  if (!best) return std::nullopt;
-  return MasterSource{commits.at(best->hotkey).substr(7), best->hotkey,
-                      to_hex(ss58_decode(best->hotkey))};
-}
-
 std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid) {
   const chain::Metagraph m = chain.metagraph(netuid);
   const auto commits = chain.commitments(netuid);
@@ -45,6 +31,12 @@ std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid) 
   for (const auto* n : v)
     out.push_back({commits.at(n->hotkey).substr(7), n->hotkey, to_hex(ss58_decode(n->hotkey))});
   return out;
+}
+
+std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
+  auto order = validator_order(chain, netuid);
+  if (order.empty()) return std::nullopt;
+  return std::move(order.front());
 }
 
 uint64_t failover_block(uint64_t u, const NeuronHparams& h) {

@@ -26,10 +26,10 @@ struct MasterSource {
   std::string hotkey_ss58;
   std::string validator_hex;  // its public key: records must be signed by it
 };
-std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
-// Every validator with a master: commitment in failover order: stake descending, then uid (the
-// first is find_master's).
+// Every validator with a master: commitment in failover order: stake descending, then uid.
 std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid);
+// The first of validator_order: the lead at the start (nullopt: no validator has committed).
+std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
 // The block after which a record(u) missing from the lead's bucket is looked for in the other
 // validators' (and the k-th after the lead may publish it from block failover_block + (k-1) *
 // failover_blocks + 1): window u's deadline plus failover_blocks.

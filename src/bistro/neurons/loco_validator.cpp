@@ -576,9 +576,9 @@ void LocoValidator::follow(Window& w) {
   const auto [from, to] = turn(w.u);
   const uint64_t wait_until = window_start_block(w.u + 2, h_) + h_.grace_blocks;
   const uint64_t give_up = chain_->block() < to ? std::min(from, wait_until) : wait_until;
-  const bool none = !sync_->wait_record(w.u, give_up);
+  auto lead_record = sync_->wait_record(w.u, give_up);
   const uint64_t now = chain_->block();
-  if (none && now >= from && now < to) {
+  if (!lead_record && now >= from && now < to) {
     log(0, fmt::format("window {}: no record from the lead {} by block {}: this validator "
                        "publishes it and leads from now on (failover)",
                        w.u, sync_->master() ? sync_->master()->hotkey_ss58 : "-", from - 1));
@@ -587,10 +587,28 @@ void LocoValidator::follow(Window& w) {
     record(w);
     return;
   }
-  const auto at = sync_->catch_up(theta_, w.u, w.u + 1, give_up);
-  check(at && *at == w.u + 1, "window {}: the lead's record did not come by block {} (at {})", w.u,
-        give_up, at ? std::to_string(*at) : "nothing");
-  if (auto r = sync_->fetch_record(w.u)) w.record = *r;
+  // The record's updates this validator holds already are not fetched again; a record that
+  // does not apply (or none yet) goes through catch_up, which waits, resynchronises and replays.
+  bool applied = false;
+  if (lead_record) {
+    std::map<uint16_t, std::pair<std::string, const Update*>> known;
+    for (const auto& [uid, bytes] : w.files)
+      if (w.updates.count(uid)) known[uid] = {sha256_hex(bytes), &w.updates.at(uid)};
+    try {
+      sync_->apply_record(*lead_record, params_, known);
+      applied = true;
+    } catch (const SyncError& e) {
+      log(0,
+          fmt::format("window {}: {}; resynchronising from the lead's checkpoint", w.u, e.what()));
+    }
+  }
+  if (!applied) {
+    const auto at = sync_->catch_up(theta_, w.u, w.u + 1, give_up);
+    check(at && *at == w.u + 1, "window {}: the lead's record did not come by block {} (at {})",
+          w.u, give_up, at ? std::to_string(*at) : "nothing");
+    if (!lead_record) lead_record = sync_->fetch_record(w.u);
+  }
+  if (lead_record) w.record = *lead_record;
   for (const auto& e : w.record.accepted) w.in_record.insert(e.uid);
   theta_hash_ = w.record.params_hash.empty() ? params_hash(params_) : w.record.params_hash;
   w.record.params_hash = theta_hash_;

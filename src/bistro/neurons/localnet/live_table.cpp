@@ -23,8 +23,8 @@ nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
   for (const auto& p : procs) count += p.behaviour == "validator";
   const bool print = count > 1;
   if (print)
-    fmt::print("  {:<12} {:>4} {:>9} {:<9} {:>7} {:>9} {:>7}  {}\n", "validator", "uid", "stake(τ)",
-               "role", "vtrust", "dividends", "theta", "weights (uid:weight)");
+    fmt::print("  {:<12} {:>4} {:>9} {:<13} {:>7} {:>9} {:>7}  {}\n", "validator", "uid",
+               "stake(τ)", "role", "vtrust", "dividends", "theta", "weights (uid:weight)");
   for (const auto& p : procs) {
     if (p.behaviour != "validator") continue;
     std::string role = "-", hash;
@@ -44,7 +44,7 @@ nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
     std::string ws;
     for (auto& [uid, v] : weights.items()) ws += fmt::format("{}:{:.2f} ", uid, v.get<double>());
     if (print)
-      fmt::print("  {:<12} {:>4} {:>9.1f} {:<9} {:>7.3f} {:>9.4f} {:>7}  {}\n", p.name, p.uid,
+      fmt::print("  {:<12} {:>4} {:>9.1f} {:<13} {:>7.3f} {:>9.4f} {:>7}  {}\n", p.name, p.uid,
                  p.stake / 1e9, p.kind == "honest" ? role : p.kind, n.validator_trust / 65535.0,
                  n.dividends / 65535.0, theta, ws);
     out.push_back({{"name", p.name},

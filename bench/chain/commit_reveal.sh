@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# By hand, not in CI: bistro's hash commit-reveal against the real subtensor runtime (issue:
+# "many validators"; docs/benchmarks.md records what it printed).
+#   ../shared/subtensor/start.sh start      (chopsticks on ws://127.0.0.1:8765)
+#   bench/chain/commit_reveal.sh [build/bistro]
+# It makes blocks itself (blocks.mjs), turns commit-reveal on for subnet 1 (tempo 9, reveal period
+# 1), registers a bistro wallet, and then, each time with `bistro chain weights` in a new process:
+#   1. commits weights: the runtime accepts commit_weights; no weights are visible yet;
+#   2. in the next epoch, sets other weights: the first commit is revealed from the salt kept
+#      under $BISTRO_HOME/reveals (the runtime checks its hash) and the second is committed;
+#   3. tampers with the kept salt, and in the next epoch sets weights again: the runtime refuses
+#      the reveal by name (InvalidRevealCommitHashNotMatch) and bistro says so.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bistro=${1:-$root/build/bistro}
+node=ws://127.0.0.1:8765
+chop=${SUBTENSOR_DIR:-/tmp/subtensor-chop}
+tmp=$(mktemp -d)
+export BISTRO_HOME=$tmp/home
+(cd "$chop" && exec node blocks.mjs 100000 1500 "$node") >"$tmp/blocks.log" 2>&1 &
+blocks=$!
+trap 'kill $blocks 2>/dev/null; rm -rf "$tmp"' EXIT
+w=$tmp/wallets
+net=(--subtensor.network "$node" --netuid 1 --wallet.path "$w" --wallet.name ours --wallet.hotkey h)
+"$bistro" wallet new --wallet.path "$w" --wallet.name ours --wallet.hotkey h --no-password >/dev/null
+read -r cold hot < <("$bistro" wallet show --wallet.path "$w" --wallet.name ours --wallet.hotkey h |
+  awk '{print $2}' | paste -sd' ')
+(cd "$chop" && node set-storage.mjs "{\"System\":{\"Account\":[[[\"$cold\"],{\"providers\":1,\"data\":{\"free\":\"1000000000000000\"}}]]},
+  \"SubtensorModule\":{\"WeightsSetRateLimit\":[[[1],1]],\"Tempo\":[[[1],9]],
+  \"CommitRevealWeightsEnabled\":[[[1],true]],\"RevealPeriodEpochs\":[[[1],1]]}}" "$node")
+"$bistro" chain register "${net[@]}"
+uid=$("$bistro" chain metagraph --subtensor.network "$node" --netuid 1 --json |
+  /usr/bin/python3 -c "import json,sys; print({n['hotkey']:n['uid'] for n in json.load(sys.stdin)['neurons']}['$hot'])")
+"$bistro" chain status --subtensor.network "$node" --netuid 1 | grep -E "commit_reveal|tempo"
+block() { "$bistro" chain status --subtensor.network "$node" | awk '/^block/ {print $2}'; }
+epoch() { echo $(( ($(block) + 2) / 10 )); }  # subtensor: (block + netuid + 1) / (tempo + 1)
+next_epoch() { local e; e=$(epoch); while [[ $(epoch) == "$e" ]]; do sleep 1; done; }
+weights() { "$bistro" chain get-weights --subtensor.network "$node" --netuid 1 --json |
+  /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin).get('$uid') or None)"; }
+fails=0
+expect() { if eval "$1"; then echo "ok: $2"; else echo "FAIL: $2"; fails=$((fails + 1)); fi; }
+
+echo "1. commit at block $(block) (epoch $(epoch)); uid $uid self-weights (no permit needed)"
+"$bistro" chain weights "${net[@]}" --uids "$uid" --weights 1 2>&1 | tee "$tmp/1.txt"
+store=$(ls "$BISTRO_HOME"/reveals/*/*.json)
+expect '[[ $(weights) == None ]]' "nothing visible after the commit ($(weights))"
+expect '[[ $(/usr/bin/python3 -c "import json; print(len(json.load(open(\"$store\"))))") == 1 ]]' \
+  "one unrevealed commit kept in $store"
+next_epoch
+echo "2. block $(block) (epoch $(epoch)): a new process reveals it and commits again"
+"$bistro" chain weights "${net[@]}" --uids "$uid" --weights 1 2>&1 | tee "$tmp/2.txt"
+expect '[[ $(weights) != None ]]' "the revealed weights are on chain: $(weights)"
+expect '! grep -q refused "$tmp/2.txt"' "the runtime accepted the reveal (its hash matched)"
+/usr/bin/python3 - "$store" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j[0]["salt"][0] ^= 1; json.dump(j, open(sys.argv[1], "w"))
+PY
+next_epoch
+echo "3. block $(block) (epoch $(epoch)): the kept salt was tampered with"
+"$bistro" chain weights "${net[@]}" --uids "$uid" --weights 1 2>&1 | tee "$tmp/3.txt"
+expect 'grep -q InvalidRevealCommitHashNotMatch "$tmp/3.txt"' \
+  "the runtime refused the reveal by name, and bistro said so"
+echo "$fails failures"
+exit $((fails > 0))
