@@ -13,10 +13,13 @@
 #   s3     protocol v2 over S3 (s3rver on loopback, started here): 2 honest miners, hashes agree.
 #   bf16   protocol v2 with every neuron under bf16 autocast (--dtype bf16): 2 honest miners; the
 #          shared model stays fp32, so every hash still agrees, and the master still trains.
-#   validators  protocol v2 with three validators of unequal stake: the lead publishes, the two
-#          followers apply its records while judging on their own pages and setting their own
-#          weights. Checks: every validator ends every window on the lead's theta, each one's
-#          role, and that Yuma gives every validator trust and dividends, the lead the most.
+#   validators  protocol v2 with three validators of unequal stake and a self-weighting one, on a
+#          commit-reveal subnet: the lead publishes, the followers apply its records while judging
+#          on their own pages and setting their own weights (committed, revealed an epoch later).
+#          Checks: every validator ends every window on the lead's theta, each one's role, that
+#          Yuma gives every validator trust and dividends, the lead the most, that every
+#          validator's weights reached the chain by reveal, and the self-weighter's are all on
+#          miner-0.
 #   failover  three validators; the lead is SIGKILLed mid-run and restarted three windows later.
 #          Checks: at most 2 windows without a record, the next validator in the order took over,
 #          the old lead rejoined as a follower, and every node ended on the new lead's theta.
@@ -51,7 +54,8 @@ case $mode in
   bf16)
     args=(--miners 2 --windows 5 --dtype bf16) ;;
   validators)
-    args=(--miners 2 --windows 6 --validators 3 --stakes 1000,500,250) ;;
+    args=(--miners 2 --windows 6 --validators 3 --validator-cheat self-weight
+          --stakes 1000,500,250,100 --commit-reveal) ;;
   failover)
     args=(--miners 2 --windows 10 --validators 3 --kill-lead) ;;
   slice)
@@ -70,6 +74,10 @@ cat "$dir/out.txt"
 if [[ $mode == loco ]]; then  # bistro eval of the master's latest published checkpoint, by URL
   "$bistro" eval "file://$dir/run/buckets/validator" --pages 2 --json "$dir/eval.json" \
     --tasks "$root/tests/fixtures/mc_tasks.jsonl" 2>/dev/null || { echo "FAIL: bistro eval"; exit 1; }
+fi
+if [[ $mode == validators ]]; then  # the weights as the chain holds them (revealed ones only)
+  "$bistro" chain get-weights --subtensor.network "file:$dir/run/chain.db" --netuid 1 --json \
+    > "$dir/run/weights.json" || { echo "FAIL: bistro chain get-weights"; exit 1; }
 fi
 if [[ $mode == bf16 ]] && ! grep -q "cpu bf16" "$dir"/run/logs/miner-0.log; then
   echo "FAIL: miner-0 did not run in bf16"; exit 1
@@ -111,7 +119,18 @@ for f in ["metrics.jsonl", "metrics.csv", "report.html"]:
     expect((run / "report" / f).stat().st_size > 100, f"report/{f} written")
 if mode == "validators":
     vs = {v["name"]: v for v in s["validators"]}
-    expect(sorted(vs) == ["validator", "validator-1", "validator-2"], f"three validators ({sorted(vs)})")
+    expect(sorted(vs) == ["validator", "validator-1", "validator-2", "validator-3"] and
+           vs["validator-3"]["kind"] == "self-weight", f"four validators, one self-weighting ({sorted(vs)})")
+    chain_weights = json.load(open(run / "weights.json"))
+    miner0 = next(p["uid"] for p in s["processes"] if p["name"] == "miner-0")
+    for name, v in vs.items():
+        row = chain_weights.get(str(v["uid"])) or []
+        expect(len(row) > 0, f"{name}'s weights reached the chain by reveal ({row})")
+    expect([list(x) for x in chain_weights.get(str(vs["validator-3"]["uid"]), [])] == [[miner0, 65535]],
+           f"the self-weighter's weights are all on miner-0 (uid {miner0})")
+    reveals = list((run / "chain.db.reveals").glob("*.json"))
+    expect(len(reveals) == 4 and all(len(json.load(open(f))) <= 2 for f in reveals),
+           f"each validator keeps at most two unrevealed commits ({[len(json.load(open(f))) for f in reveals]})")
     leads = [n for n, v in vs.items() if v["role"] == "lead"]
     expect(len(leads) == 1, f"one validator leads, the others follow ({leads})")
     # A lead slower than its turn on a loaded machine is replaced (failover): a real outcome,
@@ -126,10 +145,15 @@ if mode == "validators":
         # property of ratings that six windows have not settled: with two equal honest miners a
         # follower that failed one early evidence test sits near 0.5 for the rest of the run
         # (docs/benchmarks.md measures it over longer runs).
-        expect(v["vtrust"] > 0, f"{name} has validator trust ({v['vtrust']:.3f})")
+        if v["kind"] == "honest":
+            expect(v["vtrust"] > 0, f"{name} has validator trust ({v['vtrust']:.3f})")
+    # Yuma clips the self-weighter's one weight to miner-0's consensus: that is all its trust.
+    c0 = final[str(miner0)]["consensus"]
+    expect(abs(vs["validator-3"]["vtrust"] - c0) < 1e-3,
+           f"the self-weighter's trust is miner-0's consensus ({vs['validator-3']['vtrust']:.4f}, {c0:.4f})")
     d = [vs[n]["dividends"] for n in ("validator", "validator-1", "validator-2")]
-    expect(min(d) > 0 and (failover or d[0] == max(d)),
-           f"every validator earns dividends, the largest stake the most ({d})")
+    expect(min(d) > 0 and (failover or d[0] == max(d + [vs["validator-3"]["dividends"]])),
+           f"every honest validator earns dividends, the largest stake the most ({d})")
     expect(s["windows_without_record"] == 0, "no window without a record")
 if mode == "failover":
     vs = {v["name"]: v for v in s["validators"]}

@@ -96,9 +96,13 @@ nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
         p.name, p.uid, p.behaviour, loss, mj.value("score", 0.0), mj.value("rating", 0.0),
         mj.value("weight", 0.0), n.incentive / 65535.0, n.emission / 1e9, theta,
         status.substr(0, 70));
-    view[std::to_string(p.uid)] = {{"name", p.name},         {"kind", p.behaviour},
-                                   {"loss", loss},           {"incentive", n.incentive / 65535.0},
-                                   {"emission", n.emission}, {"dividends", n.dividends / 65535.0},
+    view[std::to_string(p.uid)] = {{"name", p.name},
+                                   {"kind", p.behaviour},
+                                   {"loss", loss},
+                                   {"incentive", n.incentive / 65535.0},
+                                   {"emission", n.emission},
+                                   {"dividends", n.dividends / 65535.0},
+                                   {"consensus", n.consensus / 65535.0},
                                    {"theta", theta}};
   }
   line["validators"] = validators(w, m, procs);
