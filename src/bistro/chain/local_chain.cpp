@@ -588,50 +588,59 @@ void LocalChain::store_weights(uint16_t netuid, const std::string& hotkey,
   s.run();
 }
 
+LocalChain::Commits LocalChain::commits_of(uint16_t netuid, const std::string& hotkey,
+                                           const char* call) {
+  require_subnet(netuid);
+  sync(netuid);
+  Commits c;
+  c.h = load_subnet(db_, netuid)->h;
+  c.now = now_block();
+  c.what = fmt::format("{} by {} on subnet {} at block {}", call, hotkey, netuid, c.now);
+  if (!c.h.commit_reveal) throw ChainError("CommitRevealDisabled", c.what);
+  const uint64_t epoch = epoch_index(netuid, c.h.tempo, c.now);
+  Stmt q(db_,
+         "SELECT seq, hash, commit_block FROM weight_commits WHERE netuid = ? AND hotkey = ? "
+         "ORDER BY seq");
+  q.bind(1, netuid).text(2, hotkey);
+  while (q.step()) {
+    StoredCommit sc{q.i64(0), q.str(1), static_cast<uint64_t>(q.i64(2))};
+    const uint64_t reveal_epoch = epoch_index(netuid, c.h.tempo, sc.block) + c.h.reveal_period;
+    (epoch > reveal_epoch ? c.expired : c.live).push_back(std::move(sc));
+  }
+  return c;
+}
+
+void LocalChain::drop_commits(uint16_t netuid, const std::string& hotkey, int64_t through_seq) {
+  Stmt(db_, "DELETE FROM weight_commits WHERE netuid = ? AND hotkey = ? AND seq <= ?")
+      .bind(1, netuid)
+      .text(2, hotkey)
+      .bind(3, through_seq)
+      .run();
+}
+
+// A refused call changes nothing (the transaction rolls back), as a failed extrinsic on subtensor.
 void LocalChain::commit_weights(uint16_t netuid, const Signer& signer, const std::string& hash) {
   const std::string hotkey = hotkey_of(signer);
   std::lock_guard lock(mu_);
   Tx tx(db_, true);
-  require_subnet(netuid);
-  sync(netuid);
-  const Hyperparameters h = load_subnet(db_, netuid)->h;
-  const uint64_t now = now_block();
-  const std::string what =
-      fmt::format("commit_weights by {} on subnet {} at block {}", hotkey, netuid, now);
-  if (!h.commit_reveal) throw ChainError("CommitRevealDisabled", what);
-  if (hash.size() != 32) throw ChainError("InvalidCommitHash", what + ": not 32 bytes");
+  const Commits c = commits_of(netuid, hotkey, "commit_weights");
+  if (hash.size() != 32) throw ChainError("InvalidCommitHash", c.what + ": not 32 bytes");
   std::optional<NeuronRow> me;
   for (auto& r : load_neurons(db_, netuid))
     if (r.n.hotkey == hotkey) me = r;
-  if (!me) throw ChainError("HotKeyNotRegisteredInSubNet", what);
-  if (me->n.last_update != 0 && now - std::min(now, me->n.last_update) < h.weights_rate_limit)
-    throw ChainError("CommittingWeightsTooFast", what);
-  const uint64_t epoch = epoch_index(netuid, h.tempo, now);
-  uint64_t unrevealed = 0;
-  {
-    Stmt q(db_,
-           "SELECT seq, commit_block FROM weight_commits WHERE netuid = ? AND hotkey = ? "
-           "ORDER BY seq");
-    q.bind(1, netuid).text(2, hotkey);
-    std::vector<int64_t> expired;
-    while (q.step()) {
-      if (epoch > epoch_index(netuid, h.tempo, static_cast<uint64_t>(q.i64(1))) + h.reveal_period)
-        expired.push_back(q.i64(0));
-      else
-        ++unrevealed;
-    }
-    for (int64_t seq : expired)
-      Stmt(db_, "DELETE FROM weight_commits WHERE seq = ?").bind(1, seq).run();
-  }
-  if (unrevealed >= 10) throw ChainError("TooManyUnrevealedCommits", what);
+  if (!me) throw ChainError("HotKeyNotRegisteredInSubNet", c.what);
+  if (me->n.last_update != 0 && c.now - std::min(c.now, me->n.last_update) < c.h.weights_rate_limit)
+    throw ChainError("CommittingWeightsTooFast", c.what);
+  if (c.live.size() >= 10) throw ChainError("TooManyUnrevealedCommits", c.what);
+  if (!c.expired.empty()) drop_commits(netuid, hotkey, c.expired.back().seq);
   Stmt(db_, "INSERT INTO weight_commits(netuid, hotkey, hash, commit_block) VALUES(?, ?, ?, ?)")
       .bind(1, netuid)
       .text(2, hotkey)
       .bind(3, hash)
-      .bind(4, static_cast<int64_t>(now))
+      .bind(4, static_cast<int64_t>(c.now))
       .run();
   Stmt(db_, "UPDATE neurons SET last_update = ? WHERE netuid = ? AND uid = ?")
-      .bind(1, static_cast<int64_t>(now))
+      .bind(1, static_cast<int64_t>(c.now))
       .bind(2, netuid)
       .bind(3, me->n.uid)
       .run();
@@ -645,64 +654,23 @@ void LocalChain::reveal_weights(uint16_t netuid, const Signer& signer,
   const std::string hotkey = hotkey_of(signer);
   std::lock_guard lock(mu_);
   Tx tx(db_, true);
-  require_subnet(netuid);
-  sync(netuid);
-  const Hyperparameters h = load_subnet(db_, netuid)->h;
-  const uint64_t now = now_block();
-  const std::string what =
-      fmt::format("reveal_weights by {} on subnet {} at block {}", hotkey, netuid, now);
-  if (!h.commit_reveal) throw ChainError("CommitRevealDisabled", what);
-  struct Commit {
-    int64_t seq;
-    std::string hash;
-    uint64_t block;
-  };
-  std::vector<Commit> live;
-  std::vector<std::string> expired;
-  const uint64_t epoch = epoch_index(netuid, h.tempo, now);
-  {
-    Stmt q(db_,
-           "SELECT seq, hash, commit_block FROM weight_commits WHERE netuid = ? AND "
-           "hotkey = ? ORDER BY seq");
-    q.bind(1, netuid).text(2, hotkey);
-    while (q.step()) {
-      Commit c{q.i64(0), q.str(1), static_cast<uint64_t>(q.i64(2))};
-      if (epoch > epoch_index(netuid, h.tempo, c.block) + h.reveal_period)
-        expired.push_back(c.hash);
-      else
-        live.push_back(std::move(c));
-    }
-  }
-  if (live.empty() && expired.empty()) throw ChainError("NoWeightsCommitFound", what);
+  const Commits c = commits_of(netuid, hotkey, "reveal_weights");
+  if (c.live.empty() && c.expired.empty()) throw ChainError("NoWeightsCommitFound", c.what);
   const std::string hash =
       weights_commit_hash(signer.public_key(), netuid, uids, values, salt, version_key);
-  const bool was_expired = std::find(expired.begin(), expired.end(), hash) != expired.end();
-  // subtensor drops the expired commits as it reads them, whatever the reveal's outcome.
-  Stmt(db_, "DELETE FROM weight_commits WHERE netuid = ? AND hotkey = ? AND seq < ?")
-      .bind(1, netuid)
-      .text(2, hotkey)
-      .bind(3, live.empty() ? INT64_MAX : live.front().seq)
-      .run();
-  auto it = std::find_if(live.begin(), live.end(), [&](const Commit& c) { return c.hash == hash; });
-  if (it == live.end()) {
-    tx.commit();
-    throw ChainError(was_expired    ? "ExpiredWeightCommit"
-                     : live.empty() ? "NoWeightsCommitFound"
-                                    : "InvalidRevealCommitHashNotMatch",
-                     what);
-  }
-  if (epoch != epoch_index(netuid, h.tempo, it->block) + h.reveal_period) {
-    tx.commit();
+  auto same = [&](const StoredCommit& sc) { return sc.hash == hash; };
+  auto it = std::find_if(c.live.begin(), c.live.end(), same);
+  if (it == c.live.end())
+    throw ChainError(std::any_of(c.expired.begin(), c.expired.end(), same) ? "ExpiredWeightCommit"
+                     : c.live.empty()                                      ? "NoWeightsCommitFound"
+                                      : "InvalidRevealCommitHashNotMatch",
+                     c.what);
+  const uint64_t reveal_epoch = epoch_index(netuid, c.h.tempo, it->block) + c.h.reveal_period;
+  if (epoch_index(netuid, c.h.tempo, c.now) != reveal_epoch)
     throw ChainError("RevealTooEarly",
-                     fmt::format("{}: committed at block {}, revealed in epoch {}", what, it->block,
-                                 epoch_index(netuid, h.tempo, it->block) + h.reveal_period));
-  }
-  // The commit and every earlier one are used up; the weights are set as revealed.
-  Stmt(db_, "DELETE FROM weight_commits WHERE netuid = ? AND hotkey = ? AND seq <= ?")
-      .bind(1, netuid)
-      .text(2, hotkey)
-      .bind(3, it->seq)
-      .run();
+                     fmt::format("{}: committed at block {}, revealed in epoch {}", c.what,
+                                 it->block, reveal_epoch));
+  drop_commits(netuid, hotkey, it->seq);  // it and every earlier one are used up
   store_weights(netuid, hotkey, uids, values, version_key, true);
   tx.commit();
 }

@@ -82,6 +82,21 @@ class LocalChain final : public Chain {
   // limited and leaves last_update at its commit.
   void store_weights(uint16_t netuid, const std::string& hotkey, const std::vector<uint16_t>& uids,
                      const std::vector<uint16_t>& values, uint64_t version_key, bool revealed);
+  // A hotkey's weight commits on a subnet, split by expiry, with the call's block and name
+  // (CommitRevealDisabled when the subnet has no commit-reveal); caller holds the transaction.
+  struct StoredCommit {
+    int64_t seq;
+    std::string hash;
+    uint64_t block;
+  };
+  struct Commits {
+    Hyperparameters h;
+    uint64_t now = 0;
+    std::string what;
+    std::vector<StoredCommit> live, expired;  // oldest first
+  };
+  Commits commits_of(uint16_t netuid, const std::string& hotkey, const char* call);
+  void drop_commits(uint16_t netuid, const std::string& hotkey, int64_t through_seq);
   // <chain file>.reveals: each hotkey's unrevealed commits (commit_reveal.hpp).
   std::filesystem::path reveals_dir() override;
 
