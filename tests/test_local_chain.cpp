@@ -243,14 +243,18 @@ TEST(LocalChain, SetWeightsOnACommitRevealSubnetRevealsLaterEvenAfterARestart) {
   }
   EXPECT_EQ(f.chain->weights(1)[0],
             (std::vector<std::pair<uint16_t, uint16_t>>{{1, 21845}, {2, 65535}}));
-  // A corrupt store is refused with its name.
-  std::ofstream(file) << "{not json";
-  try {
-    LocalChain again(f.file);
-    again.set_weights(1, *v, {1}, {1}, 0);
-    FAIL() << "a corrupt reveals file was read";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(".json"), std::string::npos) << e.what();
+  // A corrupt store is refused with its name, whatever is wrong with it.
+  for (const char* bad : {"{not json", "[{\"netuid\": 1}]", "[{\"netuid\": \"x\"}]",
+                          "[{\"netuid\": 1, \"hotkey\": \"h\", \"version_key\": 0, \"uids\": [1], "
+                          "\"values\": [70000], \"salt\": []}]"}) {
+    std::ofstream(file) << bad;
+    try {
+      LocalChain again(f.file);
+      again.set_weights(1, *v, {1}, {1}, 0);
+      FAIL() << "a corrupt reveals file was read: " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(".json"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -33,9 +33,9 @@ uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block) {
 
 namespace {
 std::vector<uint16_t> u16s(const nlohmann::json& j, const char* name, const std::string& file) {
-  check(j.contains(name) && j[name].is_array(), "{}: an entry has no {} list", file, name);
+  check(j.contains(name) && j.at(name).is_array(), "{}: an entry has no {} list", file, name);
   std::vector<uint16_t> out;
-  for (const auto& v : j[name]) {
+  for (const auto& v : j.at(name)) {
     check(v.is_number_unsigned() && v.get<uint64_t>() <= 65535, "{}: {} holds a non-u16 value",
           file, name);
     out.push_back(static_cast<uint16_t>(v.get<uint64_t>()));
@@ -50,12 +50,16 @@ WeightsCommitter::WeightsCommitter(std::filesystem::path file) : file_(std::move
   const std::string name = file_.string();
   check(j.is_array(), "{}: unrevealed weight commits must be a JSON list", name);
   for (const auto& e : j) {
-    check(e.is_object() && e.value("netuid", -1) >= 0 && e.value("hotkey", "") != "" &&
-              e["version_key"].is_number_unsigned(),
-          "{}: malformed unrevealed commit", name);
-    pending_.push_back({e["netuid"].get<uint16_t>(), e["hotkey"].get<std::string>(),
+    auto has = [&](const char* k, auto is) { return e.contains(k) && (e.at(k).*is)(); };
+    check(e.is_object() && has("netuid", &nlohmann::json::is_number_unsigned) &&
+              e.at("netuid").get<uint64_t>() <= 65535 &&
+              has("hotkey", &nlohmann::json::is_string) &&
+              has("version_key", &nlohmann::json::is_number_unsigned),
+          "{}: malformed unrevealed commit (want netuid, hotkey, version_key, uids, values, salt)",
+          name);
+    pending_.push_back({e.at("netuid").get<uint16_t>(), e.at("hotkey").get<std::string>(),
                         u16s(e, "uids", name), u16s(e, "values", name), u16s(e, "salt", name),
-                        e["version_key"].get<uint64_t>()});
+                        e.at("version_key").get<uint64_t>()});
   }
 }
 
