@@ -14,6 +14,7 @@
 #include "bistro/identity/ss58.hpp"
 #include "bistro/neurons/catch_up.hpp"
 #include "bistro/neurons/inner_loop.hpp"
+#include "bistro/neurons/localnet/supervisor.hpp"
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/neurons/scoring.hpp"
@@ -94,6 +95,26 @@ TEST(Neurons, GatherKeepsGoodPeersAndNamesWhyTheOthersFailed) {
   EXPECT_EQ(gs.rejected.at(3), "missing");
   EXPECT_NE(gs.rejected.at(4).find("unreachable bucket"), std::string::npos) << gs.rejected.at(4);
   EXPECT_GT(gs.bytes, 0u);
+}
+
+TEST(Localnet, JsonlTailReadsOnlyWhatWasAppendedAndWaitsForTornLines) {
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("bistro-tail-" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(file);
+  localnet::JsonlTail tail(file);
+  EXPECT_TRUE(tail.next().empty());  // no file yet
+  { std::ofstream(file, std::ios::app) << "{\"window\": 1}\nnot json\n{\"window\": 2, \"x\""; }
+  auto got = tail.next();
+  ASSERT_EQ(got.size(), 1u);  // the bad line skipped, the torn one left for later
+  EXPECT_EQ(got[0]["window"], 1);
+  EXPECT_TRUE(tail.next().empty());
+  { std::ofstream(file, std::ios::app) << ": 3}\n{\"window\": 4}\n"; }
+  got = tail.next();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]["x"], 3);
+  EXPECT_EQ(got[1]["window"], 4);
+  EXPECT_EQ(localnet::read_jsonl(file).size(), 3u);  // the whole-file reader agrees
+  std::filesystem::remove(file);
 }
 
 TEST(Neurons, HparamsFilesAreChecked) {

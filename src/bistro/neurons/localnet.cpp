@@ -233,18 +233,29 @@ class SubnetBuilder {
 };
 
 // The validators' lines by window: for each, the line of the validator that led it (published its
-// record), the first in process order.
-std::map<uint64_t, nlohmann::json> lead_lines(const fs::path& state,
-                                              const std::vector<Proc>& procs) {
-  std::map<uint64_t, nlohmann::json> out;
-  for (const auto& p : procs) {
-    if (p.behaviour != "validator") continue;
-    for (auto& line : localnet::read_jsonl(state / p.name / "metrics.jsonl"))
-      if (line.value("role", "lead") == "lead")
-        out.emplace(line["window"].get<uint64_t>(), std::move(line));
+// record), the first in process order; read as the files grow.
+class LeadLines {
+ public:
+  const std::map<uint64_t, nlohmann::json>& update(const fs::path& state,
+                                                   const std::vector<Proc>& procs) {
+    for (size_t k = 0; k < procs.size(); ++k) {
+      if (procs[k].behaviour != "validator") continue;
+      auto tail = tails_.try_emplace(k, state / procs[k].name / "metrics.jsonl").first;
+      for (auto& line : tail->second.next()) {
+        if (line.value("role", "lead") != "lead" || !line["window"].is_number_unsigned()) continue;
+        const uint64_t w = line["window"].get<uint64_t>();
+        auto [it, fresh] = from_.try_emplace(w, k);
+        if (fresh || k < it->second) it->second = k, lines_[w] = std::move(line);
+      }
+    }
+    return lines_;
   }
-  return out;
-}
+
+ private:
+  std::map<size_t, localnet::JsonlTail> tails_;  // by process index
+  std::map<uint64_t, size_t> from_;              // window -> the process its line came from
+  std::map<uint64_t, nlohmann::json> lines_;
+};
 
 // The resilience checks: at half the run, SIGKILL the validator (v2: back two windows later, and
 // it must reach the present in one step; v1: back at once, counting the windows left) and
@@ -355,9 +366,10 @@ int run_localnet(const LocalnetOptions& o) {
       if (p.behaviour == "validator" && p.pid >= 0) return true;
     return false;
   };
+  LeadLines leads;
   while (next < start + o.windows && validators_alive()) {
     sup.poll();
-    const auto lines = lead_lines(dir / "state", sup.procs());
+    const auto& lines = leads.update(dir / "state", sup.procs());
     for (auto it = lines.lower_bound(next); it != lines.end(); ++it) {
       next = it->first + 1;
       report.push_back(table.add(it->second, chain.metagraph(1), sup.procs()));

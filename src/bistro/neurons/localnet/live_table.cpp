@@ -16,6 +16,22 @@ std::string LiveTable::sync(uint64_t w, const std::string& hash, bool count) {
   return hash == mh->second ? "same" : "DIFFER";
 }
 
+const std::map<uint64_t, nlohmann::json>& LiveTable::lines_of(const std::string& name) {
+  auto tail = tails_.try_emplace(name, state_dir_ / name / "metrics.jsonl").first;
+  auto& lines = lines_[name];
+  for (auto& ml : tail->second.next()) {
+    if (!ml["window"].is_number_unsigned()) continue;
+    nlohmann::json kept = {{"loss", ml.value("loss", nlohmann::json())},
+                           {"params_hash", ml.value("params_hash", "")},
+                           {"role", ml.value("role", "lead")},
+                           {"weights", nlohmann::json::object()}};
+    const auto miners = ml.value("miners", nlohmann::json::object());  // (not a temporary)
+    for (auto& [uid, mj] : miners.items()) kept["weights"][uid] = mj.value("weight", 0.0);
+    lines[ml["window"].get<uint64_t>()] = std::move(kept);
+  }
+  return lines;
+}
+
 nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
                                      const std::vector<Proc>& procs) {
   nlohmann::json out = nlohmann::json::array();
@@ -31,13 +47,12 @@ nlohmann::json LiveTable::validators(uint64_t w, const chain::Metagraph& m,
     nlohmann::json weights = nlohmann::json::object();
     // Its line of window w, or its latest before it (a follower applies the lead's record a
     // moment after the lead has written its line).
-    for (auto& ml : read_jsonl(state_dir_ / p.name / "metrics.jsonl")) {
-      if (ml["window"].get<uint64_t>() > w) continue;
+    const auto& lines = lines_of(p.name);
+    if (auto it = lines.upper_bound(w); it != lines.begin()) {
+      const auto& ml = std::prev(it)->second;
       role = ml.value("role", "lead");
-      hash = ml["window"].get<uint64_t>() == w ? ml.value("params_hash", "") : "";
-      weights = nlohmann::json::object();
-      const auto miners = ml.value("miners", nlohmann::json::object());  // (not a temporary)
-      for (auto& [uid, mj] : miners.items()) weights[uid] = mj.value("weight", 0.0);
+      hash = std::prev(it)->first == w ? ml.value("params_hash", "") : "";
+      weights = ml["weights"];
     }
     const std::string theta = sync(w + 1, hash, false);
     const auto& n = m.neurons.at(p.uid);
@@ -81,10 +96,10 @@ nlohmann::json LiveTable::add(nlohmann::json line, const chain::Metagraph& m,
     if (p.behaviour == "validator") continue;  // the followers: below
     double loss = NAN;
     std::string hash;
-    for (auto& ml : read_jsonl(state_dir_ / p.name / "metrics.jsonl")) {
-      if (ml["window"].get<uint64_t>() != w) continue;
-      if (ml["loss"].is_number()) loss = ml["loss"].get<double>();
-      hash = ml.value("params_hash", "");
+    const auto& lines = lines_of(p.name);
+    if (auto it = lines.find(w); it != lines.end()) {
+      if (it->second["loss"].is_number()) loss = it->second["loss"].get<double>();
+      hash = it->second.value("params_hash", "");
     }
     const std::string theta = sync(w, hash);
     auto mj = line["miners"].value(std::to_string(p.uid), nlohmann::json::object());

@@ -36,8 +36,13 @@ class LiveTable {
   std::string sync(uint64_t w, const std::string& hash, bool count = true);
   // The validators' rows (printed only when there are several).
   nlohmann::json validators(uint64_t w, const chain::Metagraph& m, const std::vector<Proc>& procs);
+  // A process's metrics lines by window, read as its file grows; each kept as what the table
+  // needs (loss, params_hash, role, and the weights by uid).
+  const std::map<uint64_t, nlohmann::json>& lines_of(const std::string& name);
   std::filesystem::path state_dir_;
   bool loco_;
+  std::map<std::string, JsonlTail> tails_;
+  std::map<std::string, std::map<uint64_t, nlohmann::json>> lines_;
   // The master's hash of theta_w, from its lines (base_hash of line u is theta_u, params_hash
   // theta_{u+1}).
   std::map<uint64_t, std::string> master_hash_;

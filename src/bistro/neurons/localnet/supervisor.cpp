@@ -25,6 +25,28 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
   return out;
 }
 
+std::vector<nlohmann::json> JsonlTail::next() {
+  std::vector<nlohmann::json> out;
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file_, ec);
+  if (ec || size <= offset_) return out;
+  std::ifstream in(file_, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset_));
+  std::string chunk(size - offset_, '\0');
+  in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+  chunk.resize(static_cast<size_t>(in.gcount()));
+  const size_t end = chunk.rfind('\n');
+  if (end == std::string::npos) return out;
+  offset_ += end + 1;
+  for (size_t at = 0; at <= end;) {
+    const size_t nl = chunk.find('\n', at);
+    auto j = nlohmann::json::parse(chunk.substr(at, nl - at), nullptr, false);
+    if (j.is_object()) out.push_back(std::move(j));
+    at = nl + 1;
+  }
+  return out;
+}
+
 void Supervisor::start(size_t i) {
   Proc& p = procs_.at(i);
   const auto log = logs_ / (p.name + ".log");

@@ -27,6 +27,19 @@ struct Proc {
 // The objects of a JSON-lines file (a metrics.jsonl being written: a torn last line is skipped).
 std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);
 
+// A JSON-lines file read as it grows: next() returns the objects of the lines completed since the
+// last call (a torn last line waits for its newline; a line that is not an object is skipped), so
+// polling a long run's metrics costs what was appended, not the whole file.
+class JsonlTail {
+ public:
+  explicit JsonlTail(std::filesystem::path file) : file_(std::move(file)) {}
+  std::vector<nlohmann::json> next();
+
+ private:
+  std::filesystem::path file_;
+  uint64_t offset_ = 0;
+};
+
 class Supervisor {
  public:
   using Clock = std::chrono::steady_clock;
