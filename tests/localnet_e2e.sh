@@ -213,8 +213,11 @@ if v2:
         evals = s["checkpoint_evals"]
         expect(len(evals) >= 2 and evals[-1]["loss"] < evals[0]["loss"],
                f"bistro eval of the published checkpoints: {[(e['window'], round(e['loss'], 4)) for e in evals]}")
+        # The same checkpoint evaluated twice: in the localnet's process and by `bistro eval`,
+        # whose thread counts differ, so the sums' order does (2.8e-8 apart seen); another
+        # checkpoint would differ by far more.
         cli = json.loads((run.parent / "eval.json").read_text())
-        expect(cli["window"] == evals[-1]["window"] and abs(cli["datasets"][0]["loss"] - evals[-1]["loss"]) < 1e-9
+        expect(cli["window"] == evals[-1]["window"] and abs(cli["datasets"][0]["loss"] - evals[-1]["loss"]) < 1e-6
                and cli["tasks"][0]["items"] == 6,
                f"bistro eval file://bucket read the latest checkpoint (window {cli['window']} of {evals[-1]['window']}, "
                f"loss {cli['datasets'][0]['loss']!r} against {evals[-1]['loss']!r}, {cli['tasks'][0]['items']} task items)")
