@@ -626,7 +626,8 @@ void LocoValidator::weights(Window& w) {
   if (behaviour_ != ValidatorBehaviour::Honest) {
     std::vector<uint16_t> miners;
     for (const auto& o : w.obs) miners.push_back(o.uid);
-    const auto made = dishonest_weights(behaviour_, chain_->metagraph(a_.netuid), miners);
+    // The consensus as the chain held it when the window opened (no second metagraph read).
+    const auto made = dishonest_weights(behaviour_, w.metagraph, miners);
     for (auto& [uid, x] : weights) x = made.count(uid) ? made.at(uid) : 0.0;
   }
   std::vector<std::string> missing;
