@@ -161,7 +161,7 @@ TEST(Gauntlet, ScoresPayTheOwnPageMarginAndNeverGoNegative) {
       ob(6, 0.25, 0.10, 0.05),  // margin 0.20... its reference helped less
       ob(7, 0.30, 0.10, NAN),   // no reference: margin against d_random, 0.20
   };
-  const auto v = judge_window(obs, ratings, p);
+  const auto v = judge_window(obs, ratings, p, 0);
   EXPECT_NEAR(v[0].score, 1.0, 1e-9);
   EXPECT_NEAR(v[1].score, 1.0, 1e-9);
   EXPECT_EQ(v[2].score, 0.0);  // 0.05 of the median margin: below the floor
@@ -186,7 +186,7 @@ TEST(Gauntlet, AMissingUpdateNeverPaysMoreThanAnHonestOne) {
     // uid 2 alternates between honest work and nothing: it must end below uid 1.
     judge_window({ob(1, 0.3, 0.1, 0.1), ob(2, 0.3, 0.1, 0.1, w % 2 ? "missing" : "ok"),
                   ob(3, 0.3, 0.1, 0.1)},
-                 ratings, p);
+                 ratings, p, 0);
   }
   EXPECT_GT(ratings["hk1"].rating, ratings["hk2"].rating);
   EXPECT_GT(ratings["hk2"].rating, 0.0);
@@ -204,7 +204,7 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
                                   ob(3, 0.3, 0.15, 0.1), ob(4, 0.3, 0.30, 0.1)};
   obs[3].duplicate = true;  // best on random pages, but a tied copy of uid 2, which passed
   obs[3].twin = 2;
-  const auto v = judge_window(obs, ratings, p);
+  const auto v = judge_window(obs, ratings, p, 0);
   EXPECT_FALSE(v[0].admitted);
   EXPECT_NE(v[0].reason.find("outside the record's best 2"), std::string::npos);
   EXPECT_TRUE(v[1].admitted && v[2].admitted);
@@ -221,10 +221,29 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
   // pages): the copy of the pair that trained enters.
   std::vector<Observation> tie = {ob(1, 0.3, 0.1, 0.1), ob(2, 0.1, 0.1, 0.1)};
   tie[0].duplicate = true, tie[0].twin = 2;
-  const auto t = judge_window(tie, ratings, p);
+  const auto t = judge_window(tie, ratings, p, 0);
   EXPECT_TRUE(t[0].admitted);
   EXPECT_FALSE(t[1].admitted);
   EXPECT_NE(t[1].reason.find("no evidence"), std::string::npos);
+  // Its twin unmeasured (outside the budget) but trusted: the twin enters on its trust, and the
+  // copy, though it passed, stays out (the same update never enters twice).
+  std::map<std::string, Rating> trust = {{"hk2", Rating{.rating = 1, .trusted = true}}};
+  tie[1].measured = false;
+  const auto u = judge_window(tie, trust, p, 0);
+  EXPECT_TRUE(u[1].admitted);
+  EXPECT_FALSE(u[0].admitted);
+  EXPECT_NE(u[0].reason.find("is trusted"), std::string::npos);
+  // A sybil operator's three equal uploads in one second: uid 3 (a sybil, the group's lowest
+  // uid) shows no evidence; 4 (the operator's miner) and 5 (a sybil) both name it their twin,
+  // and both pass. One of them enters, never both.
+  std::vector<Observation> three = {ob(3, 0.1, 0.1, 0.1), ob(4, 0.3, 0.1, 0.1),
+                                    ob(5, 0.3, 0.1, 0.1)};
+  three[1].duplicate = true, three[1].twin = 3;
+  three[2].duplicate = true, three[2].twin = 3;
+  const auto g = judge_window(three, ratings, p, 0);
+  EXPECT_FALSE(g[0].admitted);
+  EXPECT_TRUE(g[1].admitted);
+  EXPECT_FALSE(g[2].admitted);
 }
 
 TEST(Gauntlet, TrustAdmitsUnmeasuredUpdatesAndIsLostByFailing) {
@@ -236,28 +255,28 @@ TEST(Gauntlet, TrustAdmitsUnmeasuredUpdatesAndIsLostByFailing) {
     return o;
   };
   // Unmeasured and untrusted: out; its rating stands.
-  auto v = judge_window({un(1)}, ratings, p);
+  auto v = judge_window({un(1)}, ratings, p, 0);
   EXPECT_FALSE(v[0].admitted);
   EXPECT_EQ(ratings.count("hk1"), 0u);
   // A measured pass earns trust; then an unmeasured update enters on it, with no score of its own
   // and the rating moving with the last measured score.
-  judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p);
+  judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p, 0);
   EXPECT_TRUE(ratings["hk1"].trusted);
   const double r = ratings["hk1"].rating, last = ratings["hk1"].last_score;
   EXPECT_GT(last, 0.0);
-  v = judge_window({un(1)}, ratings, p);
+  v = judge_window({un(1)}, ratings, p, 0);
   EXPECT_TRUE(v[0].admitted);
   EXPECT_EQ(v[0].score, 0.0);
   EXPECT_DOUBLE_EQ(ratings["hk1"].rating, p.rating_ema * r + (1 - p.rating_ema) * last);
   // A measured failure loses it; a missing window does not.
-  judge_window({ob(1, 0.3, 0.1, 0.1, "missing")}, ratings, p);
+  judge_window({ob(1, 0.3, 0.1, 0.1, "missing")}, ratings, p, 0);
   EXPECT_TRUE(ratings["hk1"].trusted);
-  judge_window({ob(1, 0.1, 0.1, 0.1)}, ratings, p);
+  judge_window({ob(1, 0.1, 0.1, 0.1)}, ratings, p, 0);
   EXPECT_FALSE(ratings["hk1"].trusted);
-  EXPECT_FALSE(judge_window({un(1)}, ratings, p)[0].admitted);
+  EXPECT_FALSE(judge_window({un(1)}, ratings, p, 0)[0].admitted);
   // A rejected upload (a copy, a late one) loses it too.
-  judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p);
-  judge_window({ob(1, 0, 0, 0, "late upload")}, ratings, p);
+  judge_window({ob(1, 0.3, 0.1, 0.1)}, ratings, p, 0);
+  judge_window({ob(1, 0, 0, 0, "late upload")}, ratings, p, 0);
   EXPECT_FALSE(ratings["hk1"].trusted);
 }
 
@@ -271,42 +290,94 @@ TEST(Gauntlet, AMinerMeasuredEveryKthWindowIsRatedAsOneMeasuredEveryWindow) {
   for (int w = 0; w < 40; ++w) {
     Observation a = ob(1, 0.30, 0.10, 0.10), b = ob(2, 0.30, 0.10, 0.10);
     b.measured = w % 4 == 0;
-    judge_window({a, b}, ratings, p);
+    judge_window({a, b}, ratings, p, 0);
   }
   EXPECT_GT(ratings["hk1"].rating, 0.5);
   EXPECT_NEAR(ratings["hk2"].rating / ratings["hk1"].rating, 1.0, 0.01);
   // A later failure is its last score: unmeasured windows after it pull the rating down.
   Observation bad = ob(2, 0.10, 0.10, 0.10);
-  judge_window({ob(1, 0.30, 0.10, 0.10), bad}, ratings, p);
+  judge_window({ob(1, 0.30, 0.10, 0.10), bad}, ratings, p, 0);
   EXPECT_EQ(ratings["hk2"].last_score, 0.0);
   const double after_failure = ratings["hk2"].rating;
   Observation un = ob(2, 0.30, 0.10, 0.10);
   un.measured = false;
-  judge_window({ob(1, 0.30, 0.10, 0.10), un}, ratings, p);
+  judge_window({ob(1, 0.30, 0.10, 0.10), un}, ratings, p, 0);
   EXPECT_LT(ratings["hk2"].rating, after_failure);
 }
 
-TEST(Gauntlet, TheScoringSampleSplitsTheBudgetAndRotates) {
+TEST(Gauntlet, TheScoringSampleReachesEveryMinerAndBacksOffFailures) {
+  // 40 miners, 10 of them cheats whose measured updates always fail, a budget of 8: the sample
+  // is the most due first (measurement_order), run through judge_window window after window.
+  GauntletParams p;
   std::map<std::string, Rating> ratings;
   std::vector<std::pair<uint16_t, std::string>> miners;
-  for (uint16_t uid = 1; uid <= 10; ++uid) {
-    miners.emplace_back(uid, "hk" + std::to_string(uid));
-    if (uid <= 6) ratings["hk" + std::to_string(uid)].trusted = true;  // 6 trusted, 4 not
+  for (uint16_t uid = 1; uid <= 40; ++uid) miners.emplace_back(uid, "hk" + std::to_string(uid));
+  auto cheat = [](uint16_t uid) { return uid % 4 == 0; };
+  // uid 41 sends copies, rejected by the checks every window (no budget needed to see that).
+  miners.emplace_back(41, "hk41");
+  int copier_sampled = 0;
+  EXPECT_EQ(scoring_sample(miners, ratings, 0, 3).size(), 41u);
+  EXPECT_EQ(scoring_sample(miners, ratings, 41, 3).size(), 41u);
+  std::map<uint16_t, std::vector<uint64_t>> measured;  // uid -> the windows it was measured
+  const uint64_t windows = 60;
+  for (uint64_t w = 0; w < windows; ++w) {
+    const auto sample = scoring_sample(miners, ratings, 8, w);
+    ASSERT_EQ(sample.size(), 8u);
+    ASSERT_TRUE(std::is_sorted(sample.begin(), sample.end()));
+    std::vector<Observation> obs;
+    copier_sampled += std::binary_search(sample.begin(), sample.end(), 41);
+    for (const auto& [uid, hk] : miners) {
+      if (uid == 41) {
+        obs.push_back(ob(uid, 0, 0, 0, "copy of uid 1's update of window 0"));
+        continue;
+      }
+      obs.push_back(cheat(uid) ? ob(uid, 0.10, 0.10, 0.10) : ob(uid, 0.30, 0.10, 0.10));
+      obs.back().measured = std::binary_search(sample.begin(), sample.end(), uid);
+      if (obs.back().measured) measured[uid].push_back(w);
+    }
+    judge_window(obs, ratings, p, w);
   }
-  EXPECT_EQ(scoring_sample(miners, ratings, 0, 3).size(), 10u);
-  EXPECT_EQ(scoring_sample(miners, ratings, 10, 3).size(), 10u);
-  std::map<uint16_t, int> seen;
-  for (uint64_t w = 0; w < 6; ++w) {
-    const auto s = scoring_sample(miners, ratings, 4, w);
-    ASSERT_EQ(s.size(), 4u);
-    EXPECT_EQ(std::count_if(s.begin(), s.end(), [](uint16_t u) { return u > 6; }), 2);
-    for (uint16_t u : s) ++seen[u];
+  // Every miner is measured within the first windows (40 first measurements and 10 retries at 8
+  // a window), a cheat's failure is measured
+  // again in the next window, and an honest miner is never left unmeasured for longer than the
+  // 30 honest miners take at 8 a window (plus the cheats' retries).
+  // The copier: seen every window through its rejections, never due after its first.
+  EXPECT_LE(copier_sampled, 1);
+  EXPECT_GE(ratings["hk41"].failures, 2u);
+  EXPECT_EQ(ratings["hk41"].seen, windows);
+  for (const auto& [uid, hk] : miners) {
+    if (uid == 41) continue;
+    const auto& m = measured[uid];
+    ASSERT_FALSE(m.empty()) << "uid " << uid;
+    EXPECT_LT(m.front(), 7u) << "uid " << uid;  // ceil((40 + 10 retries) / 8)
+    if (cheat(uid)) {
+      ASSERT_GE(m.size(), 2u);
+      EXPECT_EQ(m[1], m[0] + 1) << "uid " << uid;  // one failure: measured again at once
+      // Then 2, 4, 8, 16 windows apart at least: a cheat costs the budget less and less.
+      EXPECT_LE(m.size(), 7u) << "uid " << uid;
+      EXPECT_GE(m.back() - m[m.size() - 2], std::min<uint64_t>(16, 1ull << (m.size() - 2)));
+      EXPECT_FALSE(ratings[hk].trusted);
+      EXPECT_EQ(ratings[hk].failures, m.size());
+    } else {
+      for (size_t i = 1; i < m.size(); ++i) EXPECT_LE(m[i] - m[i - 1], 6u) << "uid " << uid;
+      EXPECT_GE(windows - 1 - m.back(), 0u);
+      EXPECT_LE(windows - 1 - m.back(), 6u) << "uid " << uid;
+      EXPECT_TRUE(ratings[hk].trusted);
+      EXPECT_EQ(ratings[hk].failures, 0u);
+      EXPECT_EQ(ratings[hk].seen, m.back() + 1);
+    }
   }
-  EXPECT_EQ(seen.size(), 10u);  // everyone measured within a few windows
-  // No untrusted miner: the whole budget goes to the trusted ones.
-  for (auto& [hk, r] : ratings) r.trusted = true;
-  for (uint16_t uid = 7; uid <= 10; ++uid) ratings["hk" + std::to_string(uid)].trusted = true;
-  EXPECT_EQ(scoring_sample(miners, ratings, 4, 1).size(), 4u);
+  miners.pop_back();
+  // The order is a pure function of the ratings and the window; among equals it varies by window.
+  EXPECT_EQ(measurement_order(miners, ratings, 7), measurement_order(miners, ratings, 7));
+  std::map<std::string, Rating> none;
+  EXPECT_NE(measurement_order(miners, none, 7), measurement_order(miners, none, 8));
+  // Due: a failed-once miner before a never-seen one, then the least recently measured.
+  Rating once{.seen = 9, .failures = 1}, trusted{.seen = 3}, thrice{.seen = 2, .failures = 3};
+  EXPECT_EQ(measurement_due(&once).rank, 0);
+  EXPECT_EQ(measurement_due(nullptr).rank, 1);
+  EXPECT_EQ(measurement_due(&trusted).window, 3u);
+  EXPECT_EQ(measurement_due(&thrice).window, 6u);
 }
 
 // Per-sequence evidence: n samples of a difference with mean mu and spread sd.
@@ -353,7 +424,7 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
     null.d_random = null.random.mean;
     null.d_cross = 0;
     null.d_own = null.own_margin.mean;
-    const auto v = judge_window({null}, r, p);
+    const auto v = judge_window({null}, r, p, 0);
     harmed += v[0].reason.find("raises the loss") != std::string::npos;
     // The evidence test alone (it runs after the harm test): count it on the same samples.
     evidenced += null.own_margin.t() > t_critical(p.evidence_alpha, 15);
@@ -361,7 +432,7 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
     Observation honest = null;
     honest.own_margin = evidence(0.1, 0.05, 16, 7 * i + 3);
     honest.d_own = honest.own_margin.mean;
-    honest_out += !judge_window({honest}, r, p)[0].admitted;
+    honest_out += !judge_window({honest}, r, p, 0)[0].admitted;
   }
   EXPECT_LT(static_cast<double>(harmed) / n, 0.02);
   EXPECT_GT(static_cast<double>(harmed) / n, 0.002);
@@ -386,7 +457,7 @@ TEST(Gauntlet, AMajorityOfDataCheatsCannotDragThePay) {
     o.d_own = o.d_cross + o.own_margin.mean;
     obs.push_back(o);
   }
-  const auto v = judge_window(obs, ratings, p);
+  const auto v = judge_window(obs, ratings, p, 0);
   EXPECT_TRUE(v[0].admitted && v[1].admitted);
   EXPECT_GT(v[0].score, 0.5);
   EXPECT_GT(v[1].score, 0.5);

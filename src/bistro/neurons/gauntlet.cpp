@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <set>
+#include <tuple>
 
 namespace bistro {
 namespace {
@@ -283,19 +285,36 @@ std::string test_update(const Observation& o, const GauntletParams& p) {
 }
 
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
-                                    std::map<std::string, Rating>& ratings,
-                                    const GauntletParams& p) {
+                                    std::map<std::string, Rating>& ratings, const GauntletParams& p,
+                                    uint64_t window) {
   std::vector<Judgement> out(obs.size());
   std::vector<size_t> measured, unmeasured;  // candidates for the record
   std::vector<double> margins;               // of the updates that passed
-  // The tests, once per measured update ("" passes); by uid too, for tied copies' twins.
+  // The tests, once per measured update ("" passes).
   std::vector<std::string> tests(obs.size());
-  std::map<uint16_t, bool> passed_tests;
+  std::map<uint16_t, size_t> index;  // uid -> observation
   for (size_t i = 0; i < obs.size(); ++i) {
-    const bool measured = obs[i].status == "ok" && obs[i].measured;
-    if (measured) tests[i] = test_update(obs[i], p);
-    passed_tests[obs[i].uid] = measured && tests[i].empty();
+    if (obs[i].status == "ok" && obs[i].measured) tests[i] = test_update(obs[i], p);
+    index[obs[i].uid] = i;
   }
+  // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
+  // group's one upload that is nobody's duplicate. At most one update of a group enters (the
+  // same update never enters twice): that upload when it passed or enters on its trust, else
+  // the first duplicate that passed.
+  auto group_of = [&](size_t i) {
+    uint16_t u = obs[i].uid;
+    for (size_t hops = 0; hops <= obs.size(); ++hops) {
+      auto it = index.find(u);
+      if (it == index.end() || !obs[it->second].duplicate) break;
+      u = obs[it->second].twin;
+    }
+    return u;
+  };
+  std::set<uint16_t> taken;  // groups with an update entering
+  for (size_t i = 0; i < obs.size(); ++i)
+    if (!obs[i].duplicate && obs[i].status == "ok" &&
+        (obs[i].measured ? tests[i].empty() : is_trusted(ratings, obs[i].hotkey)))
+      taken.insert(obs[i].uid);
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
@@ -312,8 +331,10 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     } else if (j.reason = tests[i]; j.reason.empty()) {
       j.passed = true;
       margins.push_back(o.margin());
-      if (o.duplicate && passed_tests[o.twin])
-        j.reason = "uploaded at the same time as an equal update that showed the evidence";
+      if (o.duplicate && !taken.insert(group_of(i)).second)
+        j.reason =
+            "uploaded at the same time as an equal update that showed the evidence or is "
+            "trusted";
       else
         measured.push_back(i);
     }
@@ -340,10 +361,12 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
     r.last_score = j.score;
     ++r.windows;
-    if (o.status == "ok")
-      r.trusted = j.passed;
-    else if (o.status != "missing")
-      r.trusted = false;
+    if (o.status == "missing") continue;  // trust and the measurement order stand
+    r.trusted = o.status == "ok" && j.passed;
+    r.seen = window + 1;
+    // A rejected upload counts as two failures: the checks see every upload without the budget,
+    // so a miner that sends copies or late updates needs no prompt measurement.
+    r.failures = r.trusted ? 0 : o.status == "ok" ? r.failures + 1 : std::max(r.failures + 1, 2u);
   }
   // The record: measured passers best on random pages first (ties: lower uid), then trusted
   // unmeasured updates best rating first, at most record_peers of them.
@@ -362,30 +385,42 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   return out;
 }
 
+MeasurementDue measurement_due(const Rating* r) {
+  if (r == nullptr || r->seen == 0) return {0, 1};
+  if (r->failures == 1) return {0, 0};
+  if (r->failures == 0) return {r->seen, 2};
+  const uint64_t backoff = uint64_t{1} << std::min<uint32_t>(r->failures - 1, 4);
+  return {r->seen + backoff, 2};
+}
+
+std::vector<uint16_t> measurement_order(const std::vector<std::pair<uint16_t, std::string>>& miners,
+                                        const std::map<std::string, Rating>& ratings,
+                                        uint64_t window) {
+  struct Key {
+    MeasurementDue due;
+    uint64_t tie;
+    uint16_t uid;
+  };
+  std::vector<Key> keys;
+  for (const auto& [uid, hk] : miners) {
+    auto it = ratings.find(hk);
+    keys.push_back({measurement_due(it == ratings.end() ? nullptr : &it->second),
+                    rng::at(rng::derive(window, "bistro/measurement-order"), uid), uid});
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return std::tie(a.due.window, a.due.rank, a.tie, a.uid) <
+           std::tie(b.due.window, b.due.rank, b.tie, b.uid);
+  });
+  std::vector<uint16_t> out;
+  for (const auto& k : keys) out.push_back(k.uid);
+  return out;
+}
+
 std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::string>>& miners,
                                      const std::map<std::string, Rating>& ratings, size_t budget,
                                      uint64_t window) {
-  std::vector<uint16_t> trusted, untrusted;
-  for (const auto& [uid, hk] : miners)
-    (is_trusted(ratings, hk) ? trusted : untrusted).push_back(uid);
-  std::sort(trusted.begin(), trusted.end());
-  std::sort(untrusted.begin(), untrusted.end());
-  if (budget == 0 || budget >= miners.size()) {
-    trusted.insert(trusted.end(), untrusted.begin(), untrusted.end());
-    std::sort(trusted.begin(), trusted.end());
-    return trusted;
-  }
-  size_t for_untrusted = std::min(untrusted.size(), (budget + 1) / 2);
-  const size_t for_trusted = std::min(trusted.size(), budget - for_untrusted);
-  for_untrusted = std::min(untrusted.size(), budget - for_trusted);
-  std::vector<uint16_t> out;
-  auto rotate = [&](const std::vector<uint16_t>& group, size_t take) {
-    if (group.empty() || take == 0) return;
-    const size_t start = static_cast<size_t>((window * take) % group.size());
-    for (size_t k = 0; k < take; ++k) out.push_back(group[(start + k) % group.size()]);
-  };
-  rotate(untrusted, for_untrusted);
-  rotate(trusted, for_trusted);
+  std::vector<uint16_t> out = measurement_order(miners, ratings, window);
+  if (budget != 0 && budget < out.size()) out.resize(budget);
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -190,6 +190,12 @@ struct Rating {
   // Its last measured window score: a window it sent an update that was not measured counts it
   // again, so a miner the budget measures every k-th window is rated as one measured every window.
   double last_score = 0;
+  // The window + 1 in which its update was last measured or rejected (0: never): what the
+  // scoring budget's order reads (measurement_order).
+  uint64_t seen = 0;
+  // Its measured updates failed or its uploads were rejected this many times in a row (0 after a
+  // pass): a miner that keeps failing is measured less and less often.
+  uint32_t failures = 0;
 };
 struct Judgement {
   uint16_t uid = 0;
@@ -202,8 +208,8 @@ struct Judgement {
 bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string& hotkey);
 // The two tests on a measured observation: "" when it passes, else why not.
 std::string test_update(const Observation& o, const GauntletParams& p);
-// Scores one window, updates the ratings (keyed by hotkey: a replaced uid starts from zero) and
-// picks the record's updates. Pure: the same observations and ratings give the same result.
+// Scores window `window`, updates the ratings (keyed by hotkey: a replaced uid starts from zero)
+// and picks the record's updates. Pure: the same observations and ratings give the same result.
 //   measured    the tests; pay only with evidence; the rating moves; trusted = passed
 //   unmeasured  admitted when trusted; the rating moves with the last measured score (the
 //               validator's budget is not the miner's fault); a miner never measured stays out
@@ -214,8 +220,8 @@ std::string test_update(const Observation& o, const GauntletParams& p);
 // the measured ones best d_random first, then the unmeasured ones best rating first, at most
 // record_peers.
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
-                                    std::map<std::string, Rating>& ratings,
-                                    const GauntletParams& p);
+                                    std::map<std::string, Rating>& ratings, const GauntletParams& p,
+                                    uint64_t window);
 
 // The admitted updates (judge_window's verdicts over `obs`), the measured ones best d_random
 // first (ties: lower uid), then the unmeasured ones, with their decoded forms from `updates` (by
@@ -224,10 +230,30 @@ std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdic
                                             const std::vector<Observation>& obs,
                                             const std::map<uint16_t, Update>& updates);
 
-// The miners whose updates this window's budget measures: all when budget is 0 or covers them;
-// else half the budget for the untrusted and half for the trusted (a share one group cannot use
-// goes to the other), each group taken in a rotation by window over its uids in ascending order,
-// so every miner is measured within ceil(group / its share) windows.
+// The window from which a miner is due to be measured again (smaller: sooner), from its rating
+// (nullptr: never rated):
+//   never seen                     0, after the miners that failed once
+//   failed once                    0, first: an honest miner's false failure costs it its pay
+//                                  until it is measured again, so it is measured again at once
+//                                  (a rejected upload counts as two failures: the checks see
+//                                  every upload without the budget)
+//   trusted (no failure)           seen: the least recently measured first
+//   failed f >= 2 times in a row   seen + min(2^(f-1), 16): a cheat costs the budget less and
+//                                  less, yet one that turned honest is measured again
+// docs/protocol.md, "The gauntlet", rule 11.
+struct MeasurementDue {
+  uint64_t window = 0;
+  int rank = 0;  // among equal windows: failed once (0), never seen (1), the rest (2)
+};
+MeasurementDue measurement_due(const Rating* r);
+// Every miner, the most due first: by measurement_due, ties by a hash of (window, uid) so that no
+// uid is always first among equals. A pure function of the ratings and the window.
+std::vector<uint16_t> measurement_order(const std::vector<std::pair<uint16_t, std::string>>& miners,
+                                        const std::map<std::string, Rating>& ratings,
+                                        uint64_t window);
+// The miners whose updates this window's budget measures, in ascending uid order: all when budget
+// is 0 or covers them, else the first `budget` of measurement_order. With every miner honest,
+// each is measured at least once every ceil(miners / budget) windows.
 std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::string>>& miners,
                                      const std::map<std::string, Rating>& ratings, size_t budget,
                                      uint64_t window);

@@ -144,8 +144,7 @@ class LocoValidator : Node {
   void report(Window& w);
   std::vector<Batch> own_batches(uint64_t u, uint16_t uid, bool untrusted);
   // Measures one update (the scorer's add), keeping its cost as the next one's estimate.
-  void measure_one(Window& w, const std::string& hotkey, uint16_t uid, const Update* u,
-                   bool untrusted);
+  void measure_one(Window& w, uint16_t uid, const Update* u, bool untrusted);
   double window_seconds();
   // One arrival: fetched, verified, and measured when `measure` and in the sample.
   void take(Window& w, const chain::Neuron& n, const std::optional<ObjectInfo>& info, bool measure);
@@ -165,10 +164,9 @@ class LocoValidator : Node {
   Llama theta_;
   std::vector<torch::Tensor> params_;
   GauntletParams gp_;
-  std::map<std::string, Rating> ratings_;        // by hotkey: a replaced uid starts from zero
-  std::map<std::string, uint64_t> measured_at_;  // by hotkey: the last window it was measured
-  SketchHistory history_;                        // recent windows' sketches (lost on restart)
-  uint64_t next_ = 0;  // the window whose updates come next; theta = theta_next
+  std::map<std::string, Rating> ratings_;  // by hotkey: a replaced uid starts from zero
+  SketchHistory history_;                  // recent windows' sketches (lost on restart)
+  uint64_t next_ = 0;                      // the window whose updates come next; theta = theta_next
   uint64_t first_ = 0;
   double published_loss_ = NAN;  // held-out loss of the last published checkpoint
   double last_eval_ = NAN;       // the held-out loss of theta as it is now
@@ -246,10 +244,14 @@ void LocoValidator::resume_or_genesis() {
   const auto saved = st.value("ratings", nlohmann::json::object());  // (not a temporary)
   for (auto& [hk, r] : saved.items())
     if (r.is_object() && r["rating"].is_number()) {
-      ratings_[hk] = {r["rating"].get<double>(), r.value("windows", uint64_t{0}),
-                      r.value("trusted", false)};
-      if (r["measured"].is_number_unsigned()) measured_at_[hk] = r["measured"].get<uint64_t>();
-      if (r["last_score"].is_number()) ratings_[hk].last_score = r["last_score"].get<double>();
+      Rating& x = ratings_[hk];
+      x = {r["rating"].get<double>(), r.value("windows", uint64_t{0}), r.value("trusted", false)};
+      if (r["last_score"].is_number()) x.last_score = r["last_score"].get<double>();
+      if (r["seen"].is_number_unsigned())
+        x.seen = r["seen"].get<uint64_t>();
+      else if (r["measured"].is_number_unsigned())  // a state written before `seen`
+        x.seen = r["measured"].get<uint64_t>() + 1;
+      if (r["failures"].is_number_unsigned()) x.failures = r["failures"].get<uint32_t>();
     }
   if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
   log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
@@ -300,15 +302,13 @@ void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<
   // checks: not worth a forward pass.
   const bool sampled = std::binary_search(w.sample.begin(), w.sample.end(), n.uid);
   if (measure && sampled && !is_empty_update(*u) && !is_trusted(ratings_, n.hotkey))
-    measure_one(w, n.hotkey, n.uid, u, true);
+    measure_one(w, n.uid, u, true);
 }
 
-void LocoValidator::measure_one(Window& w, const std::string& hotkey, uint16_t uid, const Update* u,
-                                bool untrusted) {
+void LocoValidator::measure_one(Window& w, uint16_t uid, const Update* u, bool untrusted) {
   const double t = now_s();
   w.scorer->add(uid, u, own_batches(w.u, uid, untrusted));
   measure_cost_s_ = now_s() - t;
-  measured_at_[hotkey] = w.u;
 }
 
 double LocoValidator::window_seconds() {
@@ -391,19 +391,20 @@ void LocoValidator::checks(Window& w) {
 }
 
 size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_s) {
-  // The least recently measured first (ties: lower uid): when the budget runs out, the same
-  // miners are not the ones left unmeasured window after window.
+  // The most due first (measurement_order): when the budget runs out, the same miners are not
+  // the ones left unmeasured window after window.
   std::vector<const Observation*> todo;
   for (const auto& o : w.obs)
     if (o.status == "ok" && !w.scorer->has(o.uid) &&
         std::binary_search(w.sample.begin(), w.sample.end(), o.uid) &&
         !(untrusted_only && is_trusted(ratings_, o.hotkey)))
       todo.push_back(&o);
-  auto last = [&](const Observation* o) {
-    auto it = measured_at_.find(o->hotkey);
-    return it == measured_at_.end() ? uint64_t{0} : it->second + 1;
-  };
-  std::stable_sort(todo.begin(), todo.end(), [&](auto* a, auto* b) { return last(a) < last(b); });
+  std::vector<std::pair<uint16_t, std::string>> miners;
+  for (const auto* o : todo) miners.emplace_back(o->uid, o->hotkey);
+  std::map<uint16_t, size_t> rank;
+  for (uint16_t uid : measurement_order(miners, ratings_, w.u)) rank.emplace(uid, rank.size());
+  std::stable_sort(todo.begin(), todo.end(),
+                   [&](auto* a, auto* b) { return rank.at(a->uid) < rank.at(b->uid); });
   size_t left = 0;
   double last_cost = 0;
   for (const Observation* op : todo) {
@@ -414,7 +415,7 @@ size_t LocoValidator::measure_rest(Window& w, bool untrusted_only, double until_
       ++left;
       continue;
     }
-    measure_one(w, o.hotkey, o.uid, &w.updates.at(o.uid), !trusted);
+    measure_one(w, o.uid, &w.updates.at(o.uid), !trusted);
     last_cost = measure_cost_s_;
   }
   return left;
@@ -452,7 +453,7 @@ void LocoValidator::observe(Window& w) {
 
 void LocoValidator::admit(Window& w) {
   std::map<std::string, Rating> scratch = ratings_;  // the pay comes after the record
-  w.admission = judge_window(w.obs, scratch, gp_);
+  w.admission = judge_window(w.obs, scratch, gp_, w.u);
   w.timer.lap("admit");
 }
 
@@ -474,9 +475,9 @@ void LocoValidator::judge(Window& w) {
   // judgement runs on a copy, made only then).
   if (w.fallback) {
     std::map<std::string, Rating> unmoved = ratings_;
-    w.verdicts = judge_window(w.obs, unmoved, gp_);
+    w.verdicts = judge_window(w.obs, unmoved, gp_, w.u);
   } else {
-    w.verdicts = judge_window(w.obs, ratings_, gp_);
+    w.verdicts = judge_window(w.obs, ratings_, gp_, w.u);
   }
   w.timer.lap("judge");
 }
@@ -685,12 +686,9 @@ void LocoValidator::save_state(uint64_t next) {
                        {"ratings", nlohmann::json::object()},
                        {"published_loss", published_loss_}};
   for (auto& [hk, r] : ratings_) {
-    st["ratings"][hk] = {{"rating", r.rating},
-                         {"windows", r.windows},
-                         {"trusted", r.trusted},
-                         {"last_score", r.last_score}};
-    if (auto it = measured_at_.find(hk); it != measured_at_.end())
-      st["ratings"][hk]["measured"] = it->second;
+    st["ratings"][hk] = {{"rating", r.rating},   {"windows", r.windows},
+                         {"trusted", r.trusted}, {"last_score", r.last_score},
+                         {"seen", r.seen},       {"failures", r.failures}};
   }
   write_file_atomic(state_dir_ / "state.json", st.dump());
 }

@@ -43,7 +43,10 @@ struct SimMiner {
 };
 
 struct SimResult {
-  std::vector<double> incentive;  // per uid, mean over windows
+  std::vector<double> incentive;                         // per uid, mean over windows
+  std::vector<std::vector<double>> incentive_by_window;  // [window][uid]
+  // The first window by which every honest miner had been measured once (windows: never).
+  uint64_t honest_all_measured = 0;
   std::vector<Behaviour> kind;
   std::vector<bool> present;
   std::vector<int> copy_of;
@@ -138,6 +141,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
   };
 
   std::map<uint16_t, Update> prev_sent;  // what a replay re-sends
+  std::set<uint16_t> honest_measured;
+  res.honest_all_measured = o.windows;
   for (uint64_t w = 0; w < o.windows; ++w) {
     // 1. The miners' pages (one reader at a time), then their inner loops in parallel.
     std::vector<SimMiner*> trainers;
@@ -279,6 +284,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       obs.back().duplicate = duplicates.count(m.uid) > 0;
       if (obs.back().duplicate) obs.back().twin = duplicates.at(m.uid);
       obs.back().measured = std::binary_search(sample.begin(), sample.end(), m.uid);
+      if (obs.back().status == "ok" && obs.back().measured && m.kind == Behaviour::Honest)
+        honest_measured.insert(m.uid);
       if (obs.back().status == "ok" && obs.back().measured)
         inputs.push_back({m.uid, &decoded.at(m.uid),
                           pick_batches(data.window_batches(w, m.uid, h), h.score_batches,
@@ -294,7 +301,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     std::set<uint16_t> not_references;
     for (auto& [uid, twin] : duplicates) not_references.insert(uid);
     scorer.observe(obs, not_references, o.threads);
-    const auto verdicts = judge_window(obs, ratings, gp);
+    const auto verdicts = judge_window(obs, ratings, gp, w);
     const auto best_first = admitted_best_first(verdicts, obs, decoded);
     const auto kept = guarded_outer_step(theta, best_first, h.outer_lr, random,
                                          scorer.base_sequences(), h.record_guard, h.harm_alpha);
@@ -345,7 +352,13 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     chain_state.validator_permit = r.validator_permit;
     for (size_t i = 0; i < n; ++i)
       if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
-    for (size_t i = 1; i < n; ++i) res.incentive[i] += r.incentive[i] / 65535.0;
+    res.incentive_by_window.emplace_back(n, 0.0);
+    for (size_t i = 1; i < n; ++i) {
+      res.incentive[i] += r.incentive[i] / 65535.0;
+      res.incentive_by_window.back()[i] = r.incentive[i] / 65535.0;
+    }
+    if (honest_measured.size() == honest_uids.size() && res.honest_all_measured == o.windows)
+      res.honest_all_measured = w;
     const double after = mean_loss(theta, eval);  // the held-out loss (not part of the timing)
     fmt::print("window {:>3}: master {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
                after, kept.size(), scored, res.validator_seconds.back());
@@ -465,6 +478,19 @@ int run_attack_experiment(const AttackOptions& o) {
   for (double x : by_kind["honest"]) hmax = std::max(hmax, x), hmin = std::min(hmin, x);
   const double honest_share =
       total > 0 ? mean(by_kind["honest"]) * by_kind["honest"].size() / total : 0;
+  // The same spread over the windows after every honest miner had been measured once: with a
+  // scoring budget, the first windows pay only the miners measured so far, an artefact of 255
+  // miners appearing at once (a miner that registers later ramps up from zero either way).
+  double smax = 0, smin = INFINITY;
+  const uint64_t steady_from = att.honest_all_measured + 1;
+  if (steady_from < att.incentive_by_window.size())
+    for (int i = 1; i < o.uids; ++i) {
+      if (!att.present[i] || att.kind[i] != Behaviour::Honest) continue;
+      double s = 0;
+      for (uint64_t w = steady_from; w < att.incentive_by_window.size(); ++w)
+        s += att.incentive_by_window[w][i];
+      smax = std::max(smax, s), smin = std::min(smin, s);
+    }
   std::vector<double> vs = att.validator_seconds;
   std::sort(vs.begin(), vs.end());
   const double v_median = vs.empty() ? 0 : vs[vs.size() / 2];
@@ -476,6 +502,8 @@ int run_attack_experiment(const AttackOptions& o) {
   summary["copiers"] = copiers;
   summary["copiers_out_earning_source"] = out_earned;
   summary["honest_max_over_min"] = hmin > 0 ? hmax / hmin : INFINITY;
+  summary["honest_all_measured_by_window"] = att.honest_all_measured;
+  if (smax > 0) summary["honest_max_over_min_after"] = smin > 0 ? smax / smin : INFINITY;
   summary["master_first_loss"] = att.first_loss;
   summary["master_final_loss"] = att.final_loss;
   summary["validator_seconds_median"] = v_median;
@@ -512,6 +540,12 @@ int run_attack_experiment(const AttackOptions& o) {
   fmt::print("copiers out-earning their source: {} of {}\n", out_earned, copiers);
   fmt::print("honest pay spread (max / min mean incentive): {:.2f} (goal <= 2)\n",
              summary["honest_max_over_min"].get<double>());
+  if (att.honest_all_measured < static_cast<uint64_t>(o.windows))
+    fmt::print("every honest miner measured once by window {}", att.honest_all_measured);
+  if (smax > 0)
+    fmt::print("; the pay spread over windows {}-{}: {:.2f}", steady_from, o.windows - 1,
+               smin > 0 ? smax / smin : INFINITY);
+  if (att.honest_all_measured < static_cast<uint64_t>(o.windows)) fmt::print("\n");
   fmt::print("honest miners' index overlap: mean {:.3f}, max {:.3f} (copy threshold {:.2f})\n",
              att.honest_index_overlap_mean, att.honest_index_overlap_max, h.copy_indices);
   fmt::print(
