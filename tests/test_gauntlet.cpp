@@ -225,14 +225,20 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
   EXPECT_TRUE(t[0].admitted);
   EXPECT_FALSE(t[1].admitted);
   EXPECT_NE(t[1].reason.find("no evidence"), std::string::npos);
-  // Its twin unmeasured (outside the budget) but trusted: the twin enters on its trust, and the
-  // copy, though it passed, stays out (the same update never enters twice).
+  // Its twin unmeasured (outside the budget) but trusted: measured evidence on its own pages
+  // outweighs the twin's trust; one of the two enters, never both.
   std::map<std::string, Rating> trust = {{"hk2", Rating{.rating = 1, .trusted = true}}};
   tie[1].measured = false;
-  const auto u = judge_window(tie, trust, p, 0);
+  auto u = judge_window(tie, trust, p, 0);
+  EXPECT_TRUE(u[0].admitted);
+  EXPECT_FALSE(u[1].admitted);
+  EXPECT_NE(u[1].reason.find("tied copy"), std::string::npos);
+  // The copy unmeasured too: the twin enters on its trust, the copy stays out.
+  tie[0].measured = false;
+  trust["hk1"] = Rating{.rating = 1, .trusted = true};
+  u = judge_window(tie, trust, p, 0);
   EXPECT_TRUE(u[1].admitted);
   EXPECT_FALSE(u[0].admitted);
-  EXPECT_NE(u[0].reason.find("is trusted"), std::string::npos);
   // A sybil operator's three equal uploads in one second: uid 3 (a sybil, the group's lowest
   // uid) shows no evidence; 4 (the operator's miner) and 5 (a sybil) both name it their twin,
   // and both pass. One of them enters, never both.
@@ -240,7 +246,16 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
                                     ob(5, 0.3, 0.1, 0.1)};
   three[1].duplicate = true, three[1].twin = 3;
   three[2].duplicate = true, three[2].twin = 3;
-  const auto g = judge_window(three, ratings, p, 0);
+  auto g = judge_window(three, ratings, p, 0);
+  EXPECT_FALSE(g[0].admitted);
+  EXPECT_EQ(g[1].admitted + g[2].admitted, 1);
+  // The sybil with the lowest uid passes too, barely (the test's false pass): the operator's
+  // miner, with the strongest evidence on its own pages, is the one that enters.
+  three[0] = ob(3, 0.12, 0.1, 0.1), three[2] = ob(5, 0.12, 0.1, 0.1);
+  three[2].duplicate = true, three[2].twin = 4;
+  for (auto* o : {&three[0], &three[1], &three[2]}) o->own_margin = {o->margin(), 0.005, 30};
+  g = judge_window(three, ratings, p, 0);
+  EXPECT_TRUE(g[0].passed && g[1].passed && g[2].passed);
   EXPECT_FALSE(g[0].admitted);
   EXPECT_TRUE(g[1].admitted);
   EXPECT_FALSE(g[2].admitted);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -299,8 +300,10 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   }
   // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
   // group's one upload that is nobody's duplicate. At most one update of a group enters (the
-  // same update never enters twice): that upload when it passed or enters on its trust, else
-  // the first duplicate that passed.
+  // same update never enters twice): of the measured ones that passed, the one with the
+  // strongest own-page evidence (the uid that trained on its own pages; a copy shows evidence
+  // only at the test's false-pass rate, barely); with none, the group's first upload on its
+  // trust.
   auto group_of = [&](size_t i) {
     uint16_t u = obs[i].uid;
     for (size_t hops = 0; hops <= obs.size(); ++hops) {
@@ -310,11 +313,33 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     }
     return u;
   };
-  std::set<uint16_t> taken;  // groups with an update entering
+  std::map<uint16_t, std::vector<size_t>> groups;  // first upload's uid -> its copies
   for (size_t i = 0; i < obs.size(); ++i)
-    if (!obs[i].duplicate && obs[i].status == "ok" &&
-        (obs[i].measured ? tests[i].empty() : is_trusted(ratings, obs[i].hotkey)))
-      taken.insert(obs[i].uid);
+    if (obs[i].duplicate) groups[group_of(i)].push_back(i);
+  std::map<size_t, bool> pick;  // in a tie group -> whether it is the one that may enter
+  for (auto& [first, members] : groups) {
+    if (auto it = index.find(first); it != index.end() && !obs[it->second].duplicate)
+      members.insert(members.begin(), it->second);
+    auto strength = [&](size_t m) {
+      return obs[m].own_margin.n > 0 ? obs[m].own_margin.t() : obs[m].margin();
+    };
+    std::optional<size_t> best;
+    for (size_t m : members) {
+      pick[m] = false;
+      if (obs[m].status == "ok" && obs[m].measured && tests[m].empty() &&
+          (!best || strength(m) > strength(*best)))
+        best = m;
+    }
+    const size_t lead = members.front();
+    if (!best && !obs[lead].duplicate && obs[lead].status == "ok" && !obs[lead].measured &&
+        is_trusted(ratings, obs[lead].hotkey))
+      best = lead;
+    if (best) pick[*best] = true;
+  }
+  auto left_out_of_group = [&](size_t i) {
+    auto it = pick.find(i);
+    return it != pick.end() && !it->second;
+  };
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
@@ -324,17 +349,15 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     } else if (!o.measured) {
       if (!is_trusted(ratings, o.hotkey))
         j.reason = "not measured this window, and not trusted yet";
-      else if (o.duplicate)
+      else if (o.duplicate || left_out_of_group(i))
         j.reason = "uploaded at the same time as an equal update (a tied copy)";
       else
         unmeasured.push_back(i);
     } else if (j.reason = tests[i]; j.reason.empty()) {
       j.passed = true;
       margins.push_back(o.margin());
-      if (o.duplicate && !taken.insert(group_of(i)).second)
-        j.reason =
-            "uploaded at the same time as an equal update that showed the evidence or is "
-            "trusted";
+      if (left_out_of_group(i))
+        j.reason = "uploaded at the same time as an equal update with stronger evidence";
       else
         measured.push_back(i);
     }

@@ -296,10 +296,8 @@ struct Kills {
   }
 };
 
-}  // namespace
-
-int run_localnet(const LocalnetOptions& o) {
-  const auto cheats = parse_cheats(o.cheats);
+// The options' own consistency, before anything is written: one clear error each.
+void check_options(const LocalnetOptions& o) {
   check(o.miners >= 1 && o.miners <= 64, "localnet: --miners must be 1..64");
   check(o.lazy + o.garbage < o.miners, "localnet: at least one miner must be honest");
   check(o.windows >= 1 && o.block_time >= 0,
@@ -319,6 +317,14 @@ int run_localnet(const LocalnetOptions& o) {
           "stake must be positive");
   check(o.bucket_url.empty() || o.bucket_url.rfind("s3://", 0) == 0,
         "localnet: --bucket-url must be s3://PREFIX (got '{}')", o.bucket_url);
+}
+
+}  // namespace
+
+int run_localnet(const LocalnetOptions& o) {
+  const auto cheats = parse_cheats(o.cheats);
+  check_options(o);
+  const size_t all_validators = static_cast<size_t>(o.validators) + o.validator_cheats.size();
   const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
   const fs::path dir = run_directory(o, stamp);
   NeuronHparams h = load_hparams(o.hparams_file);
