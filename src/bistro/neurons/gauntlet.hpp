@@ -96,9 +96,9 @@ struct CopyFinding {
 };
 // The copies among this window's uploads and of the history: the offender is the later upload of
 // a matching pair; a match with an older window's update is a replay. A pair with equal upload
-// times (S3 stamps whole seconds) is a tie: neither is rejected, the higher uid stays out of the
-// record, and the own-page margin decides the pay (a copy trained on someone else's pages has
-// none).
+// times (S3 stamps whole seconds) is a tie: neither is rejected, at most one of the tie group
+// enters the record (judge_window), and the own-page margin decides the pay (a copy trained on
+// someone else's pages has none).
 std::vector<CopyFinding> find_copies(const std::vector<Upload>& uploads,
                                      const SketchHistory& history, uint64_t window,
                                      const GauntletParams& p);
@@ -159,8 +159,8 @@ struct Observation {
   // margin is read against d_random instead.
   double d_cross = NAN;
   // A tied copy (check_uploads: equal upload times, this is the higher uid) of `twin`'s update:
-  // measured on its own pages like any other; it enters the record only if it passed the tests
-  // and its twin did not (the one of the pair that trained on its own pages shows the evidence).
+  // measured on its own pages like any other. Of a tie group at most one update enters the
+  // record, the one with the strongest own-page evidence (the one that trained on its pages).
   bool duplicate = false;
   uint16_t twin = 0;
   // Status "ok" but not measured this window (outside the scoring budget, or left for after the
@@ -215,6 +215,9 @@ std::string test_update(const Observation& o, const GauntletParams& p);
 //               validator's budget is not the miner's fault); a miner never measured stays out
 //               of the ratings
 //   rejected    pay 0, the rating moves, trust is lost; missing: pay 0, trust stands
+//   tie groups  at most one update of a group enters: of those measured that passed, the
+//               strongest own-page evidence; with none, the group's first upload on its trust
+// A measured or rejected update sets the rating's `seen` to window + 1 and its failures.
 // Does not lean on honest miners being the majority: the pay's reference is the median margin of
 // the updates that passed the evidence test, however few. The record takes the admitted updates,
 // the measured ones best d_random first, then the unmeasured ones best rating first, at most
