@@ -349,7 +349,7 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     } else if (!o.measured) {
       if (!is_trusted(ratings, o.hotkey))
         j.reason = "not measured this window, and not trusted yet";
-      else if (o.duplicate || left_out_of_group(i))
+      else if (left_out_of_group(i))  // every unmeasured copy: only a measured one is picked
         j.reason = "uploaded at the same time as an equal update (a tied copy)";
       else
         unmeasured.push_back(i);

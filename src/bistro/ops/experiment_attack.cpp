@@ -353,10 +353,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     for (size_t i = 0; i < n; ++i)
       if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
     res.incentive_by_window.emplace_back(n, 0.0);
-    for (size_t i = 1; i < n; ++i) {
-      res.incentive[i] += r.incentive[i] / 65535.0;
-      res.incentive_by_window.back()[i] = r.incentive[i] / 65535.0;
-    }
+    for (size_t i = 1; i < n; ++i) res.incentive_by_window.back()[i] = r.incentive[i] / 65535.0;
     if (honest_measured.size() == honest_uids.size() && res.honest_all_measured == o.windows)
       res.honest_all_measured = w;
     const double after = mean_loss(theta, eval);  // the held-out loss (not part of the timing)
@@ -366,7 +363,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     res.final_loss = after;
     res.losses.push_back(after);
   }
-  for (auto& x : res.incentive) x /= static_cast<double>(o.windows);
+  for (const auto& by_uid : res.incentive_by_window)
+    for (size_t i = 0; i < n; ++i) res.incentive[i] += by_uid[i] / static_cast<double>(o.windows);
   res.honest_index_overlap_mean = overlap_count ? overlap_sum / overlap_count : 0;
   return res;
 }
@@ -541,11 +539,10 @@ int run_attack_experiment(const AttackOptions& o) {
   fmt::print("honest pay spread (max / min mean incentive): {:.2f} (goal <= 2)\n",
              summary["honest_max_over_min"].get<double>());
   if (att.honest_all_measured < static_cast<uint64_t>(o.windows))
-    fmt::print("every honest miner measured once by window {}", att.honest_all_measured);
-  if (smax > 0)
-    fmt::print("; the pay spread over windows {}-{}: {:.2f}", steady_from, o.windows - 1,
-               smin > 0 ? smax / smin : INFINITY);
-  if (att.honest_all_measured < static_cast<uint64_t>(o.windows)) fmt::print("\n");
+    fmt::print("every honest miner measured once by window {}{}\n", att.honest_all_measured,
+               smax > 0 ? fmt::format("; the pay spread over windows {}-{}: {:.2f}", steady_from,
+                                      o.windows - 1, smin > 0 ? smax / smin : INFINITY)
+                        : "");
   fmt::print("honest miners' index overlap: mean {:.3f}, max {:.3f} (copy threshold {:.2f})\n",
              att.honest_index_overlap_mean, att.honest_index_overlap_max, h.copy_indices);
   fmt::print(
