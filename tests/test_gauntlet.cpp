@@ -396,17 +396,18 @@ TEST(Gauntlet, TheScoringSampleReachesEveryMinerAndBacksOffFailures) {
 }
 
 // Per-sequence evidence: n samples of a difference with mean mu and spread sd.
+// A standard normal from the splitmix64 stream at x (Box-Muller; x moves on by two).
+double normal(uint64_t& x) {
+  x += 0x9E3779B97F4A7C15ull;
+  const double u1 = (static_cast<double>(rng::mix64(x) >> 11) + 0.5) / 9007199254740992.0;
+  x += 0x9E3779B97F4A7C15ull;
+  const double u2 = (static_cast<double>(rng::mix64(x) >> 11) + 0.5) / 9007199254740992.0;
+  return std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
 Evidence evidence(double mu, double sd, size_t n, uint64_t seed) {
   std::vector<double> a(n), b(n, 0.0);
   uint64_t x = seed;
-  for (size_t i = 0; i < n; ++i) {
-    // Two uniforms -> one normal (Box-Muller), from the splitmix64 stream.
-    x += 0x9E3779B97F4A7C15ull;
-    const double u1 = (static_cast<double>(rng::mix64(x) >> 11) + 0.5) / 9007199254740992.0;
-    x += 0x9E3779B97F4A7C15ull;
-    const double u2 = (static_cast<double>(rng::mix64(x) >> 11) + 0.5) / 9007199254740992.0;
-    a[i] = mu + sd * std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-  }
+  for (size_t i = 0; i < n; ++i) a[i] = mu + sd * normal(x);
   return paired_evidence(a, b);
 }
 
@@ -455,6 +456,70 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   EXPECT_GT(static_cast<double>(evidenced) / n, 0.002);
   // With a null random effect the honest update is left out only for harm (about 1%).
   EXPECT_LT(static_cast<double>(honest_out) / n, 0.02);
+}
+
+// One window's own-page margin, simulated per sequence: each sequence has a difficulty g (how
+// much any update lowers it per unit of strength); the update has strength a and lowers its
+// own pages by `own` more, its reference has strength b; own pages are easier than random ones.
+struct MarginWindow {
+  Evidence ratio, additive;  // own_margin_evidence, and the plain difference in differences
+};
+MarginWindow simulate_margin(double a, double b, double own, uint64_t seed) {
+  const size_t n = 32;
+  const double noise = 0.03;
+  uint64_t x = seed;
+  std::vector<double> before(n), after(n), refs(n), base(n), after_r(n), refs_r(n);
+  for (size_t q = 0; q < n; ++q) {
+    const double g = 0.35 + 0.1 * normal(x), h = 0.25 + 0.1 * normal(x);
+    before[q] = 6 + normal(x), base[q] = 6 + normal(x);
+    after[q] = before[q] - a * g - own - noise * normal(x);
+    refs[q] = before[q] - b * g - noise * normal(x);
+    after_r[q] = base[q] - a * h - noise * normal(x);
+    refs_r[q] = base[q] - b * h - noise * normal(x);
+  }
+  return {own_margin_evidence(before, after, refs, base, after_r, refs_r),
+          difference(paired_evidence(refs, after), paired_evidence(refs_r, after_r))};
+}
+
+TEST(Gauntlet, TheOwnPageMarginIsReadAtTheUpdatesStrength) {
+  // Strength cancels: a data cheat twice as strong as its reference (trained on other pages)
+  // shows evidence at about the stated rate, and an honest update half as strong as its
+  // reference shows its own-page work. The plain difference in differences reads strength on
+  // easier pages as a margin: it passes the strong cheat and fails the weak honest miner.
+  const GauntletParams p;
+  const double crit = t_critical(p.evidence_alpha, 31);
+  const size_t n = 2000;
+  size_t cheat_ratio = 0, cheat_additive = 0, honest_ratio = 0, honest_additive = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const auto cheat = simulate_margin(2.0, 1.0, 0.0, 3 * i);
+    cheat_ratio += cheat.ratio.t() > crit;
+    cheat_additive += cheat.additive.t() > crit;
+    const auto honest = simulate_margin(0.5, 1.0, 0.05, 3 * i + 1);
+    honest_ratio += honest.ratio.t() > crit;
+    honest_additive += honest.additive.t() > crit;
+  }
+  EXPECT_LT(static_cast<double>(cheat_ratio) / n, 0.03) << cheat_ratio;
+  EXPECT_GT(static_cast<double>(cheat_additive) / n, 0.5) << cheat_additive;
+  EXPECT_GT(static_cast<double>(honest_ratio) / n, 0.95) << honest_ratio;
+  EXPECT_LT(static_cast<double>(honest_additive) / n, 0.2) << honest_additive;
+  // The margin from the means alone (the judge's pay reads it): d_own - k d_cross.
+  Observation o;
+  o.d_own = 0.3, o.d_cross = 0.4, o.d_random = 0.1, o.d_random_ref = 0.2;
+  EXPECT_NEAR(o.margin(), 0.3 - 0.5 * 0.4, 1e-12);
+  o.d_random = -0.1;  // an update that does not help the random pages: k at its floor
+  EXPECT_NEAR(o.margin(), 0.3 - kMinStrengthRatio * 0.4, 1e-12);
+  o.d_random_ref = 0;  // references that do not help: the difference in differences
+  EXPECT_NEAR(o.margin(), (0.3 - 0.4) - (-0.1 - 0), 1e-12);
+  // Noise: no effect on the random pages and a tiny, consistent one on its own pages (a page's
+  // sequences move together) is no evidence.
+  std::vector<double> before(16, 5.0), after(16, 5.0 - 1e-4), refs(16, 4.9), base(16, 5.0),
+      after_r(16), refs_r(16);
+  uint64_t x = 7;
+  for (size_t q = 0; q < 16; ++q)
+    after_r[q] = 5.0 + 1e-5 * normal(x), refs_r[q] = 4.9 + 0.01 * normal(x);
+  after[3] -= 1e-5;  // a spread, so the standard error is not 0
+  EXPECT_FALSE(significantly_positive(
+      own_margin_evidence(before, after, refs, base, after_r, refs_r), 0, p.evidence_alpha));
 }
 
 TEST(Gauntlet, AMajorityOfDataCheatsCannotDragThePay) {

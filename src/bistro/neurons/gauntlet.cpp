@@ -251,6 +251,60 @@ Evidence difference(const Evidence& a, const Evidence& b) {
   return {a.mean - b.mean, std::sqrt(a.se * a.se + b.se * b.se), std::min(a.n, b.n)};
 }
 
+namespace {
+double mean_of_first(const std::vector<double>& v, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += v[i];
+  return n ? s / static_cast<double>(n) : 0.0;
+}
+// The sample variance of a[i] - k b[i] over the first n.
+double variance_of(const std::vector<double>& a, const std::vector<double>& b, double k, size_t n) {
+  if (n < 2) return 0;
+  double m = 0, ss = 0;
+  for (size_t i = 0; i < n; ++i) m += a[i] - k * b[i];
+  m /= static_cast<double>(n);
+  for (size_t i = 0; i < n; ++i) ss += (a[i] - k * b[i] - m) * (a[i] - k * b[i] - m);
+  return ss / static_cast<double>(n - 1);
+}
+}  // namespace
+
+double strength_ratio(double d_random, double d_random_ref) {
+  return d_random_ref > 0 ? std::max(d_random / d_random_ref, kMinStrengthRatio) : NAN;
+}
+
+double Observation::margin() const {
+  if (std::isnan(d_cross)) return d_own - d_random;
+  const double k = strength_ratio(d_random, d_random_ref);
+  if (!std::isnan(k)) return d_own - k * d_cross;
+  return (d_own - d_cross) - (std::isnan(d_random_ref) ? 0.0 : d_random - d_random_ref);
+}
+
+Evidence own_margin_evidence(const std::vector<double>& before,
+                             const std::vector<double>& after_own,
+                             const std::vector<double>& after_refs, const std::vector<double>& base,
+                             const std::vector<double>& after_random,
+                             const std::vector<double>& refs_random) {
+  const size_t no = std::min({before.size(), after_own.size(), after_refs.size()});
+  const size_t nr = std::min({base.size(), after_random.size(), refs_random.size()});
+  std::vector<double> x(no), c(no), r(nr), rr(nr);
+  for (size_t i = 0; i < no; ++i) x[i] = before[i] - after_own[i], c[i] = before[i] - after_refs[i];
+  for (size_t i = 0; i < nr; ++i)
+    r[i] = base[i] - after_random[i], rr[i] = base[i] - refs_random[i];
+  const double X = mean_of_first(x, no), C = mean_of_first(c, no);
+  const double R = mean_of_first(r, nr), RR = mean_of_first(rr, nr);
+  const double k = strength_ratio(R, RR);
+  if (std::isnan(k) || no < 2 || nr < 2)
+    return difference(paired_evidence(after_refs, after_own),
+                      paired_evidence(refs_random, after_random));
+  Evidence e;
+  e.n = std::min(no, nr);
+  e.mean = X - k * C;
+  const double dk = C / RR;  // d margin / d (R - k RR): k's error moves the margin by this
+  e.se = std::sqrt(variance_of(x, c, k, no) / static_cast<double>(no) +
+                   dk * dk * variance_of(r, rr, k, nr) / static_cast<double>(nr));
+  return e;
+}
+
 bool significantly_negative(const Evidence& e, double mean, double alpha) {
   if (e.n < 2) return mean < 0;
   return e.mean < 0 && -e.t() > t_critical(alpha, e.n - 1);

@@ -141,6 +141,26 @@ Evidence paired_evidence(const std::vector<double>& a, const std::vector<double>
 // The evidence of a difference between two independent samples' means: a.mean - b.mean, the
 // standard errors added in quadrature, the smaller n.
 Evidence difference(const Evidence& a, const Evidence& b);
+// The own-page margin and its evidence (docs/protocol.md, "The gauntlet", rule 5). Per own
+// sequence x = before - after_own (the update's drop) and c = before - after_refs (the
+// references' mean drop); per random sequence r = base - after_random and rr = base - refs_random.
+// An update k = mean r / mean rr times as strong as its references on the random pages would,
+// had it trained on no page in particular, lower the own pages k times as much as they do: the
+// margin is mean x - k mean c (strength cancels, so a miner that ran fewer inner steps is not
+// read as one without own-page work), its standard error by the delta method, k's own error from
+// the random pages included. k is at least kMinStrengthRatio: an update that barely moves the
+// random loss (noise) must still lower its own pages by half what the references do, not merely
+// at all (sequences of one page are not independent, so a tiny consistent drop is no evidence).
+// When the references do not lower the random loss (no k) it is the plain difference in
+// differences: mean (x - c) - mean (r - rr), errors in quadrature.
+inline constexpr double kMinStrengthRatio = 0.5;
+Evidence own_margin_evidence(const std::vector<double>& before,
+                             const std::vector<double>& after_own,
+                             const std::vector<double>& after_refs, const std::vector<double>& base,
+                             const std::vector<double>& after_random,
+                             const std::vector<double>& refs_random);
+// k above from the two means (NAN when d_random_ref is not positive).
+double strength_ratio(double d_random, double d_random_ref);
 // One-sided tests at error rate alpha (Student's t with n - 1 degrees of freedom); with fewer
 // than two samples they read the sign of `mean` alone.
 bool significantly_negative(const Evidence& e, double mean, double alpha);
@@ -167,19 +187,18 @@ struct Observation {
   // record): it enters the record only if its miner is trusted, and its rating moves with its
   // last measured score.
   bool measured = true;
-  // Per-sequence evidence: on random pages, the loss before minus after; the own-page margin, a
-  // difference in differences: (loss after the references - after this update) on its own
-  // pages, minus the same on the random pages (two independent samples; standard errors add in
-  // quadrature). n 0: not measured per sequence, and the judge reads the means' signs alone.
+  // Per-sequence evidence: on random pages, the loss before minus after; the own-page margin
+  // (own_margin_evidence: what the update does to its own pages beyond what its references,
+  // scaled to its strength, do). n 0: not measured per sequence, and the judge reads the means'
+  // signs alone.
   Evidence random{}, own_margin{};
-  // What the references do on the random pages (NAN: no reference): the margin subtracts the
-  // update's advantage over them there, so an update that is merely better in general (trained
-  // on other pages) shows none on its own pages.
+  // What the references do on the random pages (NAN: no reference): it sets the strength ratio,
+  // so an update that is merely stronger or weaker in general (trained on other pages, or for
+  // fewer steps) shows no margin on its own pages from that alone.
   double d_random_ref = NAN;
-  double margin() const {
-    if (std::isnan(d_cross)) return d_own - d_random;
-    return (d_own - d_cross) - (std::isnan(d_random_ref) ? 0.0 : d_random - d_random_ref);
-  }
+  // own_margin's mean, from the means: d_own - d_random without a reference, else
+  // d_own - k d_cross (k = strength_ratio), else the difference in differences.
+  double margin() const;
 };
 struct Rating {
   double rating = 0;     // EMA of the window scores

@@ -339,9 +339,9 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
     }
     o.d_cross = mean_of(e.before) - mean_of(cross);
     o.d_random_ref = base_random_ - mean_of(ref_random);
-    // The difference in differences: on its own pages minus on the random pages.
-    o.own_margin = difference(paired_evidence(cross, e.after_own),
-                              paired_evidence(ref_random, e.after_random));
+    // Its own pages' drop beyond the references', scaled to its strength on the random pages.
+    o.own_margin =
+        own_margin_evidence(e.before, e.after_own, cross, base_, e.after_random, ref_random);
   }
 }
 
