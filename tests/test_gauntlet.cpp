@@ -430,7 +430,7 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   // 4000 windows of one update each, with no true effect on random pages and no own-page
   // margin, 16 sequences: it is left out for harm, and shows evidence, each at about alpha.
   GauntletParams p;
-  size_t harmed = 0, evidenced = 0, honest_out = 0;
+  size_t harmed = 0, evidenced = 0, honest_out = 0, kept_trust = 0;
   const size_t n = 4000;
   for (size_t i = 0; i < n; ++i) {
     std::map<std::string, Rating> r;
@@ -444,6 +444,9 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
     harmed += v[0].reason.find("raises the loss") != std::string::npos;
     // The evidence test alone (it runs after the harm test): count it on the same samples.
     evidenced += null.own_margin.t() > t_critical(p.evidence_alpha, 15);
+    // A trusted miner keeps its trust on weaker evidence: a null update passes at trust_alpha.
+    std::map<std::string, Rating> trusting{{"hk", Rating{.trusted = true}}};
+    kept_trust += judge_window({null}, trusting, p, 0)[0].passed;
     // An honest update: a margin of 2 standard deviations of a sequence's margin, no harm.
     Observation honest = null;
     honest.own_margin = evidence(0.1, 0.05, 16, 7 * i + 3);
@@ -456,6 +459,9 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   EXPECT_GT(static_cast<double>(evidenced) / n, 0.002);
   // With a null random effect the honest update is left out only for harm (about 1%).
   EXPECT_LT(static_cast<double>(honest_out) / n, 0.02);
+  // Less the ones left out for harm: about trust_alpha (0.1).
+  EXPECT_GT(static_cast<double>(kept_trust) / n, 0.07) << kept_trust;
+  EXPECT_LT(static_cast<double>(kept_trust) / n, 0.13) << kept_trust;
 }
 
 // One window's own-page margin, simulated per sequence: each sequence has a difficulty g (how

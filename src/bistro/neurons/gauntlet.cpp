@@ -319,7 +319,7 @@ bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string&
   return r != ratings.end() && r->second.trusted;
 }
 
-std::string test_update(const Observation& o, const GauntletParams& p) {
+std::string test_update(const Observation& o, const GauntletParams& p, bool trusted) {
   const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
   char buf[200];
   if (!finite) return "makes the loss non-finite";
@@ -329,7 +329,8 @@ std::string test_update(const Observation& o, const GauntletParams& p) {
                   -o.d_random, o.random.n ? -o.random.t() : 0.0, o.random.n);
     return buf;
   }
-  if (!significantly_positive(o.own_margin, o.margin(), p.evidence_alpha)) {
+  if (!significantly_positive(o.own_margin, o.margin(),
+                              trusted ? p.trust_alpha : p.evidence_alpha)) {
     std::snprintf(buf, sizeof buf,
                   "no evidence of training on its own pages (margin %.4g over other miners' "
                   "updates, %.1f standard errors, %zu sequences)",
@@ -349,7 +350,8 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   std::vector<std::string> tests(obs.size());
   std::map<uint16_t, size_t> index;  // uid -> observation
   for (size_t i = 0; i < obs.size(); ++i) {
-    if (obs[i].status == "ok" && obs[i].measured) tests[i] = test_update(obs[i], p);
+    if (obs[i].status == "ok" && obs[i].measured)
+      tests[i] = test_update(obs[i], p, is_trusted(ratings, obs[i].hotkey));
     index[obs[i].uid] = i;
   }
   // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the

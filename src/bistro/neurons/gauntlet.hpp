@@ -12,7 +12,8 @@
 //              them: the proof of having trained on the assigned pages)
 //   judge      two one-sided tests at stated error rates: an update is left out for harm only
 //              when it raises the random pages' loss significantly (harm_alpha), and it is paid
-//              and admitted only with significant evidence of own-page work (evidence_alpha).
+//              and admitted only with significant evidence of own-page work (evidence_alpha;
+//              trust_alpha for a miner whose last measured update passed).
 //              Pay is the margin relative to the median margin of the updates that showed such
 //              evidence (not of the whole window: cheats cannot drag the reference); never < 0
 //   record     only updates that pass both tests enter it, best d_random first
@@ -48,6 +49,14 @@ struct GauntletParams {
   // pages) shows evidence with probability <= evidence_alpha.
   double harm_alpha = 0.01;
   double evidence_alpha = 0.01;
+  // The evidence test's error rate for a trusted miner (its last measured update passed): trust
+  // is won at evidence_alpha and kept at trust_alpha, a sequential test with hysteresis. An
+  // honest miner's margin shows 2-4 standard errors a window where the own-page signal is weak
+  // (two miners, error feedback mixing past windows' pages into each update), so one test at
+  // 1% failed a third of its windows and cost it its trust, its pay and its next window's
+  // place on trust; a miner that stopped working keeps its trust for 1 / (1 - trust_alpha)
+  // measurements at most in expectation, and wins it back only at evidence_alpha.
+  double trust_alpha = 0.1;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -225,8 +234,9 @@ struct Judgement {
 };
 // Whether the hotkey's miner is trusted (unknown hotkeys are not).
 bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string& hotkey);
-// The two tests on a measured observation: "" when it passes, else why not.
-std::string test_update(const Observation& o, const GauntletParams& p);
+// The two tests on a measured observation: "" when it passes, else why not. The evidence test
+// runs at trust_alpha for a trusted miner, else at evidence_alpha.
+std::string test_update(const Observation& o, const GauntletParams& p, bool trusted = false);
 // Scores window `window`, updates the ratings (keyed by hotkey: a replaced uid starts from zero)
 // and picks the record's updates. Pure: the same observations and ratings give the same result.
 //   measured    the tests; pay only with evidence; the rating moves; trusted = passed

@@ -76,6 +76,9 @@ struct NeuronHparams {
   // shows evidence of it with probability <= evidence_alpha.
   double harm_alpha = 0.01;
   double evidence_alpha = 0.01;
+  // A trusted miner keeps its trust (and its pay) on weaker evidence: an update with no own-page
+  // work from a trusted miner passes with probability <= trust_alpha (gauntlet.hpp).
+  double trust_alpha = 0.1;
   // The validator's cost: score_budget updates measured a window at most (0: every one; each
   // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
   // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of
