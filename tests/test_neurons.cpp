@@ -505,6 +505,34 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
         losses_with(theta, ups[2], 1.0, std::vector<double>(params.size(), 1.0), {&own[1]})[0];
     EXPECT_NEAR(obs_ex[1].d_cross, mean_loss(theta, own[1]) - by3, 1e-4);
   }
+  // An update measured alone gets another as a reference measured on the random pages only:
+  // its margin is then read against it (as with both measured), and the reference counts as
+  // measured only once add() measures it, on its own pages too.
+  {
+    WindowScorer lone(theta, config, random, 1.0);
+    lone.set_clip(all_clip);
+    lone.add(1, &ups[0], own[0]);
+    auto obs_lone = obs_one;
+    lone.observe(obs_lone, {});
+    EXPECT_TRUE(std::isnan(obs_lone[0].d_cross));  // no reference: read against random pages
+    lone.add_reference(2, &ups[1]);
+    EXPECT_FALSE(lone.has(2));
+    EXPECT_EQ(lone.size(), 1u);
+    obs_lone = obs_one;
+    lone.observe(obs_lone, {});
+    const double by2 =
+        losses_with(theta, ups[1], 1.0, std::vector<double>(params.size(), 1.0), {&own[0]})[0];
+    EXPECT_NEAR(obs_lone[0].d_cross, mean_loss(theta, own[0]) - by2, 1e-4);
+    EXPECT_NEAR(obs_lone[0].d_random_ref, obs[1].d_random, 1e-4);
+    lone.add(2, &ups[1], own[1]);  // the reference measured in full
+    EXPECT_TRUE(lone.has(2));
+    EXPECT_EQ(lone.size(), 2u);
+    obs_lone = obs_one;
+    lone.observe(obs_lone, {});
+    EXPECT_NEAR(obs_lone[1].d_own, obs[1].d_own, 1e-6);
+    EXPECT_FALSE(std::isnan(obs_lone[1].d_cross));
+    EXPECT_EQ(params_hash(params), before);
+  }
   // Per-sequence losses average to the batch loss when every row counts the same targets.
   const auto seq = sequence_losses(theta, random);
   ASSERT_EQ(seq.size(), 2u);

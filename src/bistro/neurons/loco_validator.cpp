@@ -443,6 +443,18 @@ void LocoValidator::score(Window& w) {
 }
 
 void LocoValidator::observe(Window& w) {
+  // An update measured alone would have its margin read against the random pages only, where
+  // the pages' difficulty, not the miner's work, decides: another update serves as its
+  // reference, measured on the random pages (a third of a measurement; two miners, or the
+  // judge budget reaching one update after the record). A trusted miner's first.
+  if (w.scorer->size() == 1) {
+    const Observation* ref = nullptr;
+    for (const auto& o : w.obs)
+      if (o.status == "ok" && !o.duplicate && !w.scorer->has(o.uid) &&
+          (!ref || (!is_trusted(ratings_, ref->hotkey) && is_trusted(ratings_, o.hotkey))))
+        ref = &o;
+    if (ref) w.scorer->add_reference(ref->uid, &w.updates.at(ref->uid));
+  }
   std::set<uint16_t> not_references;
   for (auto& o : w.obs) {
     if (o.status != "ok" || o.duplicate) not_references.insert(o.uid);

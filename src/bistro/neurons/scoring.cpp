@@ -210,6 +210,11 @@ std::vector<double> WindowScorer::cross_losses(Llama& m, const Entry& of, const 
   return out;
 }
 
+bool WindowScorer::reference_only(size_t i) const {
+  const auto it = reference_only_.find(entries_[i].uid);
+  return it != reference_only_.end() && it->second == i;
+}
+
 double WindowScorer::d_random(const Entry& e) const {
   return base_random_ - mean_of(e.after_random);
 }
@@ -247,21 +252,42 @@ std::vector<double> clip_scale(const std::vector<double>& norms, const std::vect
 }
 }  // namespace
 
-void WindowScorer::add(uint16_t uid, const Update* u, std::vector<Batch> own) {
-  if (index_.count(uid)) return;
-  Entry e{uid, u, std::move(own), tensor_norms(*u), {}, {}, {}, {}, {}};
-  index_[uid] = entries_.size();
-  entries_.push_back(std::move(e));
+void WindowScorer::add_reference(uint16_t uid, const Update* u) {
+  if (index_.count(uid) || reference_only_.count(uid)) return;
+  reference_only_[uid] = entries_.size();
+  entries_.push_back({uid, u, {}, tensor_norms(*u), {}, {}, {}, {}, {}});
   Entry& k = entries_.back();
   k.scale = clip_scale(k.norms, clip_.empty() ? median_norms() : clip_);
+  Llama& m = copies_[0];
+  const auto params = parameter_tensors(m);
+  torch::NoGradGuard no_grad;
+  const auto saved = apply_alone(params, *k.update, alpha_, k.scale);
+  k.after_random = sequence_losses(m, random_);
+  restore_alone(params, *k.update, saved);
+  forwards_ += random_.size();
+}
+
+void WindowScorer::add(uint16_t uid, const Update* u, std::vector<Batch> own) {
+  if (index_.count(uid)) return;
+  size_t me = entries_.size();
+  if (auto r = reference_only_.find(uid); r != reference_only_.end()) {
+    me = r->second;  // a reference so far: measured now on its own pages too
+    entries_[me].own = std::move(own);
+    reference_only_.erase(r);
+  } else {
+    entries_.push_back({uid, u, std::move(own), tensor_norms(*u), {}, {}, {}, {}, {}});
+    entries_.back().scale =
+        clip_scale(entries_.back().norms, clip_.empty() ? median_norms() : clip_);
+  }
+  index_[uid] = me;
+  Entry& k = entries_[me];
   measure(copies_[0], k);
   forwards_ += 2 * k.own.size() + random_.size();
   const auto s = strong({});
-  const size_t me = entries_.size() - 1;
   if (std::find(s.begin(), s.end(), me) == s.end()) return;
   // It serves the earlier updates short of references, and the latest strong ones serve it.
-  for (size_t i = 0; i < me; ++i)
-    if (entries_[i].cross.size() < 2) {
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (i != me && !reference_only(i) && entries_[i].cross.size() < 2) {
       entries_[i].cross[me] = cross_losses(copies_[0], entries_[i], k);
       forwards_ += entries_[i].own.size();
     }
@@ -297,6 +323,7 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
   std::vector<std::pair<size_t, size_t>> todo;  // (entry, reference)
   std::vector<std::vector<size_t>> refs(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
+    if (reference_only(i)) continue;  // nobody's margin to read
     const size_t want = std::min<size_t>(2, s.size() - (std::count(s.begin(), s.end(), i) ? 1 : 0));
     for (auto& [j, losses] : entries_[i].cross)
       if (refs[i].size() < want && std::count(s.begin(), s.end(), j)) refs[i].push_back(j);

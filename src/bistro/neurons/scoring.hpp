@@ -77,7 +77,13 @@ class WindowScorer {
   double base_random() const { return base_random_; }
   const std::vector<double>& base_sequences() const { return base_; }
   const std::vector<Batch>& random() const { return random_; }
+  // An update measured on the random pages only, to serve as a reference (observe() reads its
+  // effect on the measured updates' own pages): an update measured alone has a margin to read
+  // only against another update. It is not measured (has() is false) until add() measures it.
+  void add_reference(uint16_t uid, const Update* u);
+
   bool has(uint16_t uid) const { return index_.count(uid) > 0; }
+  size_t size() const { return index_.size(); }  // updates measured
   // Per-parameter lower-median norms of the updates measured (empty: none): the next window's
   // clip, before its own updates are in.
   std::vector<double> median_norms() const;
@@ -96,6 +102,7 @@ class WindowScorer {
   std::vector<double> cross_losses(Llama& m, const Entry& of, const Entry& ref);
   double d_random(const Entry& e) const;
   std::vector<size_t> strong(const std::set<uint16_t>& excluded) const;
+  bool reference_only(size_t entry) const;
   std::vector<Llama>& models(int threads);
 
   Llama theta_;
@@ -105,9 +112,10 @@ class WindowScorer {
   std::vector<double> base_;  // per sequence on random_
   double base_random_ = 0;
   std::vector<double> clip_;
-  std::vector<Entry> entries_;  // in the order added
-  std::map<uint16_t, size_t> index_;
-  std::vector<Llama> copies_;  // theta and its copies for threads
+  std::vector<Entry> entries_;                 // in the order added
+  std::map<uint16_t, size_t> index_;           // measured: uid -> entry
+  std::map<uint16_t, size_t> reference_only_;  // add_reference's: uid -> entry
+  std::vector<Llama> copies_;                  // theta and its copies for threads
   uint64_t forwards_ = 0;
 };
 
