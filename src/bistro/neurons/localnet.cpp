@@ -296,6 +296,11 @@ struct Kills {
   }
 };
 
+// The honest validators and the dishonest ones.
+size_t validator_count(const LocalnetOptions& o) {
+  return static_cast<size_t>(o.validators) + o.validator_cheats.size();
+}
+
 // The options' own consistency, before anything is written: one clear error each.
 void check_options(const LocalnetOptions& o) {
   check(o.miners >= 1 && o.miners <= 64, "localnet: --miners must be 1..64");
@@ -304,7 +309,7 @@ void check_options(const LocalnetOptions& o) {
         "localnet: --windows must be positive and --block-time not negative");
   check(o.validators >= 1 && o.validators <= 16, "localnet: --validators must be 1..16");
   check(!o.kill_lead || o.validators >= 2, "localnet: --kill-lead needs --validators 2 or more");
-  const size_t all_validators = static_cast<size_t>(o.validators) + o.validator_cheats.size();
+  const size_t all_validators = validator_count(o);
   check(o.stakes.empty() || o.stakes.size() == all_validators,
         "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), all_validators);
   for (const auto& kind : o.validator_cheats)
@@ -324,13 +329,12 @@ void check_options(const LocalnetOptions& o) {
 int run_localnet(const LocalnetOptions& o) {
   const auto cheats = parse_cheats(o.cheats);
   check_options(o);
-  const size_t all_validators = static_cast<size_t>(o.validators) + o.validator_cheats.size();
   const auto stamp = std::chrono::system_clock::now().time_since_epoch().count();
   const fs::path dir = run_directory(o, stamp);
   NeuronHparams h = load_hparams(o.hparams_file);
   const bool loco = h.codec == "sparseloco";
-  check(loco || all_validators == 1, "localnet: {} validators need protocol v2 (codec {})",
-        all_validators, h.codec);
+  check(loco || validator_count(o) == 1, "localnet: {} validators need protocol v2 (codec {})",
+        validator_count(o), h.codec);
   write_file_atomic(dir / "hparams.json", to_json(h).dump(2));
   build_default_corpus(default_corpus_dir(), {}, false);  // once, before the processes race for it
   const double block_time = calibrate_block_time(o, h, cheats);
