@@ -464,6 +464,62 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   EXPECT_LT(static_cast<double>(kept_trust) / n, 0.13) << kept_trust;
 }
 
+// A miner's windows in a row: per window an own-page margin with mean mu[w] (per-sequence spread
+// 0.05, 32 sequences) on an update that clearly helps the random pages. Returns per window whether
+// its update passed.
+std::vector<bool> miner_windows(const std::vector<double>& mu, const GauntletParams& p,
+                                uint64_t seed) {
+  std::map<std::string, Rating> ratings;
+  std::vector<bool> passed;
+  for (size_t w = 0; w < mu.size(); ++w) {
+    Observation o{1, "hk", "ok"};
+    o.random = evidence(0.05, 0.05, 32, seed + 2 * w);
+    o.own_margin = evidence(mu[w], 0.05, 32, seed + 2 * w + 1);
+    o.d_random = o.random.mean, o.d_cross = 0, o.d_own = o.own_margin.mean;
+    passed.push_back(judge_window({o}, ratings, p, w)[0].passed);
+  }
+  return passed;
+}
+
+TEST(Gauntlet, EvidenceAccumulatesOverAMinersWindows) {
+  // 1000 miners x 12 windows each: a miner with no own-page work, an honest one whose margin
+  // shows 1.5 standard errors a window, and one honest (6 standard errors) for 6 windows that
+  // then stops working. With evidence_decay 0 the test reads one window alone.
+  GauntletParams p, alone;
+  alone.evidence_decay = 0;
+  const double se = 0.05 / std::sqrt(32.0);
+  const size_t miners = 1000, windows = 12;
+  size_t null_pass = 0, weak_pass = 0, weak_alone = 0, carried = 0;
+  std::vector<double> null(windows, 0.0), weak(windows, 1.5 * se), quits(windows, 0.0);
+  for (size_t w = 0; w < 6; ++w) quits[w] = 6 * se;
+  for (size_t m = 0; m < miners; ++m) {
+    const uint64_t seed = 1000003 * m;
+    for (bool b : miner_windows(null, p, seed)) null_pass += b;
+    for (bool b : miner_windows(weak, p, seed + 100)) weak_pass += b;
+    for (bool b : miner_windows(weak, alone, seed + 100)) weak_alone += b;
+    const auto q = miner_windows(quits, p, seed + 200);
+    for (size_t w = 6; w < windows; ++w) carried += q[w];
+  }
+  const double n = static_cast<double>(miners * windows);
+  // No own-page work: passes about as often as a test at evidence_alpha with trust kept at
+  // trust_alpha lets it (a false pass brings trust and a correlated next window): 1.3%.
+  EXPECT_LT(null_pass / n, 0.02) << null_pass;
+  // The weak honest miner: 70% of its windows pass, against 30% read one at a time.
+  EXPECT_GT(weak_pass / n, 0.6) << weak_pass;
+  EXPECT_LT(weak_alone / n, 0.4) << weak_alone;
+  // The quitter is carried by its past (capped at kEvidenceCap a window) for about two windows
+  // of the six after it stops (2.1; unbounded without the cap).
+  EXPECT_LT(carried / static_cast<double>(miners), 2.5) << carried;
+  // A rejected upload (a copy, late) loses the past evidence with the trust.
+  std::map<std::string, Rating> r{{"hk", Rating{.trusted = true}}};
+  r["hk"].evidence_sum = 8, r["hk"].evidence_weight = 1.3;
+  Observation late{1, "hk", "late upload"};
+  judge_window({late}, r, p, 3);
+  EXPECT_FALSE(r["hk"].trusted);
+  EXPECT_EQ(r["hk"].evidence_sum, 0.0);
+  EXPECT_EQ(r["hk"].evidence_weight, 0.0);
+}
+
 // One window's own-page margin, simulated per sequence: each sequence has a difficulty g (how
 // much any update lowers it per unit of strength); the update has strength a and lowers its
 // own pages by `own` more, its reference has strength b; own pages are easier than random ones.

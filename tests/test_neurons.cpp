@@ -133,7 +133,7 @@ TEST(Neurons, HparamsFilesAreChecked) {
   for (const char* bad :
        {R"({"harm_alpha": 0})", R"({"evidence_alpha": 0.5})", R"({"close_budget": 1.5})",
         R"({"judge_budget": -0.1})", R"({"score_random_batches": 0})", R"({"score_batches": 0})",
-        R"({"max_inner_steps": 4})", R"({"trust_alpha": 0.001})"}) {
+        R"({"max_inner_steps": 4})", R"({"trust_alpha": 0.001})", R"({"evidence_decay": 1})"}) {
     std::ofstream(dir / "bad.json") << bad;
     try {
       load_hparams(dir / "bad.json");
@@ -515,9 +515,14 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
     auto obs_lone = obs_one;
     lone.observe(obs_lone, {});
     EXPECT_TRUE(std::isnan(obs_lone[0].d_cross));  // no reference: read against random pages
+    // (the validator asks for one while exactly one strong update is in, whatever else is)
+    const size_t strong_alone = lone.strong_count({});
+    EXPECT_EQ(strong_alone, obs[0].d_random > 0 ? 1u : 0u);
     lone.add_reference(2, &ups[1]);
     EXPECT_FALSE(lone.has(2));
+    EXPECT_TRUE(lone.is_reference(2));
     EXPECT_EQ(lone.size(), 1u);
+    EXPECT_EQ(lone.strong_count({2}), strong_alone);
     obs_lone = obs_one;
     lone.observe(obs_lone, {});
     const double by2 =
@@ -526,6 +531,7 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
     EXPECT_NEAR(obs_lone[0].d_random_ref, obs[1].d_random, 1e-4);
     lone.add(2, &ups[1], own[1]);  // the reference measured in full
     EXPECT_TRUE(lone.has(2));
+    EXPECT_FALSE(lone.is_reference(2));
     EXPECT_EQ(lone.size(), 2u);
     obs_lone = obs_one;
     lone.observe(obs_lone, {});

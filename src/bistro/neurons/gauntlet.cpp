@@ -319,9 +319,22 @@ bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string&
   return r != ratings.end() && r->second.trusted;
 }
 
-std::string test_update(const Observation& o, const GauntletParams& p, bool trusted) {
+Combined combined_evidence(const Observation& o, const GauntletParams& p, const Rating* past) {
+  // This window's t counts in full now (a strong window passes whatever the past) and capped in
+  // the sums the next windows read (it carries a miner that stops working only so far).
+  const double t = o.own_margin.t();
+  const double d = p.evidence_decay;
+  const double past_sum = past ? d * past->evidence_sum : 0.0;
+  Combined c;
+  c.weight = (past ? d * d * past->evidence_weight : 0.0) + 1;
+  c.z = (past_sum + t) / std::sqrt(c.weight);
+  c.sum = past_sum + std::clamp(t, -kEvidenceCap, kEvidenceCap);
+  return c;
+}
+
+std::string test_update(const Observation& o, const GauntletParams& p, const Rating* past) {
   const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
-  char buf[200];
+  char buf[240];
   if (!finite) return "makes the loss non-finite";
   if (significantly_negative(o.random, o.d_random, p.harm_alpha)) {
     std::snprintf(buf, sizeof buf,
@@ -329,12 +342,16 @@ std::string test_update(const Observation& o, const GauntletParams& p, bool trus
                   -o.d_random, o.random.n ? -o.random.t() : 0.0, o.random.n);
     return buf;
   }
-  if (!significantly_positive(o.own_margin, o.margin(),
-                              trusted ? p.trust_alpha : p.evidence_alpha)) {
+  const double alpha = past && past->trusted ? p.trust_alpha : p.evidence_alpha;
+  const Evidence& e = o.own_margin;
+  // Fewer than two sequences: the margin's sign alone (no t to combine).
+  const double z = e.n < 2 ? 0.0 : combined_evidence(o, p, past).z;
+  const bool evident = e.n < 2 ? o.margin() > 0 : z > t_critical(alpha, e.n - 1);
+  if (!evident) {
     std::snprintf(buf, sizeof buf,
                   "no evidence of training on its own pages (margin %.4g over other miners' "
-                  "updates, %.1f standard errors, %zu sequences)",
-                  o.margin(), o.own_margin.n ? o.own_margin.t() : 0.0, o.own_margin.n);
+                  "updates, %.1f standard errors, %.1f over its recent windows, %zu sequences)",
+                  o.margin(), e.n ? e.t() : 0.0, z, e.n);
     return buf;
   }
   return "";
@@ -349,9 +366,13 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   // The tests, once per measured update ("" passes).
   std::vector<std::string> tests(obs.size());
   std::map<uint16_t, size_t> index;  // uid -> observation
+  auto rating_of = [&](const std::string& hotkey) -> const Rating* {
+    const auto it = ratings.find(hotkey);
+    return it == ratings.end() ? nullptr : &it->second;
+  };
   for (size_t i = 0; i < obs.size(); ++i) {
     if (obs[i].status == "ok" && obs[i].measured)
-      tests[i] = test_update(obs[i], p, is_trusted(ratings, obs[i].hotkey));
+      tests[i] = test_update(obs[i], p, rating_of(obs[i].hotkey));
     index[obs[i].uid] = i;
   }
   // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
@@ -436,12 +457,16 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       ++r.windows;
       continue;
     }
+    // This window's evidence, against the rating before it (as the test read it).
+    const bool evidence = o.status == "ok" && o.own_margin.n >= 2 && std::isfinite(o.d_own);
+    const Combined c = evidence ? combined_evidence(o, p, rating_of(o.hotkey)) : Combined{};
     Rating& r = ratings[o.hotkey];
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
     r.last_score = j.score;
     ++r.windows;
     if (o.status == "missing") continue;  // trust and the measurement order stand
     r.trusted = o.status == "ok" && j.passed;
+    if (evidence || o.status != "ok") r.evidence_sum = c.sum, r.evidence_weight = c.weight;
     r.seen = window + 1;
     // A rejected upload counts as two failures: the checks see every upload without the budget,
     // so a miner that sends copies or late updates needs no prompt measurement.

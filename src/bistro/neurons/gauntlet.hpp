@@ -57,6 +57,15 @@ struct GauntletParams {
   // place on trust; a miner that stopped working keeps its trust for 1 / (1 - trust_alpha)
   // measurements at most in expectation, and wins it back only at evidence_alpha.
   double trust_alpha = 0.1;
+  // The evidence test reads the miner's recent measured windows, not this one alone: the
+  // per-window t statistics of its own-page margins (capped at +-kEvidenceCap), weighted by
+  // evidence_decay^age and combined as Stouffer's z (sum w t / sqrt(sum w^2)). A miner with no
+  // own-page work shows z > t_critical at about the test's rate all the same (its windows'
+  // pages, references and random pages differ, so their t are independent); an honest miner
+  // whose margin shows 1-2 standard errors a window shows 2-4 over its recent windows. A miner
+  // that stops working is carried by its past for about two windows (the cap bounds the carry;
+  // its margin, about 0, earns it next to no pay). 0: this window alone.
+  double evidence_decay = 0.5;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -163,6 +172,9 @@ Evidence difference(const Evidence& a, const Evidence& b);
 // When the references do not lower the random loss (no k) it is the plain difference in
 // differences: mean (x - c) - mean (r - rr), errors in quadrature.
 inline constexpr double kMinStrengthRatio = 0.5;
+// The most one window's t statistic adds to a miner's combined evidence (evidence_decay): an
+// overwhelming window (t 20) must not carry a miner that stopped working for many windows.
+inline constexpr double kEvidenceCap = 4.0;
 Evidence own_margin_evidence(const std::vector<double>& before,
                              const std::vector<double>& after_own,
                              const std::vector<double>& after_refs, const std::vector<double>& base,
@@ -224,6 +236,9 @@ struct Rating {
   // Its measured updates failed or its uploads were rejected this many times in a row (0 after a
   // pass): a miner that keeps failing is measured less and less often.
   uint32_t failures = 0;
+  // Its recent measured windows' own-page evidence (GauntletParams::evidence_decay): the decayed
+  // sum of the capped t statistics, and of their weights squared.
+  double evidence_sum = 0, evidence_weight = 0;
 };
 struct Judgement {
   uint16_t uid = 0;
@@ -235,15 +250,26 @@ struct Judgement {
 // Whether the hotkey's miner is trusted (unknown hotkeys are not).
 bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string& hotkey);
 // The two tests on a measured observation: "" when it passes, else why not. The evidence test
-// runs at trust_alpha for a trusted miner, else at evidence_alpha.
-std::string test_update(const Observation& o, const GauntletParams& p, bool trusted = false);
+// reads `past`, the miner's rating before this window (nullptr: none), for its recent windows'
+// evidence (combined_evidence) and runs at trust_alpha for a trusted miner, else at
+// evidence_alpha.
+std::string test_update(const Observation& o, const GauntletParams& p,
+                        const Rating* past = nullptr);
+// The Stouffer z of `past`'s recent evidence and this window's (o.own_margin.t(), capped), and
+// the rating's two sums with this window folded in.
+struct Combined {
+  double z = 0, sum = 0, weight = 0;
+};
+Combined combined_evidence(const Observation& o, const GauntletParams& p, const Rating* past);
 // Scores window `window`, updates the ratings (keyed by hotkey: a replaced uid starts from zero)
 // and picks the record's updates. Pure: the same observations and ratings give the same result.
-//   measured    the tests; pay only with evidence; the rating moves; trusted = passed
+//   measured    the tests; pay only with evidence; the rating moves; trusted = passed; the
+//               window's evidence joins the rating's
 //   unmeasured  admitted when trusted; the rating moves with the last measured score (the
 //               validator's budget is not the miner's fault); a miner never measured stays out
 //               of the ratings
-//   rejected    pay 0, the rating moves, trust is lost; missing: pay 0, trust stands
+//   rejected    pay 0, the rating moves, trust and past evidence are lost; missing: pay 0,
+//               trust stands
 //   tie groups  at most one update of a group enters: of those measured that passed, the
 //               strongest own-page evidence; with none, the group's first upload on its trust
 // A measured or rejected update sets the rating's `seen` to window + 1 and its failures.

@@ -252,6 +252,8 @@ void LocoValidator::resume_or_genesis() {
       else if (r["measured"].is_number_unsigned())  // a state written before `seen`
         x.seen = r["measured"].get<uint64_t>() + 1;
       if (r["failures"].is_number_unsigned()) x.failures = r["failures"].get<uint32_t>();
+      if (r["evidence_sum"].is_number()) x.evidence_sum = r["evidence_sum"].get<double>();
+      if (r["evidence_weight"].is_number()) x.evidence_weight = r["evidence_weight"].get<double>();
     }
   if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
   log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
@@ -443,22 +445,25 @@ void LocoValidator::score(Window& w) {
 }
 
 void LocoValidator::observe(Window& w) {
-  // An update measured alone would have its margin read against the random pages only, where
-  // the pages' difficulty, not the miner's work, decides: another update serves as its
-  // reference, measured on the random pages (a third of a measurement; two miners, or the
-  // judge budget reaching one update after the record). A trusted miner's first.
-  if (w.scorer->size() == 1) {
-    const Observation* ref = nullptr;
-    for (const auto& o : w.obs)
-      if (o.status == "ok" && !o.duplicate && !w.scorer->has(o.uid) &&
-          (!ref || (!is_trusted(ratings_, ref->hotkey) && is_trusted(ratings_, o.hotkey))))
-        ref = &o;
-    if (ref) w.scorer->add_reference(ref->uid, &w.updates.at(ref->uid));
-  }
   std::set<uint16_t> not_references;
   for (auto& o : w.obs) {
     if (o.status != "ok" || o.duplicate) not_references.insert(o.uid);
     o.measured = o.status == "ok" && w.scorer->has(o.uid);
+  }
+  // A strong update with no other strong one beside it (two miners; the judge budget reaching
+  // one update after the record; the others measured turned out harmful) would have its margin
+  // read against the random pages only, where the pages' difficulty, not the miner's work,
+  // decides: another update serves as its reference, measured on the random pages (a third of a
+  // measurement). A trusted miner's first; a second try when the first is weak.
+  for (int tries = 0; tries < 2 && w.scorer->strong_count(not_references) == 1; ++tries) {
+    const Observation* ref = nullptr;
+    for (const auto& o : w.obs)
+      if (o.status == "ok" && !o.duplicate && !w.scorer->has(o.uid) &&
+          !w.scorer->is_reference(o.uid) &&
+          (!ref || (!is_trusted(ratings_, ref->hotkey) && is_trusted(ratings_, o.hotkey))))
+        ref = &o;
+    if (!ref) break;
+    w.scorer->add_reference(ref->uid, &w.updates.at(ref->uid));
   }
   w.scorer->observe(w.obs, not_references);
 }
@@ -698,9 +703,14 @@ void LocoValidator::save_state(uint64_t next) {
                        {"ratings", nlohmann::json::object()},
                        {"published_loss", published_loss_}};
   for (auto& [hk, r] : ratings_) {
-    st["ratings"][hk] = {{"rating", r.rating},   {"windows", r.windows},
-                         {"trusted", r.trusted}, {"last_score", r.last_score},
-                         {"seen", r.seen},       {"failures", r.failures}};
+    st["ratings"][hk] = {{"rating", r.rating},
+                         {"windows", r.windows},
+                         {"trusted", r.trusted},
+                         {"last_score", r.last_score},
+                         {"seen", r.seen},
+                         {"failures", r.failures},
+                         {"evidence_sum", r.evidence_sum},
+                         {"evidence_weight", r.evidence_weight}};
   }
   write_file_atomic(state_dir_ / "state.json", st.dump());
 }

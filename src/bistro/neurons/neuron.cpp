@@ -56,6 +56,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("harm_alpha", h.harm_alpha);
   f("evidence_alpha", h.evidence_alpha);
   f("trust_alpha", h.trust_alpha);
+  f("evidence_decay", h.evidence_decay);
   f("score_budget", h.score_budget);
   f("close_budget", h.close_budget);
   f("judge_budget", h.judge_budget);
@@ -114,6 +115,8 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         "{}: harm_alpha and evidence_alpha must be in (0, 0.5)", file.string());
   check(h.trust_alpha >= h.evidence_alpha && h.trust_alpha < 0.5,
         "{}: trust_alpha must be in [evidence_alpha, 0.5)", file.string());
+  check(h.evidence_decay >= 0 && h.evidence_decay < 1, "{}: evidence_decay must be in [0, 1)",
+        file.string());
   check(h.score_batches > 0 && h.score_random_batches > 0,
         "{}: score_batches and score_random_batches must be positive", file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
@@ -132,6 +135,7 @@ GauntletParams gauntlet_params(const NeuronHparams& h) {
   p.harm_alpha = h.harm_alpha;
   p.evidence_alpha = h.evidence_alpha;
   p.trust_alpha = h.trust_alpha;
+  p.evidence_decay = h.evidence_decay;
   return p;
 }
 

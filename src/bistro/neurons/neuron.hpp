@@ -79,6 +79,9 @@ struct NeuronHparams {
   // A trusted miner keeps its trust (and its pay) on weaker evidence: an update with no own-page
   // work from a trusted miner passes with probability <= trust_alpha (gauntlet.hpp).
   double trust_alpha = 0.1;
+  // The evidence test combines the miner's recent measured windows, each weighted by this per
+  // window of age (0: this window alone; gauntlet.hpp).
+  double evidence_decay = 0.5;
   // The validator's cost: score_budget updates measured a window at most (0: every one; each
   // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
   // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of

@@ -84,6 +84,10 @@ class WindowScorer {
 
   bool has(uint16_t uid) const { return index_.count(uid) > 0; }
   size_t size() const { return index_.size(); }  // updates measured
+  bool is_reference(uint16_t uid) const { return reference_only_.count(uid) > 0; }
+  // The strong updates (references included) outside `excluded`: with one, that update has no
+  // reference to read its margin against.
+  size_t strong_count(const std::set<uint16_t>& excluded) const { return strong(excluded).size(); }
   // Per-parameter lower-median norms of the updates measured (empty: none): the next window's
   // clip, before its own updates are in.
   std::vector<double> median_norms() const;
