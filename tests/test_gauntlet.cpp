@@ -395,7 +395,6 @@ TEST(Gauntlet, TheScoringSampleReachesEveryMinerAndBacksOffFailures) {
   EXPECT_EQ(measurement_due(&thrice).window, 6u);
 }
 
-// Per-sequence evidence: n samples of a difference with mean mu and spread sd.
 // A standard normal from the splitmix64 stream at x (Box-Muller; x moves on by two).
 double normal(uint64_t& x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -404,6 +403,7 @@ double normal(uint64_t& x) {
   const double u2 = (static_cast<double>(rng::mix64(x) >> 11) + 0.5) / 9007199254740992.0;
   return std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
+// Per-sequence evidence: n samples of a difference with mean mu and spread sd.
 Evidence evidence(double mu, double sd, size_t n, uint64_t seed) {
   std::vector<double> a(n), b(n, 0.0);
   uint64_t x = seed;
@@ -489,7 +489,7 @@ TEST(Gauntlet, EvidenceAccumulatesOverAMinersWindows) {
   alone.evidence_decay = 0;
   const double se = 0.05 / std::sqrt(32.0);
   const size_t miners = 1000, windows = 12;
-  size_t null_pass = 0, weak_pass = 0, weak_alone = 0, carried = 0;
+  size_t null_pass = 0, weak_pass = 0, weak_alone = 0, carried = 0, carried_alone = 0;
   std::vector<double> null(windows, 0.0), weak(windows, 1.5 * se), quits(windows, 0.0);
   for (size_t w = 0; w < 6; ++w) quits[w] = 6 * se;
   for (size_t m = 0; m < miners; ++m) {
@@ -498,7 +498,8 @@ TEST(Gauntlet, EvidenceAccumulatesOverAMinersWindows) {
     for (bool b : miner_windows(weak, p, seed + 100)) weak_pass += b;
     for (bool b : miner_windows(weak, alone, seed + 100)) weak_alone += b;
     const auto q = miner_windows(quits, p, seed + 200);
-    for (size_t w = 6; w < windows; ++w) carried += q[w];
+    const auto qa = miner_windows(quits, alone, seed + 200);
+    for (size_t w = 6; w < windows; ++w) carried += q[w], carried_alone += qa[w];
   }
   const double n = static_cast<double>(miners * windows);
   // No own-page work: passes about as often as a test at evidence_alpha with trust kept at
@@ -510,6 +511,7 @@ TEST(Gauntlet, EvidenceAccumulatesOverAMinersWindows) {
   // The quitter is carried by its past (capped at kEvidenceCap a window) for about two windows
   // of the six after it stops (2.1; unbounded without the cap).
   EXPECT_LT(carried / static_cast<double>(miners), 2.5) << carried;
+  EXPECT_LT(carried_alone, carried);  // the price: read alone, 0.16 of the 6 windows
   // A rejected upload (a copy, late) loses the past evidence with the trust.
   std::map<std::string, Rating> r{{"hk", Rating{.trusted = true}}};
   r["hk"].evidence_sum = 8, r["hk"].evidence_weight = 1.3;

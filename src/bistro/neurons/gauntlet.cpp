@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -252,19 +253,19 @@ Evidence difference(const Evidence& a, const Evidence& b) {
 }
 
 namespace {
-double mean_of_first(const std::vector<double>& v, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; ++i) s += v[i];
-  return n ? s / static_cast<double>(n) : 0.0;
+// from[i] - to[i] for the first n.
+std::vector<double> drops(const std::vector<double>& from, const std::vector<double>& to,
+                          size_t n) {
+  std::vector<double> d(n);
+  for (size_t i = 0; i < n; ++i) d[i] = from[i] - to[i];
+  return d;
 }
-// The sample variance of a[i] - k b[i] over the first n.
-double variance_of(const std::vector<double>& a, const std::vector<double>& b, double k, size_t n) {
-  if (n < 2) return 0;
-  double m = 0, ss = 0;
-  for (size_t i = 0; i < n; ++i) m += a[i] - k * b[i];
-  m /= static_cast<double>(n);
-  for (size_t i = 0; i < n; ++i) ss += (a[i] - k * b[i] - m) * (a[i] - k * b[i] - m);
-  return ss / static_cast<double>(n - 1);
+double mean(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+std::vector<double> scaled(std::vector<double> v, double k) {
+  for (auto& x : v) x *= k;
+  return v;
 }
 }  // namespace
 
@@ -286,23 +287,19 @@ Evidence own_margin_evidence(const std::vector<double>& before,
                              const std::vector<double>& refs_random) {
   const size_t no = std::min({before.size(), after_own.size(), after_refs.size()});
   const size_t nr = std::min({base.size(), after_random.size(), refs_random.size()});
-  std::vector<double> x(no), c(no), r(nr), rr(nr);
-  for (size_t i = 0; i < no; ++i) x[i] = before[i] - after_own[i], c[i] = before[i] - after_refs[i];
-  for (size_t i = 0; i < nr; ++i)
-    r[i] = base[i] - after_random[i], rr[i] = base[i] - refs_random[i];
-  const double X = mean_of_first(x, no), C = mean_of_first(c, no);
-  const double R = mean_of_first(r, nr), RR = mean_of_first(rr, nr);
-  const double k = strength_ratio(R, RR);
+  const auto x = drops(before, after_own, no), c = drops(before, after_refs, no);
+  const auto r = drops(base, after_random, nr), rr = drops(base, refs_random, nr);
+  const double k = strength_ratio(mean(r), mean(rr));
   if (std::isnan(k) || no < 2 || nr < 2)
     return difference(paired_evidence(after_refs, after_own),
                       paired_evidence(refs_random, after_random));
-  Evidence e;
-  e.n = std::min(no, nr);
-  e.mean = X - k * C;
-  const double dk = C / RR;  // d margin / d (R - k RR): k's error moves the margin by this
-  e.se = std::sqrt(variance_of(x, c, k, no) / static_cast<double>(no) +
-                   dk * dk * variance_of(r, rr, k, nr) / static_cast<double>(nr));
-  return e;
+  // mean(x - k c), and k's own error from the random pages: the margin moves by
+  // mean(c) / mean(rr) per unit of mean(r - k rr).
+  const Evidence own = paired_evidence(x, scaled(c, k));
+  const Evidence on_random = paired_evidence(r, scaled(rr, k));
+  const double dk = mean(c) / mean(rr);
+  return {own.mean, std::sqrt(own.se * own.se + dk * dk * on_random.se * on_random.se),
+          std::min(no, nr)};
 }
 
 bool significantly_negative(const Evidence& e, double mean, double alpha) {

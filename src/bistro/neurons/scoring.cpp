@@ -197,7 +197,7 @@ void WindowScorer::measure(Llama& m, Entry& e) {
   e.before = sequence_losses(m, e.own);
   const auto saved = apply_alone(params, *e.update, alpha_, e.scale);
   e.after_own = sequence_losses(m, e.own);
-  e.after_random = sequence_losses(m, random_);
+  if (e.after_random.empty()) e.after_random = sequence_losses(m, random_);  // else a reference's
   restore_alone(params, *e.update, saved);
 }
 
@@ -252,37 +252,35 @@ std::vector<double> clip_scale(const std::vector<double>& norms, const std::vect
 }
 }  // namespace
 
+size_t WindowScorer::new_entry(uint16_t uid, const Update* u, std::vector<Batch> own) {
+  entries_.push_back({uid, u, std::move(own), tensor_norms(*u), {}, {}, {}, {}, {}});
+  entries_.back().scale = clip_scale(entries_.back().norms, clip_.empty() ? median_norms() : clip_);
+  return entries_.size() - 1;
+}
+
 void WindowScorer::add_reference(uint16_t uid, const Update* u) {
   if (index_.count(uid) || reference_only_.count(uid)) return;
-  reference_only_[uid] = entries_.size();
-  entries_.push_back({uid, u, {}, tensor_norms(*u), {}, {}, {}, {}, {}});
-  Entry& k = entries_.back();
-  k.scale = clip_scale(k.norms, clip_.empty() ? median_norms() : clip_);
-  Llama& m = copies_[0];
-  const auto params = parameter_tensors(m);
-  torch::NoGradGuard no_grad;
-  const auto saved = apply_alone(params, *k.update, alpha_, k.scale);
-  k.after_random = sequence_losses(m, random_);
-  restore_alone(params, *k.update, saved);
+  const size_t me = new_entry(uid, u, {});
+  reference_only_[uid] = me;
+  measure(copies_[0], entries_[me]);  // no own pages: the random ones alone
   forwards_ += random_.size();
 }
 
 void WindowScorer::add(uint16_t uid, const Update* u, std::vector<Batch> own) {
   if (index_.count(uid)) return;
-  size_t me = entries_.size();
+  size_t me = 0;
   if (auto r = reference_only_.find(uid); r != reference_only_.end()) {
-    me = r->second;  // a reference so far: measured now on its own pages too
+    me = r->second;  // a reference so far: measured now on its own pages (the random ones are)
     entries_[me].own = std::move(own);
     reference_only_.erase(r);
   } else {
-    entries_.push_back({uid, u, std::move(own), tensor_norms(*u), {}, {}, {}, {}, {}});
-    entries_.back().scale =
-        clip_scale(entries_.back().norms, clip_.empty() ? median_norms() : clip_);
+    me = new_entry(uid, u, std::move(own));
+    forwards_ += random_.size();
   }
   index_[uid] = me;
   Entry& k = entries_[me];
   measure(copies_[0], k);
-  forwards_ += 2 * k.own.size() + random_.size();
+  forwards_ += 2 * k.own.size();
   const auto s = strong({});
   if (std::find(s.begin(), s.end(), me) == s.end()) return;
   // It serves the earlier updates short of references, and the latest strong ones serve it.

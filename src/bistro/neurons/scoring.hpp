@@ -107,6 +107,8 @@ class WindowScorer {
   double d_random(const Entry& e) const;
   std::vector<size_t> strong(const std::set<uint16_t>& excluded) const;
   bool reference_only(size_t entry) const;
+  // A new entry, clipped to set_clip's norms or the median of those measured so far: its index.
+  size_t new_entry(uint16_t uid, const Update* u, std::vector<Batch> own);
   std::vector<Llama>& models(int threads);
 
   Llama theta_;
