@@ -329,7 +329,16 @@ Combined combined_evidence(const Observation& o, const GauntletParams& p, const 
   return c;
 }
 
-std::string test_update(const Observation& o, const GauntletParams& p, const Rating* past) {
+namespace {
+
+// An observation whose own-page evidence joins the miner's recent windows'.
+bool has_evidence(const Observation& o) {
+  return o.status == "ok" && o.own_margin.n >= 2 && std::isfinite(o.d_own);
+}
+
+// test_update, with the trust and the combined evidence (has_evidence) already read.
+std::string test_with(const Observation& o, const GauntletParams& p, bool trusted,
+                      const Combined& c) {
   const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
   char buf[240];
   if (!finite) return "makes the loss non-finite";
@@ -339,10 +348,10 @@ std::string test_update(const Observation& o, const GauntletParams& p, const Rat
                   -o.d_random, o.random.n ? -o.random.t() : 0.0, o.random.n);
     return buf;
   }
-  const double alpha = past && past->trusted ? p.trust_alpha : p.evidence_alpha;
+  const double alpha = trusted ? p.trust_alpha : p.evidence_alpha;
   const Evidence& e = o.own_margin;
   // Fewer than two sequences: the margin's sign alone (no t to combine).
-  const double z = e.n < 2 ? 0.0 : combined_evidence(o, p, past).z;
+  const double z = e.n < 2 ? 0.0 : c.z;
   const bool evident = e.n < 2 ? o.margin() > 0 : z > t_critical(alpha, e.n - 1);
   if (!evident) {
     std::snprintf(buf, sizeof buf,
@@ -354,6 +363,13 @@ std::string test_update(const Observation& o, const GauntletParams& p, const Rat
   return "";
 }
 
+}  // namespace
+
+std::string test_update(const Observation& o, const GauntletParams& p, const Rating* past) {
+  return test_with(o, p, past && past->trusted,
+                   has_evidence(o) ? combined_evidence(o, p, past) : Combined{});
+}
+
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
                                     std::map<std::string, Rating>& ratings, const GauntletParams& p,
                                     uint64_t window) {
@@ -361,15 +377,16 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   std::vector<size_t> measured, unmeasured;  // candidates for the record
   std::vector<double> margins;               // of the updates that passed
   // The tests, once per measured update ("" passes).
+  // The window's evidence is combined once, against the ratings before the window.
   std::vector<std::string> tests(obs.size());
+  std::vector<Combined> combined(obs.size());
   std::map<uint16_t, size_t> index;  // uid -> observation
-  auto rating_of = [&](const std::string& hotkey) -> const Rating* {
-    const auto it = ratings.find(hotkey);
-    return it == ratings.end() ? nullptr : &it->second;
-  };
   for (size_t i = 0; i < obs.size(); ++i) {
+    const auto it = ratings.find(obs[i].hotkey);
+    const Rating* past = it == ratings.end() ? nullptr : &it->second;
+    if (has_evidence(obs[i])) combined[i] = combined_evidence(obs[i], p, past);
     if (obs[i].status == "ok" && obs[i].measured)
-      tests[i] = test_update(obs[i], p, rating_of(obs[i].hotkey));
+      tests[i] = test_with(obs[i], p, past && past->trusted, combined[i]);
     index[obs[i].uid] = i;
   }
   // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
@@ -454,9 +471,8 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       ++r.windows;
       continue;
     }
-    // This window's evidence, against the rating before it (as the test read it).
-    const bool evidence = o.status == "ok" && o.own_margin.n >= 2 && std::isfinite(o.d_own);
-    const Combined c = evidence ? combined_evidence(o, p, rating_of(o.hotkey)) : Combined{};
+    const bool evidence = has_evidence(o);
+    const Combined& c = combined[i];
     Rating& r = ratings[o.hotkey];
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
     r.last_score = j.score;
