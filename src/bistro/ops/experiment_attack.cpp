@@ -317,15 +317,20 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     for (const auto& v : verdicts)
       if (!v.admitted && v.reason != "missing") ++res.rejections[reason_class(v.reason)];
-    if (std::getenv("BISTRO_ATTACK_TRACE"))
-      for (size_t i = 0; i < obs.size(); ++i)
+    if (std::getenv("BISTRO_ATTACK_TRACE"))  // one JSON line per uid and window
+      for (size_t i = 0; i < obs.size(); ++i) {
+        const auto& ob = obs[i];
+        const Rating& rt = ratings[ob.hotkey];
         fmt::print(
-            "  uid {} {}: {} own {:.4f} random {:.4f} (t {:.1f}) margin {:.4f} (t {:.1f}, n {}) "
-            "score {:.3f} rating {:.3f} {}\n",
-            obs[i].uid, behaviour_name(miners[obs[i].uid].kind), obs[i].status.substr(0, 40),
-            obs[i].d_own, obs[i].d_random, obs[i].random.t(), obs[i].margin(),
-            obs[i].own_margin.t(), obs[i].own_margin.n, verdicts[i].score,
-            ratings[obs[i].hotkey].rating, verdicts[i].reason.substr(0, 40));
+            "trace {{\"w\":{},\"uid\":{},\"kind\":\"{}\",\"ok\":{},\"measured\":{},"
+            "\"passed\":{},\"admitted\":{},\"trusted\":{},\"margin\":{},\"t\":{},\"n\":{},"
+            "\"d_random\":{},\"score\":{},\"rating\":{}}}\n",
+            w, ob.uid, behaviour_name(miners[ob.uid].kind), ob.status == "ok", ob.measured,
+            verdicts[i].passed, std::find(kept.begin(), kept.end(), ob.uid) != kept.end(),
+            rt.trusted, std::isfinite(ob.margin()) ? ob.margin() : 0.0,
+            ob.own_margin.n ? ob.own_margin.t() : 0.0, ob.own_margin.n,
+            std::isfinite(ob.d_random) ? ob.d_random : 0.0, verdicts[i].score, rt.rating);
+      }
 
     // Honest miners' natural index overlap (what the copy threshold must stay above).
     for (size_t a = 0; a + 1 < honest_uids.size() && a < 40; ++a) {
