@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -421,10 +422,15 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
           (!best || strength(m) > strength(*best)))
         best = m;
     }
-    const size_t lead = members.front();
-    if (!best && !obs[lead].duplicate && obs[lead].status == "ok" && !obs[lead].measured &&
-        is_trusted(ratings, obs[lead].hotkey))
-      best = lead;
+    // None measured passed: the trusted unmeasured member with the best rating, on its trust
+    // (a sybil's one false pass does not outrank its source's record; ties: the first upload).
+    auto rating = [&](size_t m) { return ratings.at(obs[m].hotkey).rating; };
+    if (!best)
+      for (size_t m : members) {
+        if (obs[m].status != "ok" || obs[m].measured || !is_trusted(ratings, obs[m].hotkey))
+          continue;
+        if (!best || rating(m) > rating(*best)) best = m;
+      }
     if (best) pick[*best] = true;
   }
   auto left_out_of_group = [&](size_t i) {
@@ -454,20 +460,22 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     }
   }
   // Pay: the margin relative to the median margin of the updates with evidence, floored and
-  // capped; nothing without evidence.
+  // capped; nothing without evidence, and a tie group's update is paid once.
   const double ref = median(margins);
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
-    if (j.passed && ref > 0) {
+    const bool tied_out = left_out_of_group(i);
+    if (j.passed && ref > 0 && !tied_out) {
       const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
       j.score = std::clamp(x, 0.0, p.score_cap);
     }
-    if (o.status == "ok" && !o.measured) {  // its last measured score counts again
+    if (o.status == "ok" && !o.measured) {  // its expected score
       auto it = ratings.find(o.hotkey);
       if (it == ratings.end()) continue;
       Rating& r = it->second;
-      r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * r.last_score;
+      const double pay = tied_out ? 0.0 : unmeasured_pay(r, p);
+      r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * pay;
       ++r.windows;
       continue;
     }
@@ -475,7 +483,10 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     const Combined& c = combined[i];
     Rating& r = ratings[o.hotkey];
     r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
-    r.last_score = j.score;
+    if (j.passed && !tied_out) {
+      r.reading_sum = p.rating_ema * r.reading_sum + j.score;
+      r.reading_weight = p.rating_ema * r.reading_weight + 1;
+    }
     ++r.windows;
     if (o.status == "missing") continue;  // trust and the measurement order stand
     r.trusted = o.status == "ok" && j.passed;
@@ -500,6 +511,11 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       out[measured[n]].reason = "outside the record's best " + std::to_string(p.record_peers);
   }
   return out;
+}
+
+double unmeasured_pay(const Rating& r, const GauntletParams& p) {
+  if (!r.trusted || r.reading_weight <= 0) return 0.0;
+  return (r.reading_sum + p.pay_prior) / (r.reading_weight + p.pay_prior);
 }
 
 MeasurementDue measurement_due(const Rating* r) {
@@ -540,6 +556,26 @@ std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::
   if (budget != 0 && budget < out.size()) out.resize(budget);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<uint16_t> with_tie_groups(std::vector<uint16_t> sample,
+                                      const std::vector<Observation>& obs) {
+  // Union-find over the duplicate -> twin links.
+  std::map<uint16_t, uint16_t> parent;
+  std::function<uint16_t(uint16_t)> root = [&](uint16_t u) {
+    auto it = parent.find(u);
+    if (it == parent.end() || it->second == u) return u;
+    return it->second = root(it->second);
+  };
+  for (const auto& o : obs)
+    if (o.duplicate) parent[root(o.uid)] = root(o.twin);
+  std::set<uint16_t> sampled_roots;
+  for (uint16_t uid : sample) sampled_roots.insert(root(uid));
+  for (const auto& o : obs)
+    if (o.status == "ok" && sampled_roots.count(root(o.uid)) &&
+        !std::binary_search(sample.begin(), sample.end(), o.uid))
+      sample.insert(std::upper_bound(sample.begin(), sample.end(), o.uid), o.uid);
+  return sample;
 }
 
 std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdicts,

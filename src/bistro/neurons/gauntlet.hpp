@@ -66,6 +66,13 @@ struct GauntletParams {
   // that stops working is carried by its past for about two windows (the cap bounds the carry;
   // its margin, about 0, earns it next to no pay). 0: this window alone.
   double evidence_decay = 0.5;
+  // An unmeasured window of a trusted miner pays its expected score: the mean of its paid
+  // measured scores (each weighted by rating_ema per later reading) shrunk toward the median
+  // passing update's score, 1, with the weight of pay_prior readings. Under a scoring budget a
+  // miner is measured every few windows, and repeating its last reading paid honest miners
+  // doing equal work 4x apart (a reading's spread between honest windows is about 35%); the
+  // prior stands for what the other miners' readings say. 0: the readings' own mean.
+  double pay_prior = 8;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -227,9 +234,6 @@ struct Rating {
   // Its last measured update passed both tests (and nothing it sent since was rejected): its
   // updates may enter a record before they are measured.
   bool trusted = false;
-  // Its last measured window score: a window it sent an update that was not measured counts it
-  // again, so a miner the budget measures every k-th window is rated as one measured every window.
-  double last_score = 0;
   // The window + 1 in which its update was last measured or rejected (0: never): what the
   // scoring budget's order reads (measurement_order).
   uint64_t seen = 0;
@@ -239,7 +243,14 @@ struct Rating {
   // Its recent measured windows' own-page evidence (GauntletParams::evidence_decay): the decayed
   // sum of the capped t statistics, and of their weights squared.
   double evidence_sum = 0, evidence_weight = 0;
+  // Its paid measured window scores (passes whose update was not left out as a tied copy): the
+  // sums of the scores and of their weights, each reading weighted by rating_ema per later
+  // reading. What an unmeasured window pays (unmeasured_pay).
+  double reading_sum = 0, reading_weight = 0;
 };
+// What an unmeasured window pays a miner: nothing untrusted or with no paid reading; else
+// (reading_sum + pay_prior) / (reading_weight + pay_prior), the shrunk mean of its readings.
+double unmeasured_pay(const Rating& r, const GauntletParams& p);
 struct Judgement {
   uint16_t uid = 0;
   double score = 0;       // this window's score, >= 0
@@ -265,13 +276,15 @@ Combined combined_evidence(const Observation& o, const GauntletParams& p, const 
 // and picks the record's updates. Pure: the same observations and ratings give the same result.
 //   measured    the tests; pay only with evidence; the rating moves; trusted = passed; the
 //               window's evidence joins the rating's
-//   unmeasured  admitted when trusted; the rating moves with the last measured score (the
-//               validator's budget is not the miner's fault); a miner never measured stays out
-//               of the ratings
+//   unmeasured  admitted when trusted; the rating moves with unmeasured_pay (the validator's
+//               budget is not the miner's fault); a miner never measured stays out of the
+//               ratings
 //   rejected    pay 0, the rating moves, trust and past evidence are lost; missing: pay 0,
 //               trust stands
 //   tie groups  at most one update of a group enters: of those measured that passed, the
-//               strongest own-page evidence; with none, the group's first upload on its trust
+//               strongest own-page evidence; with none, the trusted unmeasured member with
+//               the best rating (ties: the first upload) on its trust. A group is paid once:
+//               its other members' window scores are 0
 // A measured or rejected update sets the rating's `seen` to window + 1 and its failures.
 // Does not lean on honest miners being the majority: the pay's reference is the median margin of
 // the updates that passed the evidence test, however few. The record takes the admitted updates,
@@ -315,6 +328,14 @@ std::vector<uint16_t> measurement_order(const std::vector<std::pair<uint16_t, st
 std::vector<uint16_t> scoring_sample(const std::vector<std::pair<uint16_t, std::string>>& miners,
                                      const std::map<std::string, Rating>& ratings, size_t budget,
                                      uint64_t window);
+// `sample` (ascending) with every upload of each tie group (Observation::duplicate, twin) that
+// has a member in it, ascending: the group's one update enters the record under the uid with
+// the strongest own-page evidence (judge_window), which is only read where all of them are
+// measured. A sybil measured beside its unmeasured source entered records under its own uid.
+// Ties come only from copies, so honest miners add nothing; a tie group costs the validator one
+// measurement per member, within its judge budget.
+std::vector<uint16_t> with_tie_groups(std::vector<uint16_t> sample,
+                                      const std::vector<Observation>& obs);
 
 // Weights from ratings, proportional (uid -> weight, summing to 1; all zero when no rating is
 // positive).

@@ -246,7 +246,6 @@ void LocoValidator::resume_or_genesis() {
     if (r.is_object() && r["rating"].is_number()) {
       Rating& x = ratings_[hk];
       x = {r["rating"].get<double>(), r.value("windows", uint64_t{0}), r.value("trusted", false)};
-      if (r["last_score"].is_number()) x.last_score = r["last_score"].get<double>();
       if (r["seen"].is_number_unsigned())
         x.seen = r["seen"].get<uint64_t>();
       else if (r["measured"].is_number_unsigned())  // a state written before `seen`
@@ -254,6 +253,8 @@ void LocoValidator::resume_or_genesis() {
       if (r["failures"].is_number_unsigned()) x.failures = r["failures"].get<uint32_t>();
       if (r["evidence_sum"].is_number()) x.evidence_sum = r["evidence_sum"].get<double>();
       if (r["evidence_weight"].is_number()) x.evidence_weight = r["evidence_weight"].get<double>();
+      if (r["reading_sum"].is_number()) x.reading_sum = r["reading_sum"].get<double>();
+      if (r["reading_weight"].is_number()) x.reading_weight = r["reading_weight"].get<double>();
     }
   if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
   log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
@@ -389,6 +390,7 @@ void LocoValidator::checks(Window& w) {
     w.obs.back().duplicate = w.duplicates.count(n.uid) > 0;
     if (w.obs.back().duplicate) w.obs.back().twin = w.duplicates.at(n.uid);
   }
+  if (!w.sample.empty()) w.sample = with_tie_groups(std::move(w.sample), w.obs);
   w.timer.lap("checks");
 }
 
@@ -706,11 +708,12 @@ void LocoValidator::save_state(uint64_t next) {
     st["ratings"][hk] = {{"rating", r.rating},
                          {"windows", r.windows},
                          {"trusted", r.trusted},
-                         {"last_score", r.last_score},
                          {"seen", r.seen},
                          {"failures", r.failures},
                          {"evidence_sum", r.evidence_sum},
-                         {"evidence_weight", r.evidence_weight}};
+                         {"evidence_weight", r.evidence_weight},
+                         {"reading_sum", r.reading_sum},
+                         {"reading_weight", r.reading_weight}};
   }
   write_file_atomic(state_dir_ / "state.json", st.dump());
 }

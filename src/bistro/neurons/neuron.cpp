@@ -57,6 +57,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("evidence_alpha", h.evidence_alpha);
   f("trust_alpha", h.trust_alpha);
   f("evidence_decay", h.evidence_decay);
+  f("pay_prior", h.pay_prior);
   f("score_budget", h.score_budget);
   f("close_budget", h.close_budget);
   f("judge_budget", h.judge_budget);
@@ -117,6 +118,7 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         "{}: trust_alpha must be in [evidence_alpha, 0.5)", file.string());
   check(h.evidence_decay >= 0 && h.evidence_decay < 1, "{}: evidence_decay must be in [0, 1)",
         file.string());
+  check(h.pay_prior >= 0 && h.pay_prior <= 1e6, "{}: pay_prior must be in [0, 1e6]", file.string());
   check(h.score_batches > 0 && h.score_random_batches > 0,
         "{}: score_batches and score_random_batches must be positive", file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
@@ -136,6 +138,7 @@ GauntletParams gauntlet_params(const NeuronHparams& h) {
   p.evidence_alpha = h.evidence_alpha;
   p.trust_alpha = h.trust_alpha;
   p.evidence_decay = h.evidence_decay;
+  p.pay_prior = h.pay_prior;
   return p;
 }
 

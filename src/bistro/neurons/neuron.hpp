@@ -82,6 +82,9 @@ struct NeuronHparams {
   // The evidence test combines the miner's recent measured windows, each weighted by this per
   // window of age (0: this window alone; gauntlet.hpp).
   double evidence_decay = 0.5;
+  // An unmeasured window of a trusted miner pays its measured scores' mean shrunk toward the
+  // median passing update's with the weight of this many readings (gauntlet.hpp).
+  double pay_prior = 8;
   // The validator's cost: score_budget updates measured a window at most (0: every one; each
   // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
   // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of

@@ -47,6 +47,7 @@ struct SimResult {
   std::vector<std::vector<double>> incentive_by_window;  // [window][uid]
   // The first window by which every honest miner had been measured once (windows: never).
   uint64_t honest_all_measured = 0;
+  std::map<uint16_t, uint64_t> honest_first_measured;  // uid -> the window of its first measurement
   std::vector<Behaviour> kind;
   std::vector<bool> present;
   std::vector<int> copy_of;
@@ -276,17 +277,20 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     std::vector<std::pair<uint16_t, std::string>> expected;
     for (auto& m : miners)
       if (m.signer) expected.emplace_back(m.uid, m.hotkey);
-    const auto sample = scoring_sample(expected, ratings, o.score_budget, w);
     for (auto& m : miners) {
       if (!m.signer) continue;
       auto st = status.find(m.uid);
       obs.push_back({m.uid, m.hotkey, st == status.end() ? "missing" : st->second});
       obs.back().duplicate = duplicates.count(m.uid) > 0;
       if (obs.back().duplicate) obs.back().twin = duplicates.at(m.uid);
-      obs.back().measured = std::binary_search(sample.begin(), sample.end(), m.uid);
-      if (obs.back().status == "ok" && obs.back().measured && m.kind == Behaviour::Honest)
-        honest_measured.insert(m.uid);
-      if (obs.back().status == "ok" && obs.back().measured)
+    }
+    const auto sample = with_tie_groups(scoring_sample(expected, ratings, o.score_budget, w), obs);
+    for (auto& ob : obs) {
+      const SimMiner& m = miners[ob.uid];
+      ob.measured = std::binary_search(sample.begin(), sample.end(), m.uid);
+      if (ob.status == "ok" && ob.measured && m.kind == Behaviour::Honest)
+        honest_measured.insert(m.uid), res.honest_first_measured.emplace(m.uid, w);
+      if (ob.status == "ok" && ob.measured)
         inputs.push_back({m.uid, &decoded.at(m.uid),
                           pick_batches(data.window_batches(w, m.uid, h), h.score_batches,
                                        rng::derive(o.seed ^ w, m.uid))});
@@ -484,16 +488,41 @@ int run_attack_experiment(const AttackOptions& o) {
   // The same spread over the windows after every honest miner had been measured once: with a
   // scoring budget, the first windows pay only the miners measured so far, an artefact of 255
   // miners appearing at once (a miner that registers later ramps up from zero either way).
-  double smax = 0, smin = INFINITY;
+  double smax = 0, smin = INFINITY, honest_steady = 0, operators_steady = 0;
   const uint64_t steady_from = att.honest_all_measured + 1;
-  if (steady_from < att.incentive_by_window.size())
+  auto steady_pay = [&](int i) {
+    double s = 0;
+    for (uint64_t w = steady_from; w < att.incentive_by_window.size(); ++w)
+      s += att.incentive_by_window[w][i];
+    return s;
+  };
+  if (steady_from < att.incentive_by_window.size()) {
     for (int i = 1; i < o.uids; ++i) {
       if (!att.present[i] || att.kind[i] != Behaviour::Honest) continue;
-      double s = 0;
-      for (uint64_t w = steady_from; w < att.incentive_by_window.size(); ++w)
-        s += att.incentive_by_window[w][i];
-      smax = std::max(smax, s), smin = std::min(smin, s);
+      const double s = steady_pay(i);
+      smax = std::max(smax, s), smin = std::min(smin, s), honest_steady += s;
     }
+    honest_steady /= std::max<size_t>(1, by_kind["honest"].size());
+    for (int i = 1; i < o.uids; ++i)
+      if (att.present[i] && att.kind[i] == Behaviour::Sybil && att.copy_of[i] > 0)
+        operators_steady += steady_pay(i);
+    for (const auto& [main, extra] : operators) operators_steady += steady_pay(main);
+  }
+  const double operator_steady =
+      sybil_ops && honest_steady > 0 ? operators_steady / sybil_ops / honest_steady : 0.0;
+  // The least spread any pay that waits for a miner's first measurement can reach in this run:
+  // each window shared equally by the honest miners measured by then (nothing else paid).
+  std::map<uint16_t, double> equal;
+  for (uint64_t w = 0; w < static_cast<uint64_t>(o.windows); ++w) {
+    std::vector<uint16_t> paid;
+    for (const auto& [uid, first] : att.honest_first_measured)
+      if (first <= w) paid.push_back(uid);
+    for (uint16_t uid : paid) equal[uid] += 1.0 / paid.size();
+  }
+  double emax = 0, emin = equal.size() == by_kind["honest"].size() ? INFINITY : 0;
+  for (const auto& [uid, x] : equal) emax = std::max(emax, x), emin = std::min(emin, x);
+  const double equal_spread = emin > 0 ? emax / emin : INFINITY;
+  summary["honest_spread_bound"] = equal_spread;
   std::vector<double> vs = att.validator_seconds;
   std::sort(vs.begin(), vs.end());
   const double v_median = vs.empty() ? 0 : vs[vs.size() / 2];
@@ -506,6 +535,8 @@ int run_attack_experiment(const AttackOptions& o) {
   summary["copiers_out_earning_source"] = out_earned;
   summary["honest_max_over_min"] = hmin > 0 ? hmax / hmin : INFINITY;
   summary["honest_all_measured_by_window"] = att.honest_all_measured;
+  summary["honest_steady_max_over_min"] = smin > 0 ? smax / smin : INFINITY;
+  summary["sybil_operator_vs_honest_steady"] = operator_steady;
   if (smax > 0) summary["honest_max_over_min_after"] = smin > 0 ? smax / smin : INFINITY;
   summary["master_first_loss"] = att.first_loss;
   summary["master_final_loss"] = att.final_loss;
@@ -541,12 +572,16 @@ int run_attack_experiment(const AttackOptions& o) {
         "pay (goal <= 1.1)\n",
         sybil_vs);
   fmt::print("copiers out-earning their source: {} of {}\n", out_earned, copiers);
-  fmt::print("honest pay spread (max / min mean incentive): {:.2f} (goal <= 2)\n",
-             summary["honest_max_over_min"].get<double>());
+  fmt::print(
+      "honest pay spread (max / min mean incentive): {:.2f} (goal <= 2; {:.2f} if every honest "
+      "miner were paid an equal share from its first measurement)\n",
+      summary["honest_max_over_min"].get<double>(), equal_spread);
   if (att.honest_all_measured < static_cast<uint64_t>(o.windows))
     fmt::print("every honest miner measured once by window {}{}\n", att.honest_all_measured,
-               smax > 0 ? fmt::format("; the pay spread over windows {}-{}: {:.2f}", steady_from,
-                                      o.windows - 1, smin > 0 ? smax / smin : INFINITY)
+               smax > 0 ? fmt::format("; over windows {}-{}: the pay spread {:.2f}, a sybil "
+                                      "operator {:.2f} honest miners' pay",
+                                      steady_from, o.windows - 1, smin > 0 ? smax / smin : INFINITY,
+                                      operator_steady)
                         : "");
   fmt::print("honest miners' index overlap: mean {:.3f}, max {:.3f} (copy threshold {:.2f})\n",
              att.honest_index_overlap_mean, att.honest_index_overlap_max, h.copy_indices);
