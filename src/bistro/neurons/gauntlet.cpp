@@ -377,8 +377,8 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   std::vector<Judgement> out(obs.size());
   std::vector<size_t> measured, unmeasured;  // candidates for the record
   std::vector<double> margins;               // of the updates that passed
-  // The tests, once per measured update ("" passes).
-  // The window's evidence is combined once, against the ratings before the window.
+  // The tests, once per measured update ("" passes), and the window's evidence, combined once
+  // against the ratings before the window.
   std::vector<std::string> tests(obs.size());
   std::vector<Combined> combined(obs.size());
   std::map<uint16_t, size_t> index;  // uid -> observation

@@ -142,7 +142,6 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
   };
 
   std::map<uint16_t, Update> prev_sent;  // what a replay re-sends
-  std::set<uint16_t> honest_measured;
   res.honest_all_measured = o.windows;
   for (uint64_t w = 0; w < o.windows; ++w) {
     // 1. The miners' pages (one reader at a time), then their inner loops in parallel.
@@ -289,7 +288,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       const SimMiner& m = miners[ob.uid];
       ob.measured = std::binary_search(sample.begin(), sample.end(), m.uid);
       if (ob.status == "ok" && ob.measured && m.kind == Behaviour::Honest)
-        honest_measured.insert(m.uid), res.honest_first_measured.emplace(m.uid, w);
+        res.honest_first_measured.emplace(m.uid, w);
       if (ob.status == "ok" && ob.measured)
         inputs.push_back({m.uid, &decoded.at(m.uid),
                           pick_batches(data.window_batches(w, m.uid, h), h.score_batches,
@@ -324,7 +323,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     if (std::getenv("BISTRO_ATTACK_TRACE"))  // one JSON line per uid and window
       for (size_t i = 0; i < obs.size(); ++i) {
         const auto& ob = obs[i];
-        const Rating& rt = ratings[ob.hotkey];
+        const auto found = ratings.find(ob.hotkey);  // tracing adds no rating
+        const Rating rt = found == ratings.end() ? Rating{} : found->second;
         fmt::print(
             "trace {{\"w\":{},\"uid\":{},\"kind\":\"{}\",\"ok\":{},\"measured\":{},"
             "\"passed\":{},\"admitted\":{},\"trusted\":{},\"margin\":{},\"t\":{},\"n\":{},"
@@ -363,7 +363,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
     res.incentive_by_window.emplace_back(n, 0.0);
     for (size_t i = 1; i < n; ++i) res.incentive_by_window.back()[i] = r.incentive[i] / 65535.0;
-    if (honest_measured.size() == honest_uids.size() && res.honest_all_measured == o.windows)
+    if (res.honest_first_measured.size() == honest_uids.size() &&
+        res.honest_all_measured == o.windows)
       res.honest_all_measured = w;
     const double after = mean_loss(theta, eval);  // the held-out loss (not part of the timing)
     fmt::print("window {:>3}: master {:.4f}; {} admitted of {} scored; validator {:.1f} s\n", w,
@@ -467,12 +468,20 @@ int run_attack_experiment(const AttackOptions& o) {
     if (k != "honest" && ratio > worst_ratio) worst_ratio = ratio, worst_kind = k;
   }
   // Sybil operators as a whole (the main uid and its sybils), against one honest miner.
-  std::map<int, double> operators;
+  std::map<int, std::vector<int>> operators;  // the main uid -> its sybils
   for (int i = 1; i < o.uids; ++i)
     if (att.present[i] && att.kind[i] == Behaviour::Sybil && att.copy_of[i] > 0)
-      operators[att.copy_of[i]] += att.incentive[i];
-  double sybil_op = 0;
-  for (auto& [main, extra] : operators) sybil_op += att.incentive[main] + extra;
+      operators[att.copy_of[i]].push_back(i);
+  // An operator's pay: its main uid's and its sybils', `pay(uid)` each.
+  auto operators_pay = [&](auto pay) {
+    double s = 0;
+    for (const auto& [main, sybils] : operators) {
+      s += pay(main);
+      for (int i : sybils) s += pay(i);
+    }
+    return s;
+  };
+  const double sybil_op = operators_pay([&](int i) { return att.incentive[i]; });
   const size_t sybil_ops = operators.size();
   // Copiers against their sources.
   int copiers = 0, out_earned = 0;
@@ -503,10 +512,7 @@ int run_attack_experiment(const AttackOptions& o) {
       smax = std::max(smax, s), smin = std::min(smin, s), honest_steady += s;
     }
     honest_steady /= std::max<size_t>(1, by_kind["honest"].size());
-    for (int i = 1; i < o.uids; ++i)
-      if (att.present[i] && att.kind[i] == Behaviour::Sybil && att.copy_of[i] > 0)
-        operators_steady += steady_pay(i);
-    for (const auto& [main, extra] : operators) operators_steady += steady_pay(main);
+    operators_steady = operators_pay(steady_pay);
   }
   const double operator_steady =
       sybil_ops && honest_steady > 0 ? operators_steady / sybil_ops / honest_steady : 0.0;
@@ -535,7 +541,6 @@ int run_attack_experiment(const AttackOptions& o) {
   summary["copiers_out_earning_source"] = out_earned;
   summary["honest_max_over_min"] = hmin > 0 ? hmax / hmin : INFINITY;
   summary["honest_all_measured_by_window"] = att.honest_all_measured;
-  summary["honest_steady_max_over_min"] = smin > 0 ? smax / smin : INFINITY;
   summary["sybil_operator_vs_honest_steady"] = operator_steady;
   if (smax > 0) summary["honest_max_over_min_after"] = smin > 0 ? smax / smin : INFINITY;
   summary["master_first_loss"] = att.first_loss;
