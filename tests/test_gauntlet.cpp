@@ -581,6 +581,8 @@ TEST(Gauntlet, EvidenceAccumulatesOverAMinersWindows) {
     for (size_t w = 6; w < windows; ++w) carried += q[w], carried_alone += qa[w];
   }
   const double n = static_cast<double>(miners * windows);
+  std::printf("passed: null %.4f, weak %.3f (alone %.3f); quitter carried %.2f windows of 6\n",
+              null_pass / n, weak_pass / n, weak_alone / n, carried / double(miners));
   // No own-page work: passes about as often as a test at evidence_alpha with trust kept at
   // trust_alpha lets it (a false pass brings trust and a correlated next window): 1.3%.
   EXPECT_LT(null_pass / n, 0.02) << null_pass;

@@ -371,36 +371,46 @@ std::string test_update(const Observation& o, const GauntletParams& p, const Rat
                    has_evidence(o) ? combined_evidence(o, p, past) : Combined{});
 }
 
-std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
-                                    std::map<std::string, Rating>& ratings, const GauntletParams& p,
-                                    uint64_t window) {
-  std::vector<Judgement> out(obs.size());
-  std::vector<size_t> measured, unmeasured;  // candidates for the record
-  std::vector<double> margins;               // of the updates that passed
-  // The tests, once per measured update ("" passes), and the window's evidence, combined once
-  // against the ratings before the window.
-  std::vector<std::string> tests(obs.size());
-  std::vector<Combined> combined(obs.size());
+namespace {
+
+// A window's evidence, read once against the ratings before the window: each measured update's
+// tests ("" passes) and each observation's combined evidence.
+struct WindowEvidence {
+  std::vector<std::string> tests;
+  std::vector<Combined> combined;
   std::map<uint16_t, size_t> index;  // uid -> observation
+};
+
+WindowEvidence read_evidence(const std::vector<Observation>& obs,
+                             const std::map<std::string, Rating>& ratings,
+                             const GauntletParams& p) {
+  WindowEvidence ev{std::vector<std::string>(obs.size()), std::vector<Combined>(obs.size()), {}};
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto it = ratings.find(obs[i].hotkey);
     const Rating* past = it == ratings.end() ? nullptr : &it->second;
-    if (has_evidence(obs[i])) combined[i] = combined_evidence(obs[i], p, past);
+    if (has_evidence(obs[i])) ev.combined[i] = combined_evidence(obs[i], p, past);
     if (obs[i].status == "ok" && obs[i].measured)
-      tests[i] = test_with(obs[i], p, past && past->trusted, combined[i]);
-    index[obs[i].uid] = i;
+      ev.tests[i] = test_with(obs[i], p, past && past->trusted, ev.combined[i]);
+    ev.index[obs[i].uid] = i;
   }
-  // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
-  // group's one upload that is nobody's duplicate. At most one update of a group enters (the
-  // same update never enters twice): of the measured ones that passed, the one with the
-  // strongest own-page evidence (the uid that trained on its own pages; a copy shows evidence
-  // only at the test's false-pass rate, barely); with none, the group's first upload on its
-  // trust.
+  return ev;
+}
+
+// Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
+// group's one upload that is nobody's duplicate. At most one update of a group enters (the same
+// update never enters twice): of the measured ones that passed, the one with the strongest
+// own-page evidence (the uid that trained on its own pages; a copy shows evidence only at the
+// test's false-pass rate, barely); with none, the trusted unmeasured member with the best rating,
+// on its trust (a sybil's one false pass does not outrank its source's record; ties: the first
+// upload). Returns, per member of a group, whether it is the one that may enter.
+std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
+                                       const std::map<std::string, Rating>& ratings,
+                                       const WindowEvidence& ev) {
   auto group_of = [&](size_t i) {
     uint16_t u = obs[i].uid;
     for (size_t hops = 0; hops <= obs.size(); ++hops) {
-      auto it = index.find(u);
-      if (it == index.end() || !obs[it->second].duplicate) break;
+      auto it = ev.index.find(u);
+      if (it == ev.index.end() || !obs[it->second].duplicate) break;
       u = obs[it->second].twin;
     }
     return u;
@@ -408,23 +418,21 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   std::map<uint16_t, std::vector<size_t>> groups;  // first upload's uid -> its copies
   for (size_t i = 0; i < obs.size(); ++i)
     if (obs[i].duplicate) groups[group_of(i)].push_back(i);
-  std::map<size_t, bool> pick;  // in a tie group -> whether it is the one that may enter
+  auto strength = [&](size_t m) {
+    return obs[m].own_margin.n > 0 ? obs[m].own_margin.t() : obs[m].margin();
+  };
+  auto rating = [&](size_t m) { return ratings.at(obs[m].hotkey).rating; };
+  std::map<size_t, bool> pick;
   for (auto& [first, members] : groups) {
-    if (auto it = index.find(first); it != index.end() && !obs[it->second].duplicate)
+    if (auto it = ev.index.find(first); it != ev.index.end() && !obs[it->second].duplicate)
       members.insert(members.begin(), it->second);
-    auto strength = [&](size_t m) {
-      return obs[m].own_margin.n > 0 ? obs[m].own_margin.t() : obs[m].margin();
-    };
     std::optional<size_t> best;
     for (size_t m : members) {
       pick[m] = false;
-      if (obs[m].status == "ok" && obs[m].measured && tests[m].empty() &&
+      if (obs[m].status == "ok" && obs[m].measured && ev.tests[m].empty() &&
           (!best || strength(m) > strength(*best)))
         best = m;
     }
-    // None measured passed: the trusted unmeasured member with the best rating, on its trust
-    // (a sybil's one false pass does not outrank its source's record; ties: the first upload).
-    auto rating = [&](size_t m) { return ratings.at(obs[m].hotkey).rating; };
     if (!best)
       for (size_t m : members) {
         if (obs[m].status != "ok" || obs[m].measured || !is_trusted(ratings, obs[m].hotkey))
@@ -433,10 +441,42 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       }
     if (best) pick[*best] = true;
   }
-  auto left_out_of_group = [&](size_t i) {
+  return pick;
+}
+
+// A measured, rejected or missing update's rating moves with its window score; its trust, past
+// evidence, measurement order and readings follow its verdict.
+void rate_measured(Rating& r, const Observation& o, const Judgement& j, bool tied_out,
+                   const Combined& c, const GauntletParams& p, uint64_t window) {
+  r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
+  if (j.passed && !tied_out) {
+    r.reading_sum = p.rating_ema * r.reading_sum + j.score;
+    r.reading_weight = p.rating_ema * r.reading_weight + 1;
+  }
+  ++r.windows;
+  if (o.status == "missing") return;  // trust and the measurement order stand
+  r.trusted = o.status == "ok" && j.passed;
+  if (has_evidence(o) || o.status != "ok") r.evidence_sum = c.sum, r.evidence_weight = c.weight;
+  r.seen = window + 1;
+  // A rejected upload counts as two failures: the checks see every upload without the budget,
+  // so a miner that sends copies or late updates needs no prompt measurement.
+  r.failures = r.trusted ? 0 : o.status == "ok" ? r.failures + 1 : std::max(r.failures + 1, 2u);
+}
+
+}  // namespace
+
+std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
+                                    std::map<std::string, Rating>& ratings, const GauntletParams& p,
+                                    uint64_t window) {
+  const WindowEvidence ev = read_evidence(obs, ratings, p);
+  const auto pick = tie_group_picks(obs, ratings, ev);
+  auto tied_out = [&](size_t i) {
     auto it = pick.find(i);
     return it != pick.end() && !it->second;
   };
+  std::vector<Judgement> out(obs.size());
+  std::vector<size_t> measured, unmeasured;  // candidates for the record
+  std::vector<double> margins;               // of the updates that passed
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
@@ -446,55 +486,40 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     } else if (!o.measured) {
       if (!is_trusted(ratings, o.hotkey))
         j.reason = "not measured this window, and not trusted yet";
-      else if (left_out_of_group(i))  // every unmeasured copy: only a measured one is picked
+      else if (tied_out(i))  // every unmeasured copy: only a measured one is picked
         j.reason = "uploaded at the same time as an equal update (a tied copy)";
       else
         unmeasured.push_back(i);
-    } else if (j.reason = tests[i]; j.reason.empty()) {
+    } else if (j.reason = ev.tests[i]; j.reason.empty()) {
       j.passed = true;
       margins.push_back(o.margin());
-      if (left_out_of_group(i))
+      if (tied_out(i))
         j.reason = "uploaded at the same time as an equal update with stronger evidence";
       else
         measured.push_back(i);
     }
   }
   // Pay: the margin relative to the median margin of the updates with evidence, floored and
-  // capped; nothing without evidence, and a tie group's update is paid once.
+  // capped; nothing without evidence, and a tie group's update is paid once. An unmeasured
+  // update pays its miner's expected score.
   const double ref = median(margins);
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
-    const bool tied_out = left_out_of_group(i);
-    if (j.passed && ref > 0 && !tied_out) {
+    if (j.passed && ref > 0 && !tied_out(i)) {
       const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
       j.score = std::clamp(x, 0.0, p.score_cap);
     }
-    if (o.status == "ok" && !o.measured) {  // its expected score
+    if (o.status == "ok" && !o.measured) {
       auto it = ratings.find(o.hotkey);
-      if (it == ratings.end()) continue;
+      if (it == ratings.end()) continue;  // never measured: no rating yet
       Rating& r = it->second;
-      const double pay = tied_out ? 0.0 : unmeasured_pay(r, p);
+      const double pay = tied_out(i) ? 0.0 : unmeasured_pay(r, p);
       r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * pay;
       ++r.windows;
       continue;
     }
-    const bool evidence = has_evidence(o);
-    const Combined& c = combined[i];
-    Rating& r = ratings[o.hotkey];
-    r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
-    if (j.passed && !tied_out) {
-      r.reading_sum = p.rating_ema * r.reading_sum + j.score;
-      r.reading_weight = p.rating_ema * r.reading_weight + 1;
-    }
-    ++r.windows;
-    if (o.status == "missing") continue;  // trust and the measurement order stand
-    r.trusted = o.status == "ok" && j.passed;
-    if (evidence || o.status != "ok") r.evidence_sum = c.sum, r.evidence_weight = c.weight;
-    r.seen = window + 1;
-    // A rejected upload counts as two failures: the checks see every upload without the budget,
-    // so a miner that sends copies or late updates needs no prompt measurement.
-    r.failures = r.trusted ? 0 : o.status == "ok" ? r.failures + 1 : std::max(r.failures + 1, 2u);
+    rate_measured(ratings[o.hotkey], o, j, tied_out(i), ev.combined[i], p, window);
   }
   // The record: measured passers best on random pages first (ties: lower uid), then trusted
   // unmeasured updates best rating first, at most record_peers of them.

@@ -15,14 +15,7 @@ namespace bistro::localnet {
 namespace fs = std::filesystem;
 
 std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object()) out.push_back(std::move(j));
-  }
-  return out;
+  return JsonlTail(file).next();
 }
 
 std::vector<nlohmann::json> JsonlTail::next() {
