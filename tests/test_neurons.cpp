@@ -484,6 +484,12 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
   EXPECT_EQ(obs[0].own_margin.n, 2u);
   EXPECT_EQ(obs[0].random.n, 2u);
   EXPECT_NEAR(obs[0].own_margin.mean, obs[0].margin(), 1e-9);
+  // The test's null on uid 2's pages: its two references (uids 1 and 3, the strong ones),
+  // neither trained on them, read one against the other, show a fraction of uid 2's own work.
+  // uid 1 has one reference (uid 2 is too weak to serve), so no null to read.
+  EXPECT_EQ(obs[1].placebo.n, 2u);
+  EXPECT_LT(std::fabs(obs[1].placebo.mean), obs[1].margin() / 4);
+  EXPECT_EQ(obs[0].placebo.n, 0u);
   WindowScorer one(theta, config, random, 1.0);
   one.set_clip(all_clip);
   for (const auto& x : in) one.add(x.uid, x.update, x.own);
@@ -516,6 +522,7 @@ TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {
     auto obs_lone = obs_one;
     lone.observe(obs_lone, {});
     EXPECT_TRUE(std::isnan(obs_lone[0].d_cross));  // no reference: read against random pages
+    EXPECT_EQ(obs_lone[0].placebo.n, 0u);          // nor a null to read
     // (the validator asks for one while exactly one strong update is in, whatever else is)
     const size_t strong_alone = lone.strong_count({});
     EXPECT_EQ(strong_alone, obs[0].d_random > 0 ? 1u : 0u);

@@ -224,6 +224,12 @@ struct Observation {
   // so an update that is merely stronger or weaker in general (trained on other pages, or for
   // fewer steps) shows no margin on its own pages from that alone.
   double d_random_ref = NAN;
+  // The evidence test's null on these very pages: the first reference's own-page margin read
+  // against the second's (own_margin_evidence, the first as the update), neither trained on
+  // them (n 0: fewer than two references). Not judged: over a window's updates its t shows how
+  // often the test passes an update with no own-page work on real pages, where sequences of one
+  // page are not independent (docs/benchmarks.md).
+  Evidence placebo{};
   // own_margin's mean, from the means: d_own - d_random without a reference, else
   // d_own - k d_cross (k = strength_ratio), else the difference in differences.
   double margin() const;

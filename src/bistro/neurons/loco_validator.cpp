@@ -669,6 +669,7 @@ void LocoValidator::weights(Window& w) {
         {"cross", std::isnan(o.d_cross) ? 0.0 : o.d_cross},
         {"random_t", o.random.n ? o.random.t() : 0.0},
         {"margin_t", o.own_margin.n ? std::clamp(o.own_margin.t(), -1e6, 1e6) : 0.0},
+        {"placebo_t", o.placebo.n ? std::clamp(o.placebo.t(), -1e6, 1e6) : 0.0},
         {"score", v.score},
         {"measured", o.measured},
         {"passed", v.passed},

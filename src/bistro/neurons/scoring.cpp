@@ -348,6 +348,7 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
     o.d_own = mean_of(e.before) - mean_of(e.after_own);
     o.d_random = d_random(e);
     o.random = paired_evidence(base_, e.after_random);
+    o.placebo = {};
     if (refs[it->second].empty()) {
       // No reference: the margin is read against the random pages, unpaired.
       o.d_cross = NAN;
@@ -367,6 +368,12 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
     // Its own pages' drop beyond the references', scaled to its strength on the random pages.
     o.own_margin =
         own_margin_evidence(e.before, e.after_own, cross, base_, e.after_random, ref_random);
+    // One reference against the other, on these pages: the test's null, for the record.
+    const auto& two = refs[it->second];
+    o.placebo = two.size() < 2 ? Evidence{}
+                               : own_margin_evidence(
+                                     e.before, e.cross.at(two[0]), e.cross.at(two[1]), base_,
+                                     entries_[two[0]].after_random, entries_[two[1]].after_random);
   }
 }
 

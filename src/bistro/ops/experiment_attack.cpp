@@ -57,7 +57,42 @@ struct SimResult {
   double honest_index_overlap_max = 0, honest_index_overlap_mean = 0;
   std::map<std::string, int> rejections;          // reason (first words) -> count
   std::map<std::string, int> admitted, left_out;  // per kind: updates sent that entered a record
+  // One window's own-page evidence, as the test reads it alone (t, sequences): per kind of the
+  // measured updates, and "placebo" for one reference read against the other (no own-page work).
+  std::map<std::string, std::vector<std::pair<double, size_t>>> margin_t;
 };
+
+// The evidence test read one window alone, on real pages: how often it passes updates with no
+// own-page work (one reference against the other; data cheats), against the stated
+// evidence_alpha, and honest ones; with the spread of their t (Student's t with the same degrees
+// of freedom has sd sqrt(dof / (dof - 2))).
+void report_evidence_test(const SimResult& att, double alpha, nlohmann::json& summary) {
+  std::vector<std::string> parts;
+  for (const char* k : {"placebo", "data-cheat", "sybil", "honest"}) {
+    const auto it = att.margin_t.find(k);
+    if (it == att.margin_t.end() || it->second.size() < 2) continue;
+    double sum = 0, sq = 0, dof = 0;
+    size_t passed = 0;
+    for (auto [t, n] : it->second) {
+      passed += std::isfinite(t) && t > t_critical(alpha, n - 1);
+      const double c = std::clamp(t, -50.0, 50.0);
+      sum += c, sq += c * c, dof += static_cast<double>(n - 1);
+    }
+    const double m = static_cast<double>(it->second.size());
+    const double sd = std::sqrt(std::max(0.0, sq / m - (sum / m) * (sum / m)));
+    dof /= m;
+    summary["evidence_one_window"][k] = {
+        {"reads", it->second.size()}, {"passed", passed / m}, {"t_sd", sd}, {"dof", dof}};
+    parts.push_back(fmt::format("{} {:.1f}% of {} (t sd {:.2f}; {:.2f} for Student's t)",
+                                std::string(k) == "placebo" ? "references against each other" : k,
+                                100 * passed / m, it->second.size(), sd,
+                                dof > 2 ? std::sqrt(dof / (dof - 2)) : INFINITY));
+  }
+  std::string joined;
+  for (const auto& x : parts) joined += (joined.empty() ? "" : "; ") + x;
+  if (!parts.empty())
+    fmt::print("the evidence test, one window alone at {:g}%, passes: {}\n", 100 * alpha, joined);
+}
 
 std::string reason_class(const std::string& r) {
   const auto p = r.find_first_of("(:");
@@ -318,6 +353,12 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     }
     res.validator_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (const auto& ob : obs) {
+      if (ob.status != "ok" || !ob.measured || ob.own_margin.n < 2) continue;
+      res.margin_t[behaviour_name(miners[ob.uid].kind)].emplace_back(ob.own_margin.t(),
+                                                                     ob.own_margin.n);
+      if (ob.placebo.n >= 2) res.margin_t["placebo"].emplace_back(ob.placebo.t(), ob.placebo.n);
+    }
     for (const auto& v : verdicts)
       if (!v.admitted && v.reason != "missing") ++res.rejections[reason_class(v.reason)];
     if (std::getenv("BISTRO_ATTACK_TRACE"))  // one JSON line per uid and window
@@ -328,12 +369,13 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
         fmt::print(
             "trace {{\"w\":{},\"uid\":{},\"kind\":\"{}\",\"ok\":{},\"measured\":{},"
             "\"passed\":{},\"admitted\":{},\"trusted\":{},\"margin\":{},\"t\":{},\"n\":{},"
-            "\"d_random\":{},\"score\":{},\"rating\":{}}}\n",
+            "\"d_random\":{},\"score\":{},\"rating\":{},\"placebo_t\":{}}}\n",
             w, ob.uid, behaviour_name(miners[ob.uid].kind), ob.status == "ok", ob.measured,
             verdicts[i].passed, std::find(kept.begin(), kept.end(), ob.uid) != kept.end(),
             rt.trusted, std::isfinite(ob.margin()) ? ob.margin() : 0.0,
             ob.own_margin.n ? ob.own_margin.t() : 0.0, ob.own_margin.n,
-            std::isfinite(ob.d_random) ? ob.d_random : 0.0, verdicts[i].score, rt.rating);
+            std::isfinite(ob.d_random) ? ob.d_random : 0.0, verdicts[i].score, rt.rating,
+            ob.placebo.n ? ob.placebo.t() : 0.0);
       }
 
     // Honest miners' natural index overlap (what the copy threshold must stay above).
@@ -597,6 +639,7 @@ int run_attack_experiment(const AttackOptions& o) {
       "honest updates admitted to the records: {:.1f}%; cheats' updates admitted: {} (goal "
       "0)\n",
       100 * honest_admission, cheats_admitted);
+  report_evidence_test(att, h.evidence_alpha, summary);
   fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
   bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
             hmax / hmin <= 2.0 && sybil_vs <= 1.1 && cheats_admitted == 0;
