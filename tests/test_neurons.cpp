@@ -2,7 +2,9 @@
 // (garbage, wrong key, missing object, unreachable bucket) is skipped with its reason; good peers
 // are gathered; hparams files are checked; protocol v2's records move a node's theta exactly as
 // the master's, from the miner's bucket or the mirror, and a bad record resynchronises it.
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "bistro/chain/local_chain.hpp"
@@ -115,6 +117,39 @@ TEST(Localnet, JsonlTailReadsOnlyWhatWasAppendedAndWaitsForTornLines) {
   EXPECT_EQ(got[1]["window"], 4);
   EXPECT_EQ(localnet::read_jsonl(file).size(), 3u);  // the whole-file reader agrees
   std::filesystem::remove(file);
+}
+
+TEST(Neurons, TheValidatorPicksRowsSpreadOverTheMicroBatches) {
+  // 6 micro-batches of 4 rows; each row's tokens say (batch, row).
+  std::vector<Batch> batches;
+  for (int64_t b = 0; b < 6; ++b) {
+    auto in = torch::zeros({4, 8}, torch::kLong);
+    for (int64_t r = 0; r < 4; ++r) in[r].fill_(10 * b + r);
+    batches.push_back({in, in + 1000});
+  }
+  const auto picked = pick_batches(batches, 2, 42);
+  ASSERT_EQ(picked.size(), 2u);
+  std::vector<int64_t> ids;
+  std::set<int64_t> from;
+  for (const auto& p : picked) {
+    ASSERT_EQ(p.inputs.sizes(), batches[0].inputs.sizes());
+    for (int64_t r = 0; r < 4; ++r) {
+      const int64_t id = p.inputs[r][0].item<int64_t>();
+      EXPECT_EQ(p.targets[r][0].item<int64_t>(), id + 1000);  // a row keeps its targets
+      ids.push_back(id), from.insert(id / 10);
+    }
+  }
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 8u);  // no row twice
+  EXPECT_GT(from.size(), 2u);                                       // not two whole micro-batches
+  EXPECT_EQ(pick_batches(batches, 2, 42)[1].inputs[3][0].item<int64_t>(), ids[7]);  // keyed
+  bool differs = false;
+  for (uint64_t key = 1; key < 5 && !differs; ++key)
+    differs = !torch::equal(pick_batches(batches, 2, key)[0].inputs, picked[0].inputs);
+  EXPECT_TRUE(differs);
+  EXPECT_EQ(pick_batches(batches, 6, 1).size(), 6u);  // all of them, as they are
+  batches[3] = {torch::zeros({2, 8}, torch::kLong), torch::zeros({2, 8}, torch::kLong)};
+  EXPECT_THROW(pick_batches(batches, 2, 42), Error);
 }
 
 TEST(Neurons, HparamsFilesAreChecked) {

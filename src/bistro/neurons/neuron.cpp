@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -197,16 +198,28 @@ std::vector<Batch> NeuronData::window_batches(uint64_t window, uint16_t uid,
 
 std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, uint64_t key) {
   if (n >= static_cast<int64_t>(batches.size())) return batches;
-  std::vector<size_t> idx(batches.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  const int64_t per = batches.front().inputs.size(0);
+  std::vector<std::pair<size_t, int64_t>> rows;  // (micro-batch, row)
+  for (size_t b = 0; b < batches.size(); ++b) {
+    check(batches[b].inputs.sizes() == batches.front().inputs.sizes(),
+          "pick_batches: micro-batch {} differs in shape from the first", b);
+    for (int64_t r = 0; r < per; ++r) rows.emplace_back(b, r);
+  }
+  const size_t want = static_cast<size_t>(n * per);
   rng::Stream s(key);
-  for (int64_t i = 0; i < n; ++i)  // a partial Fisher-Yates shuffle
-    std::swap(idx[static_cast<size_t>(i)],
-              idx[static_cast<size_t>(i) + s.below(idx.size() - static_cast<size_t>(i))]);
-  idx.resize(static_cast<size_t>(n));
-  std::sort(idx.begin(), idx.end());
+  for (size_t i = 0; i < want; ++i)  // a partial Fisher-Yates shuffle
+    std::swap(rows[i], rows[i + s.below(rows.size() - i)]);
+  rows.resize(want);
+  std::sort(rows.begin(), rows.end());
   std::vector<Batch> out;
-  for (size_t i : idx) out.push_back(batches[i]);
+  for (size_t at = 0; at < want; at += static_cast<size_t>(per)) {
+    std::vector<torch::Tensor> in, tg;
+    for (size_t q = at; q < at + static_cast<size_t>(per); ++q) {
+      in.push_back(batches[rows[q].first].inputs[rows[q].second]);
+      tg.push_back(batches[rows[q].first].targets[rows[q].second]);
+    }
+    out.push_back({torch::stack(in), torch::stack(tg)});
+  }
   return out;
 }
 

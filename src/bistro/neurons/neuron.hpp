@@ -146,8 +146,12 @@ struct NeuronData {
 };
 
 double mean_loss(Llama& model, const std::vector<Batch>& batches);
-// `n` of the micro-batches, chosen by `key` without replacement, in their order (all when n >=
-// their count): the validator reads a secret subset of the micro-batches a miner trained on.
+// `n` micro-batches' worth of rows, chosen by `key` without replacement from all the rows, in
+// their order, regrouped n micro-batches of the same shape (all of them when n >= their count):
+// the validator reads a secret subset of what a miner trained on. Rows, not whole micro-batches:
+// a micro-batch's rows are consecutive stretches of the same pages and move together, so whole
+// ones made the own-page test's sequences far from independent. The micro-batches must share
+// one shape (throws otherwise).
 std::vector<Batch> pick_batches(const std::vector<Batch>& batches, int64_t n, uint64_t key);
 // The sparseloco miner's inner AdamW: lr, weight decay, warmup over its own steps, no decay after.
 TrainOptions inner_train_options(const NeuronHparams& h);
