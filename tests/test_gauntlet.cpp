@@ -543,6 +543,61 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   EXPECT_LT(static_cast<double>(kept_trust) / n, 0.13) << kept_trust;
 }
 
+TEST(Gauntlet, TheEvidenceTestIsCalibratedOnTheNullMeasuredOnRealPages) {
+  // On real pages the test's null spreads wider than Student's t: placebo reads (one reference
+  // against the other) with twice its spread. Pooled, they set null_spread, and a null update
+  // drawn from the same spread passes at about the stated 1% again (11% uncalibrated).
+  GauntletParams p;
+  const size_t n = 16, reads = 4000;
+  const double student_sd = std::sqrt(15.0 / 13.0);
+  uint64_t x = 77;
+  auto wide = [&] {  // a t from a null twice as wide as the test assumes
+    return Evidence{2 * student_sd * normal(x), 1.0, n};
+  };
+  NullSpread pool;
+  EXPECT_EQ(pool.factor(30), 1.0);  // nothing pooled: the test as stated
+  std::vector<Observation> window;
+  for (size_t i = 0; i < 40; ++i) {
+    Observation o{static_cast<uint16_t>(i), "hk", "ok"};
+    o.placebo = wide();
+    window.push_back(o);
+  }
+  pool.add(window, kNullDecay);
+  EXPECT_EQ(pool.reads, 40.0);
+  EXPECT_EQ(pool.factor(41), 1.0);  // fewer reads than asked for
+  EXPECT_NEAR(pool.factor(30), 2.0, 0.5);
+  for (int w = 0; w < 30; ++w) pool.add(window, kNullDecay);
+  EXPECT_NEAR(pool.reads, 40 * (1 - std::pow(0.9, 31)) / 0.1, 1e-6);  // decayed per window
+  const double f = pool.factor(30);
+  EXPECT_NEAR(f, 2.0, 0.4);
+  // A non-ok or short read is not pooled.
+  Observation bad{99, "hk", "late upload"};
+  bad.placebo = Evidence{1000, 1, n};
+  const double before = pool.sum_sq;
+  pool.add({bad}, 1.0);
+  EXPECT_EQ(pool.sum_sq, before);
+  // Null updates from the wide null: the calibrated test passes about 1% of them.
+  size_t raw = 0, calibrated = 0;
+  GauntletParams cal = p;
+  cal.null_spread = f;
+  for (size_t i = 0; i < reads; ++i) {
+    Observation o{1, "hk", "ok"};
+    o.random = Evidence{0.05, 0.005, n};
+    o.own_margin = wide();
+    o.d_random = o.random.mean, o.d_cross = 0, o.d_own = o.own_margin.mean;
+    raw += test_update(o, p).empty();
+    calibrated += test_update(o, cal).empty();
+  }
+  std::printf("a null twice as wide: %.2f%% pass as stated, %.2f%% calibrated (spread %.2f)\n",
+              100.0 * raw / reads, 100.0 * calibrated / reads, f);
+  EXPECT_GT(raw / double(reads), 0.06) << raw;
+  EXPECT_LT(calibrated / double(reads), 0.025) << calibrated;
+  EXPECT_GT(calibrated / double(reads), 0.001) << calibrated;
+  // Calibration only widens: a null narrower than Student's t leaves the test as stated.
+  NullSpread narrow{0.25 * 100, 100};
+  EXPECT_EQ(narrow.factor(30), 1.0);
+}
+
 // A miner's windows in a row: per window an own-page margin with mean mu[w] (per-sequence spread
 // 0.05, 32 sequences) on an update that clearly helps the random pages. Returns per window whether
 // its update passed.

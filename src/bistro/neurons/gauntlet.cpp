@@ -317,10 +317,26 @@ bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string&
   return r != ratings.end() && r->second.trusted;
 }
 
+void NullSpread::add(const std::vector<Observation>& obs, double decay) {
+  sum_sq *= decay, reads *= decay;
+  for (const auto& o : obs) {
+    const double t = o.placebo.t();
+    if (o.status != "ok" || o.placebo.n < 4 || !std::isfinite(t)) continue;
+    const double dof = static_cast<double>(o.placebo.n - 1);
+    const double x = std::clamp(t / std::sqrt(dof / (dof - 2)), -10.0, 10.0);
+    sum_sq += x * x, reads += 1;
+  }
+}
+
+double NullSpread::factor(double min_reads) const {
+  if (min_reads <= 0 || reads < min_reads) return 1.0;
+  return std::max(1.0, std::sqrt(sum_sq / reads));
+}
+
 Combined combined_evidence(const Observation& o, const GauntletParams& p, const Rating* past) {
   // This window's t counts in full now (a strong window passes whatever the past) and capped in
   // the sums the next windows read (it carries a miner that stops working only so far).
-  const double t = o.own_margin.t();
+  const double t = o.own_margin.t() / std::max(1.0, p.null_spread);
   const double d = p.evidence_decay;
   const double past_sum = past ? d * past->evidence_sum : 0.0;
   Combined c;
@@ -357,8 +373,9 @@ std::string test_with(const Observation& o, const GauntletParams& p, bool truste
   if (!evident) {
     std::snprintf(buf, sizeof buf,
                   "no evidence of training on its own pages (margin %.4g over other miners' "
-                  "updates, %.1f standard errors, %.1f over its recent windows, %zu sequences)",
-                  o.margin(), e.n ? e.t() : 0.0, z, e.n);
+                  "updates, %.1f standard errors, %.1f over its recent windows at the null's "
+                  "spread %.2f, %zu sequences)",
+                  o.margin(), e.n ? e.t() : 0.0, z, std::max(1.0, p.null_spread), e.n);
     return buf;
   }
   return "";

@@ -73,6 +73,11 @@ struct GauntletParams {
   // doing equal work 4x apart (a reading's spread between honest windows is about 35%); the
   // prior stands for what the other miners' readings say. 0: the readings' own mean.
   double pay_prior = 8;
+  // The evidence test's null as measured on real pages (NullSpread): each window's own-page t is
+  // divided by this before the test and before it joins the miner's past, so the test passes an
+  // update with no own-page work at about its stated rate. 1: the test as for independent
+  // sequences. The validator sets it every window.
+  double null_spread = 1;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -198,6 +203,20 @@ bool significantly_positive(const Evidence& e, double mean, double alpha);
 double t_critical(double alpha, size_t dof);
 
 // One expected miner's window, as the judge takes it.
+struct Observation;
+// The evidence test's null, pooled over windows: the validator's placebo reads
+// (Observation::placebo: one reference against the other on a miner's pages, neither trained on
+// them) as multiples of Student's t's spread, x = t / sqrt(dof / (dof - 2)), capped at +-10.
+// Sequences of one page are not independent and an update's strength differs from page to page,
+// so on real pages these spread 1.6-2.4x as wide as the test assumes. factor() is the root mean
+// square of x (at least 1) once `min_reads` are pooled, else 1; each window decays the pool by
+// `decay`, so it follows the model as it trains. Persisted in the validator's state.json.
+inline constexpr double kNullDecay = 0.9;  // per window
+struct NullSpread {
+  double sum_sq = 0, reads = 0;
+  void add(const std::vector<Observation>& obs, double decay);
+  double factor(double min_reads) const;
+};
 struct Observation {
   uint16_t uid = 0;
   std::string hotkey;

@@ -164,6 +164,7 @@ class LocoValidator : Node {
   Llama theta_;
   std::vector<torch::Tensor> params_;
   GauntletParams gp_;
+  NullSpread null_;  // the evidence test's null on real pages (gp_.null_spread)
   std::map<std::string, Rating> ratings_;  // by hotkey: a replaced uid starts from zero
   SketchHistory history_;                  // recent windows' sketches (lost on restart)
   uint64_t next_ = 0;                      // the window whose updates come next; theta = theta_next
@@ -257,6 +258,12 @@ void LocoValidator::resume_or_genesis() {
       if (r["reading_weight"].is_number()) x.reading_weight = r["reading_weight"].get<double>();
     }
   if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
+  if (auto n = st.value("null_spread", nlohmann::json::object());
+      n.is_object() && n.value("sum_sq", nlohmann::json()).is_number() &&
+      n.value("reads", nlohmann::json()).is_number()) {
+    null_ = {n["sum_sq"].get<double>(), n["reads"].get<double>()};
+    gp_.null_spread = null_.factor(static_cast<double>(h_.null_reads));
+  }
   log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
 }
 
@@ -496,6 +503,9 @@ void LocoValidator::judge(Window& w) {
     std::map<std::string, Rating> unmoved = ratings_;
     w.verdicts = judge_window(w.obs, unmoved, gp_, w.u);
   } else {
+    // The test's null, pooled with the earlier windows' (the next admissions read it too).
+    null_.add(w.obs, kNullDecay);
+    gp_.null_spread = null_.factor(static_cast<double>(h_.null_reads));
     w.verdicts = judge_window(w.obs, ratings_, gp_, w.u);
   }
   w.timer.lap("judge");
@@ -704,7 +714,8 @@ void LocoValidator::save_state(uint64_t next) {
   nlohmann::json st = {{"next", next},
                        {"params_hash", params_hash(params_)},
                        {"ratings", nlohmann::json::object()},
-                       {"published_loss", published_loss_}};
+                       {"published_loss", published_loss_},
+                       {"null_spread", {{"sum_sq", null_.sum_sq}, {"reads", null_.reads}}}};
   for (auto& [hk, r] : ratings_) {
     st["ratings"][hk] = {{"rating", r.rating},
                          {"windows", r.windows},

@@ -59,6 +59,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("trust_alpha", h.trust_alpha);
   f("evidence_decay", h.evidence_decay);
   f("pay_prior", h.pay_prior);
+  f("null_reads", h.null_reads);
   f("score_budget", h.score_budget);
   f("close_budget", h.close_budget);
   f("judge_budget", h.judge_budget);
@@ -120,6 +121,7 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
   check(h.evidence_decay >= 0 && h.evidence_decay < 1, "{}: evidence_decay must be in [0, 1)",
         file.string());
   check(h.pay_prior >= 0 && h.pay_prior <= 1e6, "{}: pay_prior must be in [0, 1e6]", file.string());
+  check(h.null_reads <= 1000000, "{}: null_reads must be at most 1e6", file.string());
   check(h.score_batches > 0 && h.score_random_batches > 0,
         "{}: score_batches and score_random_batches must be positive", file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,

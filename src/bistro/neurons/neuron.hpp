@@ -85,6 +85,10 @@ struct NeuronHparams {
   // An unmeasured window of a trusted miner pays its measured scores' mean shrunk toward the
   // median passing update's with the weight of this many readings (gauntlet.hpp).
   double pay_prior = 8;
+  // The evidence test is calibrated on the null it meets on real pages (gauntlet.hpp,
+  // NullSpread) once this many placebo reads are pooled (0: never; the test as stated for
+  // independent sequences).
+  uint64_t null_reads = 30;
   // The validator's cost: score_budget updates measured a window at most (0: every one; each
   // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
   // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of

@@ -60,6 +60,7 @@ struct SimResult {
   // One window's own-page evidence, as the test reads it alone (t, sequences): per kind of the
   // measured updates, and "placebo" for one reference read against the other (no own-page work).
   std::map<std::string, std::vector<std::pair<double, size_t>>> margin_t;
+  std::vector<double> null_spread;  // per window: what the evidence test divided its t by
 };
 
 // The evidence test read one window alone, on real pages: how often it passes updates with no
@@ -106,7 +107,8 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
                    const std::vector<std::optional<Behaviour>>& kinds) {
   const LlamaConfig config = preset(h.preset);
   const auto specs = parameter_specs(config);
-  const GauntletParams gp = gauntlet_params(h);
+  GauntletParams gp = gauntlet_params(h);
+  NullSpread null_spread;  // the evidence test's null, pooled over windows
   Llama theta(config);
   theta->init_weights(h.init_seed);
   const auto params = parameter_tensors(theta);
@@ -339,6 +341,9 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     std::set<uint16_t> not_references;
     for (auto& [uid, twin] : duplicates) not_references.insert(uid);
     scorer.observe(obs, not_references, o.threads);
+    null_spread.add(obs, kNullDecay);
+    gp.null_spread = null_spread.factor(static_cast<double>(h.null_reads));
+    res.null_spread.push_back(gp.null_spread);
     const auto verdicts = judge_window(obs, ratings, gp, w);
     const auto best_first = admitted_best_first(verdicts, obs, decoded);
     const auto kept = guarded_outer_step(theta, best_first, h.outer_lr, random,
@@ -640,6 +645,11 @@ int run_attack_experiment(const AttackOptions& o) {
       "0)\n",
       100 * honest_admission, cheats_admitted);
   report_evidence_test(att, h.evidence_alpha, summary);
+  if (!att.null_spread.empty()) {
+    summary["null_spread_last"] = att.null_spread.back();
+    fmt::print("the test's t divided by the null's measured spread: {:.2f} in the last window\n",
+               att.null_spread.back());
+  }
   fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
   bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
             hmax / hmin <= 2.0 && sybil_vs <= 1.1 && cheats_admitted == 0;
