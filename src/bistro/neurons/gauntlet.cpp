@@ -317,13 +317,17 @@ bool is_trusted(const std::map<std::string, Rating>& ratings, const std::string&
   return r != ratings.end() && r->second.trusted;
 }
 
+double student_t_sd(double dof) {
+  return std::sqrt(dof / (dof - 2));
+}
+
 void NullSpread::add(const std::vector<Observation>& obs, double decay) {
   sum_sq *= decay, reads *= decay;
   for (const auto& o : obs) {
     const double t = o.placebo.t();
     if (o.status != "ok" || o.placebo.n < 4 || !std::isfinite(t)) continue;
     const double dof = static_cast<double>(o.placebo.n - 1);
-    const double x = std::clamp(t / std::sqrt(dof / (dof - 2)), -10.0, 10.0);
+    const double x = std::clamp(t / student_t_sd(dof), -10.0, 10.0);
     sum_sq += x * x, reads += 1;
   }
 }

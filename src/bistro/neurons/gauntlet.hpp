@@ -201,22 +201,10 @@ bool significantly_positive(const Evidence& e, double mean, double alpha);
 // The one-sided critical value of Student's t with `dof` degrees of freedom: P(T > t) = alpha
 // (Hill's expansion around the normal quantile; within 1% of the exact value for dof >= 3).
 double t_critical(double alpha, size_t dof);
+// The standard deviation of Student's t with `dof` (> 2) degrees of freedom: sqrt(dof / (dof - 2)).
+double student_t_sd(double dof);
 
 // One expected miner's window, as the judge takes it.
-struct Observation;
-// The evidence test's null, pooled over windows: the validator's placebo reads
-// (Observation::placebo: one reference against the other on a miner's pages, neither trained on
-// them) as multiples of Student's t's spread, x = t / sqrt(dof / (dof - 2)), capped at +-10.
-// Sequences of one page are not independent and an update's strength differs from page to page,
-// so on real pages these spread 1.6-2.4x as wide as the test assumes. factor() is the root mean
-// square of x (at least 1) once `min_reads` are pooled, else 1; each window decays the pool by
-// `decay`, so it follows the model as it trains. Persisted in the validator's state.json.
-inline constexpr double kNullDecay = 0.9;  // per window
-struct NullSpread {
-  double sum_sq = 0, reads = 0;
-  void add(const std::vector<Observation>& obs, double decay);
-  double factor(double min_reads) const;
-};
 struct Observation {
   uint16_t uid = 0;
   std::string hotkey;
@@ -252,6 +240,19 @@ struct Observation {
   // own_margin's mean, from the means: d_own - d_random without a reference, else
   // d_own - k d_cross (k = strength_ratio), else the difference in differences.
   double margin() const;
+};
+// The evidence test's null, pooled over windows: the validator's placebo reads
+// (Observation::placebo: one reference against the other on a miner's pages, neither trained on
+// them) as multiples of Student's t's spread, x = t / student_t_sd(dof), capped at +-10.
+// Sequences of one page are not independent and an update's strength differs from page to page,
+// so on real pages these spread 1.6-2.4x as wide as the test assumes. factor() is the root mean
+// square of x (at least 1) once `min_reads` are pooled, else 1; each window decays the pool by
+// `decay`, so it follows the model as it trains. Persisted in the validator's state.json.
+inline constexpr double kNullDecay = 0.9;  // per window
+struct NullSpread {
+  double sum_sq = 0, reads = 0;
+  void add(const std::vector<Observation>& obs, double decay);
+  double factor(double min_reads) const;
 };
 struct Rating {
   double rating = 0;     // EMA of the window scores

@@ -60,13 +60,13 @@ struct SimResult {
   // One window's own-page evidence, as the test reads it alone (t, sequences): per kind of the
   // measured updates, and "placebo" for one reference read against the other (no own-page work).
   std::map<std::string, std::vector<std::pair<double, size_t>>> margin_t;
-  std::vector<double> null_spread;  // per window: what the evidence test divided its t by
+  double null_spread = 1;  // what the evidence test divided its t by in the last window
 };
 
 // The evidence test read one window alone, on real pages: how often it passes updates with no
 // own-page work (one reference against the other; data cheats), against the stated
 // evidence_alpha, and honest ones; with the spread of their t (Student's t with the same degrees
-// of freedom has sd sqrt(dof / (dof - 2))).
+// of freedom has sd student_t_sd(dof)).
 void report_evidence_test(const SimResult& att, double alpha, nlohmann::json& summary) {
   std::vector<std::string> parts;
   for (const char* k : {"placebo", "data-cheat", "sybil", "honest"}) {
@@ -87,7 +87,7 @@ void report_evidence_test(const SimResult& att, double alpha, nlohmann::json& su
     parts.push_back(fmt::format("{} {:.1f}% of {} (t sd {:.2f}; {:.2f} for Student's t)",
                                 std::string(k) == "placebo" ? "references against each other" : k,
                                 100 * passed / m, it->second.size(), sd,
-                                dof > 2 ? std::sqrt(dof / (dof - 2)) : INFINITY));
+                                dof > 2 ? student_t_sd(dof) : INFINITY));
   }
   std::string joined;
   for (const auto& x : parts) joined += (joined.empty() ? "" : "; ") + x;
@@ -343,7 +343,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     scorer.observe(obs, not_references, o.threads);
     null_spread.add(obs, kNullDecay);
     gp.null_spread = null_spread.factor(static_cast<double>(h.null_reads));
-    res.null_spread.push_back(gp.null_spread);
+    res.null_spread = gp.null_spread;
     const auto verdicts = judge_window(obs, ratings, gp, w);
     const auto best_first = admitted_best_first(verdicts, obs, decoded);
     const auto kept = guarded_outer_step(theta, best_first, h.outer_lr, random,
@@ -645,11 +645,9 @@ int run_attack_experiment(const AttackOptions& o) {
       "0)\n",
       100 * honest_admission, cheats_admitted);
   report_evidence_test(att, h.evidence_alpha, summary);
-  if (!att.null_spread.empty()) {
-    summary["null_spread_last"] = att.null_spread.back();
-    fmt::print("the test's t divided by the null's measured spread: {:.2f} in the last window\n",
-               att.null_spread.back());
-  }
+  summary["null_spread_last"] = att.null_spread;
+  fmt::print("the test's t divided by the null's measured spread: {:.2f} in the last window\n",
+             att.null_spread);
   fmt::print("master held-out loss: {:.4f} -> {:.4f}", att.first_loss, att.final_loss);
   bool ok = honest_share >= 0.95 && worst_ratio <= 0.10 && out_earned == 0 && hmin > 0 &&
             hmax / hmin <= 2.0 && sybil_vs <= 1.1 && cheats_admitted == 0;
