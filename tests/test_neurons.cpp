@@ -169,7 +169,8 @@ TEST(Neurons, HparamsFilesAreChecked) {
        {R"({"harm_alpha": 0})", R"({"evidence_alpha": 0.5})", R"({"close_budget": 1.5})",
         R"({"judge_budget": -0.1})", R"({"score_random_batches": 0})", R"({"score_batches": 0})",
         R"({"max_inner_steps": 4})", R"({"trust_alpha": 0.001})", R"({"evidence_decay": 1})",
-        R"({"pay_prior": -1})", R"({"null_reads": 2000000})"}) {
+        R"({"pay_prior": -1})", R"({"null_reads": 2000000})", R"({"burn_uid": 70000})",
+        R"({"burn_uid": -2})"}) {
     std::ofstream(dir / "bad.json") << bad;
     try {
       load_hparams(dir / "bad.json");

@@ -396,6 +396,10 @@ void LocalChain::sync(uint16_t netuid) {
     p.stake_threshold = h.stake_threshold;
     p.last_mechanism_step_block = last_step;
     p.emission = h.emission_per_block * period;
+    // The subnet owner is uid 0, the first hotkey registered: subtensor registers the owner's
+    // hotkey at uid 0 when it creates a subnet. Its self-weight counts (the pay a validator holds
+    // back is weighted to it; gauntlet.hpp, GauntletParams::burn_uid).
+    p.owner_uid = 0;
     EpochState st;
     for (auto& r : rows) {
       st.stake.push_back(r.n.stake);

@@ -465,6 +465,13 @@ std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
   return pick;
 }
 
+// A failed measurement that is not evidence against work: the miner's evidence (z, calibrated)
+// short of the bar but above kRetryZ, and no harm.
+bool inconclusive(const Observation& o, const Combined& c, const GauntletParams& p) {
+  return o.status == "ok" && has_evidence(o) && c.z > kRetryZ &&
+         !significantly_negative(o.random, o.d_random, p.harm_alpha);
+}
+
 // A measured, rejected or missing update's rating moves with its window score; its trust, past
 // evidence, measurement order and readings follow its verdict.
 void rate_measured(Rating& r, const Observation& o, const Judgement& j, bool tied_out,
@@ -480,8 +487,33 @@ void rate_measured(Rating& r, const Observation& o, const Judgement& j, bool tie
   if (has_evidence(o) || o.status != "ok") r.evidence_sum = c.sum, r.evidence_weight = c.weight;
   r.seen = window + 1;
   // A rejected upload counts as two failures: the checks see every upload without the budget,
-  // so a miner that sends copies or late updates needs no prompt measurement.
-  r.failures = r.trusted ? 0 : o.status == "ok" ? r.failures + 1 : std::max(r.failures + 1, 2u);
+  // so a miner that sends copies or late updates needs no prompt measurement. An inconclusive
+  // failure counts as the first: the miner is measured again at once.
+  r.failures = r.trusted               ? 0
+               : inconclusive(o, c, p) ? 1
+               : o.status == "ok"      ? r.failures + 1
+                                       : std::max(r.failures + 1, 2u);
+}
+
+// A window of waiting for a first conclusive measurement: the rating moves with the prior's
+// expected score, the median passing update's (1), held back (rating_weights).
+void wait_a_window(Rating& r, const GauntletParams& p) {
+  r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * 1.0;
+  ++r.waited;
+}
+
+// A measured or rejected update of a miner awaiting its first conclusive measurement: a paid
+// pass keeps the rating it built on the prior's score and owes the waited windows as back pay;
+// an inconclusive failure waits on (measured again at once); anything else forfeits the wait
+// (the rating starts from 0, as before it).
+void rate_awaiting(Rating& r, const Observation& o, const Judgement& j, bool tied_out,
+                   const Combined& c, const GauntletParams& p, uint64_t window) {
+  const double rating = r.rating;
+  const bool paid = j.passed && !tied_out, pending = !paid && inconclusive(o, c, p);
+  if (paid) r.back_pay += r.waited, r.waited = 0;
+  if (!paid && !pending) r.rating = 0, r.waited = 0;
+  rate_measured(r, o, j, tied_out, c, p, window);
+  if (pending) r.rating = rating, wait_a_window(r, p);
 }
 
 }  // namespace
@@ -531,16 +563,29 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       const double x = (o.margin() / ref - p.margin_floor) / (1 - p.margin_floor);
       j.score = std::clamp(x, 0.0, p.score_cap);
     }
+    Rating& r = ratings[o.hotkey];  // a new hotkey awaits its first measurement
+    const bool awaiting = o.status != "missing" && awaits_first_measurement(r);
     if (o.status == "ok" && !o.measured) {
-      auto it = ratings.find(o.hotkey);
-      if (it == ratings.end()) continue;  // never measured: no rating yet
-      Rating& r = it->second;
-      const double pay = tied_out(i) ? 0.0 : unmeasured_pay(r, p);
-      r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * pay;
+      if (awaiting) {
+        wait_a_window(r, p);
+      } else {
+        const double pay = tied_out(i) ? 0.0 : unmeasured_pay(r, p);
+        r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * pay;
+      }
       ++r.windows;
-      continue;
+    } else if (awaiting) {
+      rate_awaiting(r, o, j, tied_out(i), ev.combined[i], p, window);
+    } else {
+      rate_measured(r, o, j, tied_out(i), ev.combined[i], p, window);
     }
-    rate_measured(ratings[o.hotkey], o, j, tied_out(i), ev.combined[i], p, window);
+  }
+  // Back pay, a window's worth at a time while the miner keeps its trust.
+  for (const auto& o : obs) {
+    auto it = ratings.find(o.hotkey);
+    if (it == ratings.end()) continue;
+    Rating& r = it->second;
+    r.paying_back = r.trusted ? std::min(1.0, r.back_pay) : 0.0;
+    r.back_pay -= r.paying_back;
   }
   // The record: measured passers best on random pages first (ties: lower uid), then trusted
   // unmeasured updates best rating first, at most record_peers of them.
@@ -640,15 +685,30 @@ std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdic
   return out;
 }
 
+bool awaits_first_measurement(const Rating& r) {
+  return r.seen == 0 || r.waited > 0;
+}
+
 std::map<uint16_t, double> rating_weights(const std::vector<Observation>& obs,
-                                          const std::map<std::string, Rating>& ratings) {
+                                          const std::map<std::string, Rating>& ratings,
+                                          const GauntletParams& p) {
   std::map<uint16_t, double> w;
-  double sum = 0;
+  double sum = 0, held = 0;
   for (const auto& o : obs) {
     auto it = ratings.find(o.hotkey);
     const double r = it == ratings.end() ? 0.0 : std::max(0.0, it->second.rating);
-    w[o.uid] = r;
-    sum += r;
+    if (it != ratings.end() && awaits_first_measurement(it->second)) {
+      w[o.uid] += 0.0;
+      held += r;
+      continue;
+    }
+    const double x = it == ratings.end() ? 0.0 : r * (1 + it->second.paying_back);
+    w[o.uid] += x;
+    sum += x;
+  }
+  if (p.burn_uid >= 0 && p.burn_uid <= 0xffff && held > 0) {
+    w[static_cast<uint16_t>(p.burn_uid)] += held;
+    sum += held;
   }
   for (auto& [uid, x] : w) x = sum > 0 ? x / sum : 0.0;
   return w;

@@ -78,6 +78,10 @@ struct GauntletParams {
   // update with no own-page work at about its stated rate. 1: the test as for independent
   // sequences. The validator sets it every window.
   double null_spread = 1;
+  // Where a new miner's pay goes while it waits for its first measurement (Rating::waited): the
+  // subnet owner's uid (subtensor registers the owner's hotkey as uid 0 when the subnet is
+  // created; the local chain, its first validator). -1: nowhere, the measured miners share it.
+  int burn_uid = 0;
   size_t sketch_size = 256;     // hashes kept per update for the copy pre-filter
   uint64_t replay_windows = 4;  // windows of sketches kept to catch replays
 };
@@ -249,6 +253,13 @@ struct Observation {
 // square of x (at least 1) once `min_reads` are pooled, else 1; each window decays the pool by
 // `decay`, so it follows the model as it trains. Persisted in the validator's state.json.
 inline constexpr double kNullDecay = 0.9;  // per window
+// A failed measurement whose combined evidence z (calibrated) is above this is inconclusive,
+// not evidence against work: the miner is measured again at once instead of backing off. A miner
+// with no own-page work reads z > 1 in about 18% of its measurements (Student's t, 7 dof), so
+// cheats cost the budget about a fifth more measurements; an honest miner whose margin reads
+// 1.5-2.5 calibrated standard errors a window (weak pages, few rows) accumulates evidence
+// instead of waiting 2, 4, 8 windows between readings (one was never paid in 20 windows).
+inline constexpr double kRetryZ = 1.0;
 struct NullSpread {
   double sum_sq = 0, reads = 0;
   void add(const std::vector<Observation>& obs, double decay);
@@ -273,7 +284,21 @@ struct Rating {
   // sums of the scores and of their weights, each reading weighted by rating_ema per later
   // reading. What an unmeasured window pays (unmeasured_pay).
   double reading_sum = 0, reading_weight = 0;
+  // A new miner's pay while it waits for its first conclusive measurement (docs/protocol.md,
+  // rule 8): the windows its valid update went unmeasured, or was measured inconclusive, before
+  // then. Meanwhile its rating moves with the prior's expected score (1, the median passing
+  // update's) and its weight is held back (paid to GauntletParams::burn_uid): under a scoring
+  // budget the miners measured first would otherwise share every window's pay among a few. A
+  // pass that is paid keeps the rating and owes the waited windows as back pay; a failure that
+  // is not inconclusive, or a rejected upload, forfeits both.
+  uint32_t waited = 0;
+  // Windows of back pay still owed, and this window's share of it (0-1): while the miner is
+  // trusted, each window pays its rating (1 + paying_back) times over until none is owed.
+  double back_pay = 0, paying_back = 0;
 };
+// Whether a miner's pay is held back: it was never measured nor rejected, or its measurements so
+// far were inconclusive (Rating::waited).
+bool awaits_first_measurement(const Rating& r);
 // What an unmeasured window pays a miner: nothing untrusted or with no paid reading; else
 // (reading_sum + pay_prior) / (reading_weight + pay_prior), the shrunk mean of its readings.
 double unmeasured_pay(const Rating& r, const GauntletParams& p);
@@ -303,15 +328,19 @@ Combined combined_evidence(const Observation& o, const GauntletParams& p, const 
 //   measured    the tests; pay only with evidence; the rating moves; trusted = passed; the
 //               window's evidence joins the rating's
 //   unmeasured  admitted when trusted; the rating moves with unmeasured_pay (the validator's
-//               budget is not the miner's fault); a miner never measured stays out of the
-//               ratings
+//               budget is not the miner's fault); a miner never measured waits for its first
+//               conclusive measurement (Rating::waited): its rating moves with the prior's
+//               score, 1, and is held back (rating_weights) until a paid pass, which owes it
+//               back pay, or a failure that is not inconclusive, which forfeits it
 //   rejected    pay 0, the rating moves, trust and past evidence are lost; missing: pay 0,
 //               trust stands
 //   tie groups  at most one update of a group enters: of those measured that passed, the
 //               strongest own-page evidence; with none, the trusted unmeasured member with
 //               the best rating (ties: the first upload) on its trust. A group is paid once:
 //               its other members' window scores are 0
-// A measured or rejected update sets the rating's `seen` to window + 1 and its failures.
+// A measured or rejected update sets the rating's `seen` to window + 1 and its failures; a
+// failure whose combined evidence is inconclusive (z above kRetryZ, and no harm) counts as the
+// first, so the miner is measured again at once (measurement_due).
 // Does not lean on honest miners being the majority: the pay's reference is the median margin of
 // the updates that passed the evidence test, however few. The record takes the admitted updates,
 // the measured ones best d_random first, then the unmeasured ones best rating first, at most
@@ -364,8 +393,11 @@ std::vector<uint16_t> with_tie_groups(std::vector<uint16_t> sample,
                                       const std::vector<Observation>& obs);
 
 // Weights from ratings, proportional (uid -> weight, summing to 1; all zero when no rating is
-// positive).
+// positive): a miner paying back (Rating::paying_back) weighs rating x (1 + paying_back); a miner
+// awaiting its first measurement weighs nothing, and its rating goes to p.burn_uid (with -1,
+// nowhere).
 std::map<uint16_t, double> rating_weights(const std::vector<Observation>& obs,
-                                          const std::map<std::string, Rating>& ratings);
+                                          const std::map<std::string, Rating>& ratings,
+                                          const GauntletParams& p);
 
 }  // namespace bistro

@@ -47,6 +47,7 @@
 #include "bistro/neurons/outer_step.hpp"
 #include "bistro/neurons/peers.hpp"
 #include "bistro/neurons/scoring.hpp"
+#include "bistro/neurons/validator_state.hpp"
 #include "bistro/ops/metrics.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 
@@ -96,6 +97,7 @@ struct Window {
   std::set<uint64_t> in_record;
   WindowRecord record;
   std::string base_hash, guard, weights_status;
+  double held = 0;  // the weight held back for miners awaiting their first measurement
   nlohmann::json miners = nlohmann::json::object();
   int64_t closed_ms = 0, published_ms = 0;
   double base_eval = NAN, master_eval = NAN;
@@ -242,26 +244,10 @@ void LocoValidator::resume_or_genesis() {
   check(params_hash(params_) == st.value("params_hash", ""),
         "{}: theta does not match the state (the files are from different windows)",
         state_dir_.string());
-  const auto saved = st.value("ratings", nlohmann::json::object());  // (not a temporary)
-  for (auto& [hk, r] : saved.items())
-    if (r.is_object() && r["rating"].is_number()) {
-      Rating& x = ratings_[hk];
-      x = {r["rating"].get<double>(), r.value("windows", uint64_t{0}), r.value("trusted", false)};
-      if (r["seen"].is_number_unsigned())
-        x.seen = r["seen"].get<uint64_t>();
-      else if (r["measured"].is_number_unsigned())  // a state written before `seen`
-        x.seen = r["measured"].get<uint64_t>() + 1;
-      if (r["failures"].is_number_unsigned()) x.failures = r["failures"].get<uint32_t>();
-      if (r["evidence_sum"].is_number()) x.evidence_sum = r["evidence_sum"].get<double>();
-      if (r["evidence_weight"].is_number()) x.evidence_weight = r["evidence_weight"].get<double>();
-      if (r["reading_sum"].is_number()) x.reading_sum = r["reading_sum"].get<double>();
-      if (r["reading_weight"].is_number()) x.reading_weight = r["reading_weight"].get<double>();
-    }
+  ratings_ = ratings_from_json(st.value("ratings", nlohmann::json::object()));
   if (st["published_loss"].is_number()) published_loss_ = st["published_loss"].get<double>();
-  if (auto n = st.value("null_spread", nlohmann::json::object());
-      n.is_object() && n.value("sum_sq", nlohmann::json()).is_number() &&
-      n.value("reads", nlohmann::json()).is_number()) {
-    null_ = {n["sum_sq"].get<double>(), n["reads"].get<double>()};
+  if (auto n = null_spread_from_json(st.value("null_spread", nlohmann::json()))) {
+    null_ = *n;
     gp_.null_spread = null_.factor(static_cast<double>(h_.null_reads));
   }
   log(1, fmt::format("resumed at window {} with {} ratings", next_, ratings_.size()));
@@ -652,7 +638,7 @@ void LocoValidator::follow(Window& w) {
 }
 
 void LocoValidator::weights(Window& w) {
-  auto weights = rating_weights(w.obs, ratings_);
+  auto weights = rating_weights(w.obs, ratings_, gp_);
   if (behaviour_ != ValidatorBehaviour::Honest) {
     std::vector<uint16_t> miners;
     for (const auto& o : w.obs) miners.push_back(o.uid);
@@ -692,10 +678,14 @@ void LocoValidator::weights(Window& w) {
   if (!missing.empty())
     log(1, fmt::format("window {}: no update from uid {} by the deadline", w.u,
                        fmt::join(missing, ", ")));
+  // Pay held back for miners awaiting their first measurement (gauntlet.hpp, Rating::waited).
+  std::map<uint16_t, double> held;
+  for (const auto& [uid, x] : weights)
+    if (!w.miners.contains(std::to_string(uid))) held[uid] = x, w.held += x;
   w.weights_status = set_chain_weights(
       *chain_, a_.netuid, *hot_, w.metagraph.neurons.size(), w.miners,
       (w.u - first_) % h_.weights_interval == 0 || weights_due_,
-      [&](const std::string& msg) { log(1, fmt::format("window {}: {}", w.u, msg)); });
+      [&](const std::string& msg) { log(1, fmt::format("window {}: {}", w.u, msg)); }, held);
   weights_due_ = false;
   w.timer.lap("weights");
 }
@@ -713,20 +703,9 @@ void LocoValidator::persist(uint64_t u, double master_eval, bool* checkpointed) 
 void LocoValidator::save_state(uint64_t next) {
   nlohmann::json st = {{"next", next},
                        {"params_hash", params_hash(params_)},
-                       {"ratings", nlohmann::json::object()},
+                       {"ratings", ratings_to_json(ratings_)},
                        {"published_loss", published_loss_},
-                       {"null_spread", {{"sum_sq", null_.sum_sq}, {"reads", null_.reads}}}};
-  for (auto& [hk, r] : ratings_) {
-    st["ratings"][hk] = {{"rating", r.rating},
-                         {"windows", r.windows},
-                         {"trusted", r.trusted},
-                         {"seen", r.seen},
-                         {"failures", r.failures},
-                         {"evidence_sum", r.evidence_sum},
-                         {"evidence_weight", r.evidence_weight},
-                         {"reading_sum", r.reading_sum},
-                         {"reading_weight", r.reading_weight}};
-  }
+                       {"null_spread", null_spread_to_json(null_)}};
   write_file_atomic(state_dir_ / "state.json", st.dump());
 }
 
@@ -803,6 +782,7 @@ void LocoValidator::report(Window& w) {
       {"record_latency", std::isfinite(latency) ? latency : -1.0},
       {"close_latency", last_upload ? static_cast<double>(w.closed_ms - last_upload) / 1000 : -1.0},
       {"weights", w.weights_status},
+      {"held_weight", w.held},
       {"checkpoint", w.checkpoint},
       {"published_loss", published_loss_},
       {"fallback", w.fallback},

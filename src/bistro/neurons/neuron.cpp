@@ -60,6 +60,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("evidence_decay", h.evidence_decay);
   f("pay_prior", h.pay_prior);
   f("null_reads", h.null_reads);
+  f("burn_uid", h.burn_uid);
   f("score_budget", h.score_budget);
   f("close_budget", h.close_budget);
   f("judge_budget", h.judge_budget);
@@ -122,6 +123,8 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         file.string());
   check(h.pay_prior >= 0 && h.pay_prior <= 1e6, "{}: pay_prior must be in [0, 1e6]", file.string());
   check(h.null_reads <= 1000000, "{}: null_reads must be at most 1e6", file.string());
+  check(h.burn_uid >= -1 && h.burn_uid <= 65535, "{}: burn_uid must be a uid (0-65535) or -1",
+        file.string());
   check(h.score_batches > 0 && h.score_random_batches > 0,
         "{}: score_batches and score_random_batches must be positive", file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
@@ -142,6 +145,7 @@ GauntletParams gauntlet_params(const NeuronHparams& h) {
   p.trust_alpha = h.trust_alpha;
   p.evidence_decay = h.evidence_decay;
   p.pay_prior = h.pay_prior;
+  p.burn_uid = static_cast<int>(h.burn_uid);
   return p;
 }
 

@@ -89,6 +89,10 @@ struct NeuronHparams {
   // NullSpread) once this many placebo reads are pooled (0: never; the test as stated for
   // independent sequences).
   uint64_t null_reads = 30;
+  // Where a new miner's pay goes while it waits for its first measurement under a scoring budget
+  // (gauntlet.hpp, Rating::waited; paid back once it passes): the subnet owner's uid, 0 on
+  // subtensor and on the local chain. -1: nowhere (the miners measured so far share it).
+  int64_t burn_uid = 0;
   // The validator's cost: score_budget updates measured a window at most (0: every one; each
   // costs (2 + refs) x score_batches + score_random_batches micro-batch forwards), a rotating
   // sample when miners outnumber it (gauntlet.hpp, scoring_sample); close_budget: the share of

@@ -169,13 +169,16 @@ std::string set_softmax_weights(chain::Chain& chain, uint16_t netuid, const Sign
 
 std::string set_chain_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
                               size_t neurons, const nlohmann::json& miners, bool due,
-                              const std::function<void(const std::string&)>& log) {
+                              const std::function<void(const std::string&)>& log,
+                              const std::map<uint16_t, double>& extra) {
   std::vector<double> weights(neurons, 0.0);
   double total = 0;
   for (auto& [uid, j] : miners.items()) {
     const auto i = std::stoul(uid);
     if (i < neurons) weights[i] = j.value("weight", 0.0), total += weights[i];
   }
+  for (const auto& [uid, x] : extra)
+    if (uid < neurons && x > 0) weights[uid] += x, total += x;
   if (miners.empty() || !due) return "not due";
   if (!(total > 0)) return "no positive weight";
   const auto wv = chain::weights_from_scores(weights);

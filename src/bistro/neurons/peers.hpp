@@ -73,11 +73,13 @@ void record_gather(Metrics& m, const GatherStats& gs);
 std::string set_softmax_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
                                 size_t neurons, nlohmann::json& miners, double temperature,
                                 bool due, const std::function<void(const std::string&)>& log);
-// Sets the "weight" of each miner in `miners` (uid -> JSON) on the chain when `due`; "not due",
-// "no positive weight" (nothing is set), "set" or the chain's error name.
+// Sets the "weight" of each miner in `miners` (uid -> JSON), plus `extra` (uid -> weight: pay
+// held back for the subnet owner's uid), on the chain when `due`; "not due", "no positive
+// weight" (nothing is set), "set" or the chain's error name.
 std::string set_chain_weights(chain::Chain& chain, uint16_t netuid, const Signer& hotkey,
                               size_t neurons, const nlohmann::json& miners, bool due,
-                              const std::function<void(const std::string&)>& log);
+                              const std::function<void(const std::string&)>& log,
+                              const std::map<uint16_t, double>& extra = {});
 
 // Appends one line (with a newline) to a file, creating it.
 void append_line(const std::filesystem::path& file, const std::string& line);

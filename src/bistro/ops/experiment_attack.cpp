@@ -45,6 +45,9 @@ struct SimMiner {
 struct SimResult {
   std::vector<double> incentive;                         // per uid, mean over windows
   std::vector<std::vector<double>> incentive_by_window;  // [window][uid]
+  // Uid 0's incentive summed over the windows: the pay held back for miners awaiting their first
+  // measurement (GauntletParams::burn_uid), in windows' worth of the whole incentive.
+  double held = 0;
   // The first window by which every honest miner had been measured once (windows: never).
   uint64_t honest_all_measured = 0;
   std::map<uint16_t, uint64_t> honest_first_measured;  // uid -> the window of its first measurement
@@ -393,7 +396,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     }
 
     // 4. Weights from ratings; one Yuma epoch per window.
-    const auto weights = rating_weights(obs, ratings);
+    const auto weights = rating_weights(obs, ratings, gp);
     std::vector<double> wv(n, 0.0);
     for (auto& [uid, x] : weights) wv[uid] = x;
     const auto row = chain::weights_from_scores(wv);
@@ -404,12 +407,14 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
     chain::EpochParams ep;
     ep.block = w + 2;
     ep.tempo = 1;
+    ep.owner_uid = 0;  // the validator is the subnet's owner: what it holds back is weighted to it
     const auto r = chain::run_epoch(ep, chain_state);
     chain_state.validator_permit = r.validator_permit;
     for (size_t i = 0; i < n; ++i)
       if (r.bonds[i]) chain_state.bonds[i] = *r.bonds[i];
     res.incentive_by_window.emplace_back(n, 0.0);
     for (size_t i = 1; i < n; ++i) res.incentive_by_window.back()[i] = r.incentive[i] / 65535.0;
+    res.held += r.incentive[0] / 65535.0;
     if (res.honest_first_measured.size() == honest_uids.size() &&
         res.honest_all_measured == o.windows)
       res.honest_all_measured = w;
@@ -645,6 +650,11 @@ int run_attack_experiment(const AttackOptions& o) {
       "0)\n",
       100 * honest_admission, cheats_admitted);
   report_evidence_test(att, h.evidence_alpha, summary);
+  summary["held_windows"] = att.held;
+  fmt::print(
+      "pay held back for miners awaiting their first measurement (uid 0): {:.2f} windows' worth "
+      "of {}\n",
+      att.held, o.windows);
   summary["null_spread_last"] = att.null_spread;
   fmt::print("the test's t divided by the null's measured spread: {:.2f} in the last window\n",
              att.null_spread);
