@@ -287,6 +287,22 @@ TEST(Gauntlet, TheRecordTakesTheBestOnRandomPagesUpToItsSize) {
   EXPECT_FALSE(g[0].admitted || g[2].admitted);
   EXPECT_GT(ratings["hk4"].rating, r4);
   EXPECT_LE(ratings["hk5"].rating, r5);
+  // Window after window the operator's miner shows its work (t 8) and its sybil none; then,
+  // where the sybil's pages overlap the operator's, the sybil shows more in one window (t 10):
+  // the operator's miner, stronger over its recent windows (z 9.98 against 9.06), enters.
+  std::map<std::string, Rating> past;
+  auto pair = [](double t4, double t5) {
+    std::vector<Observation> v = {ob(4, 0.3, 0.1, 0.1), ob(5, 0.3, 0.1, 0.1)};
+    v[1].duplicate = true, v[1].twin = 4;
+    v[0].own_margin = {0.01 * t4, 0.01, 30};
+    v[1].own_margin = {0.01 * t5, 0.01, 30};
+    return v;
+  };
+  for (uint64_t w = 0; w < 3; ++w) judge_window(pair(8, 0.5), past, p, w);
+  const auto overlap = judge_window(pair(8, 10), past, p, 3);
+  EXPECT_TRUE(overlap[0].passed && overlap[1].passed);
+  EXPECT_TRUE(overlap[0].admitted);
+  EXPECT_FALSE(overlap[1].admitted);
 }
 
 TEST(Gauntlet, ASampledTieGroupIsMeasuredWhole) {

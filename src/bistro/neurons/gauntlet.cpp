@@ -420,8 +420,9 @@ WindowEvidence read_evidence(const std::vector<Observation>& obs,
 // Tied copies form groups: each duplicate names a twin (check_uploads); the twins lead to the
 // group's one upload that is nobody's duplicate. At most one update of a group enters (the same
 // update never enters twice): of the measured ones that passed, the one with the strongest
-// own-page evidence (the uid that trained on its own pages; a copy shows evidence only at the
-// test's false-pass rate, barely); with none, the trusted unmeasured member with the best rating,
+// own-page evidence over its recent windows (the uid that trained on its own pages; a copy shows
+// evidence only at the test's false-pass rate, or where its pages overlap its source's); with
+// none, the trusted unmeasured member with the best rating,
 // on its trust (a sybil's one false pass does not outrank its source's record; ties: the first
 // upload). Returns, per member of a group, whether it is the one that may enter.
 std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
@@ -439,8 +440,11 @@ std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
   std::map<uint16_t, std::vector<size_t>> groups;  // first upload's uid -> its copies
   for (size_t i = 0; i < obs.size(); ++i)
     if (obs[i].duplicate) groups[group_of(i)].push_back(i);
+  // The member's own-page evidence over its recent windows, this one included: a copy can show
+  // as much as its source in one window where their pages overlap (two uids' pages can share a
+  // config), not window after window.
   auto strength = [&](size_t m) {
-    return obs[m].own_margin.n > 0 ? obs[m].own_margin.t() : obs[m].margin();
+    return has_evidence(obs[m]) ? ev.combined[m].z : obs[m].margin();
   };
   auto rating = [&](size_t m) { return ratings.at(obs[m].hotkey).rating; };
   std::map<size_t, bool> pick;
