@@ -422,9 +422,9 @@ WindowEvidence read_evidence(const std::vector<Observation>& obs,
 // update never enters twice): of the measured ones that passed, the one with the strongest
 // own-page evidence over its recent windows (the uid that trained on its own pages; a copy shows
 // evidence only at the test's false-pass rate, or where its pages overlap its source's); with
-// none, the trusted unmeasured member with the best rating,
-// on its trust (a sybil's one false pass does not outrank its source's record; ties: the first
-// upload). Returns, per member of a group, whether it is the one that may enter.
+// none, the trusted unmeasured member with the best rating, on its trust (a sybil's one false
+// pass does not outrank its source's record; ties: the first upload). Returns, per member of a
+// group, whether it is the one that may enter.
 std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
                                        const std::map<std::string, Rating>& ratings,
                                        const WindowEvidence& ev) {
@@ -469,6 +469,11 @@ std::map<size_t, bool> tie_group_picks(const std::vector<Observation>& obs,
   return pick;
 }
 
+// A window's score joins the rating (an EMA, rating_ema the weight of the old value).
+void move_rating(Rating& r, double score, const GauntletParams& p) {
+  r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * score;
+}
+
 // A failed measurement that is not evidence against work: the miner's evidence (z, calibrated)
 // short of the bar but above kRetryZ, and no harm.
 bool inconclusive(const Observation& o, const Combined& c, const GauntletParams& p) {
@@ -480,7 +485,7 @@ bool inconclusive(const Observation& o, const Combined& c, const GauntletParams&
 // evidence, measurement order and readings follow its verdict.
 void rate_measured(Rating& r, const Observation& o, const Judgement& j, bool tied_out,
                    const Combined& c, const GauntletParams& p, uint64_t window) {
-  r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * j.score;
+  move_rating(r, j.score, p);
   if (j.passed && !tied_out) {
     r.reading_sum = p.rating_ema * r.reading_sum + j.score;
     r.reading_weight = p.rating_ema * r.reading_weight + 1;
@@ -502,7 +507,7 @@ void rate_measured(Rating& r, const Observation& o, const Judgement& j, bool tie
 // A window of waiting for a first conclusive measurement: the rating moves with the prior's
 // expected score, the median passing update's (1), held back (rating_weights).
 void wait_a_window(Rating& r, const GauntletParams& p) {
-  r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * 1.0;
+  move_rating(r, 1.0, p);
   ++r.waited;
 }
 
@@ -573,8 +578,7 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
       if (awaiting) {
         wait_a_window(r, p);
       } else {
-        const double pay = tied_out(i) ? 0.0 : unmeasured_pay(r, p);
-        r.rating = p.rating_ema * r.rating + (1 - p.rating_ema) * pay;
+        move_rating(r, tied_out(i) ? 0.0 : unmeasured_pay(r, p), p);
       }
       ++r.windows;
     } else if (awaiting) {
