@@ -1,4 +1,4 @@
-#include "bistro/model/checkpoint.hpp"
+#include "bistro/train/checkpoint.hpp"
 
 #include <gtest/gtest.h>
 

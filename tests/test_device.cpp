@@ -7,12 +7,12 @@
 #include <cstdlib>
 
 #include "bistro/compress/error_feedback.hpp"
-#include "bistro/core/runtime.hpp"
-#include "bistro/neurons/inner_loop.hpp"
-#include "bistro/neurons/neuron.hpp"
-#include "bistro/neurons/outer_step.hpp"
-#include "bistro/neurons/scoring.hpp"
+#include "bistro/miner/inner_loop.hpp"
+#include "bistro/protocol/neuron.hpp"
+#include "bistro/protocol/outer_step.hpp"
+#include "bistro/runtime/runtime.hpp"
 #include "bistro/train/trainer.hpp"
+#include "bistro/validator/scoring.hpp"
 #include "model_test_util.hpp"
 
 namespace bistro {

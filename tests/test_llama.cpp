@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "bistro/core/error.hpp"
-#include "bistro/model/checkpoint.hpp"
 #include "bistro/model/ops.hpp"
 #include "bistro/model/safetensors.hpp"
+#include "bistro/train/checkpoint.hpp"
 #include "bistro/train/trainer.hpp"
 #include "model_test_util.hpp"
 

@@ -345,8 +345,8 @@ TEST(Hyperparameters, JsonRoundTripAndClearErrors) {
 }
 
 // The metrics endpoint: a real HTTP server on loopback, read with our libcurl client.
+#include "bistro/core/metrics.hpp"
 #include "bistro/data/http.hpp"
-#include "bistro/ops/metrics.hpp"
 
 TEST(Metrics, PrometheusTextOverHttp) {
   Metrics m;

@@ -1,9 +1,9 @@
-// The window record (neurons/record.hpp): a validator's signed statement of which updates enter
+// The window record (protocol/record.hpp): a validator's signed statement of which updates enter
 // window u's outer step. Round trip, and every way a hostile or stale record is refused.
 #include <gtest/gtest.h>
 
 #include "bistro/identity/signer.hpp"
-#include "bistro/neurons/record.hpp"
+#include "bistro/protocol/record.hpp"
 
 namespace bistro {
 namespace {

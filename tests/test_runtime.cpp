@@ -1,11 +1,11 @@
-#include "bistro/core/runtime.hpp"
+#include "bistro/runtime/runtime.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
-#include "bistro/core/cpu_allocator.hpp"
 #include "bistro/core/error.hpp"
+#include "bistro/runtime/cpu_allocator.hpp"
 
 namespace bistro {
 namespace {

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "bistro/core/error.hpp"
-#include "bistro/data/text_batches.hpp"
-#include "bistro/model/checkpoint.hpp"
+#include "bistro/train/checkpoint.hpp"
+#include "bistro/train/text_batches.hpp"
 #include "model_test_util.hpp"
 
 namespace bistro {

@@ -10,15 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "bistro/core/files.hpp"
-#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/pages.hpp"
 #include "bistro/data/tokenizer.hpp"
-#include "bistro/model/checkpoint.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/model/safetensors.hpp"
-#include "bistro/ops/eval.hpp"
+#include "bistro/runtime/runtime.hpp"
+#include "bistro/train/checkpoint.hpp"
+#include "bistro/train/evaluate.hpp"
 #include "model_test_util.hpp"
 
 namespace bistro {

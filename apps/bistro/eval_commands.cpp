@@ -5,12 +5,13 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
-#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
-#include "bistro/model/checkpoint.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/ops/eval.hpp"
+#include "bistro/runtime/runtime.hpp"
 #include "bistro/storage/sigv4.hpp"
+#include "bistro/train/checkpoint.hpp"
+#include "bistro/train/evaluate.hpp"
 #include "commands.hpp"
 
 namespace bistro::cli {

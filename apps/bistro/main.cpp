@@ -10,15 +10,15 @@
 #include <unistd.h>
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
-#include "bistro/core/runtime.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
-#include "bistro/data/text_batches.hpp"
 #include "bistro/data/tokenizer.hpp"
 #include "bistro/identity/sr25519.hpp"
-#include "bistro/model/checkpoint.hpp"
 #include "bistro/model/config.hpp"
 #include "bistro/ops/bench_compress.hpp"
+#include "bistro/runtime/runtime.hpp"
+#include "bistro/train/checkpoint.hpp"
+#include "bistro/train/text_batches.hpp"
 
 #include "bistro/ops/bench_chain.hpp"
 #include "bistro/ops/bench_data.hpp"

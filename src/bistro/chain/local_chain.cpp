@@ -6,12 +6,26 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "bistro/chain/local_chain_db.hpp"
 #include "bistro/chain/weights.hpp"
 #include "bistro/chain/yuma.hpp"
 #include "bistro/identity/ss58.hpp"
 
 namespace bistro::chain {
 namespace {
+
+using sql::decode_row;
+using sql::encode_row;
+using sql::exec;
+using sql::load_neurons;
+using sql::load_subnet;
+using sql::meta;
+using sql::NeuronRow;
+using sql::open_db;
+using sql::set_meta;
+using sql::Stmt;
+using sql::SubnetRow;
+using sql::Tx;
 
 constexpr const char* kFormat = "bistro-local-chain/1";
 constexpr size_t kMaxEpochsPerSync = 1000;  // a chain left idle for ages skips older epochs
@@ -22,201 +36,12 @@ uint64_t now_ms() {
                                    .count());
 }
 
-// A prepared statement; binds by position (1-based), steps, reads columns.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      fail("local chain: cannot prepare statement: {}", sqlite3_errmsg(db));
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt& bind(int i, int64_t v) { return ok(sqlite3_bind_int64(s_, i, v)); }
-  Stmt& bind(int i, const std::string& v) {
-    return ok(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  Stmt& text(int i, const std::string& v) {
-    return ok(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  // True while there is a row.
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw_sqlite(rc);
-  }
-  void reset() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  int64_t i64(int c) { return sqlite3_column_int64(s_, c); }
-  std::string str(int c) {
-    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, c));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
-  }
-
- private:
-  Stmt& ok(int rc) {
-    if (rc != SQLITE_OK) throw_sqlite(rc);
-    return *this;
-  }
-  [[noreturn]] void throw_sqlite(int rc) {
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-      fail("local chain: the chain file is locked by another process for too long ({})",
-           sqlite3_errmsg(db_));
-    fail("local chain: {}", sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
-
-void exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    int code = sqlite3_errcode(db);
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-      fail("local chain: the chain file is locked by another process for too long ({})", msg);
-    fail("local chain: {}", msg);
-  }
-}
-
-// A transaction: IMMEDIATE takes the write lock up front, so concurrent writers queue (busy
-// timeout) instead of failing half way. Rolls back unless committed.
-class Tx {
- public:
-  Tx(sqlite3* db, bool write) : db_(db) { exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"); }
-  ~Tx() {
-    if (db_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  void commit() {
-    exec(db_, "COMMIT");
-    db_ = nullptr;
-  }
-
- private:
-  sqlite3* db_;
-};
-
-std::string encode_row(const SparseRow& row) {
-  std::string out;
-  for (auto [j, v] : row) {
-    for (uint16_t x : {j, v}) {
-      out.push_back(static_cast<char>(x & 0xff));
-      out.push_back(static_cast<char>(x >> 8));
-    }
-  }
-  return out;
-}
-
-SparseRow decode_row(const std::string& blob, const char* what) {
-  check(blob.size() % 4 == 0, "local chain: corrupt {} row ({} bytes)", what, blob.size());
-  SparseRow row;
-  auto u16 = [&](size_t at) {
-    return static_cast<uint16_t>(static_cast<uint8_t>(blob[at]) |
-                                 (static_cast<uint8_t>(blob[at + 1]) << 8));
-  };
-  for (size_t k = 0; k < blob.size(); k += 4) row.emplace_back(u16(k), u16(k + 2));
-  return row;
-}
-
-struct NeuronRow {
-  Neuron n;
-  SparseRow weights, bonds;
-};
-
-std::vector<NeuronRow> load_neurons(sqlite3* db, uint16_t netuid) {
-  Stmt s(
-      db,
-      "SELECT n.uid, n.hotkey, n.coldkey, n.block_at_registration, n.last_update, "
-      "n.validator_permit, n.active, n.incentive, n.dividends, n.consensus, n.trust, "
-      "n.validator_trust, n.emission, n.weights, n.bonds, COALESCE(s.amount, 0) "
-      "FROM neurons n LEFT JOIN stake s ON s.hotkey = n.hotkey WHERE n.netuid = ? ORDER BY n.uid");
-  s.bind(1, netuid);
-  std::vector<NeuronRow> out;
-  while (s.step()) {
-    NeuronRow r;
-    r.n.uid = static_cast<uint16_t>(s.i64(0));
-    check(r.n.uid == out.size(), "local chain: corrupt neurons table (uid {} out of sequence)",
-          r.n.uid);
-    r.n.hotkey = s.str(1);
-    r.n.coldkey = s.str(2);
-    r.n.block_at_registration = static_cast<uint64_t>(s.i64(3));
-    r.n.last_update = static_cast<uint64_t>(s.i64(4));
-    r.n.validator_permit = s.i64(5) != 0;
-    r.n.active = s.i64(6) != 0;
-    r.n.incentive = static_cast<uint16_t>(s.i64(7));
-    r.n.dividends = static_cast<uint16_t>(s.i64(8));
-    r.n.consensus = static_cast<uint16_t>(s.i64(9));
-    r.n.trust = static_cast<uint16_t>(s.i64(10));
-    r.n.validator_trust = static_cast<uint16_t>(s.i64(11));
-    r.n.emission = static_cast<uint64_t>(s.i64(12));
-    r.weights = decode_row(s.str(13), "weights");
-    r.bonds = decode_row(s.str(14), "bonds");
-    r.n.stake = static_cast<uint64_t>(s.i64(15));
-    out.push_back(std::move(r));
-  }
-  return out;
-}
-
-struct SubnetRow {
-  Hyperparameters h;
-  uint64_t synced_block = 0, last_step_block = 0;
-};
-
-std::optional<SubnetRow> load_subnet(sqlite3* db, uint16_t netuid) {
-  Stmt s(db, "SELECT hyperparameters, synced_block, last_step_block FROM subnets WHERE netuid = ?");
-  s.bind(1, netuid);
-  if (!s.step()) return std::nullopt;
-  SubnetRow r;
-  auto j = nlohmann::json::parse(s.str(0), nullptr, false);
-  check(!j.is_discarded(), "local chain: corrupt hyperparameters for subnet {}", netuid);
-  r.h = hyperparameters_from_json(j, fmt::format("local chain subnet {}", netuid));
-  r.synced_block = static_cast<uint64_t>(s.i64(1));
-  r.last_step_block = static_cast<uint64_t>(s.i64(2));
-  return r;
-}
-
 // The first epoch block after `block` for this subnet.
 uint64_t next_epoch_block(uint64_t block, uint16_t netuid, uint64_t tempo) {
   uint64_t period = tempo + 1;
   uint64_t b = block + 1;
   uint64_t r = (b + netuid + 1) % period;
   return r == 0 ? b : b + (period - r);
-}
-
-std::string meta(sqlite3* db, const char* key) {
-  Stmt s(db, "SELECT value FROM meta WHERE key = ?");
-  s.text(1, key);
-  if (!s.step()) fail("local chain: not a bistro chain file (no '{}' entry)", key);
-  return s.str(0);
-}
-
-void set_meta(sqlite3* db, const char* key, const std::string& value) {
-  Stmt s(db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
-  s.text(1, key).text(2, value).run();
-}
-
-sqlite3* open_db(const std::filesystem::path& path, bool create) {
-  sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    fail("local chain {}: cannot open: {}", path.string(), msg);
-  }
-  sqlite3_busy_timeout(db, 30'000);
-  try {
-    exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
-  } catch (const Error& e) {
-    sqlite3_close(db);
-    fail("local chain {}: {}", path.string(), e.what());
-  }
-  return db;
 }
 
 // Hash commits of weights (commit-reveal), oldest first by seq; added after the first format, so

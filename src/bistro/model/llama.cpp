@@ -4,7 +4,7 @@
 
 #include "bistro/core/rng.hpp"
 #include "bistro/model/ops.hpp"
-#include "bistro/model/torch_compat.hpp"
+#include "bistro/runtime/torch_compat.hpp"
 
 namespace bistro {
 

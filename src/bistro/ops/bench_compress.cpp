@@ -8,9 +8,9 @@
 
 #include "bistro/compress/dct.hpp"
 #include "bistro/compress/slices.hpp"
-#include "bistro/core/runtime.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/model/config.hpp"
+#include "bistro/runtime/runtime.hpp"
 
 namespace bistro {
 

@@ -8,9 +8,9 @@
 
 #include <chrono>
 
-#include "bistro/core/runtime.hpp"
 #include "bistro/model/config.hpp"
 #include "bistro/model/ops.hpp"
+#include "bistro/runtime/runtime.hpp"
 #include "bistro/train/trainer.hpp"
 
 namespace bistro {

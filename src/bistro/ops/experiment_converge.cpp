@@ -12,13 +12,13 @@
 #include "bistro/compress/error_feedback.hpp"
 #include "bistro/compress/slices.hpp"
 #include "bistro/core/error.hpp"
-#include "bistro/core/runtime.hpp"
 #include "bistro/data/corpus.hpp"
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/page_batches.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/model/config.hpp"
-#include "bistro/neurons/outer_step.hpp"
+#include "bistro/protocol/outer_step.hpp"
+#include "bistro/runtime/runtime.hpp"
 #include "bistro/train/trainer.hpp"
 
 namespace bistro {

@@ -2,7 +2,7 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/data/batches.hpp"
-#include "bistro/model/checkpoint.hpp"
+#include "bistro/train/checkpoint.hpp"
 
 namespace bistro {
 namespace {

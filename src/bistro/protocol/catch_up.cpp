@@ -1,0 +1,284 @@
+#include "bistro/protocol/catch_up.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bistro/core/files.hpp"
+#include "bistro/identity/signer.hpp"
+#include "bistro/identity/ss58.hpp"
+#include "bistro/model/hf_tokenizer.hpp"
+#include "bistro/protocol/arrivals.hpp"
+#include "bistro/protocol/outer_step.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+#include "bistro/storage/sigv4.hpp"
+#include "bistro/train/checkpoint.hpp"
+
+namespace bistro {
+
+std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid) {
+  const chain::Metagraph m = chain.metagraph(netuid);
+  const auto commits = chain.commitments(netuid);
+  std::vector<const chain::Neuron*> v;
+  for (const auto& n : m.neurons) {
+    auto it = commits.find(n.hotkey);
+    if (it != commits.end() && it->second.rfind("master:", 0) == 0) v.push_back(&n);
+  }
+  std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->stake > b->stake; });
+  std::vector<MasterSource> out;
+  for (const auto* n : v)
+    out.push_back({commits.at(n->hotkey).substr(7), n->hotkey, to_hex(ss58_decode(n->hotkey))});
+  return out;
+}
+
+std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
+  auto order = validator_order(chain, netuid);
+  if (order.empty()) return std::nullopt;
+  return std::move(order.front());
+}
+
+uint64_t failover_block(uint64_t u, const NeuronHparams& h) {
+  return window_start_block(u + 1, h) + h.grace_blocks + h.failover_blocks;
+}
+
+ModelSync::ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h,
+                     const LlamaConfig& config, std::filesystem::path scratch, Log log)
+    : chain_(chain),
+      netuid_(netuid),
+      h_(h),
+      config_(config),
+      scratch_(std::move(scratch)),
+      log_(std::move(log)) {
+  std::filesystem::create_directories(scratch_);
+}
+
+const std::optional<MasterSource>& ModelSync::master() {
+  if (!master_) {
+    master_ = find_master(chain_, netuid_);
+    if (master_) bucket_ = open_bucket(master_->bucket_url);
+  }
+  return master_;
+}
+
+void ModelSync::set_master(const MasterSource& source) {
+  master_ = source;
+  bucket_ = open_bucket(source.bucket_url);
+}
+
+std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bucket& bucket,
+                                                  uint64_t u) {
+  std::string bytes;
+  try {
+    ++record_requests_;
+    bytes = bucket.get(record_key(u));
+  } catch (const NotFound&) {
+    return std::nullopt;
+  }
+  try {
+    return parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), source.validator_hex});
+  } catch (const RecordError& e) {
+    throw SyncError(fmt::format("{} (from validator {})", e.what(), source.hotkey_ss58));
+  }
+}
+
+std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
+  if (!master()) return std::nullopt;
+  if (auto r = fetch_from(*master_, *bucket_, u)) return r;
+  // Failover: past the lead's deadline, record(u) may come from the next validators in the
+  // order; the first found is the one (docs/protocol.md), and its publisher is read first from
+  // then on.
+  if (chain_.block() <= failover_block(u, h_)) return std::nullopt;
+  for (const auto& c : validator_order(chain_, netuid_)) {
+    if (c.hotkey_ss58 == master_->hotkey_ss58) continue;
+    auto b = open_bucket(c.bucket_url);
+    if (auto r = fetch_from(c, *b, u)) {
+      log_(0, fmt::format("window {}: record from validator {} (failover: {} published none by "
+                          "block {})",
+                          u, c.hotkey_ss58, master_->hotkey_ss58, failover_block(u, h_)));
+      master_ = c;
+      bucket_ = std::move(b);
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<WindowRecord> ModelSync::wait_record(uint64_t u, uint64_t give_up_block) {
+  while (true) {
+    if (auto r = fetch_record(u)) return r;
+    if (chain_.block() >= give_up_block) return std::nullopt;
+    // An eightieth of a window between looks (arrivals.hpp): the wait costs at most that much,
+    // and a node sends about 80 requests a window at most, whatever the block time.
+    std::this_thread::sleep_for(std::chrono::duration<double>(default_poll_interval(
+        chain_.seconds_per_block() * static_cast<double>(h_.blocks_per_window))));
+  }
+}
+
+std::string ModelSync::fetch_update(const WindowRecord& r, const RecordEntry& e,
+                                    const std::map<std::string, std::string>& commits) {
+  std::string why;
+  try {  // the miner's own bucket first: the master's mirror is the fallback, not the default
+    auto c = commits.find(e.hotkey);
+    if (c != commits.end() && c->second.rfind("master:", 0) != 0) {
+      std::string bytes = open_bucket(c->second)->get(update_key(r.window, e.uid, e.hotkey));
+      if (sha256_hex(bytes) == e.sha256) return bytes;
+      why = "its bucket holds other bytes than the record names";
+    } else {
+      why = "no bucket committed";
+    }
+  } catch (const std::exception& ex) {
+    why = ex.what();
+  }
+  log_(2, fmt::format("window {}: uid {} update from its bucket failed ({}); using the mirror",
+                      r.window, e.uid, why));
+  try {
+    std::string bytes = bucket_->get(mirror_key(r.window, e.uid));
+    if (sha256_hex(bytes) == e.sha256) return bytes;
+    why = "the mirror holds other bytes than the record names";
+  } catch (const std::exception& ex) {
+    why = fmt::format("the mirror failed too: {}", ex.what());
+  }
+  throw SyncError(
+      fmt::format("window {}: uid {}: cannot fetch the accepted update: {}", r.window, e.uid, why));
+}
+
+void ModelSync::apply_record(
+    const WindowRecord& r, const std::vector<torch::Tensor>& theta,
+    const std::map<uint16_t, std::pair<std::string, const Update*>>& known) {
+  const std::string base = params_hash(theta);
+  if (base != r.base_hash)
+    throw SyncError(
+        fmt::format("window {}: this node's parameters hash {}, the record starts from {}",
+                    r.window, base, r.base_hash));
+  std::vector<Update> fetched;
+  fetched.reserve(r.accepted.size());
+  std::vector<PeerUpdate> peers;
+  std::optional<std::map<std::string, std::string>> commits;  // read once, when first needed
+  for (const auto& e : r.accepted) {
+    auto k = known.find(e.uid);
+    if (k != known.end() && k->second.first == e.sha256) {
+      peers.push_back({e.uid, k->second.second});
+      continue;
+    }
+    if (!commits) commits = chain_.commitments(netuid_);
+    const std::string bytes = fetch_update(r, e, *commits);
+    try {
+      fetched.push_back(decode_update(bytes,
+                                      update_expectation(h_, config_, r.window, e.uid, e.hotkey),
+                                      fmt::format("uid {} window {}", e.uid, r.window)));
+    } catch (const std::exception& ex) {
+      throw SyncError(fmt::format("window {}: uid {}: the accepted update does not verify: {}",
+                                  r.window, e.uid, ex.what()));
+    }
+    peers.push_back({e.uid, &fetched.back()});
+  }
+  outer_step(theta, peers, h_.outer_lr);
+  const std::string after = params_hash(theta);
+  if (after != r.params_hash)
+    throw SyncError(fmt::format(
+        "window {}: after the outer step this node's parameters hash {}, the master's {}", r.window,
+        after, r.params_hash));
+}
+
+std::optional<CheckpointPointer> read_checkpoint_pointer(Bucket& bucket, const std::string& url) {
+  std::string latest;
+  try {
+    latest = bucket.get(kLatestCheckpointKey);
+  } catch (const NotFound&) {
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(latest, nullptr, false);
+  if (!j.is_object() || !j.contains("window") || !j["window"].is_number_unsigned() ||
+      !j.contains("params_hash") || !j["params_hash"].is_string())
+    throw SyncError(fmt::format("{}/{}: not a checkpoint pointer", url, kLatestCheckpointKey));
+  return CheckpointPointer{j["window"].get<uint64_t>(), j["params_hash"].get<std::string>()};
+}
+
+void download_checkpoint(Bucket& bucket, const std::string& url, uint64_t window,
+                         const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  for (const char* f : kPublishedCheckpointFiles) {
+    try {
+      bucket.get_file(checkpoint_key(window, f), dir / f);
+    } catch (const NotFound&) {
+      fail("{}: the checkpoint of window {} has no {}", url, window, f);
+    }
+  }
+}
+
+uint64_t ModelSync::load_checkpoint(Llama& model, const CheckpointPointer& c) {
+  const auto file = scratch_ / "checkpoint.safetensors";
+  bucket_->get_file(checkpoint_key(c.window, "model.safetensors"), file);
+  load_weights(model, file);
+  const std::string got = params_hash(parameter_tensors(model));
+  if (got != c.params_hash)
+    throw SyncError(fmt::format("checkpoint of window {} hashes {}, its pointer says {}", c.window,
+                                got, c.params_hash));
+  return c.window;
+}
+
+std::optional<uint64_t> ModelSync::load_latest_checkpoint(Llama& model) {
+  const auto c = master() ? read_checkpoint_pointer(*bucket_, master_->bucket_url) : std::nullopt;
+  if (!c) return std::nullopt;
+  return load_checkpoint(model, *c);
+}
+
+std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t> start,
+                                            uint64_t target, uint64_t give_up_block) {
+  const auto theta = parameter_tensors(model);
+  bool known = start.has_value();  // (not an optional: GCC 12 misreads one through the loop)
+  uint64_t at = start.value_or(0);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      // A checkpoint past where we are (or where we are unknown) saves replaying records.
+      if (!known || at < target) {
+        std::optional<CheckpointPointer> latest;
+        while (true) {
+          try {
+            if (master()) latest = read_checkpoint_pointer(*bucket_, master_->bucket_url);
+          } catch (const SyncError&) {
+            if (!known) throw;  // a bad pointer matters only when there is nothing else to go on
+          }
+          // A node with nothing to go on waits for the master's first checkpoint (a miner that
+          // started first), as long as the window allows.
+          if (latest || known || chain_.block() >= give_up_block) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (latest && (!known || latest->window > at) && latest->window <= target) {
+          at = load_checkpoint(model, *latest);
+          known = true;
+          log_(1, fmt::format("loaded the master's checkpoint of window {}", at));
+        }
+      }
+      if (!known) return std::nullopt;
+      while (at < target) {
+        auto r = wait_record(at, give_up_block);
+        if (!r) return at;
+        apply_record(*r, theta);
+        ++at;
+      }
+      return at;
+    } catch (const SyncError& e) {
+      log_(0, fmt::format("{}; resynchronising from the master's checkpoint", e.what()));
+      known = false;
+    }
+  }
+  return std::nullopt;
+}
+
+void publish_checkpoint(Bucket& bucket, const Llama& model, uint64_t window,
+                        const std::filesystem::path& scratch) {
+  const auto dir = scratch / "publish";
+  save_checkpoint(dir, model, default_tokenizer_path());
+  // The tokenizer travels with the model: a user who downloads the master gets both.
+  for (const char* f : kPublishedCheckpointFiles)
+    bucket.put_file(checkpoint_key(window, f), dir / f);
+  Llama& m = const_cast<Llama&>(model);
+  bucket.put(kLatestCheckpointKey,
+             nlohmann::json{{"window", window}, {"params_hash", params_hash(parameter_tensors(m))}}
+                 .dump());
+}
+
+}  // namespace bistro
