@@ -18,12 +18,12 @@
 #include <mutex>
 #include <thread>
 
-#include "bistro/chain/hashing.hpp"
-#include "bistro/chain/metadata.hpp"
-#include "bistro/chain/scale.hpp"
-#include "bistro/chain/websocket.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "bistro/substrate/hashing.hpp"
+#include "bistro/substrate/metadata.hpp"
+#include "bistro/substrate/scale.hpp"
+#include "bistro/substrate/websocket.hpp"
 #include "subtensor_runtime.hpp"
 
 namespace bistro::test {
@@ -32,7 +32,7 @@ class SubstrateNode {
  public:
   explicit SubstrateNode(uint8_t metadata_version = 14)
       : runtime_(subtensor_runtime(metadata_version)),
-        metadata_(chain::Metadata::decode(runtime_.blob)) {
+        metadata_(substrate::Metadata::decode(runtime_.blob)) {
     blocks_.push_back({hash_of(0), {}, ""});
     set_plain("SubtensorModule", "NetworksAdded", {u16(1)}, std::string(1, '\1'));
     set_plain("SubtensorModule", "SubnetworkN", {u16(1)}, u16(0));
@@ -82,10 +82,10 @@ class SubstrateNode {
   void set_plain(const char* pallet, const char* item, const std::vector<std::string>& keys,
                  const std::string& value) {
     const auto& e = metadata_.storage(pallet, item);
-    std::vector<std::pair<chain::Hasher, std::string>> hk;
+    std::vector<std::pair<substrate::Hasher, std::string>> hk;
     for (size_t i = 0; i < keys.size(); ++i) hk.emplace_back(e.hashers.at(i), keys[i]);
     std::lock_guard lock(mu_);
-    storage_[scale::to_hex(chain::storage_key(pallet, item, hk))] = value;
+    storage_[scale::to_hex(substrate::storage_key(pallet, item, hk))] = value;
   }
   static std::string u16(uint16_t v) { return scale::Writer().u16(v).take(); }
   // The time between the blocks' timestamps (Timestamp.Now), ms.
@@ -102,7 +102,7 @@ class SubstrateNode {
   };
 
   static std::string hash_of(uint64_t n) {
-    return chain::blake2_256("test-block" + std::to_string(n));
+    return substrate::blake2_256("test-block" + std::to_string(n));
   }
 
   void start(int port) {
@@ -167,7 +167,7 @@ class SubstrateNode {
     const std::string reply =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
-        chain::websocket_accept(key) + "\r\n\r\n";
+        substrate::websocket_accept(key) + "\r\n\r\n";
     if (::write(fd, reply.data(), reply.size()) < 0) return;
     for (;;) {
       if (!read_n(fd, buf, 2)) return;
@@ -252,13 +252,13 @@ class SubstrateNode {
     if (method == "state_getStorage") {
       const std::string k = p[0].get<std::string>();
       // Timestamp.Now: block n (n >= 1) was sealed at kGenesisMs + n x block_ms_.
-      if (k == scale::to_hex(chain::storage_key("Timestamp", "Now")) && p.size() > 1) {
+      if (k == scale::to_hex(substrate::storage_key("Timestamp", "Now")) && p.size() > 1) {
         for (size_t n = 1; n < blocks_.size(); ++n)
           if (scale::to_hex(blocks_[n].hash) == p[1].get<std::string>())
             return scale::to_hex(scale::Writer().u64(1'700'000'000'000ull + n * block_ms_).take());
         return nullptr;
       }
-      if (k == scale::to_hex(chain::storage_key("System", "Events"))) {
+      if (k == scale::to_hex(substrate::storage_key("System", "Events"))) {
         for (const auto& b : blocks_)
           if (p.size() > 1 && scale::to_hex(b.hash) == p[1].get<std::string>())
             return scale::to_hex(b.events);
@@ -353,7 +353,7 @@ class SubstrateNode {
     const uint64_t birth = (head - phase) / period * period + phase;
     std::string payload = call + extra + scale::Writer().u32(425).u32(1).take() + blocks_[0].hash +
                           blocks_.at(birth).hash + std::string(1, '\0');
-    if (payload.size() > 256) payload = chain::blake2_256(payload);
+    if (payload.size() > 256) payload = substrate::blake2_256(payload);
     PublicKey pk;
     Signature s;
     std::copy(account.begin(), account.end(), pk.begin());
@@ -389,7 +389,7 @@ class SubstrateNode {
     }
     ev.u64(1000).compact(0);
     blocks_.push_back({hash_of(blocks_.size()), {hex}, ev.take()});
-    return scale::to_hex(chain::blake2_256(xt));
+    return scale::to_hex(substrate::blake2_256(xt));
   }
 
   static std::string ss58_of(const std::string& account) {
@@ -436,7 +436,7 @@ class SubstrateNode {
     if (pallet == 7 && index == 97) {  // reveal_weights: the hash, rebuilt here byte by byte
       const std::string args(call.substr(2));
       std::string preimage = account + args;
-      const std::string hash = chain::blake2_256(preimage);
+      const std::string hash = substrate::blake2_256(preimage);
       for (auto it = commits_.begin(); it != commits_.end(); ++it) {
         if (it->account != account) continue;
         if (block < it->block + 2) return "RevealTooEarly";
@@ -459,9 +459,9 @@ class SubstrateNode {
 
   std::string key_of(const char* pallet, const char* item, const std::vector<std::string>& keys) {
     const auto& e = metadata_.storage(pallet, item);
-    std::vector<std::pair<chain::Hasher, std::string>> hk;
+    std::vector<std::pair<substrate::Hasher, std::string>> hk;
     for (size_t i = 0; i < keys.size(); ++i) hk.emplace_back(e.hashers.at(i), keys[i]);
-    return scale::to_hex(chain::storage_key(pallet, item, hk));
+    return scale::to_hex(substrate::storage_key(pallet, item, hk));
   }
   std::string get(const char* pallet, const char* item, const std::vector<std::string>& keys) {
     auto it = storage_.find(key_of(pallet, item, keys));
@@ -479,7 +479,7 @@ class SubstrateNode {
   }
 
   SubtensorRuntime runtime_;
-  chain::Metadata metadata_;
+  substrate::Metadata metadata_;
   uint64_t block_ms_ = 2000;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_, restart_;

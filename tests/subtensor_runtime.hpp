@@ -3,7 +3,7 @@
 // client uses, at subtensor's indices (SubtensorModule 7, Commitments 18).
 #pragma once
 
-#include "bistro/chain/metadata.hpp"
+#include "bistro/substrate/metadata.hpp"
 
 namespace bistro::test {
 
@@ -14,7 +14,7 @@ struct SubtensorRuntime {
 
 // version 15 adds NeuronInfoRuntimeApi.get_neurons_lite returning Vec<NeuronInfoLite>.
 inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
-  using namespace bistro::chain;
+  using namespace bistro::substrate;
   MetadataBuilder b;
   const uint32_t u8 = b.primitive(Primitive::U8), u16 = b.primitive(Primitive::U16),
                  u32 = b.primitive(Primitive::U32), u64 = b.primitive(Primitive::U64),

@@ -6,14 +6,13 @@
 #include "bistro/compress/update.hpp"
 #include "bistro/validator/checks.hpp"
 
+#include "noise_updates.hpp"
+
 namespace bistro {
 namespace {
 
-const std::vector<ParameterSpec> kSpecs = {{"a", {128, 128}}, {"b", {64, 256}}, {"n", {64}}};
-
-Update noise(uint64_t seed, float rms = 0.01f) {
-  return noise_update(kSpecs, 64, 64, std::vector<float>(kSpecs.size(), rms), seed);
-}
+using test::kSpecs;
+using test::noise;
 
 TEST(Cheats, NoiseUpdatesHaveTheWireLayoutAndTheRms) {
   const Update u = noise(1, 0.02f);

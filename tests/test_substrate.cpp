@@ -2,15 +2,15 @@
 // decoding, call bytes, eras and signed extrinsics, checked against ../shared/FACTS.md's vectors.
 #include <gtest/gtest.h>
 
-#include "bistro/chain/extrinsic.hpp"
-#include "bistro/chain/hashing.hpp"
-#include "bistro/chain/metadata.hpp"
-#include "bistro/chain/scale.hpp"
 #include "bistro/identity/sr25519.hpp"
+#include "bistro/substrate/extrinsic.hpp"
+#include "bistro/substrate/hashing.hpp"
+#include "bistro/substrate/metadata.hpp"
+#include "bistro/substrate/scale.hpp"
 #include "subtensor_runtime.hpp"
 
 using namespace bistro;
-using namespace bistro::chain;
+using namespace bistro::substrate;
 using scale::from_hex;
 using scale::to_hex;
 

@@ -11,14 +11,15 @@
 #include <thread>
 
 #include "bistro/chain/subtensor_chain.hpp"
-#include "bistro/chain/websocket.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "bistro/substrate/websocket.hpp"
 #include "substrate_node.hpp"
 #include "test_util.hpp"
 
 using namespace bistro;
 using namespace bistro::chain;
+using namespace bistro::substrate;
 
 namespace {
 std::unique_ptr<Signer> key(uint8_t n) {

@@ -14,6 +14,7 @@ LAYERS = [
     ["identity"],
     ["data"],
     ["storage"],
+    ["substrate"],
     ["chain"],
     ["model"],
     ["compress"],

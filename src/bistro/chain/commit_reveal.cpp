@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "bistro/chain/chain.hpp"
-#include "bistro/chain/hashing.hpp"
-#include "bistro/chain/scale.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "bistro/substrate/hashing.hpp"
+#include "bistro/substrate/scale.hpp"
 
 namespace bistro::chain {
 
@@ -17,14 +17,14 @@ std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
                                 const std::vector<uint16_t>& uids,
                                 const std::vector<uint16_t>& values,
                                 const std::vector<uint16_t>& salt, uint64_t version_key) {
-  return blake2_256(scale::Writer()
-                        .raw(account)
-                        .u16(netuid)
-                        .u16s(uids)
-                        .u16s(values)
-                        .u16s(salt)
-                        .u64(version_key)
-                        .data());
+  return substrate::blake2_256(scale::Writer()
+                                   .raw(account)
+                                   .u16(netuid)
+                                   .u16s(uids)
+                                   .u16s(values)
+                                   .u16s(salt)
+                                   .u64(version_key)
+                                   .data());
 }
 
 uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block) {

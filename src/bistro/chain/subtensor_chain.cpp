@@ -7,12 +7,15 @@
 #include <chrono>
 #include <thread>
 
-#include "bistro/chain/extrinsic.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
+#include "bistro/substrate/extrinsic.hpp"
 
 namespace bistro::chain {
 namespace {
+
+// The substrate wire this client speaks.
+using namespace substrate;
 
 std::string account_bytes(const std::string& ss58) {
   auto k = ss58_decode(ss58);

@@ -15,13 +15,13 @@
 #include <memory>
 
 #include "bistro/chain/chain.hpp"
-#include "bistro/chain/metadata.hpp"
-#include "bistro/chain/rpc.hpp"
+#include "bistro/substrate/metadata.hpp"
+#include "bistro/substrate/rpc.hpp"
 
 namespace bistro::chain {
 
 struct SubtensorOptions {
-  RpcOptions rpc;
+  substrate::RpcOptions rpc;
   double inclusion_timeout_s = 120;  // how long to follow a submitted extrinsic
   double poll_s = 1.0;               // how often to look for new blocks while following
   uint64_t era_period = 64;
@@ -55,7 +55,7 @@ class SubtensorChain final : public Chain {
   void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) override;
   std::map<std::string, std::string> commitments(uint16_t netuid) override;
 
-  const Metadata& metadata() const { return metadata_; }
+  const substrate::Metadata& metadata() const { return metadata_; }
 
  private:
   // The value of a storage entry (its default when unset), decoded to JSON.
@@ -78,9 +78,9 @@ class SubtensorChain final : public Chain {
   double spb_ = 0;                                  // measured seconds per block (0: not yet)
   std::chrono::steady_clock::time_point spb_read_;  // when
 
-  RpcClient rpc_;
+  substrate::RpcClient rpc_;
   SubtensorOptions options_;
-  Metadata metadata_;
+  substrate::Metadata metadata_;
   std::string genesis_;
   uint32_t spec_version_ = 0, tx_version_ = 0;
 };

@@ -6,10 +6,10 @@
 
 #include <string>
 
-#include "bistro/chain/metadata.hpp"
 #include "bistro/identity/signer.hpp"
+#include "bistro/substrate/metadata.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 // Mortal era for `period` (rounded up to a power of two in [4, 65536]) starting at `block`.
 std::string mortal_era(uint64_t period, uint64_t block);
@@ -33,4 +33,4 @@ struct TxContext {
 std::string signed_extrinsic(const Metadata& m, const Signer& signer, const std::string& call,
                              const TxContext& tx);
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -1,4 +1,4 @@
-#include "bistro/chain/websocket.hpp"
+#include "bistro/substrate/websocket.hpp"
 
 #include <curl/curl.h>
 #include <fmt/format.h>
@@ -12,7 +12,7 @@
 #include "bistro/core/error.hpp"
 #include "bistro/identity/signer.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 namespace {
 
 constexpr uint64_t kMaxMessage = 256ull << 20;
@@ -209,4 +209,4 @@ std::string WebSocket::receive() {
   }
 }
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

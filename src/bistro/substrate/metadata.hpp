@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "bistro/chain/hashing.hpp"
-#include "bistro/chain/scale.hpp"
+#include "bistro/substrate/hashing.hpp"
+#include "bistro/substrate/scale.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 struct Field {
   std::optional<std::string> name;
@@ -154,4 +154,4 @@ class MetadataBuilder {
   std::vector<RuntimeApiMethod> apis_;
 };
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 std::string twox64(std::string_view data);
 std::string twox128(std::string_view data);
@@ -30,4 +30,4 @@ std::string apply_hasher(Hasher h, std::string_view encoded_key);
 std::string storage_key(std::string_view pallet, std::string_view item,
                         const std::vector<std::pair<Hasher, std::string>>& keys = {});
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

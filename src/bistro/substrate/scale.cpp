@@ -1,4 +1,4 @@
-#include "bistro/chain/scale.hpp"
+#include "bistro/substrate/scale.hpp"
 
 #include <fmt/format.h>
 

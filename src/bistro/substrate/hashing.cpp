@@ -1,4 +1,4 @@
-#include "bistro/chain/hashing.hpp"
+#include "bistro/substrate/hashing.hpp"
 
 #include <sodium.h>
 #include <xxhash.h>
@@ -6,7 +6,7 @@
 #include "bistro/core/error.hpp"
 #include "bistro/identity/signer.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 namespace {
 std::string twox(std::string_view data, int words) {
   std::string out;
@@ -68,4 +68,4 @@ std::string storage_key(std::string_view pallet, std::string_view item,
   return out;
 }
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -1,8 +1,8 @@
-#include "bistro/chain/metadata.hpp"
+#include "bistro/substrate/metadata.hpp"
 
 #include <fmt/format.h>
 
-namespace bistro::chain {
+namespace bistro::substrate {
 namespace {
 
 constexpr uint32_t kMagic = 0x6174656d;  // "meta" little-endian
@@ -563,4 +563,4 @@ std::string MetadataBuilder::build(uint8_t version) const {
   return w.take();
 }
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 class WebSocket {
  public:
@@ -34,4 +34,4 @@ class WebSocket {
 // The Sec-WebSocket-Accept value for a key: base64(SHA-1(key ++ the RFC's GUID)).
 std::string websocket_accept(std::string_view key);
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -1,14 +1,14 @@
-#include "bistro/chain/rpc.hpp"
+#include "bistro/substrate/rpc.hpp"
 
 #include <fmt/format.h>
 
 #include <chrono>
 #include <thread>
 
-#include "bistro/chain/websocket.hpp"
 #include "bistro/data/http.hpp"
+#include "bistro/substrate/websocket.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 std::string network_url(const std::string& n) {
   if (n == "finney") return "wss://entrypoint-finney.opentensor.ai:443";
@@ -96,4 +96,4 @@ nlohmann::json RpcClient::call(const std::string& method, const nlohmann::json& 
        last_error);
 }
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

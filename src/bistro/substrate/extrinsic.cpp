@@ -1,10 +1,10 @@
-#include "bistro/chain/extrinsic.hpp"
+#include "bistro/substrate/extrinsic.hpp"
 
 #include <fmt/format.h>
 
 #include <bit>
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 std::string mortal_era(uint64_t period, uint64_t block) {
   uint64_t p = std::bit_ceil(std::max<uint64_t>(period, 4));
@@ -66,4 +66,4 @@ std::string signed_extrinsic(const Metadata& m, const Signer& signer, const std:
   return scale::compact(body.data().size()) + body.data();
 }
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate

@@ -10,7 +10,7 @@
 
 #include "bistro/core/error.hpp"
 
-namespace bistro::chain {
+namespace bistro::substrate {
 
 class RpcError : public Error {
  public:
@@ -54,4 +54,4 @@ class RpcClient {
   std::unique_ptr<WebSocket> ws_;
 };
 
-}  // namespace bistro::chain
+}  // namespace bistro::substrate
