@@ -65,6 +65,8 @@ expect_error "already exists" chain init --subtensor.network "$chain"
 "$bistro" chain register --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h >/dev/null || { echo "FAIL: chain register"; fails=$((fails + 1)); }
 expect_error "UidsLengthExceedUidsInSubNet" chain weights --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --uids 0,5 --weights 1,1
 expect_error "SubnetNotExists" chain metagraph --subtensor.network "$chain" --netuid 7
+expect_error "MechanismDoesNotExist" chain weights --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --uids 0 --weights 1 --mechid 1
+expect_error "--mechid" chain get-weights --subtensor.network "$chain" --mechid 256
 expect_error "TooManyFieldsInCommitmentInfo" chain commit --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --data "$(head -c 400 /dev/zero | tr '\0' x)"
 "$bistro" chain metagraph --subtensor.network "$chain" | grep -q "1 neurons" || { echo "FAIL: chain metagraph"; fails=$((fails + 1)); }
 head -c 3000 /dev/urandom > "$tmp/corrupt.db"

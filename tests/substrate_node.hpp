@@ -77,6 +77,11 @@ class SubstrateNode {
     std::lock_guard lock(mu_);
     return revealed_;
   }
+  // The arguments of every set_mechanism_weights accepted, in order.
+  std::vector<std::string> mechanism_weights() {
+    std::lock_guard lock(mu_);
+    return mechanism_weights_;
+  }
 
   // Storage written with the runtime's own hashers.
   void set_plain(const char* pallet, const char* item, const std::vector<std::string>& keys,
@@ -428,13 +433,30 @@ class SubstrateNode {
         if (get("SubtensorModule", "Keys", {u16(netuid), u16(uid)}) == account) return std::nullopt;
       return "HotKeyNotRegisteredInSubNet";
     }
-    if (pallet == 7 && index == 96) {  // commit_weights(netuid, hash)
+    if (pallet == 7 && index == 119) {  // set_mechanism_weights(netuid, mecid, ...)
+      const uint16_t netuid = r.u16();
+      const uint8_t mecid = r.u8();
+      const std::string count = get("SubtensorModule", "MechanismCountCurrent", {u16(netuid)});
+      if (mecid >= (count.empty() ? 1 : static_cast<uint8_t>(count[0])))
+        return "MechanismDoesNotExist";
+      mechanism_weights_.push_back(call.substr(2));
+      return std::nullopt;
+    }
+    if (pallet == 7 && (index == 96 || index == 115)) {  // commit_(mechanism_)weights
       r.u16();
+      if (index == 115) r.u8();
       commits_.push_back({account, std::string(r.raw(32)), block});
       return std::nullopt;
     }
-    if (pallet == 7 && index == 97) {  // reveal_weights: the hash, rebuilt here byte by byte
-      const std::string args(call.substr(2));
+    if (pallet == 7 && (index == 97 || index == 116)) {  // reveal_(mechanism_)weights
+      // The hash, rebuilt here byte by byte: over the mechanism's storage index (netuid +
+      // 4096 * mecid) in place of the netuid and mecid.
+      std::string args(call.substr(2));
+      if (index == 116) {
+        const uint16_t netuid = r.u16();
+        const uint8_t mecid = r.u8();
+        args = u16(static_cast<uint16_t>(netuid + 4096 * mecid)) + args.substr(3);
+      }
       std::string preimage = account + args;
       const std::string hash = substrate::blake2_256(preimage);
       for (auto it = commits_.begin(); it != commits_.end(); ++it) {
@@ -501,6 +523,7 @@ class SubstrateNode {
   };
   std::vector<Commit> commits_;
   std::vector<std::string> revealed_;
+  std::vector<std::string> mechanism_weights_;  // set_mechanism_weights' arguments
   size_t submitted_ = 0;
 };
 

@@ -49,7 +49,26 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
                    {"values", vec_u16},
                    {"salt", vec_u16},
                    {"version_key", u64}},
-                  97}});
+                  97},
+                 // Mechanisms (spec 320): the same calls with the mechanism id after the netuid.
+                 {"commit_mechanism_weights",
+                  {{"netuid", u16}, {"mecid", u8}, {"commit_hash", bytes32}},
+                  115},
+                 {"reveal_mechanism_weights",
+                  {{"netuid", u16},
+                   {"mecid", u8},
+                   {"uids", vec_u16},
+                   {"values", vec_u16},
+                   {"salt", vec_u16},
+                   {"version_key", u64}},
+                  116},
+                 {"set_mechanism_weights",
+                  {{"netuid", u16},
+                   {"mecid", u8},
+                   {"dests", vec_u16},
+                   {"weights", vec_u16},
+                   {"version_key", u64}},
+                  119}});
   const char* errors[] = {"RootNetworkDoesNotExist",
                           "InvalidIpType",
                           "HotKeyNotRegisteredInSubNet",
@@ -160,6 +179,7 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
       map("BlockAtRegistration", {H::Identity, H::Identity}, u16_u16, u64, zero64),
       map("Owner", {H::Blake2_128Concat}, account, account, std::string(32, '\0')),
       map("TotalHotkeyAlpha", {H::Blake2_128Concat, H::Identity}, acct_u16, u64, zero64),
+      map("MechanismCountCurrent", {H::Identity}, u16, u8, std::string(1, '\1')),
   };
   b.pallet(st);
   Pallet cm{"Commitments", 18, "Commitments", {}, commit_calls, std::nullopt, commit_errors};

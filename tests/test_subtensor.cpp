@@ -245,3 +245,38 @@ TEST(WebSocket, HostileNodesAreRefusedWithAReason) {
   RawWebSocketServer ok(true, std::string("\x81\x02hi", 4));
   EXPECT_EQ(WebSocket(ok.url(), 2).receive(), "hi");
 }
+
+// Mechanisms (spec 320 on): a mechanism the subnet lacks is refused by name before anything is
+// sent; a selected one gets the mechanism variants of the weights calls, and its hash commits are
+// made over its storage index (netuid + 4096 * mecid), which the node checks when they are
+// revealed.
+TEST(Subtensor, MechanismsGetTheirOwnWeightsCalls) {
+  test::SubstrateNode node;
+  SubtensorChain c(node.url(), fast());
+  auto cold = key(1), hot = key(2);
+  c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
+  EXPECT_EQ(test::chain_error_name([&] { c.select_mechanism(1, 1); }), "MechanismDoesNotExist");
+  EXPECT_EQ(c.mechanism(), 0);
+  node.set_plain("SubtensorModule", "MechanismCountCurrent", {test::SubstrateNode::u16(1)},
+                 std::string(1, '\2'));
+  c.select_mechanism(1, 1);
+  EXPECT_EQ(c.weights_index(1), 4097);
+  const size_t before = node.submitted();
+  c.set_weights(1, *hot, {0}, {65535}, 3);
+  EXPECT_EQ(node.submitted(), before + 1);
+  const auto sent = node.mechanism_weights();
+  ASSERT_EQ(sent.size(), 1u);
+  scale::Reader r(sent[0], "set_mechanism_weights");
+  EXPECT_EQ(r.u16(), 1);
+  EXPECT_EQ(r.u8(), 1);  // the mechanism
+  EXPECT_EQ(r.length(), 1u);
+
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
+                 std::string(1, '\1'));
+  c.set_weights(1, *hot, {0}, {7}, 3);  // commit_mechanism_weights
+  c.set_weights(1, *hot, {0}, {8}, 3);  // too early: kept; commits again
+  c.set_weights(1, *hot, {0}, {9}, 3);  // both revealed: their hashes matched the index's
+  const auto revealed = node.revealed();
+  ASSERT_EQ(revealed.size(), 2u);
+  EXPECT_EQ(revealed[0].substr(0, 2), test::SubstrateNode::u16(4097));
+}

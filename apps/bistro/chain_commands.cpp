@@ -1,6 +1,6 @@
 // bistro chain init | status | register | stake | metagraph | weights | get-weights | commit |
-// commitments | advance: a subnet from the command line, on the embedded local chain (or, with the subtensor
-// client, the real network).
+// commitments | advance: a subnet from the command line, on the embedded local chain (or, with the
+// subtensor client, the real network).
 #include <fmt/format.h>
 
 #include <fstream>
@@ -20,6 +20,7 @@ struct ChainArgs {
   std::string network, wallet_path, wallet_name = "default", wallet_hotkey = "default";
   std::string hparams, data, hotkey;
   uint16_t netuid = 1;
+  int mechid = 0;
   double block_time = 12.0, amount = 0;
   uint64_t blocks = 1, tempo = 0;
   std::vector<uint16_t> uids;
@@ -33,6 +34,10 @@ void add_network(CLI::App* c, ChainArgs& a) {
 }
 void add_netuid(CLI::App* c, ChainArgs& a) {
   c->add_option("--netuid", a.netuid, "subnet uid");
+}
+void add_mechid(CLI::App* c, ChainArgs& a) {
+  c->add_option("--mechid", a.mechid, "the subnet's mechanism (0: its first and, often, only)")
+      ->check(CLI::Range(0, 255));
 }
 void add_wallet(CLI::App* c, ChainArgs& a) {
   c->add_option("--wallet.path", a.wallet_path, "wallets directory (default ~/.bittensor/wallets)");
@@ -188,6 +193,7 @@ std::vector<Command> add_chain_commands(CLI::App& app) {
   add_network(weights, *a);
   add_netuid(weights, *a);
   add_wallet(weights, *a);
+  add_mechid(weights, *a);
   weights->add_option("--uids", a->uids, "uids")->required()->delimiter(',');
   weights->add_option("--weights", a->weights, "scores (any scale)")->required()->delimiter(',');
   out.push_back({weights, [a] {
@@ -203,9 +209,11 @@ std::vector<Command> add_chain_commands(CLI::App& app) {
                    auto c = chain::open_chain(a->network);
                    auto hot =
                        wallet_signer(a->wallet_path, a->wallet_name, a->wallet_hotkey, false);
+                   c->select_mechanism(a->netuid, static_cast<uint8_t>(a->mechid));
                    c->set_weights(a->netuid, *hot, w.uids, w.values,
                                   c->hyperparameters(a->netuid).weights_version_key);
-                   fmt::print("set {} weights on subnet {}\n", w.uids.size(), a->netuid);
+                   fmt::print("set {} weights on subnet {}{}\n", w.uids.size(), a->netuid,
+                              a->mechid ? fmt::format(" mechanism {}", a->mechid) : "");
                    return 0;
                  }});
 
@@ -213,9 +221,12 @@ std::vector<Command> add_chain_commands(CLI::App& app) {
       "get-weights", "every uid's weights as the chain stores them (u16 values)");
   add_network(get_weights, *a);
   add_netuid(get_weights, *a);
+  add_mechid(get_weights, *a);
   get_weights->add_flag("--json", a->json, "print JSON: {uid: [[dest, value], ...]}");
   out.push_back({get_weights, [a] {
-                   const auto rows = chain::open_chain(a->network)->weights(a->netuid);
+                   auto c = chain::open_chain(a->network);
+                   c->select_mechanism(a->netuid, static_cast<uint8_t>(a->mechid));
+                   const auto rows = c->weights(a->netuid);
                    nlohmann::json j = nlohmann::json::object();
                    for (size_t uid = 0; uid < rows.size(); ++uid) {
                      if (rows[uid].empty()) continue;

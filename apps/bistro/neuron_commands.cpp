@@ -51,6 +51,8 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--subtensor.network", a.network,
                 "chain: a local chain file (file:PATH or PATH.db; default $BISTRO_HOME/chain.db)");
   c->add_option("--netuid", a.netuid, "subnet uid");
+  c->add_option("--mechid", a.mechid, "validator: the subnet mechanism its weights go to")
+      ->check(CLI::Range(0, 255));
   c->add_option("--bucket", a.bucket, "where this neuron publishes: file:///dir or s3://bucket");
   c->add_option("--device", a.device, "cpu, cuda or cuda:N (protocol v2)");
   c->add_option("--dtype", a.dtype, "fp32, or bf16 (autocast; the shared model stays fp32)");

@@ -96,6 +96,14 @@ double Chain::seconds_until(uint64_t target) {
   return (static_cast<double>(target) - static_cast<double>(block()) - 0.5) * seconds_per_block();
 }
 
+void Chain::select_mechanism(uint16_t netuid, uint8_t mecid) {
+  if (mecid != 0)
+    throw ChainError("MechanismDoesNotExist",
+                     fmt::format("subnet {} has no mechanism {} (this chain has one per subnet, 0)",
+                                 netuid, mecid));
+  mechanism_ = 0;
+}
+
 void Chain::commit_reveal_weights(uint16_t netuid, const Signer& hotkey,
                                   const std::vector<uint16_t>& uids,
                                   const std::vector<uint16_t>& values, uint64_t version_key) {

@@ -115,12 +115,26 @@ class Chain {
                               const std::vector<uint16_t>& uids,
                               const std::vector<uint16_t>& values,
                               const std::vector<uint16_t>& salt, uint64_t version_key) = 0;
+  // The mechanism (subtensor's sub-subnets, spec 320 on) that this client's weights calls
+  // address from now on: set_weights, commit/reveal_weights and weights() act on `mecid` of the
+  // subnet, whose weights live at storage index netuid + 4096 * mecid. Refused as
+  // MechanismDoesNotExist where the subnet has no such mechanism (every subnet has mechanism 0;
+  // the local chain has no other).
+  virtual void select_mechanism(uint16_t netuid, uint8_t mecid);
+  uint8_t mechanism() const { return mechanism_; }
+  // The storage index of the selected mechanism's weights on `netuid` (commit hashes use it).
+  uint16_t weights_index(uint16_t netuid) const {
+    return static_cast<uint16_t>(netuid + kMechanismStride * mechanism_);
+  }
+  static constexpr uint16_t kMechanismStride = 4096;  // subtensor's GLOBAL_MAX_SUBNET_COUNT
+
   // Commitments.set_commitment: up to 3 fields of 128 bytes each, here one string of <= 384 bytes.
   virtual void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) = 0;
   // Every commitment on the subnet, by hotkey (SS58).
   virtual std::map<std::string, std::string> commitments(uint16_t netuid) = 0;
 
  protected:
+  uint8_t mechanism_ = 0;
   // set_weights on a commit-reveal subnet: one WeightsCommitter per hotkey, its unrevealed
   // commits kept in reveals_dir()/<hotkey>.json (an empty dir: in memory only).
   void commit_reveal_weights(uint16_t netuid, const Signer& hotkey,

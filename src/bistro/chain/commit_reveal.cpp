@@ -57,8 +57,13 @@ WeightsCommitter::WeightsCommitter(std::filesystem::path file) : file_(std::move
               has("version_key", &nlohmann::json::is_number_unsigned),
           "{}: malformed unrevealed commit (want netuid, hotkey, version_key, uids, values, salt)",
           name);
-    pending_.push_back({e.at("netuid").get<uint16_t>(), e.at("hotkey").get<std::string>(),
-                        u16s(e, "uids", name), u16s(e, "values", name), u16s(e, "salt", name),
+    // "mecid" came with mechanisms: files written before them hold mechanism 0's commits.
+    const uint64_t mecid = e.value("mecid", uint64_t{0});
+    check(e.value("mecid", nlohmann::json(0)).is_number_unsigned() && mecid <= 255,
+          "{}: an unrevealed commit's mecid is not a mechanism id (0-255)", name);
+    pending_.push_back({e.at("netuid").get<uint16_t>(), static_cast<uint8_t>(mecid),
+                        e.at("hotkey").get<std::string>(), u16s(e, "uids", name),
+                        u16s(e, "values", name), u16s(e, "salt", name),
                         e.at("version_key").get<uint64_t>()});
   }
 }
@@ -68,6 +73,7 @@ void WeightsCommitter::save() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& p : pending_)
     j.push_back({{"netuid", p.netuid},
+                 {"mecid", p.mecid},
                  {"hotkey", p.hotkey},
                  {"uids", p.uids},
                  {"values", p.values},
@@ -85,7 +91,7 @@ size_t WeightsCommitter::submit(Chain& chain, uint16_t netuid, const Signer& hot
   size_t revealed = 0;
   // Oldest first: subtensor drops every commit before the one revealed.
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->netuid != netuid || it->hotkey != who) {
+    if (it->netuid != netuid || it->mecid != chain.mechanism() || it->hotkey != who) {
       ++it;
       continue;
     }
@@ -101,15 +107,16 @@ size_t WeightsCommitter::submit(Chain& chain, uint16_t netuid, const Signer& hot
     it = pending_.erase(it);
     save();
   }
-  PendingReveal r{netuid, who, uids, values, std::vector<uint16_t>(8), version_key};
+  PendingReveal r{netuid, chain.mechanism(),        who,        uids,
+                  values, std::vector<uint16_t>(8), version_key};
   randombytes_buf(r.salt.data(), r.salt.size() * sizeof(uint16_t));
   // Kept before the commit is sent: a commit whose reveal was lost could never be revealed.
   pending_.push_back(r);
   save();
   try {
-    chain.commit_weights(
-        netuid, hotkey,
-        weights_commit_hash(hotkey.public_key(), netuid, uids, values, r.salt, version_key));
+    chain.commit_weights(netuid, hotkey,
+                         weights_commit_hash(hotkey.public_key(), chain.weights_index(netuid), uids,
+                                             values, r.salt, version_key));
   } catch (...) {
     pending_.pop_back();
     save();

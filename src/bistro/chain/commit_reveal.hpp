@@ -18,8 +18,9 @@ namespace bistro::chain {
 
 class Chain;
 
-// subtensor's get_commit_hash: BLAKE2b-256 of SCALE (account, netuid, uids, values, salt,
-// version_key); 32 raw bytes.
+// subtensor's get_commit_hash: BLAKE2b-256 of SCALE (account, netuid_index, uids, values, salt,
+// version_key); 32 raw bytes. netuid_index is the netuid for mechanism 0, else netuid + 4096 *
+// mecid (Chain::weights_index).
 std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
                                 const std::vector<uint16_t>& uids,
                                 const std::vector<uint16_t>& values,
@@ -31,6 +32,7 @@ uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block);
 
 struct PendingReveal {
   uint16_t netuid = 0;
+  uint8_t mecid = 0;   // the mechanism it was committed to
   std::string hotkey;  // SS58
   std::vector<uint16_t> uids, values, salt;
   uint64_t version_key = 0;
@@ -40,7 +42,8 @@ class WeightsCommitter {
  public:
   // `file`: where the unrevealed commits are kept (empty: in memory only).
   explicit WeightsCommitter(std::filesystem::path file = {});
-  // Reveals the hotkey's earlier commits on `netuid`, oldest first (one the chain calls too early
+  // Reveals the hotkey's earlier commits on `netuid` and the chain's selected mechanism, oldest
+  // first (one the chain calls too early
   // is kept for a later call; one it refuses otherwise, e.g. expired, is dropped and reported
   // through `log`), then commits `values` under a fresh salt. Returns how many were revealed.
   size_t submit(Chain& chain, uint16_t netuid, const Signer& hotkey,

@@ -287,7 +287,7 @@ std::vector<std::vector<std::pair<uint16_t, uint16_t>>> SubtensorChain::weights(
   require_subnet(netuid);
   const auto n = read("SubtensorModule", "SubnetworkN", {u16le(netuid)}).get<uint16_t>();
   std::vector<std::vector<std::string>> keys;
-  for (uint16_t uid = 0; uid < n; ++uid) keys.push_back({u16le(netuid), u16le(uid)});
+  for (uint16_t uid = 0; uid < n; ++uid) keys.push_back({u16le(weights_index(netuid)), u16le(uid)});
   std::vector<std::vector<std::pair<uint16_t, uint16_t>>> out;
   for (const auto& row : read_many("SubtensorModule", "Weights", keys)) {
     auto& r = out.emplace_back();
@@ -489,21 +489,43 @@ std::filesystem::path SubtensorChain::reveals_dir() {
   return bistro_home() / "reveals" / scale::to_hex(genesis_);
 }
 
+void SubtensorChain::select_mechanism(uint16_t netuid, uint8_t mecid) {
+  require_subnet(netuid);
+  uint64_t count = 1;
+  if (metadata_.find_storage("SubtensorModule", "MechanismCountCurrent"))
+    count = json_u64(read("SubtensorModule", "MechanismCountCurrent", {u16le(netuid)}),
+                     "MechanismCountCurrent");
+  if (mecid >= count)
+    throw ChainError("MechanismDoesNotExist",
+                     fmt::format("subnet {} on {} has {} mechanism{} (0-{}), not {}", netuid,
+                                 rpc_.url(), count, count == 1 ? "" : "s", count - 1, mecid));
+  mechanism_ = mecid;
+}
+
+std::string SubtensorChain::weights_call(std::string_view call, uint16_t netuid,
+                                         const std::string& rest) const {
+  if (mechanism_ == 0)
+    return encode_call(metadata_, "SubtensorModule", call,
+                       scale::Writer().u16(netuid).raw(rest).take());
+  std::string name(call);
+  name.insert(name.find('_') + 1, "mechanism_");  // set_weights -> set_mechanism_weights
+  return encode_call(metadata_, "SubtensorModule", name,
+                     scale::Writer().u16(netuid).u8(mechanism_).raw(rest).take());
+}
+
 void SubtensorChain::commit_weights(uint16_t netuid, const Signer& hotkey,
                                     const std::string& hash) {
-  submit(encode_call(metadata_, "SubtensorModule", "commit_weights",
-                     scale::Writer().u16(netuid).raw(hash).take()),
-         hotkey, fmt::format("commit_weights on subnet {}", netuid));
+  submit(weights_call("commit_weights", netuid, hash), hotkey,
+         fmt::format("commit_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
 void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
                                     const std::vector<uint16_t>& uids,
                                     const std::vector<uint16_t>& values,
                                     const std::vector<uint16_t>& salt, uint64_t version_key) {
-  scale::Writer args;
-  args.u16(netuid).u16s(uids).u16s(values).u16s(salt).u64(version_key);
-  submit(encode_call(metadata_, "SubtensorModule", "reveal_weights", args.data()), hotkey,
-         fmt::format("reveal_weights on subnet {}", netuid));
+  submit(weights_call("reveal_weights", netuid,
+                      scale::Writer().u16s(uids).u16s(values).u16s(salt).u64(version_key).take()),
+         hotkey, fmt::format("reveal_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
 void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
@@ -522,9 +544,9 @@ void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                       netuid));
     return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
   }
-  submit(encode_call(metadata_, "SubtensorModule", "set_weights",
-                     set_weights_args(netuid, uids, values, version_key)),
-         hotkey, fmt::format("set_weights on subnet {}", netuid));
+  submit(weights_call("set_weights", netuid,
+                      set_weights_args(netuid, uids, values, version_key).substr(2)),
+         hotkey, fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
 void SubtensorChain::set_commitment(uint16_t netuid, const Signer& hotkey,

@@ -52,6 +52,9 @@ class SubtensorChain final : public Chain {
   void reveal_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                       const std::vector<uint16_t>& values, const std::vector<uint16_t>& salt,
                       uint64_t version_key) override;
+  // Mechanism mecid exists when MechanismCountCurrent[netuid] (1 on runtimes without it) is
+  // above it; a mechanism other than 0 sends the mechanism variants of the weights calls.
+  void select_mechanism(uint16_t netuid, uint8_t mecid) override;
   void set_commitment(uint16_t netuid, const Signer& hotkey, const std::string& data) override;
   std::map<std::string, std::string> commitments(uint16_t netuid) override;
 
@@ -72,6 +75,10 @@ class SubtensorChain final : public Chain {
   std::optional<nlohmann::json> runtime_api(std::string_view api, std::string_view method,
                                             const std::string& args);
   std::filesystem::path reveals_dir() override;
+  // `call`, or its mechanism variant ("set_weights" -> "set_mechanism_weights") with the
+  // mechanism id after the netuid when a mechanism other than 0 is selected; `rest` is the
+  // arguments after the netuid.
+  std::string weights_call(std::string_view call, uint16_t netuid, const std::string& rest) const;
 
   // Timestamp.Now at a block, in ms (nullopt: the runtime has none there).
   std::optional<uint64_t> timestamp_ms(uint64_t block);

@@ -27,6 +27,7 @@ namespace bistro {
 struct NeuronArgs {
   std::string network;  // --subtensor.network
   uint16_t netuid = 1;
+  int mechid = 0;  // --mechid: the subnet mechanism a validator's weights go to
   std::string wallet_path, wallet_name = "default", wallet_hotkey = "default";
   std::string bucket;  // --bucket: where this neuron publishes (file:///dir or s3://bucket)
   std::string device = "cpu";

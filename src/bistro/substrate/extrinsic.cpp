@@ -5,6 +5,20 @@
 #include <bit>
 
 namespace bistro::substrate {
+namespace {
+
+// Whether values of the type encode as one Compact integer (through single-field wrappers).
+bool one_compact(const Metadata& m, uint32_t type) {
+  for (int depth = 0; depth < 8; ++depth) {
+    const TypeDef& t = m.type(type);
+    if (t.kind == TypeDef::Compact) return true;
+    if (t.kind != TypeDef::Composite || t.fields.size() != 1) return false;
+    type = t.fields[0].type;
+  }
+  return false;
+}
+
+}  // namespace
 
 std::string mortal_era(uint64_t period, uint64_t block) {
   uint64_t p = std::bit_ceil(std::max<uint64_t>(period, 4));
@@ -42,7 +56,11 @@ std::string signed_extrinsic(const Metadata& m, const Signer& signer, const std:
       additional.raw(tx.era_block_hash);
     } else if (id == "CheckNonce") {
       extra.compact(tx.nonce);
-    } else if (id == "ChargeTransactionPayment") {
+    } else if (id == "ChargeTransactionPayment" ||
+               (id.rfind("ChargeTransactionPayment", 0) == 0 && one_compact(m, e.type))) {
+      // Subtensor's ChargeTransactionPaymentWrapper (spec 401 on) wraps the same tip.
+      check(m.is_empty(e.additional),
+            "the chain's runtime's {} signs implicit data bistro cannot fill", id);
       extra.compact(tx.tip);
     } else if (id == "ChargeAssetTxPayment") {
       extra.compact(tx.tip).u8(0);  // no asset
@@ -52,7 +70,10 @@ std::string signed_extrinsic(const Metadata& m, const Signer& signer, const std:
     } else if (m.is_empty(e.type) && m.is_empty(e.additional)) {
       // A runtime-specific extension with nothing to encode (subtensor has several).
     } else {
-      fail("the chain's runtime needs signed extension {}, which bistro cannot fill", id);
+      fail(
+          "the chain's runtime needs transaction extension {}, which carries data bistro cannot "
+          "fill",
+          id);
     }
   }
   std::string payload = call + extra.data() + additional.data();

@@ -43,6 +43,29 @@ std::vector<Field> fields(scale::Reader& r) {
   return out;
 }
 
+// V16's deprecation notes, skipped: ItemDeprecationInfo (none, without a note, or a note and an
+// optional since) and EnumDeprecationInfo (a map of variant index to the same, tags 1 and 2).
+void item_deprecation(scale::Reader& r) {
+  const uint8_t tag = r.u8();
+  if (tag == 2) {
+    str(r);
+    opt_str(r);
+  } else if (tag > 2) {
+    r.fail(fmt::format("bad deprecation tag {}", tag));
+  }
+}
+void enum_deprecation(scale::Reader& r) {
+  for (size_t n = r.length(); n > 0; --n) {
+    r.u8();  // variant index
+    const uint8_t tag = r.u8();
+    if (tag != 1 && tag != 2) r.fail(fmt::format("bad variant deprecation tag {}", tag));
+    if (tag == 2) {
+      str(r);
+      opt_str(r);
+    }
+  }
+}
+
 TypeDef read_type(scale::Reader& r) {
   TypeDef t;
   t.path = strings(r);
@@ -105,18 +128,6 @@ TypeDef read_type(scale::Reader& r) {
   return t;
 }
 
-void write_fields(scale::Writer& w, const std::vector<Field>& fs) {
-  w.compact(fs.size());
-  for (const auto& f : fs) {
-    if (f.name) {
-      w.u8(1).bytes(*f.name);
-    } else {
-      w.u8(0);
-    }
-    w.compact(f.type).u8(0).compact(0);
-  }
-}
-
 }  // namespace
 
 Metadata Metadata::decode(std::string_view blob) {
@@ -124,8 +135,9 @@ Metadata Metadata::decode(std::string_view blob) {
   if (blob.size() < 5 || r.u32() != kMagic) r.fail("not runtime metadata (no 'meta' magic)");
   Metadata m;
   m.version_ = r.u8();
-  if (m.version_ != 14 && m.version_ != 15)
-    r.fail(fmt::format("metadata version {} is not supported (14 and 15 are)", m.version_));
+  const uint8_t v = m.version_;
+  if (v < 14 || v > 16)
+    r.fail(fmt::format("metadata version {} is not supported (14, 15 and 16 are)", v));
 
   const size_t ntypes = r.length();
   if (ntypes > kMaxTypes) r.fail("too many types");
@@ -136,6 +148,12 @@ Metadata Metadata::decode(std::string_view blob) {
     m.types_[i] = read_type(r);
   }
 
+  // V16 wraps calls, events and errors with their variants' deprecation notes.
+  auto enum_type = [&] {
+    auto id = opt_type(r);
+    if (id && v >= 16) enum_deprecation(r);
+    return id;
+  };
   m.pallets_.resize(r.length());
   for (auto& p : m.pallets_) {
     p.name = str(r);
@@ -163,27 +181,59 @@ Metadata Metadata::decode(std::string_view blob) {
         }
         e.default_value = r.bytes();
         strings(r);
+        if (v >= 16) item_deprecation(r);
       }
     }
-    p.calls = opt_type(r);
-    p.events = opt_type(r);
+    p.calls = enum_type();
+    p.events = enum_type();
     for (size_t n = r.length(); n > 0; --n) {  // constants
       str(r);
       type_id(r);
       r.bytes();
       strings(r);
+      if (v >= 16) item_deprecation(r);
     }
-    p.errors = opt_type(r);
+    p.errors = enum_type();
+    if (v >= 16) {
+      for (size_t n = r.length(); n > 0; --n) {  // associated types
+        str(r);
+        type_id(r);
+        strings(r);
+      }
+      for (size_t n = r.length(); n > 0; --n) {  // view functions
+        r.raw(32);                               // id
+        str(r);
+        for (size_t k = r.length(); k > 0; --k) str(r), type_id(r);
+        type_id(r);
+        strings(r);
+        item_deprecation(r);
+      }
+    }
     p.index = r.u8();
-    if (m.version_ == 15) strings(r);  // docs
+    if (v >= 15) strings(r);  // docs
+    if (v >= 16) item_deprecation(r);
   }
 
-  if (m.version_ == 14) {
+  if (v == 14) {
     type_id(r);  // extrinsic type
     r.u8();      // version
-  } else {
+  } else if (v == 15) {
     r.u8();                                  // version
     for (int i = 0; i < 4; ++i) type_id(r);  // address, call, signature, extra
+  } else {
+    r.bytes();                               // versions
+    for (int i = 0; i < 3; ++i) type_id(r);  // address, call, signature
+    // The extensions of each transaction extension version, as indexes into the list that
+    // follows: a version 4 signed extrinsic carries those of version 0 (version 5's general
+    // transactions name their version; bistro sends version 4).
+    bool listed = false;
+    for (size_t n = r.length(); n > 0; --n) {
+      const uint8_t version = r.u8();
+      std::vector<uint32_t> idx(r.length());
+      for (auto& x : idx) x = type_id(r);
+      if (version == 0) m.v4_extensions_ = std::move(idx), listed = true;
+    }
+    if (!listed) r.fail("no transaction extensions of version 0 (what version 4 extrinsics carry)");
   }
   m.extensions_.resize(r.length());
   for (auto& e : m.extensions_) {
@@ -191,8 +241,17 @@ Metadata Metadata::decode(std::string_view blob) {
     e.type = type_id(r);
     e.additional = type_id(r);
   }
-  type_id(r);  // runtime type
-  if (m.version_ == 15) {
+  if (v >= 16) {
+    std::vector<SignedExtension> v4;
+    for (uint32_t x : m.v4_extensions_) {
+      if (x >= m.extensions_.size())
+        r.fail(fmt::format("transaction extension {} is not listed", x));
+      v4.push_back(m.extensions_[x]);
+    }
+    m.extensions_ = std::move(v4);
+  }
+  if (v <= 15) type_id(r);  // runtime type
+  if (v >= 15) {
     for (size_t n = r.length(); n > 0; --n) {
       std::string api = str(r);
       for (size_t k = r.length(); k > 0; --k) {
@@ -206,9 +265,14 @@ Metadata Metadata::decode(std::string_view blob) {
         }
         method.output = type_id(r);
         strings(r);
+        if (v >= 16) item_deprecation(r);
         m.apis_.push_back(std::move(method));
       }
       strings(r);
+      if (v >= 16) {
+        r.compact();  // the API's version
+        item_deprecation(r);
+      }
     }
     for (int i = 0; i < 3; ++i) type_id(r);    // outer enums
     for (size_t n = r.length(); n > 0; --n) {  // custom
@@ -412,155 +476,5 @@ nlohmann::json Metadata::decode_value(uint32_t id, scale::Reader& r, int depth) 
 }
 
 // ---- builder
-
-uint32_t MetadataBuilder::add(TypeDef t) {
-  types_.push_back(std::move(t));
-  return static_cast<uint32_t>(types_.size() - 1);
-}
-uint32_t MetadataBuilder::primitive(Primitive p) {
-  TypeDef t;
-  t.kind = TypeDef::PrimitiveT;
-  t.primitive = p;
-  return add(t);
-}
-uint32_t MetadataBuilder::sequence(uint32_t e) {
-  TypeDef t;
-  t.kind = TypeDef::Sequence;
-  t.element = e;
-  return add(t);
-}
-uint32_t MetadataBuilder::array(uint32_t e, uint32_t n) {
-  TypeDef t;
-  t.kind = TypeDef::Array;
-  t.element = e;
-  t.length = n;
-  return add(t);
-}
-uint32_t MetadataBuilder::compact(uint32_t e) {
-  TypeDef t;
-  t.kind = TypeDef::Compact;
-  t.element = e;
-  return add(t);
-}
-uint32_t MetadataBuilder::composite(std::vector<std::string> path, std::vector<Field> f) {
-  TypeDef t;
-  t.path = std::move(path);
-  t.fields = std::move(f);
-  return add(t);
-}
-uint32_t MetadataBuilder::variant(std::vector<std::string> path, std::vector<Variant> v) {
-  TypeDef t;
-  t.kind = TypeDef::VariantT;
-  t.path = std::move(path);
-  t.variants = std::move(v);
-  return add(t);
-}
-uint32_t MetadataBuilder::tuple(std::vector<uint32_t> e) {
-  TypeDef t;
-  t.kind = TypeDef::Tuple;
-  t.tuple = std::move(e);
-  return add(t);
-}
-
-std::string MetadataBuilder::build(uint8_t version) const {
-  check(version == 14 || version == 15, "MetadataBuilder: version {} (14 or 15)", version);
-  scale::Writer w;
-  w.u32(kMagic).u8(version).compact(types_.size());
-  for (size_t i = 0; i < types_.size(); ++i) {
-    const TypeDef& t = types_[i];
-    w.compact(i).compact(t.path.size());
-    for (const auto& s : t.path) w.bytes(s);
-    w.compact(0);  // no type parameters
-    switch (t.kind) {
-      case TypeDef::Composite:
-        w.u8(0);
-        write_fields(w, t.fields);
-        break;
-      case TypeDef::VariantT:
-        w.u8(1).compact(t.variants.size());
-        for (const auto& v : t.variants) {
-          w.bytes(v.name);
-          write_fields(w, v.fields);
-          w.u8(v.index).compact(0);
-        }
-        break;
-      case TypeDef::Sequence:
-        w.u8(2).compact(t.element);
-        break;
-      case TypeDef::Array:
-        w.u8(3).u32(t.length).compact(t.element);
-        break;
-      case TypeDef::Tuple:
-        w.u8(4).compact(t.tuple.size());
-        for (auto e : t.tuple) w.compact(e);
-        break;
-      case TypeDef::PrimitiveT:
-        w.u8(5).u8(static_cast<uint8_t>(t.primitive));
-        break;
-      case TypeDef::Compact:
-        w.u8(6).compact(t.element);
-        break;
-      case TypeDef::BitSequence:
-        w.u8(7).compact(t.element).compact(t.element);
-        break;
-    }
-    w.compact(0);  // docs
-  }
-  auto opt = [&](const std::optional<uint32_t>& id) {
-    if (id)
-      w.u8(1).compact(*id);
-    else
-      w.u8(0);
-  };
-  w.compact(pallets_.size());
-  for (const auto& p : pallets_) {
-    w.bytes(p.name);
-    if (p.storage.empty()) {
-      w.u8(0);
-    } else {
-      w.u8(1).bytes(p.storage_prefix.empty() ? p.name : p.storage_prefix).compact(p.storage.size());
-      for (const auto& e : p.storage) {
-        w.bytes(e.name).u8(1);
-        if (e.plain) {
-          w.u8(0).compact(e.value);
-        } else {
-          w.u8(1).compact(e.hashers.size());
-          for (auto h : e.hashers) w.u8(static_cast<uint8_t>(h));
-          w.compact(e.key).compact(e.value);
-        }
-        w.bytes(e.default_value).compact(0);
-      }
-    }
-    opt(p.calls);
-    opt(p.events);
-    w.compact(0);  // constants
-    opt(p.errors);
-    w.u8(p.index);
-    if (version == 15) w.compact(0);  // docs
-  }
-  if (version == 14)
-    w.compact(0).u8(4);  // extrinsic type, version
-  else
-    w.u8(4).compact(0).compact(0).compact(0).compact(0);  // version, address/call/signature/extra
-  w.compact(extensions_.size());
-  for (const auto& e : extensions_) w.bytes(e.identifier).compact(e.type).compact(e.additional);
-  w.compact(0);  // runtime type
-  if (version == 15) {
-    std::map<std::string, std::vector<const RuntimeApiMethod*>> by_api;
-    for (const auto& m : apis_) by_api[m.api].push_back(&m);
-    w.compact(by_api.size());
-    for (const auto& [api, methods] : by_api) {
-      w.bytes(api).compact(methods.size());
-      for (const auto* m : methods) {
-        w.bytes(m->name).compact(m->inputs.size());
-        for (const auto& f : m->inputs) w.bytes(f.name.value_or("")).compact(f.type);
-        w.compact(m->output).compact(0);
-      }
-      w.compact(0);  // docs
-    }
-    w.compact(0).compact(0).compact(0).compact(0);  // outer enums, no custom entries
-  }
-  return w.take();
-}
 
 }  // namespace bistro::substrate

@@ -1,8 +1,8 @@
-// Runtime metadata (v14 and v15): the type registry, each pallet's storage entries, calls and
-// errors, the signed extensions, and (v15) the runtime APIs. Everything the subtensor client sends
-// or reads is looked up here, never hard-coded to one runtime: call indices, storage hashers,
-// extension lists, error names. The blob is hostile input: decoding is bounds-checked and a bad
-// blob fails with a clear error.
+// Runtime metadata (v14, v15 and v16): the type registry, each pallet's storage entries, calls
+// and errors, the signed extensions (v16: those version 4 extrinsics carry), and (v15 and later)
+// the runtime APIs. Everything the subtensor client sends or reads is looked up here, never
+// hard-coded to one runtime: call indices, storage hashers, extension lists, error names. The blob
+// is hostile input: decoding is bounds-checked and a bad blob fails with a clear error.
 #pragma once
 
 #include <cstdint>
@@ -95,7 +95,8 @@ struct RuntimeApiMethod {
 
 class Metadata {
  public:
-  // Decodes a metadata blob as returned by state_getMetadata (magic "meta", version 14 or 15).
+  // Decodes a metadata blob as returned by state_getMetadata or Metadata_metadata_at_version
+  // (magic "meta", version 14, 15 or 16).
   static Metadata decode(std::string_view blob);
 
   uint8_t version() const { return version_; }
@@ -127,6 +128,7 @@ class Metadata {
   std::vector<TypeDef> types_;
   std::vector<Pallet> pallets_;
   std::vector<SignedExtension> extensions_;
+  std::vector<uint32_t> v4_extensions_;  // v16: extension version 0's (version 4 extrinsics)
   std::vector<RuntimeApiMethod> apis_;
 };
 
