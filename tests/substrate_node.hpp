@@ -77,6 +77,11 @@ class SubstrateNode {
     std::lock_guard lock(mu_);
     return revealed_;
   }
+  // The arguments of every commit_timelocked_weights accepted, in order.
+  std::vector<std::string> timelocked() {
+    std::lock_guard lock(mu_);
+    return timelocked_;
+  }
   // The arguments of every set_mechanism_weights accepted, in order.
   std::vector<std::string> mechanism_weights() {
     std::lock_guard lock(mu_);
@@ -442,6 +447,10 @@ class SubstrateNode {
       mechanism_weights_.push_back(call.substr(2));
       return std::nullopt;
     }
+    if (pallet == 7 && index == 113) {  // commit_timelocked_weights(netuid, commit, round, version)
+      timelocked_.push_back(call.substr(2));
+      return std::nullopt;
+    }
     if (pallet == 7 && (index == 96 || index == 115)) {  // commit_(mechanism_)weights
       r.u16();
       if (index == 115) r.u8();
@@ -524,6 +533,7 @@ class SubstrateNode {
   std::vector<Commit> commits_;
   std::vector<std::string> revealed_;
   std::vector<std::string> mechanism_weights_;  // set_mechanism_weights' arguments
+  std::vector<std::string> timelocked_;         // commit_timelocked_weights' arguments
   size_t submitted_ = 0;
 };
 

@@ -62,6 +62,12 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
                    {"salt", vec_u16},
                    {"version_key", u64}},
                   116},
+                 {"commit_timelocked_weights",
+                  {{"netuid", u16},
+                   {"commit", b.sequence(u8)},
+                   {"reveal_round", u64},
+                   {"commit_reveal_version", u16}},
+                  113},
                  {"set_mechanism_weights",
                   {{"netuid", u16},
                    {"mecid", u8},
@@ -180,6 +186,11 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
       map("Owner", {H::Blake2_128Concat}, account, account, std::string(32, '\0')),
       map("TotalHotkeyAlpha", {H::Blake2_128Concat, H::Identity}, acct_u16, u64, zero64),
       map("MechanismCountCurrent", {H::Identity}, u16, u8, std::string(1, '\1')),
+      // Spec 423's epoch bookkeeping (timelocked_weights.hpp reads it).
+      map("SubnetEpochIndex", {H::Identity}, u16, u64, zero64),
+      map("LastEpochBlock", {H::Identity}, u16, u64, zero64),
+      map("PendingEpochAt", {H::Identity}, u16, u64, zero64),
+      map("BlocksSinceLastStep", {H::Identity}, u16, u64, zero64),
   };
   b.pallet(st);
   Pallet cm{"Commitments", 18, "Commitments", {}, commit_calls, std::nullopt, commit_errors};

@@ -101,7 +101,7 @@ TEST(Metadata, BuiltRuntimeDecodesAndCallBytesMatchFacts) {
   c.u16(1).compact(1).u8(4).raw(std::string_view("abc"));
   EXPECT_EQ(to_hex(encode_call(m, "Commitments", "set_commitment", c.data())),
             "0x120001000404616263");
-  EXPECT_THROW(m.call("SubtensorModule", "commit_timelocked_weights"), Error);
+  EXPECT_THROW(m.call("SubtensorModule", "commit_crv3_weights"), Error);
   EXPECT_THROW(m.pallet("Drand"), Error);
 }
 

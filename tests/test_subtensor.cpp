@@ -3,6 +3,8 @@
 // the node, dispatch errors by name, a rejected extrinsic, and a dropped connection.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "bistro/chain/subtensor_chain.hpp"
+#include "bistro/chain/timelocked_weights.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/substrate/websocket.hpp"
@@ -133,13 +136,42 @@ TEST(Subtensor, HashCommitRevealCommitsThenRevealsWhenDue) {
   }
 }
 
-TEST(Subtensor, TimelockedCommitRevealIsRefusedClearly) {
+// With timelocked commit-reveal (version 4) the weights go out as one commit_timelocked_weights:
+// encrypted to the drand round just after the chain's reveal block for them (from the runtime's
+// epoch bookkeeping), which the chain reveals itself. A version bistro cannot encode is refused.
+TEST(Subtensor, TimelockedCommitRevealCommitsToTheRevealRound) {
   test::SubstrateNode node;
   node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
                  std::string(1, '\1'));
   node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(4));
   SubtensorChain c(node.url(), fast());
-  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *key(2), {0}, {1}, 0); }),
+  auto cold = key(1), hot = key(2);
+  c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
+  const double spb = c.seconds_per_block();  // as the commit reads it (cached for a minute)
+  const uint64_t head = c.block();
+  const double before =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  c.set_weights(1, *hot, {0}, {65535}, 3);
+  const auto sent = node.timelocked();
+  ASSERT_EQ(sent.size(), 1u);
+  scale::Reader r(sent[0], "commit_timelocked_weights");
+  EXPECT_EQ(r.u16(), 1);
+  const std::string commit(r.raw(r.length()));
+  const uint64_t round = r.u64();
+  EXPECT_EQ(r.u16(), 4);  // commit_reveal_version
+  EXPECT_TRUE(r.done());
+  EXPECT_GT(commit.size(), 200u);
+  EXPECT_LE(commit.size(), kMaxTimelockedCommitBytes);
+  // Tempo 99, no epoch yet (index 0, the last at block 0): the commit is in epoch 0, epoch 1
+  // fires at block 99, where reveal period 1 has the chain reveal it; the round is block 102's
+  // at the chain's block time, from now.
+  const uint64_t expect = reveal_round(99, head, spb, before);
+  EXPECT_GE(round, expect);
+  EXPECT_LE(round, expect + 2);          // the seconds this test took
+  EXPECT_TRUE(node.revealed().empty());  // nothing to reveal later: the chain does it
+
+  node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(5));
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {1}, 0); }),
             "CommitRevealNotSupported");
 }
 

@@ -11,7 +11,7 @@ import sys
 LAYERS = [
     ["core"],
     ["runtime"],
-    ["identity"],
+    ["identity", "drand"],
     ["data"],
     ["storage"],
     ["substrate"],

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "bistro/chain/subtensor_values.hpp"
 #include "bistro/core/files.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/substrate/extrinsic.hpp"
@@ -20,15 +21,6 @@ using namespace substrate;
 std::string account_bytes(const std::string& ss58) {
   auto k = ss58_decode(ss58);
   return std::string(k.begin(), k.end());
-}
-std::string u16le(uint16_t v) {
-  return scale::Writer().u16(v).take();
-}
-
-uint64_t json_u64(const nlohmann::json& j, const char* what) {
-  if (j.is_number_unsigned()) return j.get<uint64_t>();
-  if (j.is_string()) return std::stoull(j.get<std::string>());
-  fail("subtensor: {} is not an unsigned number", what);
 }
 
 uint64_t hex_number(const nlohmann::json& j, const char* what) {
@@ -283,26 +275,6 @@ std::optional<nlohmann::json> SubtensorChain::runtime_api(std::string_view api,
   return std::nullopt;
 }
 
-std::vector<std::vector<std::pair<uint16_t, uint16_t>>> SubtensorChain::weights(uint16_t netuid) {
-  require_subnet(netuid);
-  const auto n = read("SubtensorModule", "SubnetworkN", {u16le(netuid)}).get<uint16_t>();
-  std::vector<std::vector<std::string>> keys;
-  for (uint16_t uid = 0; uid < n; ++uid) keys.push_back({u16le(weights_index(netuid)), u16le(uid)});
-  std::vector<std::vector<std::pair<uint16_t, uint16_t>>> out;
-  for (const auto& row : read_many("SubtensorModule", "Weights", keys)) {
-    auto& r = out.emplace_back();
-    check(row.is_array(), "node {}: SubtensorModule.Weights is not a list", rpc_.url());
-    for (const auto& p : row) {
-      check(p.is_array() && p.size() == 2 && p[0].is_number_unsigned() &&
-                p[1].is_number_unsigned() && p[0].get<uint64_t>() <= 0xffff &&
-                p[1].get<uint64_t>() <= 0xffff,
-            "node {}: SubtensorModule.Weights holds a malformed pair", rpc_.url());
-      r.emplace_back(p[0].get<uint16_t>(), p[1].get<uint16_t>());
-    }
-  }
-  return out;
-}
-
 Metagraph SubtensorChain::metagraph(uint16_t netuid) {
   require_subnet(netuid);
   Metagraph m;
@@ -487,66 +459,6 @@ uint16_t SubtensorChain::register_neuron(uint16_t netuid, const Signer& coldkey,
 std::filesystem::path SubtensorChain::reveals_dir() {
   if (options_.reveals_dir) return *options_.reveals_dir;
   return bistro_home() / "reveals" / scale::to_hex(genesis_);
-}
-
-void SubtensorChain::select_mechanism(uint16_t netuid, uint8_t mecid) {
-  require_subnet(netuid);
-  uint64_t count = 1;
-  if (metadata_.find_storage("SubtensorModule", "MechanismCountCurrent"))
-    count = json_u64(read("SubtensorModule", "MechanismCountCurrent", {u16le(netuid)}),
-                     "MechanismCountCurrent");
-  if (mecid >= count)
-    throw ChainError("MechanismDoesNotExist",
-                     fmt::format("subnet {} on {} has {} mechanism{} (0-{}), not {}", netuid,
-                                 rpc_.url(), count, count == 1 ? "" : "s", count - 1, mecid));
-  mechanism_ = mecid;
-}
-
-std::string SubtensorChain::weights_call(std::string_view call, uint16_t netuid,
-                                         const std::string& rest) const {
-  if (mechanism_ == 0)
-    return encode_call(metadata_, "SubtensorModule", call,
-                       scale::Writer().u16(netuid).raw(rest).take());
-  std::string name(call);
-  name.insert(name.find('_') + 1, "mechanism_");  // set_weights -> set_mechanism_weights
-  return encode_call(metadata_, "SubtensorModule", name,
-                     scale::Writer().u16(netuid).u8(mechanism_).raw(rest).take());
-}
-
-void SubtensorChain::commit_weights(uint16_t netuid, const Signer& hotkey,
-                                    const std::string& hash) {
-  submit(weights_call("commit_weights", netuid, hash), hotkey,
-         fmt::format("commit_weights on subnet {} mechanism {}", netuid, mechanism_));
-}
-
-void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
-                                    const std::vector<uint16_t>& uids,
-                                    const std::vector<uint16_t>& values,
-                                    const std::vector<uint16_t>& salt, uint64_t version_key) {
-  submit(weights_call("reveal_weights", netuid,
-                      scale::Writer().u16s(uids).u16s(values).u16s(salt).u64(version_key).take()),
-         hotkey, fmt::format("reveal_weights on subnet {} mechanism {}", netuid, mechanism_));
-}
-
-void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
-                                 const std::vector<uint16_t>& uids,
-                                 const std::vector<uint16_t>& values, uint64_t version_key) {
-  if (hyperparameters(netuid).commit_reveal) {
-    const bool hash_calls = metadata_.has_call("SubtensorModule", "commit_weights");
-    const bool timelocked =
-        metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion") &&
-        json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version") >= 3;
-    if (!hash_calls || timelocked)
-      throw ChainError(
-          "CommitRevealNotSupported",
-          fmt::format("subnet {} requires timelocked (drand) commit-reveal weights, which "
-                      "bistro does not support yet",
-                      netuid));
-    return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
-  }
-  submit(weights_call("set_weights", netuid,
-                      set_weights_args(netuid, uids, values, version_key).substr(2)),
-         hotkey, fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
 void SubtensorChain::set_commitment(uint16_t netuid, const Signer& hotkey,

@@ -79,6 +79,11 @@ class SubtensorChain final : public Chain {
   // mechanism id after the netuid when a mechanism other than 0 is selected; `rest` is the
   // arguments after the netuid.
   std::string weights_call(std::string_view call, uint16_t netuid, const std::string& rest) const;
+  // set_weights on a subnet whose commit-reveal is timelocked (version 3 or 4):
+  // timelocked_weights.hpp says how the round is chosen.
+  void commit_timelocked(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
+                         const std::vector<uint16_t>& values, uint64_t version_key,
+                         const Hyperparameters& h, uint64_t version);
 
   // Timestamp.Now at a block, in ms (nullopt: the runtime has none there).
   std::optional<uint64_t> timestamp_ms(uint64_t block);
@@ -91,6 +96,9 @@ class SubtensorChain final : public Chain {
   std::string genesis_;
   uint32_t spec_version_ = 0, tx_version_ = 0;
 };
+
+// The largest timelocked commit the chain takes (its BoundedVec).
+inline constexpr size_t kMaxTimelockedCommitBytes = 5000;
 
 // Call arguments, SCALE-encoded as subtensor defines them.
 std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,

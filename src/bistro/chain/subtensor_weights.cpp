@@ -1,0 +1,153 @@
+// SubtensorChain's weights calls: set_weights, hash commit-reveal, timelocked commit-reveal and
+// mechanisms, each resolved from the runtime's metadata (subtensor_chain.hpp).
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "bistro/chain/subtensor_chain.hpp"
+#include "bistro/chain/subtensor_values.hpp"
+#include "bistro/chain/timelocked_weights.hpp"
+#include "bistro/drand/timelock.hpp"
+#include "bistro/substrate/extrinsic.hpp"
+
+namespace bistro::chain {
+
+using substrate::encode_call;
+
+std::vector<std::vector<std::pair<uint16_t, uint16_t>>> SubtensorChain::weights(uint16_t netuid) {
+  require_subnet(netuid);
+  const auto n = read("SubtensorModule", "SubnetworkN", {u16le(netuid)}).get<uint16_t>();
+  std::vector<std::vector<std::string>> keys;
+  for (uint16_t uid = 0; uid < n; ++uid) keys.push_back({u16le(weights_index(netuid)), u16le(uid)});
+  std::vector<std::vector<std::pair<uint16_t, uint16_t>>> out;
+  for (const auto& row : read_many("SubtensorModule", "Weights", keys)) {
+    auto& r = out.emplace_back();
+    check(row.is_array(), "node {}: SubtensorModule.Weights is not a list", rpc_.url());
+    for (const auto& p : row) {
+      check(p.is_array() && p.size() == 2 && p[0].is_number_unsigned() &&
+                p[1].is_number_unsigned() && p[0].get<uint64_t>() <= 0xffff &&
+                p[1].get<uint64_t>() <= 0xffff,
+            "node {}: SubtensorModule.Weights holds a malformed pair", rpc_.url());
+      r.emplace_back(p[0].get<uint16_t>(), p[1].get<uint16_t>());
+    }
+  }
+  return out;
+}
+
+void SubtensorChain::select_mechanism(uint16_t netuid, uint8_t mecid) {
+  require_subnet(netuid);
+  uint64_t count = 1;
+  if (metadata_.find_storage("SubtensorModule", "MechanismCountCurrent"))
+    count = json_u64(read("SubtensorModule", "MechanismCountCurrent", {u16le(netuid)}),
+                     "MechanismCountCurrent");
+  if (mecid >= count)
+    throw ChainError("MechanismDoesNotExist",
+                     fmt::format("subnet {} on {} has {} mechanism{} (0-{}), not {}", netuid,
+                                 rpc_.url(), count, count == 1 ? "" : "s", count - 1, mecid));
+  mechanism_ = mecid;
+}
+
+std::string SubtensorChain::weights_call(std::string_view call, uint16_t netuid,
+                                         const std::string& rest) const {
+  if (mechanism_ == 0)
+    return encode_call(metadata_, "SubtensorModule", call,
+                       scale::Writer().u16(netuid).raw(rest).take());
+  std::string name(call);  // set_weights -> set_mechanism_weights, and so on for every call
+  name.insert(name.rfind("weights"), "mechanism_");
+  return encode_call(metadata_, "SubtensorModule", name,
+                     scale::Writer().u16(netuid).u8(mechanism_).raw(rest).take());
+}
+
+void SubtensorChain::commit_weights(uint16_t netuid, const Signer& hotkey,
+                                    const std::string& hash) {
+  submit(weights_call("commit_weights", netuid, hash), hotkey,
+         fmt::format("commit_weights on subnet {} mechanism {}", netuid, mechanism_));
+}
+
+void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
+                                    const std::vector<uint16_t>& uids,
+                                    const std::vector<uint16_t>& values,
+                                    const std::vector<uint16_t>& salt, uint64_t version_key) {
+  submit(weights_call("reveal_weights", netuid,
+                      scale::Writer().u16s(uids).u16s(values).u16s(salt).u64(version_key).take()),
+         hotkey, fmt::format("reveal_weights on subnet {} mechanism {}", netuid, mechanism_));
+}
+
+void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
+                                 const std::vector<uint16_t>& uids,
+                                 const std::vector<uint16_t>& values, uint64_t version_key) {
+  const Hyperparameters h = hyperparameters(netuid);
+  if (h.commit_reveal) {
+    const uint64_t version =
+        metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion")
+            ? json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version")
+            : 0;
+    if (version >= 3)
+      return commit_timelocked(netuid, hotkey, uids, values, version_key, h, version);
+    if (!metadata_.has_call("SubtensorModule", "commit_weights"))
+      throw ChainError("CommitRevealNotSupported",
+                       fmt::format("subnet {} has commit-reveal on, and the runtime has neither "
+                                   "commit_weights nor a timelocked commit version",
+                                   netuid));
+    return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
+  }
+  submit(weights_call("set_weights", netuid,
+                      set_weights_args(netuid, uids, values, version_key).substr(2)),
+         hotkey, fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
+}
+
+void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
+                                       const std::vector<uint16_t>& uids,
+                                       const std::vector<uint16_t>& values, uint64_t version_key,
+                                       const Hyperparameters& h, uint64_t version) {
+  const char* call = version == 4 ? "commit_timelocked_weights" : "commit_crv3_weights";
+  if ((version != 3 && version != 4) || !metadata_.has_call("SubtensorModule", call))
+    throw ChainError("CommitRevealNotSupported",
+                     fmt::format("subnet {} asks for commit-reveal version {}; bistro sends "
+                                 "version 4 (commit_timelocked_weights) and 3 "
+                                 "(commit_crv3_weights){}",
+                                 netuid, version,
+                                 version == 3 || version == 4 ? ", which this runtime lacks" : ""));
+  // When the chain will reveal it: the runtime's own epoch bookkeeping where it has it.
+  const uint64_t head = block();
+  uint64_t reveal_block = 0;
+  if (metadata_.find_storage("SubtensorModule", "SubnetEpochIndex")) {
+    auto u = [&](const char* item) {
+      return json_u64(read("SubtensorModule", item, {u16le(netuid)}), item);
+    };
+    EpochSchedule s{u("LastEpochBlock"),      u("PendingEpochAt"),
+                    u("SubnetEpochIndex"),    static_cast<uint16_t>(h.tempo),
+                    u("BlocksSinceLastStep"), head};
+    reveal_block = first_reveal_block(s, h.reveal_period);
+  } else {
+    reveal_block = first_reveal_block_before_423(head, netuid, h.tempo, h.reveal_period);
+  }
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const uint64_t round = reveal_round(reveal_block, head, seconds_per_block(), now);
+  if (metadata_.find_storage("Drand", "LastStoredRound")) {
+    const uint64_t stored = json_u64(read("Drand", "LastStoredRound"), "LastStoredRound");
+    if (round <= stored)
+      throw ChainError("RevealRoundInPast",
+                       fmt::format("drand round {} for subnet {}'s reveal at block {} is already "
+                                   "past (the chain holds pulses up to round {}): is the block "
+                                   "time ({:.2f} s) right?",
+                                   round, netuid, reveal_block, stored, seconds_per_block()));
+  }
+  const std::string commit =
+      drand::timelock_encrypt(timelocked_weights_payload(hotkey.public_key(), uids, values,
+                                                         version_key, static_cast<int>(version)),
+                              round);
+  if (commit.size() > kMaxTimelockedCommitBytes)
+    throw ChainError("TooManyWeightsForOneCommit",
+                     fmt::format("a timelocked commit of {} uids is {} bytes (the chain takes {})",
+                                 uids.size(), commit.size(), kMaxTimelockedCommitBytes));
+  scale::Writer rest;
+  rest.bytes(commit).u64(round);
+  if (version == 4) rest.u16(4);
+  submit(weights_call(call, netuid, rest.take()), hotkey,
+         fmt::format("{} on subnet {} mechanism {} (drand round {}, revealed from block {})", call,
+                     netuid, mechanism_, round, reveal_block));
+}
+
+}  // namespace bistro::chain
