@@ -196,6 +196,16 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
   Pallet cm{"Commitments", 18, "Commitments", {}, commit_calls, std::nullopt, commit_errors};
   cm.storage = {map("CommitmentOf", {H::Identity, H::Twox64Concat}, u16_acct, registration, "")};
   b.pallet(cm);
+  // pallet drand: the last beacon round whose pulse the chain holds.
+  Pallet drand{"Drand", 26, "Drand", {}, std::nullopt, std::nullopt, std::nullopt};
+  drand.storage = {[&] {
+    StorageEntry e;
+    e.name = "LastStoredRound";
+    e.value = u64;
+    e.default_value = zero64;
+    return e;
+  }()};
+  b.pallet(drand);
 
   for (const char* id : {"CheckNonZeroSender", "CheckSpecVersion", "CheckTxVersion", "CheckGenesis",
                          "CheckMortality", "CheckNonce", "CheckWeight", "ChargeTransactionPayment",

@@ -102,7 +102,7 @@ TEST(Metadata, BuiltRuntimeDecodesAndCallBytesMatchFacts) {
   EXPECT_EQ(to_hex(encode_call(m, "Commitments", "set_commitment", c.data())),
             "0x120001000404616263");
   EXPECT_THROW(m.call("SubtensorModule", "commit_crv3_weights"), Error);
-  EXPECT_THROW(m.pallet("Drand"), Error);
+  EXPECT_THROW(m.pallet("Crowdloan"), Error);
 }
 
 TEST(Metadata, BadBlobsAreRefusedWithAReason) {

@@ -170,6 +170,11 @@ TEST(Subtensor, TimelockedCommitRevealCommitsToTheRevealRound) {
   EXPECT_LE(round, expect + 2);          // the seconds this test took
   EXPECT_TRUE(node.revealed().empty());  // nothing to reveal later: the chain does it
 
+  // A round the chain already holds a pulse for would be revealed at once: refused by name.
+  node.set_plain("Drand", "LastStoredRound", {}, scale::Writer().u64(uint64_t{1} << 40).take());
+  EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {1}, 0); }),
+            "RevealRoundInPast");
+  EXPECT_EQ(node.timelocked().size(), 1u);  // nothing was sent
   node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(5));
   EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {1}, 0); }),
             "CommitRevealNotSupported");
