@@ -14,18 +14,14 @@
 #include "bistro/data/local_dataset.hpp"
 #include "bistro/data/mc_tasks.hpp"
 #include "bistro/data/pages.hpp"
+#include "test_util.hpp"
 
 namespace bistro {
 namespace {
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("bistro_data_" + std::to_string(::getpid()));
-  TempDir() {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : test::ScratchDir {
+  TempDir() : test::ScratchDir("data") {}
 };
 
 TEST(Utf8, AcceptsValidAndRejectsMalformed) {

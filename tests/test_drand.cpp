@@ -2,6 +2,7 @@
 // (chain/timelocked_weights.hpp): quicknet round 1000's published signature opens what bistro
 // encrypts to round 1000; bittensor-drand, the SDK's implementation, opens bistro's ciphertext and
 // bistro opens bittensor-drand's; hostile ciphertexts are refused by name.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -38,17 +39,6 @@ std::string source_dir() {
   const char* d = std::getenv("BISTRO_SOURCE_DIR");
   return d ? d : ".";
 }
-
-// A fresh directory, removed at scope exit.
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("bistro_drand_" + std::to_string(::getpid()));
-  TempDir() {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path operator/(const std::string& s) const { return path / s; }
-};
 
 std::string unhex(const std::string& h) {
   return scale::from_hex("0x" + h, "test vector");
@@ -132,15 +122,15 @@ TEST(Drand, QuicknetRounds) {
 std::string drand_ref(const std::string& args, const fs::path& out) {
   const auto python = fs::path(source_dir()) / ".venv-drand" / "bin" / "python";
   EXPECT_TRUE(fs::exists(python)) << python << " is missing: run scripts/setup";
-  const std::string cmd = "'" + python.string() + "' '" + source_dir() +
-                          "/tests/reference/drand_ref.py' " + args + " > '" + out.string() + "'";
+  const std::string cmd = fmt::format("'{}' '{}/tests/reference/drand_ref.py' {} > '{}'",
+                                      python.string(), source_dir(), args, out.string());
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream f(out);
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 TEST(Drand, BittensorDrandOpensBistrosCiphertextAndBistroOpensItsOwn) {
-  TempDir tmp;
+  test::ScratchDir tmp("drand");
   const std::string msg = "timelocked weights, version 4";
   const std::string ours = drand::timelock_encrypt(msg, 1000);
   std::ofstream(tmp / "ours.bin", std::ios::binary) << ours;

@@ -121,6 +121,18 @@ TEST(Metadata, BadBlobsAreRefusedWithAReason) {
     EXPECT_THROW(Metadata::decode(rt.blob.substr(0, n)), Error);
 }
 
+// A signing context: era of period 64 born at block 1000, nonce 5, no tip.
+TxContext sample_tx(uint32_t spec_version) {
+  return {.spec_version = spec_version,
+          .tx_version = 1,
+          .genesis_hash = std::string(32, 'g'),
+          .era_block_hash = std::string(32, 'e'),
+          .era_block = 1000,
+          .era_period = 64,
+          .nonce = 5,
+          .tip = 0};
+}
+
 TEST(Extrinsic, SignedExtrinsicLayoutAndSignature) {
   auto rt = test::subtensor_runtime();
   Metadata m = Metadata::decode(rt.blob);
@@ -130,14 +142,7 @@ TEST(Extrinsic, SignedExtrinsicLayoutAndSignature) {
   scale::Writer args;
   args.u16(1).compact(1).u16(3).compact(1).u16(65535).u64(0);
   const std::string call = encode_call(m, "SubtensorModule", "set_weights", args.data());
-  TxContext tx{.spec_version = 425,
-               .tx_version = 1,
-               .genesis_hash = std::string(32, 'g'),
-               .era_block_hash = std::string(32, 'e'),
-               .era_block = 1000,
-               .era_period = 64,
-               .nonce = 5,
-               .tip = 0};
+  const TxContext tx = sample_tx(425);
   const std::string xt = signed_extrinsic(m, *signer, call, tx);
   scale::Reader r(xt, "xt");
   const size_t len = r.length();
@@ -272,14 +277,7 @@ void expect_v4_layout(const Metadata& m) {
   auto signer = sr25519_signer(mini);
   const std::string call = encode_call(m, "SubtensorModule", "set_weights",
                                        scale::Writer().u16(1).compact(0).compact(0).u64(0).take());
-  TxContext tx{.spec_version = 381,
-               .tx_version = 1,
-               .genesis_hash = std::string(32, 'g'),
-               .era_block_hash = std::string(32, 'e'),
-               .era_block = 1000,
-               .era_period = 64,
-               .nonce = 5,
-               .tip = 0};
+  const TxContext tx = sample_tx(381);
   const std::string xt = signed_extrinsic(m, *signer, call, tx);
   const std::string extra = mortal_era(64, 1000) + scale::compact(5) + scale::compact(0) + '\0';
   EXPECT_EQ(xt.substr(xt.size() - call.size() - extra.size()), extra + call);

@@ -1,6 +1,9 @@
 // Helpers shared by the torch-free tests.
 #pragma once
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -8,6 +11,19 @@
 #include "bistro/core/error.hpp"
 
 namespace bistro::test {
+
+// A fresh directory under the system temp dir (bistro_<name>_<pid>), removed at scope exit.
+struct ScratchDir {
+  std::filesystem::path path;
+  explicit ScratchDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() /
+             ("bistro_" + name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path operator/(const std::string& s) const { return path / s; }
+};
 
 // The message of the bistro::Error `f` throws ("(no error)" when it returns).
 inline std::string error_of(const std::function<void()>& f) {
