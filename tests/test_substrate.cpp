@@ -12,6 +12,7 @@
 #include "bistro/substrate/metadata.hpp"
 #include "bistro/substrate/scale.hpp"
 #include "subtensor_runtime.hpp"
+#include "test_util.hpp"
 
 using namespace bistro;
 using namespace bistro::substrate;
@@ -206,27 +207,28 @@ TEST(Metadata, GenericValueDecodingOfEvents) {
   EXPECT_EQ(err["values"][0]["error"], "0x07000000");
 }
 
+// Whether a metadata blob decodes (false: refused with an Error; anything else fails the test).
+bool decodes(const std::string& blob) {
+  try {
+    Metadata::decode(blob);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 // Hostile bytes: random mutations of a valid metadata blob and random event bytes either decode or
 // fail with an Error; never a crash or a read out of bounds (this also runs under ASan/UBSan).
 TEST(Metadata, RandomMutationsNeverCrash) {
   auto rt = test::subtensor_runtime();
   const Metadata good = Metadata::decode(rt.blob);
-  uint64_t state = 0x9e3779b97f4a7c15ull;
-  auto next = [&] {
-    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-    return state;
-  };
+  test::Xorshift next{0x9e3779b97f4a7c15ull};
   int decoded = 0, refused = 0;
   for (int round = 0; round < 400; ++round) {
     std::string blob = rt.blob;
     for (int k = 0, n = 1 + static_cast<int>(next() % 8); k < n; ++k)
       blob[next() % blob.size()] = static_cast<char>(next());
-    try {
-      Metadata::decode(blob);
-      ++decoded;
-    } catch (const Error&) {
-      ++refused;
-    }
+    ++(decodes(blob) ? decoded : refused);
     std::string bytes(next() % 64, '\0');
     for (auto& c : bytes) c = static_cast<char>(next());
     scale::Reader r(bytes, "events");
@@ -370,22 +372,13 @@ TEST(Extrinsic, TodaysTransactionExtensions) {
 TEST(Metadata, MutatedVersion16NeverCrashes) {
   const std::string good = read_fixture("subtensor-spec381-metadata.scale");
   ASSERT_GT(good.size(), 1000u);
-  uint64_t state = 0x2545f4914f6cdd1dull;
-  auto next = [&] {
-    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-    return state;
-  };
+  test::Xorshift next{0x2545f4914f6cdd1dull};
   int decoded = 0, refused = 0;
   for (int round = 0; round < 60; ++round) {
     std::string blob = round % 4 == 3 ? good.substr(0, next() % good.size()) : good;
     for (int k = 0, n = 1 + static_cast<int>(next() % 4); k < n && round % 4 != 3; ++k)
       blob[next() % blob.size()] = static_cast<char>(next());
-    try {
-      Metadata::decode(blob);
-      ++decoded;
-    } catch (const Error&) {
-      ++refused;
-    }
+    ++(decodes(blob) ? decoded : refused);
   }
   EXPECT_EQ(decoded + refused, 60);
   EXPECT_GT(refused, 0);

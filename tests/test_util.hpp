@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -23,6 +24,15 @@ struct ScratchDir {
   }
   ~ScratchDir() { std::filesystem::remove_all(path); }
   std::filesystem::path operator/(const std::string& s) const { return path / s; }
+};
+
+// A fixed pseudo-random stream (xorshift64) for mutation tests: the same bytes every run.
+struct Xorshift {
+  uint64_t state;
+  uint64_t operator()() {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  }
 };
 
 // The message of the bistro::Error `f` throws ("(no error)" when it returns).
