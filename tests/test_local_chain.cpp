@@ -244,9 +244,14 @@ TEST(LocalChain, SetWeightsOnACommitRevealSubnetRevealsLaterEvenAfterARestart) {
   EXPECT_EQ(f.chain->weights(1)[0],
             (std::vector<std::pair<uint16_t, uint16_t>>{{1, 21845}, {2, 65535}}));
   // A corrupt store is refused with its name, whatever is wrong with it.
-  for (const char* bad : {"{not json", "[{\"netuid\": 1}]", "[{\"netuid\": \"x\"}]",
-                          "[{\"netuid\": 1, \"hotkey\": \"h\", \"version_key\": 0, \"uids\": [1], "
-                          "\"values\": [70000], \"salt\": []}]"}) {
+  for (const char* bad :
+       {"{not json", "[{\"netuid\": 1}]", "[{\"netuid\": \"x\"}]",
+        "[{\"netuid\": 1, \"hotkey\": \"h\", \"version_key\": 0, \"uids\": [1], "
+        "\"values\": [70000], \"salt\": []}]",
+        "[{\"netuid\": 1, \"mecid\": \"x\", \"hotkey\": \"h\", \"version_key\": 0, "
+        "\"uids\": [], \"values\": [], \"salt\": []}]",
+        "[{\"netuid\": 1, \"mecid\": 300, \"hotkey\": \"h\", \"version_key\": 0, "
+        "\"uids\": [], \"values\": [], \"salt\": []}]"}) {
     std::ofstream(file) << bad;
     try {
       LocalChain again(f.file);

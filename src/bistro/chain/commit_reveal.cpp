@@ -58,9 +58,10 @@ WeightsCommitter::WeightsCommitter(std::filesystem::path file) : file_(std::move
           "{}: malformed unrevealed commit (want netuid, hotkey, version_key, uids, values, salt)",
           name);
     // "mecid" came with mechanisms: files written before them hold mechanism 0's commits.
-    const uint64_t mecid = e.value("mecid", uint64_t{0});
-    check(e.value("mecid", nlohmann::json(0)).is_number_unsigned() && mecid <= 255,
+    const nlohmann::json m = e.value("mecid", nlohmann::json(0));
+    check(m.is_number_unsigned() && m.get<uint64_t>() <= 255,
           "{}: an unrevealed commit's mecid is not a mechanism id (0-255)", name);
+    const uint64_t mecid = m.get<uint64_t>();
     pending_.push_back({e.at("netuid").get<uint16_t>(), static_cast<uint8_t>(mecid),
                         e.at("hotkey").get<std::string>(), u16s(e, "uids", name),
                         u16s(e, "values", name), u16s(e, "salt", name),
