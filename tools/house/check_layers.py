@@ -11,7 +11,8 @@ import sys
 LAYERS = [
     ["core"],
     ["runtime"],
-    ["identity", "drand"],
+    ["identity"],
+    ["drand"],
     ["data"],
     ["storage"],
     ["substrate"],

@@ -39,11 +39,6 @@ std::string data_bytes(const nlohmann::json& d) {
 
 }  // namespace
 
-std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,
-                             const std::vector<uint16_t>& values, uint64_t version_key) {
-  return scale::Writer().u16(netuid).u16s(uids).u16s(values).u64(version_key).take();
-}
-
 std::string commitment_args(uint16_t netuid, const std::string& data) {
   if (data.size() > kMaxCommitmentBytes)
     throw ChainError(

@@ -101,8 +101,6 @@ class SubtensorChain final : public Chain {
 inline constexpr size_t kMaxTimelockedCommitBytes = 5000;
 
 // Call arguments, SCALE-encoded as subtensor defines them.
-std::string set_weights_args(uint16_t netuid, const std::vector<uint16_t>& uids,
-                             const std::vector<uint16_t>& values, uint64_t version_key);
 // CommitmentInfo { fields: [Raw(<=128 bytes)...] }: the data split into at most 3 fields.
 std::string commitment_args(uint16_t netuid, const std::string& data);
 

@@ -92,7 +92,7 @@ void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
     return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
   }
   submit(weights_call("set_weights", netuid,
-                      set_weights_args(netuid, uids, values, version_key).substr(2)),
+                      scale::Writer().u16s(uids).u16s(values).u64(version_key).take()),
          hotkey, fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
@@ -124,7 +124,8 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
   }
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const uint64_t round = reveal_round(reveal_block, head, seconds_per_block(), now);
+  const double spb = seconds_per_block();
+  const uint64_t round = reveal_round(reveal_block, head, spb, now);
   if (metadata_.find_storage("Drand", "LastStoredRound")) {
     const uint64_t stored = json_u64(read("Drand", "LastStoredRound"), "LastStoredRound");
     if (round <= stored)
@@ -132,7 +133,7 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
                        fmt::format("drand round {} for subnet {}'s reveal at block {} is already "
                                    "past (the chain holds pulses up to round {}): is the block "
                                    "time ({:.2f} s) right?",
-                                   round, netuid, reveal_block, stored, seconds_per_block()));
+                                   round, netuid, reveal_block, stored, spb));
   }
   const std::string commit =
       drand::timelock_encrypt(timelocked_weights_payload(hotkey.public_key(), uids, values,

@@ -1,5 +1,7 @@
 #include "bistro/chain/timelocked_weights.hpp"
 
+#include "bistro/chain/commit_reveal.hpp"
+
 #include <algorithm>
 
 #include "bistro/core/error.hpp"
@@ -64,10 +66,10 @@ uint64_t first_reveal_block(const EpochSchedule& head, uint64_t reveal_period) {
 
 uint64_t first_reveal_block_before_423(uint64_t block, uint16_t netuid, uint16_t tempo,
                                        uint64_t reveal_period) {
-  const uint64_t period = static_cast<uint64_t>(tempo) + 1,
+  // Epoch e starts at block e (tempo + 1) - (netuid + 1) (commit_reveal.hpp's epoch_index).
+  const uint64_t epoch = epoch_index(netuid, tempo, block) + reveal_period;
+  const uint64_t first = epoch * (static_cast<uint64_t>(tempo) + 1),
                  shift = static_cast<uint64_t>(netuid) + 1;
-  const uint64_t epoch = (block + shift) / period + reveal_period;
-  const uint64_t first = epoch * period;
   return first > shift ? first - shift : 0;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bistro/core/error.hpp"
+#include "bistro/identity/signer.hpp"
 
 extern "C" {
 // src/bistro/drand/tlock/lib.rs: 0 on success, else one of the codes below; *out_len gets the
@@ -32,17 +33,6 @@ enum Status : int {
 
 const uint8_t* bytes(std::string_view s) {
   return reinterpret_cast<const uint8_t*>(s.data());
-}
-
-std::string from_hex(std::string_view hex) {
-  check(hex.size() % 2 == 0, "drand: public key hex of odd length");
-  std::string out(hex.size() / 2, '\0');
-  size_t n = 0;
-  check(sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), hex.data(),
-                       hex.size(), nullptr, &n, nullptr) == 0 &&
-            n == out.size(),
-        "drand: public key is not hex");
-  return out;
 }
 
 // Calls one of the entry points with a buffer that grows once if it was too small.
@@ -81,6 +71,7 @@ uint64_t quicknet_round_at(double t) {
 }
 
 std::string timelock_encrypt(std::string_view message, uint64_t round) {
+  ensure_sodium();
   std::array<uint8_t, 32> seed;
   randombytes_buf(seed.data(), seed.size());
   return timelock_encrypt(message, round, seed);
@@ -88,10 +79,10 @@ std::string timelock_encrypt(std::string_view message, uint64_t round) {
 
 std::string timelock_encrypt(std::string_view message, uint64_t round,
                              const std::array<uint8_t, 32>& seed, std::string_view public_key_hex) {
-  const std::string pk = from_hex(public_key_hex);
+  const auto pk = from_hex<96>(std::string(public_key_hex), "drand public key");
   return call(
       [&](uint8_t* out, size_t cap, size_t* n) {
-        return bistro_tlock_encrypt(bytes(pk), pk.size(), round, bytes(message), message.size(),
+        return bistro_tlock_encrypt(pk.data(), pk.size(), round, bytes(message), message.size(),
                                     seed.data(), out, cap, n);
       },
       message.size() + 512, "encryption");

@@ -31,7 +31,7 @@ uint64_t quicknet_round_at(double unix_seconds);
 std::string timelock_encrypt(std::string_view message, uint64_t round);
 std::string timelock_encrypt(std::string_view message, uint64_t round,
                              const std::array<uint8_t, 32>& seed,
-                             std::string_view public_key_hex = kQuicknetPublicKeyHex);
+                             std::string_view public_key_hex = kQuicknetPublicKeyHex);  // 96 bytes
 // The message, from a ciphertext and its round's signature (48 bytes, compressed G1). Throws
 // Error naming what is wrong: a malformed ciphertext, a malformed signature, or a signature that
 // does not open it (another round's).

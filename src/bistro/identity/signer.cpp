@@ -76,6 +76,7 @@ std::array<uint8_t, N> from_hex(const std::string& hex, const std::string& what)
 }
 template std::array<uint8_t, 32> from_hex<32>(const std::string&, const std::string&);
 template std::array<uint8_t, 64> from_hex<64>(const std::string&, const std::string&);
+template std::array<uint8_t, 96> from_hex<96>(const std::string&, const std::string&);
 
 std::array<uint8_t, 32> sha256(std::span<const uint8_t> bytes) {
   ensure_sodium();
