@@ -30,8 +30,9 @@ namespace bistro::test {
 
 class SubstrateNode {
  public:
-  explicit SubstrateNode(uint8_t metadata_version = 14)
-      : runtime_(subtensor_runtime(metadata_version)),
+  explicit SubstrateNode(uint8_t metadata_version = 14, bool epoch_counter = true)
+      : runtime_(subtensor_runtime(metadata_version, epoch_counter)),
+        epoch_counter_(epoch_counter),
         metadata_(substrate::Metadata::decode(runtime_.blob)) {
     blocks_.push_back({hash_of(0), {}, ""});
     set_plain("SubtensorModule", "NetworksAdded", {u16(1)}, std::string(1, '\1'));
@@ -98,6 +99,17 @@ class SubstrateNode {
     storage_[scale::to_hex(substrate::storage_key(pallet, item, hk))] = value;
   }
   static std::string u16(uint16_t v) { return scale::Writer().u16(v).take(); }
+  static std::string u64(uint64_t v) { return scale::Writer().u64(v).take(); }
+  // Seals `n` blocks without extrinsics.
+  void advance(uint64_t n) {
+    std::lock_guard lock(mu_);
+    for (uint64_t i = 0; i < n; ++i)
+      blocks_.push_back({hash_of(blocks_.size()), {}, std::string(1, '\0')});
+  }
+  uint64_t head() {
+    std::lock_guard lock(mu_);
+    return blocks_.size() - 1;
+  }
   // The time between the blocks' timestamps (Timestamp.Now), ms.
   void set_block_ms(uint64_t ms) {
     std::lock_guard lock(mu_);
@@ -451,32 +463,50 @@ class SubstrateNode {
       timelocked_.push_back(call.substr(2));
       return std::nullopt;
     }
+    // Hash commit-reveal with subtensor's rules (pallets/subtensor weights.rs): each commit is
+    // stored in WeightCommits with its epoch (spec 423: SubnetEpochIndex, plus one where an
+    // epoch fires in the block) or its block (before: epoch = (block + netuid + 1) / (tempo + 1));
+    // a reveal is accepted only in epoch commit_epoch + RevealPeriodEpochs.
     if (pallet == 7 && (index == 96 || index == 115)) {  // commit_(mechanism_)weights
-      r.u16();
-      if (index == 115) r.u8();
-      commits_.push_back({account, std::string(r.raw(32)), block});
+      const uint16_t netuid = r.u16();
+      const uint8_t mecid = index == 115 ? r.u8() : 0;
+      const uint16_t at = static_cast<uint16_t>(netuid + 4096 * mecid);
+      auto commits = weight_commits(at, account);
+      const uint64_t tag = epoch_counter_ ? epoch_of(netuid, block) : block;
+      commits.push_back({std::string(r.raw(32)), tag, epoch_counter_ ? block : 0});
+      put_weight_commits(at, account, commits);
       return std::nullopt;
     }
     if (pallet == 7 && (index == 97 || index == 116)) {  // reveal_(mechanism_)weights
       // The hash, rebuilt here byte by byte: over the mechanism's storage index (netuid +
       // 4096 * mecid) in place of the netuid and mecid.
       std::string args(call.substr(2));
-      if (index == 116) {
-        const uint16_t netuid = r.u16();
-        const uint8_t mecid = r.u8();
-        args = u16(static_cast<uint16_t>(netuid + 4096 * mecid)) + args.substr(3);
+      const uint16_t netuid = r.u16();
+      const uint8_t mecid = index == 116 ? r.u8() : 0;
+      const uint16_t at = static_cast<uint16_t>(netuid + 4096 * mecid);
+      if (index == 116) args = u16(at) + args.substr(3);
+      const std::string hash = substrate::blake2_256(account + args);
+      auto commits = weight_commits(at, account);
+      const uint64_t now = epoch_of(netuid, block), period = read_u64_or(netuid, 1);
+      auto commit_epoch = [&](const WeightCommit& c) {
+        return epoch_counter_ ? c.tag : epoch_of(netuid, c.tag);
+      };
+      std::vector<std::string> expired;
+      while (!commits.empty() && now > commit_epoch(commits.front()) + period) {
+        expired.push_back(commits.front().hash);
+        commits.erase(commits.begin());
       }
-      std::string preimage = account + args;
-      const std::string hash = substrate::blake2_256(preimage);
-      for (auto it = commits_.begin(); it != commits_.end(); ++it) {
-        if (it->account != account) continue;
-        if (block < it->block + 2) return "RevealTooEarly";
-        if (it->hash != hash) return "InvalidRevealCommitHashNotMatch";
-        commits_.erase(it);
+      const bool was_expired = std::find(expired.begin(), expired.end(), hash) != expired.end();
+      if (commits.empty()) return was_expired ? "ExpiredWeightCommit" : "NoWeightsCommitFound";
+      for (size_t k = 0; k < commits.size(); ++k) {
+        if (commits[k].hash != hash) continue;
+        if (now != commit_epoch(commits[k]) + period) return "RevealTooEarly";
+        commits.erase(commits.begin(), commits.begin() + static_cast<std::ptrdiff_t>(k + 1));
+        put_weight_commits(at, account, commits);
         revealed_.push_back(args);
         return std::nullopt;
       }
-      return "NoWeightsCommitFound";
+      return was_expired ? "ExpiredWeightCommit" : "InvalidRevealCommitHashNotMatch";
     }
     if (pallet == 18 && index == 0) {  // set_commitment(netuid, info)
       const uint16_t netuid = r.u16();
@@ -509,7 +539,51 @@ class SubstrateNode {
                : 0;
   }
 
+  struct WeightCommit {
+    std::string hash;
+    uint64_t tag, block;  // (epoch, block) with the epoch counter, (block, 0) without
+  };
+  std::vector<WeightCommit> weight_commits(uint16_t at, const std::string& account) {
+    std::vector<WeightCommit> out;
+    const std::string v = get("SubtensorModule", "WeightCommits", {u16(at), account});
+    if (v.empty()) return out;
+    scale::Reader r(v, "WeightCommits");
+    for (size_t n = r.length(); n > 0; --n) {
+      WeightCommit c{std::string(r.raw(32)), r.u64(), r.u64()};
+      r.u64();
+      out.push_back(c);
+    }
+    return out;
+  }
+  void put_weight_commits(uint16_t at, const std::string& account,
+                          const std::vector<WeightCommit>& commits) {
+    scale::Writer w;
+    w.compact(commits.size());
+    for (const auto& c : commits) w.raw(c.hash).u64(c.tag).u64(c.block).u64(0);
+    put("SubtensorModule", "WeightCommits", {u16(at), account}, w.take());
+  }
+  uint64_t read_u64(const char* item, uint16_t netuid, uint64_t otherwise = 0) {
+    const std::string v = get("SubtensorModule", item, {u16(netuid)});
+    if (v.size() != 8) return otherwise;
+    scale::Reader r(v, item);
+    return r.u64();
+  }
+  uint64_t read_u64_or(uint16_t netuid, uint64_t otherwise) {
+    return read_u64("RevealPeriodEpochs", netuid, otherwise);
+  }
+  // The epoch a call in `block` belongs to, as the runtime counts it.
+  uint64_t epoch_of(uint16_t netuid, uint64_t block) {
+    const uint64_t tempo = read_u16("SubtensorModule", "Tempo", {u16(netuid)});
+    if (!epoch_counter_) return (block + netuid + 1) / (tempo + 1);
+    const uint64_t pending = read_u64("PendingEpochAt", netuid),
+                   last = read_u64("LastEpochBlock", netuid);
+    const bool fires = tempo > 0 && ((pending > 0 && block >= pending) ||
+                                     (block >= last && block - last >= tempo));
+    return read_u64("SubnetEpochIndex", netuid) + (fires ? 1 : 0);
+  }
+
   SubtensorRuntime runtime_;
+  bool epoch_counter_ = true;
   substrate::Metadata metadata_;
   uint64_t block_ms_ = 2000;
   std::unique_ptr<httplib::Server> server_;
@@ -526,11 +600,6 @@ class SubstrateNode {
   std::vector<int> ws_clients_;
   std::vector<std::thread> ws_threads_;
   std::string reject_, fail_;
-  struct Commit {
-    std::string account, hash;
-    uint64_t block;
-  };
-  std::vector<Commit> commits_;
   std::vector<std::string> revealed_;
   std::vector<std::string> mechanism_weights_;  // set_mechanism_weights' arguments
   std::vector<std::string> timelocked_;         // commit_timelocked_weights' arguments

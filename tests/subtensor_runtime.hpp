@@ -13,13 +13,16 @@ struct SubtensorRuntime {
 };
 
 // version 15 adds NeuronInfoRuntimeApi.get_neurons_lite returning Vec<NeuronInfoLite>.
-inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
+// epoch_counter: spec 423's epoch bookkeeping (SubnetEpochIndex and the rest); without it the
+// runtime counts epochs by the older block formula, as specs 218 and 293 do.
+inline SubtensorRuntime subtensor_runtime(uint8_t version = 14, bool epoch_counter = true) {
   using namespace bistro::substrate;
   MetadataBuilder b;
   const uint32_t u8 = b.primitive(Primitive::U8), u16 = b.primitive(Primitive::U16),
                  u32 = b.primitive(Primitive::U32), u64 = b.primitive(Primitive::U64),
                  u128 = b.primitive(Primitive::U128), boolean = b.primitive(Primitive::Bool);
   const uint32_t bytes32 = b.array(u8, 32), bytes4 = b.array(u8, 4);
+  const uint32_t h256 = b.composite({"primitive_types", "H256"}, {{std::nullopt, bytes32}});
   const uint32_t account =
       b.composite({"sp_core", "crypto", "AccountId32"}, {{std::nullopt, bytes32}});
   const uint32_t vec_u16 = b.sequence(u16), vec_u64 = b.sequence(u64),
@@ -89,7 +92,8 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
                           "HotKeyAlreadyRegisteredInSubNet",
                           "RevealTooEarly",
                           "InvalidRevealCommitHashNotMatch",
-                          "NoWeightsCommitFound"};
+                          "NoWeightsCommitFound",
+                          "ExpiredWeightCommit"};
   std::vector<Variant> error_variants;
   for (uint8_t i = 0; i < std::size(errors); ++i) error_variants.push_back({errors[i], {}, i});
   const uint32_t subtensor_errors =
@@ -186,12 +190,15 @@ inline SubtensorRuntime subtensor_runtime(uint8_t version = 14) {
       map("Owner", {H::Blake2_128Concat}, account, account, std::string(32, '\0')),
       map("TotalHotkeyAlpha", {H::Blake2_128Concat, H::Identity}, acct_u16, u64, zero64),
       map("MechanismCountCurrent", {H::Identity}, u16, u8, std::string(1, '\1')),
-      // Spec 423's epoch bookkeeping (timelocked_weights.hpp reads it).
-      map("SubnetEpochIndex", {H::Identity}, u16, u64, zero64),
-      map("LastEpochBlock", {H::Identity}, u16, u64, zero64),
-      map("PendingEpochAt", {H::Identity}, u16, u64, zero64),
-      map("BlocksSinceLastStep", {H::Identity}, u16, u64, zero64),
+      map("RevealPeriodEpochs", {H::Identity}, u16, u64, std::string("\x01\0\0\0\0\0\0\0", 8)),
+      // Hash commits: (hash, epoch or block, block or first reveal block, 0 or last).
+      map("WeightCommits", {H::Twox64Concat, H::Twox64Concat}, u16_acct,
+          b.sequence(b.tuple({h256, u64, u64, u64})), empty_vec),
   };
+  if (epoch_counter)  // spec 423's epoch bookkeeping (epochs.hpp reads it)
+    for (const char* item :
+         {"SubnetEpochIndex", "LastEpochBlock", "PendingEpochAt", "BlocksSinceLastStep"})
+      st.storage.push_back(map(item, {H::Identity}, u16, u64, zero64));
   b.pallet(st);
   Pallet cm{"Commitments", 18, "Commitments", {}, commit_calls, std::nullopt, commit_errors};
   cm.storage = {map("CommitmentOf", {H::Identity, H::Twox64Concat}, u16_acct, registration, "")};

@@ -113,18 +113,30 @@ TEST(Subtensor, SurvivesADroppedConnection) {
   EXPECT_EQ(ws.hyperparameters(1).tempo, 99);
 }
 
-TEST(Subtensor, HashCommitRevealCommitsThenRevealsWhenDue) {
-  test::SubstrateNode node;
-  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
-                 std::string(1, '\1'));
+// Hash commit-reveal on a runtime that counts epochs (spec 423 on): the node applies subtensor's
+// rules (a reveal only in the commit's stored epoch + RevealPeriodEpochs, the epoch firing in
+// the reveal's block counted), and bistro sends a reveal only when the chain will take it: none
+// too early, none for an expired commit (dropped unsent), one in an epoch's firing block.
+TEST(Subtensor, HashRevealsGoOutOnlyInTheEpochTheChainExpects) {
+  using N = test::SubstrateNode;
+  N node;
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {N::u16(1)}, "\1");
+  node.set_plain("SubtensorModule", "LastEpochBlock", {N::u16(1)}, N::u64(1000));  // none fires
+  node.set_plain("SubtensorModule", "SubnetEpochIndex", {N::u16(1)}, N::u64(5));
   SubtensorChain c(node.url(), fast());
   auto cold = key(1), hot = key(2);
   c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
-  c.set_weights(1, *hot, {0}, {65535}, 3);  // commit 1
-  c.set_weights(1, *hot, {0}, {1000}, 3);   // reveal 1 is too early; commit 2
+  auto sent = [&](auto f) {
+    const size_t before = node.submitted();
+    f();
+    return node.submitted() - before;
+  };
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {65535}, 3); }), 1u);  // commit 1, epoch 5
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {1000}, 3); }), 1u);  // reveal too early: unsent
   EXPECT_TRUE(node.revealed().empty());
-  c.set_weights(1, *hot, {0}, {2000}, 3);  // reveals 1 and 2 are due (the node: 2 blocks on)
-  const auto revealed = node.revealed();   // the node accepted them: each matched its hash
+  node.set_plain("SubtensorModule", "SubnetEpochIndex", {N::u16(1)}, N::u64(6));
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {2000}, 3); }), 3u);  // reveals 1, 2; commit 3
+  auto revealed = node.revealed();  // the node accepted them: each matched its hash and epoch
   ASSERT_EQ(revealed.size(), 2u);
   for (size_t k = 0; k < 2; ++k) {
     scale::Reader r(revealed[k], "reveal");
@@ -134,6 +146,45 @@ TEST(Subtensor, HashCommitRevealCommitsThenRevealsWhenDue) {
     EXPECT_EQ(r.length(), 1u);
     EXPECT_EQ(r.u16(), k == 0 ? 65535 : 1000);  // the committed weights, in commit order
   }
+  // Two epochs on, commit 3 (epoch 6) has expired: dropped without a failing extrinsic.
+  node.set_plain("SubtensorModule", "SubnetEpochIndex", {N::u16(1)}, N::u64(8));
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {3000}, 3); }), 1u);  // commit 4, epoch 8
+  EXPECT_EQ(node.revealed().size(), 2u);
+  // An epoch fires in the next block (tempo 99 after LastEpochBlock): the reveal sent now lands
+  // in epoch 9, commit 4's reveal epoch, though SubnetEpochIndex still reads 8.
+  node.advance(150);
+  node.set_plain("SubtensorModule", "LastEpochBlock", {N::u16(1)}, N::u64(node.head() + 1 - 99));
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {4000}, 3); }), 2u);
+  revealed = node.revealed();
+  ASSERT_EQ(revealed.size(), 3u);
+  scale::Reader r(revealed[2], "reveal");
+  r.u16(), r.length(), r.u16(), r.length();
+  EXPECT_EQ(r.u16(), 3000);
+}
+
+// Before spec 423 the epoch is (block + netuid + 1) / (tempo + 1) and each commit stores its
+// block: bistro reveals in the next epoch's blocks, and drops a commit whose epoch has passed.
+TEST(Subtensor, HashRevealsFollowTheBlockRuleBeforeSpec423) {
+  using N = test::SubstrateNode;
+  N node(14, /*epoch_counter=*/false);
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {N::u16(1)}, "\1");
+  SubtensorChain c(node.url(), fast());
+  auto cold = key(1), hot = key(2);
+  c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
+  auto sent = [&](auto f) {
+    const size_t before = node.submitted();
+    f();
+    return node.submitted() - before;
+  };
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {1}, 3); }), 1u);  // commit at block 2, epoch 0
+  node.advance(95 - node.head());  // head 95: the next block, 96, is still epoch 0
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {2}, 3); }), 1u);  // too early; commit (96)
+  node.advance(97 - node.head());  // the next block, 98, is epoch 1: (98 + 2) / 100
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {3}, 3); }), 3u);  // two reveals, a commit
+  EXPECT_EQ(node.revealed().size(), 2u);
+  node.advance(300 - node.head());  // epoch 3: the commit of epoch 1 expired in epoch 2
+  EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {4}, 3); }), 1u);
+  EXPECT_EQ(node.revealed().size(), 2u);
 }
 
 // With timelocked commit-reveal (version 4) the weights go out as one commit_timelocked_weights:
@@ -312,6 +363,8 @@ TEST(Subtensor, MechanismsGetTheirOwnWeightsCalls) {
                  std::string(1, '\1'));
   c.set_weights(1, *hot, {0}, {7}, 3);  // commit_mechanism_weights
   c.set_weights(1, *hot, {0}, {8}, 3);  // too early: kept; commits again
+  node.set_plain("SubtensorModule", "SubnetEpochIndex", {test::SubstrateNode::u16(1)},
+                 test::SubstrateNode::u64(1));
   c.set_weights(1, *hot, {0}, {9}, 3);  // both revealed: their hashes matched the index's
   const auto revealed = node.revealed();
   ASSERT_EQ(revealed.size(), 2u);

@@ -106,7 +106,7 @@ class Chain {
   virtual void set_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                            const std::vector<uint16_t>& values, uint64_t version_key) = 0;
   // Hash-based commit-reveal, subtensor's calls and rules: `hash` is weights_commit_hash(...)
-  // (32 bytes); a reveal is accepted only in epoch epoch_index(commit block) + reveal_period and
+  // (32 bytes); a reveal is accepted only in the commit's epoch + reveal_period and
   // sets the weights then. Refusals by subtensor's names: CommitRevealDisabled,
   // HotKeyNotRegisteredInSubNet, CommittingWeightsTooFast, TooManyUnrevealedCommits (10),
   // NoWeightsCommitFound, RevealTooEarly, ExpiredWeightCommit, InvalidRevealCommitHashNotMatch.
@@ -115,6 +115,15 @@ class Chain {
                               const std::vector<uint16_t>& uids,
                               const std::vector<uint16_t>& values,
                               const std::vector<uint16_t>& salt, uint64_t version_key) = 0;
+  // Where the hotkey's hash commit `commit_hash` on the selected mechanism stands for a reveal
+  // sent now (included in the next block), by the chain's own bookkeeping: the commit's stored
+  // epoch or block and the subnet's epoch count (epochs.hpp). Unknown where the chain keeps none
+  // that this client reads; then the reveal is sent and the chain's answer decides.
+  virtual RevealTiming reveal_timing(uint16_t netuid, const PublicKey& hotkey,
+                                     const std::string& commit_hash) {
+    (void)netuid, (void)hotkey, (void)commit_hash;
+    return RevealTiming::Unknown;
+  }
   // The mechanism (subtensor's sub-subnets, spec 320 on) that this client's weights calls
   // address from now on: set_weights, commit/reveal_weights and weights() act on `mecid` of the
   // subnet, whose weights live at storage index netuid + 4096 * mecid. Refused as

@@ -27,10 +27,6 @@ std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
                                    .data());
 }
 
-uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block) {
-  return (block + netuid + 1) / (static_cast<uint64_t>(tempo) + 1);
-}
-
 namespace {
 std::vector<uint16_t> u16s(const nlohmann::json& j, const char* name, const std::string& file) {
   check(j.contains(name) && j.at(name).is_array(), "{}: an entry has no {} list", file, name);
@@ -94,6 +90,23 @@ size_t WeightsCommitter::submit(Chain& chain, uint16_t netuid, const Signer& hot
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->netuid != netuid || it->mecid != chain.mechanism() || it->hotkey != who) {
       ++it;
+      continue;
+    }
+    // Sent only in the epoch the chain accepts it in, where the chain says which that is: a
+    // reveal sent early or late is a failed extrinsic that still pays its fee.
+    const RevealTiming t =
+        chain.reveal_timing(netuid, hotkey.public_key(),
+                            weights_commit_hash(hotkey.public_key(), chain.weights_index(netuid),
+                                                it->uids, it->values, it->salt, it->version_key));
+    if (t == RevealTiming::TooEarly) break;  // and so are the later ones
+    if (t == RevealTiming::Expired || t == RevealTiming::NotFound) {
+      if (log)
+        log(
+            fmt::format("unrevealed commit on subnet {} dropped, not sent: the chain's reveal "
+                        "epoch for it is {}",
+                        netuid, t == RevealTiming::Expired ? "past" : "gone (no such commit)"));
+      it = pending_.erase(it);
+      save();
       continue;
     }
     try {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bistro/chain/epochs.hpp"
 #include "bistro/identity/signer.hpp"
 
 namespace bistro::chain {
@@ -26,10 +27,6 @@ std::string weights_commit_hash(const PublicKey& account, uint16_t netuid,
                                 const std::vector<uint16_t>& values,
                                 const std::vector<uint16_t>& salt, uint64_t version_key);
 
-// subtensor's epoch index of a block: (block + netuid + 1) / (tempo + 1). A commit made in epoch
-// e is revealed in epoch e + reveal_period exactly; after that it has expired.
-uint64_t epoch_index(uint16_t netuid, uint16_t tempo, uint64_t block);
-
 struct PendingReveal {
   uint16_t netuid = 0;
   uint8_t mecid = 0;   // the mechanism it was committed to
@@ -43,9 +40,10 @@ class WeightsCommitter {
   // `file`: where the unrevealed commits are kept (empty: in memory only).
   explicit WeightsCommitter(std::filesystem::path file = {});
   // Reveals the hotkey's earlier commits on `netuid` and the chain's selected mechanism, oldest
-  // first (one the chain calls too early
-  // is kept for a later call; one it refuses otherwise, e.g. expired, is dropped and reported
-  // through `log`), then commits `values` under a fresh salt. Returns how many were revealed.
+  // first, each only when Chain::reveal_timing says the chain takes it now (one too early stops
+  // the round and is kept; one expired or gone is dropped unsent and reported through `log`;
+  // where the timing is unknown the reveal is tried, and a RevealTooEarly keeps it, any other
+  // refusal drops it), then commits `values` under a fresh salt. Returns how many were revealed.
   size_t submit(Chain& chain, uint16_t netuid, const Signer& hotkey,
                 const std::vector<uint16_t>& uids, const std::vector<uint16_t>& values,
                 uint64_t version_key, const std::function<void(const std::string&)>& log = {});

@@ -5,11 +5,11 @@
 // name (e.g. SettingWeightsTooFast). Secrets never leave the Signer and are never logged.
 //
 // The metagraph comes from NeuronInfoRuntimeApi.get_neurons_lite when the runtime's metadata (v15)
-// lists it, else from storage. Subnets with commit-reveal get hash-based commits (commit_weights
-// now, reveal_weights at a later set_weights once the reveal epoch has come; unrevealed commits
-// are kept under $BISTRO_HOME/reveals, commit_reveal.hpp). Not supported yet: timelocked (drand)
-// commit-reveal, refused with a clear error; subscriptions (bistro polls for new blocks over its
-// WebSocket or HTTP connection).
+// lists it, else from storage. Subnets with commit-reveal get timelocked commits where the
+// runtime's CommitRevealWeightsVersion asks for them (timelocked_weights.hpp), else hash-based
+// commits (commit_weights now, reveal_weights at a later set_weights in the epoch the chain
+// expects; unrevealed commits are kept under $BISTRO_HOME/reveals, commit_reveal.hpp). Not
+// supported: subscriptions (bistro polls for new blocks over its WebSocket or HTTP connection).
 #pragma once
 
 #include <memory>
@@ -52,6 +52,10 @@ class SubtensorChain final : public Chain {
   void reveal_weights(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
                       const std::vector<uint16_t>& values, const std::vector<uint16_t>& salt,
                       uint64_t version_key) override;
+  // From WeightCommits (the commit's epoch from spec 423, its block before) and the subnet's
+  // epoch count; Unknown where the runtime keeps no WeightCommits list.
+  RevealTiming reveal_timing(uint16_t netuid, const PublicKey& hotkey,
+                             const std::string& commit_hash) override;
   // Mechanism mecid exists when MechanismCountCurrent[netuid] (1 on runtimes without it) is
   // above it; a mechanism other than 0 sends the mechanism variants of the weights calls.
   void select_mechanism(uint16_t netuid, uint8_t mecid) override;
@@ -85,6 +89,8 @@ class SubtensorChain final : public Chain {
                          const std::vector<uint16_t>& values, uint64_t version_key,
                          const Hyperparameters& h, uint64_t version);
 
+  // The subnet's epoch bookkeeping at `head` (spec 423 on); nullopt on runtimes without it.
+  std::optional<EpochSchedule> epoch_schedule(uint16_t netuid, uint16_t tempo, uint64_t head);
   // Timestamp.Now at a block, in ms (nullopt: the runtime has none there).
   std::optional<uint64_t> timestamp_ms(uint64_t block);
   double spb_ = 0;                                  // measured seconds per block (0: not yet)

@@ -73,6 +73,45 @@ void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
          hotkey, fmt::format("reveal_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
+std::optional<EpochSchedule> SubtensorChain::epoch_schedule(uint16_t netuid, uint16_t tempo,
+                                                            uint64_t head) {
+  if (!metadata_.find_storage("SubtensorModule", "SubnetEpochIndex")) return std::nullopt;
+  auto u = [&](const char* item) {
+    return metadata_.find_storage("SubtensorModule", item)
+               ? json_u64(read("SubtensorModule", item, {u16le(netuid)}), item)
+               : 0;
+  };
+  return EpochSchedule{u("LastEpochBlock"),      u("PendingEpochAt"),
+                       u("SubnetEpochIndex"),    tempo,
+                       u("BlocksSinceLastStep"), head};
+}
+
+RevealTiming SubtensorChain::reveal_timing(uint16_t netuid, const PublicKey& hotkey,
+                                           const std::string& commit_hash) {
+  if (!metadata_.find_storage("SubtensorModule", "WeightCommits")) return RevealTiming::Unknown;
+  const std::string account(reinterpret_cast<const char*>(hotkey.data()), hotkey.size());
+  const nlohmann::json stored =
+      read("SubtensorModule", "WeightCommits", {u16le(weights_index(netuid)), account});
+  // VecDeque<(H256, u64, ...)> on every runtime with epoch reveals; field 1 is the commit's
+  // epoch from spec 423 (SubnetEpochIndex), its block before. Any other shape: not ours to read.
+  const nlohmann::json list = stored.is_null() ? nlohmann::json::array() : stored;
+  if (!list.is_array()) return RevealTiming::Unknown;
+  const std::string want = scale::to_hex(commit_hash);
+  std::optional<uint64_t> field1;
+  for (const auto& c : list) {
+    if (!c.is_array() || c.size() < 2 || !c[0].is_string() || !c[1].is_number_unsigned())
+      return RevealTiming::Unknown;
+    if (c[0].get<std::string>() == want) field1 = c[1].get<uint64_t>();
+  }
+  if (!field1) return RevealTiming::NotFound;
+  const Hyperparameters h = hyperparameters(netuid);
+  const uint64_t landing = block() + 1;  // a reveal sent now lands in the next block
+  if (auto s = epoch_schedule(netuid, static_cast<uint16_t>(h.tempo), landing - 1))
+    return chain::reveal_timing(epoch_at(*s, landing), *field1, h.reveal_period);
+  return chain::reveal_timing(epoch_index(netuid, h.tempo, landing),
+                              epoch_index(netuid, h.tempo, *field1), h.reveal_period);
+}
+
 void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                                  const std::vector<uint16_t>& uids,
                                  const std::vector<uint16_t>& values, uint64_t version_key) {
@@ -110,18 +149,10 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
                                  version == 3 || version == 4 ? ", which this runtime lacks" : ""));
   // When the chain will reveal it: the runtime's own epoch bookkeeping where it has it.
   const uint64_t head = block();
-  uint64_t reveal_block = 0;
-  if (metadata_.find_storage("SubtensorModule", "SubnetEpochIndex")) {
-    auto u = [&](const char* item) {
-      return json_u64(read("SubtensorModule", item, {u16le(netuid)}), item);
-    };
-    EpochSchedule s{u("LastEpochBlock"),      u("PendingEpochAt"),
-                    u("SubnetEpochIndex"),    static_cast<uint16_t>(h.tempo),
-                    u("BlocksSinceLastStep"), head};
-    reveal_block = first_reveal_block(s, h.reveal_period);
-  } else {
-    reveal_block = first_reveal_block_before_423(head, netuid, h.tempo, h.reveal_period);
-  }
+  const auto schedule = epoch_schedule(netuid, static_cast<uint16_t>(h.tempo), head);
+  const uint64_t reveal_block =
+      schedule ? first_reveal_block(*schedule, h.reveal_period)
+               : first_reveal_block_before_423(head, netuid, h.tempo, h.reveal_period);
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const double spb = seconds_per_block();

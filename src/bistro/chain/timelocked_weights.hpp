@@ -7,13 +7,14 @@
 // The round is chosen as the SDK (bittensor-drand) chooses it: the first block of the reveal
 // epoch, plus 3 blocks for the pulse to be ingested, converted to time with the chain's block
 // time and to a round, rounded down. The reveal epoch is the commit's epoch + reveal_period,
-// counted as the runtime counts epochs (EpochSchedule).
+// counted as the runtime counts epochs (epochs.hpp).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "bistro/chain/epochs.hpp"
 #include "bistro/identity/signer.hpp"
 
 namespace bistro::chain {
@@ -27,23 +28,6 @@ std::string timelocked_weights_payload(const PublicKey& hotkey, const std::vecto
 // Blocks after the reveal block at which the round's pulse is aimed (the SDK's).
 inline constexpr uint64_t kPulseIngestBlocks = 3;
 
-// The chain's epoch bookkeeping for a subnet (spec 423 on: an epoch fires when PendingEpochAt is
-// reached, when BlocksSinceLastStep exceeds the largest tempo, or tempo blocks after
-// LastEpochBlock; SubnetEpochIndex counts them), read at `current_block`.
-struct EpochSchedule {
-  uint64_t last_epoch_block = 0, pending_epoch_at = 0, subnet_epoch_index = 0;
-  uint16_t tempo = 0;
-  uint64_t blocks_since_last_step = 0, current_block = 0;
-};
-// The first block in which the chain reveals a commit sent now (included in the next block):
-// the first block whose epoch, as the reveal step reads it before the block's epoch runs, is the
-// commit's epoch + reveal_period. Throws Error for tempo 0 (no epochs) or when none comes within
-// reveal_period + 1 largest tempos.
-uint64_t first_reveal_block(const EpochSchedule& s, uint64_t reveal_period);
-// The same on runtimes before spec 423: epoch = (block + netuid + 1) / (tempo + 1), and the
-// reveal epoch's first block.
-uint64_t first_reveal_block_before_423(uint64_t current_block, uint16_t netuid, uint16_t tempo,
-                                       uint64_t reveal_period);
 // The drand round for a reveal block: the time of reveal_block + kPulseIngestBlocks at
 // `seconds_per_block` from `now_unix` (the chain's head, `current_block`), as a quicknet round.
 uint64_t reveal_round(uint64_t reveal_block, uint64_t current_block, double seconds_per_block,
