@@ -463,6 +463,10 @@ class SubstrateNode {
       timelocked_.push_back(call.substr(2));
       return std::nullopt;
     }
+    if (pallet == 7 && index == 99) {  // commit_crv3_weights(netuid, commit, round)
+      timelocked_.push_back(call.substr(2));
+      return std::nullopt;
+    }
     // Hash commit-reveal with subtensor's rules (pallets/subtensor weights.rs): each commit is
     // stored in WeightCommits with its epoch (spec 423: SubnetEpochIndex, plus one where an
     // epoch fires in the block) or its block (before: epoch = (block + netuid + 1) / (tempo + 1));

@@ -189,6 +189,15 @@ TEST(TimelockedWeights, PayloadAndRevealRound) {
   const double now = static_cast<double>(drand::kQuicknetGenesis) + 3000;
   EXPECT_EQ(chain::reveal_round(110, 105, 12.0, now), 1032u);  // 8 blocks: 96 s
   EXPECT_EQ(chain::reveal_round(100, 105, 12.0, now), 1000u);  // already due: now's round
+  // Version 3 runtimes (commit_crv3_weights): netuid 1, tempo 10 fire in blocks 8, 19, 30 (the
+  // last of epochs 0, 1, 2); the chain reveals in the firing block of commit epoch + period - 1.
+  EXPECT_EQ(chain::crv3_reveal_block(12, 1, 10, 1), 19u);  // epoch 1, revealed as it ends
+  EXPECT_EQ(chain::crv3_reveal_block(19, 1, 10, 1), 30u);  // a firing block's commit is epoch 2's
+  EXPECT_EQ(chain::crv3_reveal_block(12, 1, 10, 2), 30u);
+  EXPECT_NE(test::error_of([&] { chain::crv3_reveal_block(12, 1, 10, 0); }).find("never revealed"),
+            std::string::npos);
+  // Its round: 24 rounds before the time of the block after the reveal (10 blocks: 120 s).
+  EXPECT_EQ(chain::crv3_reveal_round(19, 10, 12.0, now), 1040u - 24u);
 }
 
 }  // namespace

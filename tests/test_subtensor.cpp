@@ -14,6 +14,7 @@
 
 #include "bistro/chain/subtensor_chain.hpp"
 #include "bistro/chain/timelocked_weights.hpp"
+#include "bistro/drand/timelock.hpp"
 #include "bistro/identity/sr25519.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/substrate/websocket.hpp"
@@ -229,6 +230,35 @@ TEST(Subtensor, TimelockedCommitRevealCommitsToTheRevealRound) {
   node.set_plain("SubtensorModule", "CommitRevealWeightsVersion", {}, test::SubstrateNode::u16(5));
   EXPECT_EQ(test::chain_error_name([&] { c.set_weights(1, *hot, {0}, {1}, 0); }),
             "CommitRevealNotSupported");
+}
+
+// BISTRO_TEST_TIMELOCK (for tests against a real runtime) sends a commit of the version it names,
+// aimed at its round, so that a known round's signature opens it; a malformed value is refused.
+TEST(Subtensor, TestTimelockSettingAimsACommitAtAKnownRound) {
+  test::SubstrateNode node;
+  node.set_plain("SubtensorModule", "CommitRevealWeightsEnabled", {test::SubstrateNode::u16(1)},
+                 "\1");
+  SubtensorChain c(node.url(), fast());
+  auto cold = key(1), hot = key(2);
+  c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
+  test::ScopedEnv env("BISTRO_TEST_TIMELOCK", "3@1000");
+  c.set_weights(1, *hot, {0}, {65535}, 7);  // the runtime asks for version 2: hash commits
+  const auto sent = node.timelocked();
+  ASSERT_EQ(sent.size(), 1u);
+  scale::Reader r(sent[0], "commit_crv3_weights");
+  EXPECT_EQ(r.u16(), 1);
+  const std::string commit(r.raw(r.length()));
+  EXPECT_EQ(r.u64(), 1000u);
+  EXPECT_TRUE(r.done());  // version 3 has no version field
+  const std::string sig = scale::from_hex(
+      "0xb44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63"
+      "ed5e39",
+      "signature");
+  EXPECT_EQ(drand::timelock_decrypt(commit, sig),
+            chain::timelocked_weights_payload(hot->public_key(), {0}, {65535}, 7, 3));
+  test::ScopedEnv bad("BISTRO_TEST_TIMELOCK", "5@1000");
+  EXPECT_NE(test::error_of([&] { c.set_weights(1, *hot, {0}, {1}, 7); }).find("VERSION@ROUND"),
+            std::string::npos);
 }
 
 TEST(Subtensor, UnreachableNodeAndBadMetadataFailClearly) {

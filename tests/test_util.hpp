@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "bistro/chain/chain.hpp"
@@ -27,6 +29,26 @@ struct ScratchDir {
 };
 
 // A fixed pseudo-random stream (xorshift64) for mutation tests: the same bytes every run.
+// Sets an environment variable for the scope, and restores what was there.
+struct ScopedEnv {
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_.c_str(), old_->c_str(), 1);
+    else
+      unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
 struct Xorshift {
   uint64_t state;
   uint64_t operator()() {

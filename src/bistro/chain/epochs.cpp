@@ -61,6 +61,18 @@ uint64_t first_reveal_block_before_423(uint64_t block, uint16_t netuid, uint16_t
   return first > shift ? first - shift : 0;
 }
 
+uint64_t crv3_reveal_block(uint64_t included, uint16_t netuid, uint16_t tempo,
+                           uint64_t reveal_period) {
+  check(tempo != 0 && reveal_period != 0,
+        "subnet tempo {} and reveal period {}: version 3 commits are never revealed", tempo,
+        reveal_period);
+  const uint64_t span = static_cast<uint64_t>(tempo) + 1, shift = static_cast<uint64_t>(netuid) + 1;
+  const bool fires = (included + shift) % span == tempo;
+  const uint64_t commit_epoch = epoch_index(netuid, tempo, included) + (fires ? 1 : 0);
+  // The firing block of epoch e is the block before epoch e + 1's first, (e + 1) span - shift.
+  return (commit_epoch + reveal_period) * span - shift - 1;
+}
+
 RevealTiming reveal_timing(uint64_t reveal_epoch, uint64_t commit_epoch, uint64_t reveal_period) {
   const uint64_t due = commit_epoch + reveal_period;
   return reveal_epoch < due    ? RevealTiming::TooEarly

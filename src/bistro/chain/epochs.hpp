@@ -36,6 +36,14 @@ uint64_t first_reveal_block(const EpochSchedule& s, uint64_t reveal_period);
 uint64_t first_reveal_block_before_423(uint64_t current_block, uint16_t netuid, uint16_t tempo,
                                        uint64_t reveal_period);
 
+// Runtimes with commit_crv3_weights (version 3, before spec 315) reveal a timelocked commit only
+// in a block where the epoch fires (under the older rule, the last block of an epoch: (block +
+// netuid + 1) % (tempo + 1) == tempo), that of epoch commit_epoch + reveal_period - 1, the commit's
+// epoch counting one that fires in its own block. The block of that reveal for a commit included
+// in block `included`.
+uint64_t crv3_reveal_block(uint64_t included, uint16_t netuid, uint16_t tempo,
+                           uint64_t reveal_period);
+
 // Where a hash commit stands for a reveal that lands in a block of epoch `reveal_epoch`.
 enum class RevealTiming {
   Unknown,   // the chain's bookkeeping could not be read: try, and let the chain say

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "bistro/chain/subtensor_chain.hpp"
 #include "bistro/chain/subtensor_values.hpp"
@@ -13,6 +15,26 @@
 namespace bistro::chain {
 
 using substrate::encode_call;
+
+namespace {
+// BISTRO_TEST_TIMELOCK=V@R, a setting for tests against a real runtime, never for operators: a
+// timelocked commit of version V (3 or 4) aimed at drand round R whatever the subnet asks for, so
+// that a round whose signature is known (quicknet round 1000's) can be written to the chain to
+// reveal it.
+struct TestTimelock {
+  uint64_t version = 0, round = 0;
+};
+std::optional<TestTimelock> test_timelock() {
+  const char* v = std::getenv("BISTRO_TEST_TIMELOCK");
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  unsigned long long version = 0, round = 0;
+  char tail = 0;
+  check(std::sscanf(v, "%llu@%llu%c", &version, &round, &tail) == 2 &&
+            (version == 3 || version == 4) && round > 0,
+        "BISTRO_TEST_TIMELOCK={}: want VERSION@ROUND (version 3 or 4), e.g. 3@1000", v);
+  return TestTimelock{version, round};
+}
+}  // namespace
 
 std::vector<std::vector<std::pair<uint16_t, uint16_t>>> SubtensorChain::weights(uint16_t netuid) {
   require_subnet(netuid);
@@ -117,8 +139,10 @@ void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                                  const std::vector<uint16_t>& values, uint64_t version_key) {
   const Hyperparameters h = hyperparameters(netuid);
   if (h.commit_reveal) {
+    const auto forced = test_timelock();
     const uint64_t version =
-        metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion")
+        forced ? forced->version
+        : metadata_.find_storage("SubtensorModule", "CommitRevealWeightsVersion")
             ? json_u64(read("SubtensorModule", "CommitRevealWeightsVersion"), "version")
             : 0;
     if (version >= 3)
@@ -147,17 +171,25 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
                                  "(commit_crv3_weights){}",
                                  netuid, version,
                                  version == 3 || version == 4 ? ", which this runtime lacks" : ""));
-  // When the chain will reveal it: the runtime's own epoch bookkeeping where it has it.
+  // When the chain will reveal it: the runtime's own epoch bookkeeping where it has it. Version 3
+  // runtimes reveal only in the epoch's firing block, and only if the pulse is in by then.
   const uint64_t head = block();
-  const auto schedule = epoch_schedule(netuid, static_cast<uint16_t>(h.tempo), head);
+  const auto tempo = static_cast<uint16_t>(h.tempo);
+  const auto schedule = epoch_schedule(netuid, tempo, head);
   const uint64_t reveal_block =
-      schedule ? first_reveal_block(*schedule, h.reveal_period)
-               : first_reveal_block_before_423(head, netuid, h.tempo, h.reveal_period);
+      version == 3 ? crv3_reveal_block(head + 1, netuid, tempo, h.reveal_period)
+      : schedule   ? first_reveal_block(*schedule, h.reveal_period)
+                   : first_reveal_block_before_423(head, netuid, tempo, h.reveal_period);
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const double spb = seconds_per_block();
-  const uint64_t round = reveal_round(reveal_block, head, spb, now);
-  if (metadata_.find_storage("Drand", "LastStoredRound")) {
+  uint64_t round = version == 3 ? crv3_reveal_round(reveal_block, head, spb, now)
+                                : reveal_round(reveal_block, head, spb, now);
+  if (const auto forced = test_timelock()) {
+    fmt::print(stderr, "bistro: BISTRO_TEST_TIMELOCK: version {} commit aimed at drand round {}\n",
+               forced->version, forced->round);
+    round = forced->round;
+  } else if (metadata_.find_storage("Drand", "LastStoredRound")) {
     const uint64_t stored = json_u64(read("Drand", "LastStoredRound"), "LastStoredRound");
     if (round <= stored)
       throw ChainError("RevealRoundInPast",

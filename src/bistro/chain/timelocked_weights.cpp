@@ -24,4 +24,13 @@ uint64_t reveal_round(uint64_t reveal_block, uint64_t current_block, double seco
   return drand::quicknet_round_at(now_unix + ahead);
 }
 
+uint64_t crv3_reveal_round(uint64_t reveal_block, uint64_t current_block, double seconds_per_block,
+                           double now_unix) {
+  const uint64_t after = reveal_block + 1;
+  const double ahead =
+      static_cast<double>(after > current_block ? after - current_block : 0) * seconds_per_block;
+  const uint64_t round = drand::quicknet_round_at(now_unix + ahead);
+  return round > kCrv3PulseLead ? round - kCrv3PulseLead : 1;
+}
+
 }  // namespace bistro::chain

@@ -33,4 +33,12 @@ inline constexpr uint64_t kPulseIngestBlocks = 3;
 uint64_t reveal_round(uint64_t reveal_block, uint64_t current_block, double seconds_per_block,
                       double now_unix);
 
+// Version 3 (commit_crv3_weights): the chain reveals only in its reveal block and drops a commit
+// whose round's pulse is not in by then, so the round is aimed kCrv3PulseLead rounds before the
+// time of the block after it (the SDK's rule of that era, bittensor-commit-reveal's
+// SUBTENSOR_PULSE_DELAY), leaving the drand pallet 72 s to ingest the pulse.
+inline constexpr uint64_t kCrv3PulseLead = 24;
+uint64_t crv3_reveal_round(uint64_t reveal_block, uint64_t current_block, double seconds_per_block,
+                           double now_unix);
+
 }  // namespace bistro::chain
