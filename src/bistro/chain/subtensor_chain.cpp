@@ -1,5 +1,7 @@
 #include "bistro/chain/subtensor_chain.hpp"
 
+#include "bistro/chain/subtensor_calls.hpp"
+
 #include <fmt/format.h>
 
 #include <sodium.h>
@@ -38,21 +40,6 @@ std::string data_bytes(const nlohmann::json& d) {
 }
 
 }  // namespace
-
-std::string commitment_args(uint16_t netuid, const std::string& data) {
-  if (data.size() > kMaxCommitmentBytes)
-    throw ChainError(
-        "TooManyFieldsInCommitmentInfo",
-        fmt::format("commitment of {} bytes (at most {})", data.size(), kMaxCommitmentBytes));
-  scale::Writer w;
-  const size_t fields = data.empty() ? 1 : (data.size() + 127) / 128;
-  w.u16(netuid).compact(fields);
-  for (size_t f = 0; f < fields; ++f) {
-    std::string_view part = std::string_view(data).substr(f * 128, 128);
-    w.u8(static_cast<uint8_t>(part.size() + 1)).raw(part);  // Data::Raw(n) is variant n + 1
-  }
-  return w.take();
-}
 
 SubtensorChain::SubtensorChain(const std::string& network, SubtensorOptions options)
     : rpc_(network_url(network), options.rpc), options_(options) {
@@ -443,8 +430,7 @@ void SubtensorChain::submit(const std::string& call, const Signer& signer,
 uint16_t SubtensorChain::register_neuron(uint16_t netuid, const Signer& coldkey,
                                          const std::string& hotkey) {
   if (auto uid = metagraph(netuid).uid_of(hotkey)) return *uid;
-  const std::string args = u16le(netuid) + account_bytes(hotkey);
-  submit(encode_call(metadata_, "SubtensorModule", "burned_register", args), coldkey,
+  submit(calls::burned_register(metadata_, netuid, account_bytes(hotkey)), coldkey,
          fmt::format("burned_register of {} on subnet {}", hotkey, netuid));
   auto uid = metagraph(netuid).uid_of(hotkey);
   check(uid.has_value(), "subtensor: {} is still not registered on subnet {}", hotkey, netuid);
@@ -458,8 +444,8 @@ std::filesystem::path SubtensorChain::reveals_dir() {
 
 void SubtensorChain::set_commitment(uint16_t netuid, const Signer& hotkey,
                                     const std::string& data) {
-  submit(encode_call(metadata_, "Commitments", "set_commitment", commitment_args(netuid, data)),
-         hotkey, fmt::format("set_commitment on subnet {}", netuid));
+  submit(calls::set_commitment(metadata_, netuid, data), hotkey,
+         fmt::format("set_commitment on subnet {}", netuid));
 }
 
 std::map<std::string, std::string> SubtensorChain::commitments(uint16_t netuid) {

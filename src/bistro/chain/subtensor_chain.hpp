@@ -79,10 +79,6 @@ class SubtensorChain final : public Chain {
   std::optional<nlohmann::json> runtime_api(std::string_view api, std::string_view method,
                                             const std::string& args);
   std::filesystem::path reveals_dir() override;
-  // `call`, or its mechanism variant ("set_weights" -> "set_mechanism_weights") with the
-  // mechanism id after the netuid when a mechanism other than 0 is selected; `rest` is the
-  // arguments after the netuid.
-  std::string weights_call(std::string_view call, uint16_t netuid, const std::string& rest) const;
   // set_weights on a subnet whose commit-reveal is timelocked (version 3 or 4):
   // timelocked_weights.hpp says how the round is chosen.
   void commit_timelocked(uint16_t netuid, const Signer& hotkey, const std::vector<uint16_t>& uids,
@@ -105,9 +101,5 @@ class SubtensorChain final : public Chain {
 
 // The largest timelocked commit the chain takes (its BoundedVec).
 inline constexpr size_t kMaxTimelockedCommitBytes = 5000;
-
-// Call arguments, SCALE-encoded as subtensor defines them.
-// CommitmentInfo { fields: [Raw(<=128 bytes)...] }: the data split into at most 3 fields.
-std::string commitment_args(uint16_t netuid, const std::string& data);
 
 }  // namespace bistro::chain

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "bistro/chain/subtensor_calls.hpp"
 #include "bistro/chain/subtensor_chain.hpp"
 #include "bistro/chain/subtensor_values.hpp"
 #include "bistro/chain/timelocked_weights.hpp"
@@ -13,8 +14,6 @@
 #include "bistro/substrate/extrinsic.hpp"
 
 namespace bistro::chain {
-
-using substrate::encode_call;
 
 namespace {
 // BISTRO_TEST_TIMELOCK=V@R, a setting for tests against a real runtime, never for operators: a
@@ -69,20 +68,9 @@ void SubtensorChain::select_mechanism(uint16_t netuid, uint8_t mecid) {
   mechanism_ = mecid;
 }
 
-std::string SubtensorChain::weights_call(std::string_view call, uint16_t netuid,
-                                         const std::string& rest) const {
-  if (mechanism_ == 0)
-    return encode_call(metadata_, "SubtensorModule", call,
-                       scale::Writer().u16(netuid).raw(rest).take());
-  std::string name(call);  // set_weights -> set_mechanism_weights, and so on for every call
-  name.insert(name.rfind("weights"), "mechanism_");
-  return encode_call(metadata_, "SubtensorModule", name,
-                     scale::Writer().u16(netuid).u8(mechanism_).raw(rest).take());
-}
-
 void SubtensorChain::commit_weights(uint16_t netuid, const Signer& hotkey,
                                     const std::string& hash) {
-  submit(weights_call("commit_weights", netuid, hash), hotkey,
+  submit(calls::commit_weights(metadata_, netuid, mechanism_, hash), hotkey,
          fmt::format("commit_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
@@ -90,8 +78,7 @@ void SubtensorChain::reveal_weights(uint16_t netuid, const Signer& hotkey,
                                     const std::vector<uint16_t>& uids,
                                     const std::vector<uint16_t>& values,
                                     const std::vector<uint16_t>& salt, uint64_t version_key) {
-  submit(weights_call("reveal_weights", netuid,
-                      scale::Writer().u16s(uids).u16s(values).u16s(salt).u64(version_key).take()),
+  submit(calls::reveal_weights(metadata_, netuid, mechanism_, uids, values, salt, version_key),
          hotkey, fmt::format("reveal_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
@@ -154,9 +141,8 @@ void SubtensorChain::set_weights(uint16_t netuid, const Signer& hotkey,
                                    netuid));
     return commit_reveal_weights(netuid, hotkey, uids, values, version_key);
   }
-  submit(weights_call("set_weights", netuid,
-                      scale::Writer().u16s(uids).u16s(values).u64(version_key).take()),
-         hotkey, fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
+  submit(calls::set_weights(metadata_, netuid, mechanism_, uids, values, version_key), hotkey,
+         fmt::format("set_weights on subnet {} mechanism {}", netuid, mechanism_));
 }
 
 void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
@@ -206,12 +192,15 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
     throw ChainError("TooManyWeightsForOneCommit",
                      fmt::format("a timelocked commit of {} uids is {} bytes (the chain takes {})",
                                  uids.size(), commit.size(), kMaxTimelockedCommitBytes));
-  scale::Writer rest;
-  rest.bytes(commit).u64(round);
-  if (version == 4) rest.u16(4);
-  submit(weights_call(call, netuid, rest.take()), hotkey,
+  submit(calls::timelocked_weights(metadata_, netuid, mechanism_, commit, round,
+                                   static_cast<int>(version)),
+         hotkey,
          fmt::format("{} on subnet {} mechanism {} (drand round {}, revealed from block {})", call,
                      netuid, mechanism_, round, reveal_block));
+  // Said once per commit: when the weights become visible is the chain's to do now.
+  fmt::print(stderr,
+             "bistro: {} on subnet {}: drand round {}, revealed by the chain from block {}\n", call,
+             netuid, round, reveal_block);
 }
 
 }  // namespace bistro::chain
