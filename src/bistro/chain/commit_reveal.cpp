@@ -101,10 +101,10 @@ size_t WeightsCommitter::submit(Chain& chain, uint16_t netuid, const Signer& hot
     if (t == RevealTiming::TooEarly) break;  // and so are the later ones
     if (t == RevealTiming::Expired || t == RevealTiming::NotFound) {
       if (log)
-        log(
-            fmt::format("unrevealed commit on subnet {} dropped, not sent: the chain's reveal "
-                        "epoch for it is {}",
-                        netuid, t == RevealTiming::Expired ? "past" : "gone (no such commit)"));
+        log(fmt::format("unrevealed commit on subnet {} dropped, not sent: {}", netuid,
+                        t == RevealTiming::Expired
+                            ? "its reveal epoch has passed"
+                            : "the chain holds no commit with its hash (no such commit)"));
       it = pending_.erase(it);
       save();
       continue;
