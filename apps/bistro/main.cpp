@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <thread>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -25,6 +27,8 @@
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/ops/experiment_attack.hpp"
 #include "bistro/ops/experiment_converge.hpp"
+#include "bistro/runtime/distributed.hpp"
+#include "bistro/runtime/launch.hpp"
 #include "bistro/train/trainer.hpp"
 #include "commands.hpp"
 
@@ -69,12 +73,50 @@ struct TrainArgs {
   std::string text_path, save_dir, resume_dir, init_dir, dataset_dir, tokenizer_path;
   size_t pages = 1;
   std::string layout = "packed";
+  int ranks = 1;               // --ranks: local data-parallel ranks to spawn
+  double ranks_timeout = 300;  // seconds for the rendezvous and each collective
 };
 
+// Every rank must train the same way: the arguments that decide the computation, compared at start.
+std::string train_fingerprint(const TrainArgs& a) {
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", a.model.preset,
+                     a.model.config_path, a.steps, a.batch, a.seq_len, a.micro_batches, a.warmup,
+                     a.lr, a.weight_decay, a.clip, a.seed, a.text_path, a.init_dir, a.resume_dir,
+                     a.dataset_dir, a.tokenizer_path, a.pages, a.layout, a.common.dtype);
+}
+
 int run_train(const TrainArgs& a) {
-  init_runtime(a.common.threads);
-  const auto compute = parse_compute(a.common.device, a.common.dtype);
+  // Ranks: torchrun's environment, or --ranks N spawned here (before libtorch starts its threads).
+  check(a.ranks >= 1, "--ranks {}: at least 1", a.ranks);
+  auto env = runtime::rank_env();
+  check(!env || a.ranks == 1 || env->world_size == a.ranks,
+        "--ranks {} but WORLD_SIZE={}: launch with one or the other", a.ranks,
+        env ? env->world_size : 0);
+  std::unique_ptr<runtime::LocalRanks> local;
+  if (!env && a.ranks > 1) {
+    local = std::make_unique<runtime::LocalRanks>(a.ranks);
+    env = runtime::rank_env();
+  }
+  const int world = env ? env->world_size : 1;
+  int threads = a.common.threads;
+  if (threads == 0 && world > 1)  // the host's cores shared out, as torchrun's OMP_NUM_THREADS
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world);
+  init_runtime(threads);
+  auto compute = parse_compute(a.common.device, a.common.dtype);
+  if (env && compute.device.is_cuda()) {
+    const auto n = static_cast<int>(torch::cuda::device_count());
+    check(env->local_rank < n, "rank {} (local rank {}) has no GPU: this host has {}", env->rank,
+          env->local_rank, n);
+    if (!compute.device.has_index())
+      compute.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  }
   const auto device = compute.device;
+  auto ranks =
+      env ? std::make_unique<runtime::Ranks>(
+                *env, std::chrono::milliseconds(static_cast<int64_t>(a.ranks_timeout * 1e3)))
+          : std::make_unique<runtime::Ranks>();
+  ranks->require_same("training arguments", train_fingerprint(a));
+  const bool lead = ranks->rank() == 0;
   Llama model = [&] {
     if (!a.init_dir.empty()) return load_model(a.init_dir, device);
     Llama m(a.model.resolve());
@@ -91,6 +133,12 @@ int run_train(const TrainArgs& a) {
   opt.grad_clip = a.clip;
   Trainer trainer(model, opt);
   if (!a.resume_dir.empty()) trainer.resume(a.resume_dir);
+  {  // every rank starts from rank 0's parameters (DDP's first broadcast)
+    std::vector<torch::Tensor> params;
+    for (auto& [name, p] : model->ordered_parameters()) params.push_back(p);
+    ranks->broadcast(params);
+  }
+  trainer.set_ranks(ranks.get());
 
   // Data: pages of the dataset (the default corpus unless --dataset), tokenised, one optimiser
   // step per window as BISTRO takes it; or, with --text, random byte-level windows of a file.
@@ -128,23 +176,47 @@ int run_train(const TrainArgs& a) {
     };
     source = fmt::format("{}, {} page(s) per step, {} layout", ds->describe(), a.pages, a.layout);
   }
-  fmt::print(
-      "bistro train: {} parameters, {} layers, hidden {}, rows of {} tokens in batches of {}, "
-      "{} threads, {}\n",
-      config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.seq_len, a.batch,
-      torch::get_num_threads(), compute.describe());
-  fmt::print("data: {}\nBLAS: {}\n", source, detect_blas().description);
+  if (lead) {
+    fmt::print(
+        "bistro train: {} parameters, {} layers, hidden {}, rows of {} tokens in batches of {}, "
+        "{} threads, {}{}\n",
+        config.parameter_count(), config.num_hidden_layers, config.hidden_size, a.seq_len, a.batch,
+        torch::get_num_threads(), compute.describe(),
+        world > 1 ? fmt::format(", {} ranks (gloo)", world) : "");
+    fmt::print("data: {}\nBLAS: {}\n", source, detect_blas().description);
+  }
   using Clock = std::chrono::steady_clock;
-  for (int64_t s = trainer.steps(); s < a.steps; ++s) {
-    const auto micro = step_batches(s);
+  const int64_t first = trainer.steps();
+  int64_t counted = 0;  // every rank's counted targets
+  for (int64_t s = first; s < a.steps; ++s) {
+    // The step's global batch, micro-batch i on rank i mod the ranks.
+    auto all = step_batches(s);
+    std::vector<Batch> micro;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (static_cast<int>(i % static_cast<size_t>(world)) == ranks->rank())
+        micro.push_back(std::move(all[i]));
     const auto t0 = Clock::now();
+    const double reduce0 = ranks->seconds_summing();
     const auto r = trainer.step(micro);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    fmt::print("step {:4d}  loss {:.4f}  lr {:.2e}  grad-norm {:.3f}  {:.0f} tok/s\n", s + 1,
-               r.loss, r.lr, r.grad_norm, r.tokens / secs);
+    counted += r.tokens;
+    if (!lead) continue;
+    fmt::print("step {:4d}  loss {:.6f}  lr {:.2e}  grad-norm {:.3f}  {:.0f} tok/s{}\n", s + 1,
+               r.loss, r.lr, r.grad_norm, r.tokens / secs,
+               world > 1 ? fmt::format("  all-reduce {:.0f} ms",
+                                       (ranks->seconds_summing() - reduce0) * 1e3)
+                         : "");
     std::fflush(stdout);
   }
-  if (!a.save_dir.empty()) {
+  if (world > 1 && lead && trainer.steps() > first)
+    fmt::print("all-reduce: {:.2f} MB and {:.0f} ms a step over {} ranks\n",
+               ranks->bytes_summed() / 1e6 / static_cast<double>(trainer.steps() - first),
+               ranks->seconds_summing() * 1e3 / static_cast<double>(trainer.steps() - first),
+               world);
+  if (lead)
+    fmt::print("trained on {} counted tokens in {} steps\n", counted, trainer.steps() - first);
+  if (local) local->wait();
+  if (!a.save_dir.empty() && lead) {
     // Byte-level training (--text) has no tokenizer to carry.
     trainer.save(a.save_dir, !a.text_path.empty()       ? fs::path()
                              : a.tokenizer_path.empty() ? default_tokenizer_path()
@@ -209,6 +281,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--init", train.init_dir, "start from this checkpoint directory");
   train_cmd->add_option("--save", train.save_dir, "write a checkpoint directory at the end");
   train_cmd->add_option("--resume", train.resume_dir, "resume weights, optimizer and step");
+  train_cmd->add_option("--ranks", train.ranks,
+                        "data-parallel ranks on this host (torchrun's RANK/WORLD_SIZE also work)");
+  train_cmd->add_option("--ranks-timeout", train.ranks_timeout,
+                        "seconds to wait for the ranks to meet, and in each all-reduce");
 
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks");
   bench_cmd->require_subcommand(1);

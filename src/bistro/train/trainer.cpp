@@ -2,6 +2,7 @@
 
 #include "bistro/core/error.hpp"
 #include "bistro/data/batches.hpp"
+#include "bistro/runtime/distributed.hpp"
 #include "bistro/train/checkpoint.hpp"
 
 namespace bistro {
@@ -27,7 +28,16 @@ Trainer::Trainer(Llama model, TrainOptions options)
       options_(options),
       optimizer_(parameter_list(model_), options.adamw) {}
 
+bool Trainer::data_parallel() const {
+  return ranks_ != nullptr && ranks_->size() > 1;
+}
+
 StepResult Trainer::step(const std::vector<Batch>& micro_batches) {
+  if (data_parallel()) {  // a rank may hold none of the step's micro-batches
+    if (acc_batches_ == 0) optimizer_.zero_grad(), acc_tokens_ = 0, acc_loss_sum_ = 0;
+    for (const auto& b : micro_batches) accumulate(b);
+    return step_accumulated();
+  }
   check(!micro_batches.empty(), "training step needs at least one micro-batch");
   StepResult r;
   for (const auto& b : micro_batches) r.tokens += (b.targets != -100).sum().item<int64_t>();
@@ -61,6 +71,21 @@ void Trainer::accumulate(const Batch& b) {
 }
 
 StepResult Trainer::step_accumulated() {
+  if (data_parallel()) {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> grads;
+    for (auto& p : optimizer_.params()) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    ranks_->sum(grads);
+    std::vector<torch::Tensor> stats{torch::tensor(
+        {static_cast<double>(acc_tokens_), acc_loss_sum_}, torch::dtype(torch::kFloat64))};
+    ranks_->sum(stats);
+    acc_tokens_ = static_cast<int64_t>(stats[0][0].item<double>());
+    acc_loss_sum_ = stats[0][1].item<double>();
+    acc_batches_ = std::max<int64_t>(acc_batches_, 1);
+  }
   check(acc_batches_ > 0 && acc_tokens_ > 0, "no accumulated gradient to step with");
   StepResult r;
   r.tokens = acc_tokens_;

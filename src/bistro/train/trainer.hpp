@@ -9,6 +9,10 @@
 #include "bistro/train/adamw.hpp"
 #include "bistro/train/schedule.hpp"
 
+namespace bistro::runtime {
+class Ranks;
+}
+
 namespace bistro {
 
 struct Batch {
@@ -55,6 +59,12 @@ class Trainer {
   void save(const std::filesystem::path& dir, const std::filesystem::path& tokenizer) const;
   void resume(const std::filesystem::path& dir);
 
+  // Data parallelism (runtime/distributed.hpp): with a group of several ranks, every step sums
+  // the ranks' gradients, counted tokens and losses before it is taken (DDP semantics): each
+  // rank passes its own micro-batches (possibly none) and all take the same step, the mean over
+  // every rank's counted tokens. The group outlives the trainer; nullptr: one rank.
+  void set_ranks(runtime::Ranks* ranks) { ranks_ = ranks; }
+
   Llama& model() { return model_; }
   AdamW& optimizer() { return optimizer_; }
   int64_t steps() const { return optimizer_.steps(); }
@@ -67,6 +77,8 @@ class Trainer {
   Llama model_;
   TrainOptions options_;
   AdamW optimizer_;
+  runtime::Ranks* ranks_ = nullptr;
+  bool data_parallel() const;
   int64_t acc_batches_ = 0, acc_tokens_ = 0;
   double acc_loss_sum_ = 0;
 };

@@ -1,0 +1,93 @@
+#include "bistro/runtime/launch.hpp"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "bistro/core/error.hpp"
+#include "bistro/core/files.hpp"
+
+namespace bistro::runtime {
+namespace {
+
+// A port nothing listens on now (the kernel's choice); rank 0's store binds it a moment later.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  check(fd >= 0, "--ranks: no socket for a free port");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  check(ok, "--ranks: could not find a free port on 127.0.0.1");
+  return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+LocalRanks::LocalRanks(int n) {
+  check(n >= 2, "--ranks {}: spawning needs at least 2", n);
+  // This process's own arguments, as the kernel holds them.
+  const std::string raw = read_file("/proc/self/cmdline");
+  std::vector<std::string> args;
+  for (size_t at = 0; at < raw.size();) {
+    const size_t end = raw.find('\0', at);
+    args.push_back(raw.substr(at, end - at));
+    at = end == std::string::npos ? raw.size() : end + 1;
+  }
+  const std::string port = std::to_string(free_port()), world = std::to_string(n);
+  setenv("WORLD_SIZE", world.c_str(), 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", port.c_str(), 1);
+  const pid_t parent = ::getpid();
+  for (int rank = 1; rank < n; ++rank) {
+    const pid_t pid = ::fork();
+    check(pid >= 0, "--ranks: fork of rank {} failed", rank);
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
+      const std::string r = std::to_string(rank);
+      setenv("RANK", r.c_str(), 1);
+      setenv("LOCAL_RANK", r.c_str(), 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      ::_exit(127);
+    }
+    pids_.push_back(pid);
+  }
+  setenv("RANK", "0", 1);
+  setenv("LOCAL_RANK", "0", 1);
+}
+
+LocalRanks::~LocalRanks() {
+  for (int pid : pids_)
+    if (pid > 0) ::kill(pid, SIGTERM);
+  for (int pid : pids_)
+    if (pid > 0) ::waitpid(pid, nullptr, 0);
+}
+
+void LocalRanks::wait() {
+  std::string failed;
+  for (size_t k = 0; k < pids_.size(); ++k) {
+    int status = 0;
+    if (::waitpid(pids_[k], &status, 0) < 0) continue;
+    pids_[k] = -1;
+    if (failed.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      failed = WIFEXITED(status)
+                   ? fmt::format("rank {} exited with status {}", k + 1, WEXITSTATUS(status))
+                   : fmt::format("rank {} was killed by signal {}", k + 1, WTERMSIG(status));
+  }
+  check(failed.empty(), "{}", failed);
+}
+
+}  // namespace bistro::runtime
