@@ -20,6 +20,7 @@ int run_miner(const NeuronArgs& a) {
   init_runtime(a.threads);
   neuron_compute(a, h.codec);
   if (h.codec == "sparseloco") return run_loco_miner(a, h);
+  check(a.ranks == 1, "miner: --ranks needs codec sparseloco (codec {} runs one rank)", h.codec);
   check(a.behaviour == "honest" || a.behaviour == "lazy" || a.behaviour == "garbage",
         "miner: behaviour '{}' needs codec sparseloco (codec {} has honest, lazy and garbage)",
         a.behaviour, h.codec);
@@ -30,6 +31,9 @@ int run_validator(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
   check(a.scoring == "loss-delta" || a.scoring == "win-rate" || a.scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", a.scoring);
+  check(a.ranks == 1,
+        "validator: --ranks {}: a validator runs on one rank in this version (miners take --ranks)",
+        a.ranks);
   init_runtime(a.threads);
   neuron_compute(a, h.codec);
   check(h.codec != "sparseloco" || a.scoring == "loss-delta",
@@ -61,6 +65,9 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_option("--dataset", a.dataset, "dataset directory (default: the embedded corpus)");
   c->add_flag("--register", a.register_neuron, "register the hotkey if it is not registered");
   c->add_option("--threads", a.threads, "CPU threads");
+  c->add_option("--ranks", a.ranks,
+                "miner: data-parallel ranks on this host, one hotkey (torchrun's RANK/WORLD_SIZE "
+                "also work)");
   c->add_option("--start-window", a.start_window, "first window (default: the current one)");
   c->add_option("--windows", a.windows, "stop after this many windows (default: run forever)");
   c->add_option("--behaviour", a.behaviour,
@@ -118,6 +125,8 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                      "afterwards, train one AdamW model on the union of the miners' pages and "
                      "plot it beside the master");
   localnet->add_option("--threads", l->threads, "threads per process");
+  localnet->add_option("--miner-ranks", l->miner_ranks,
+                       "data-parallel ranks per honest miner (gloo on this host)");
   localnet->add_option("--validators", l->validators,
                        "validators (v2): the first leads, the others follow its records");
   localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")

@@ -103,11 +103,14 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   int miners = o.miners - o.lazy - o.garbage, measured = miners;
   for (const auto& [kind, n] : cheats) miners += behaviour_trains(kind) ? n : 0, measured += n;
   const int validators = o.validators + static_cast<int>(o.validator_cheats.size());
-  const int processes = miners + validators;
+  // An honest miner's extra ranks each take a micro-batch of every step, at once.
+  const int ranks = (o.miners - o.lazy - o.garbage) * (std::max(1, o.miner_ranks) - 1);
+  const int processes = miners + ranks + validators;
   const double step = time_inner_step(h, processes, parse_compute(o.device, o.dtype));
   const double H = static_cast<double>(h.inner_steps);
   // Dishonest validators measure nothing: they only apply the records.
-  const double demand = (miners * H + o.validators * validator_steps(h, measured)) / processes;
+  const double demand =
+      ((miners + ranks) * H + o.validators * validator_steps(h, measured)) / processes;
   double block_time = std::max(H, demand) * step / 0.95 / static_cast<double>(h.blocks_per_window);
   block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
   fmt::print(
@@ -212,6 +215,8 @@ class SubnetBuilder {
               "--dtype",
               o_.dtype};
     if (role == "miner") p.argv.insert(p.argv.end(), {"--behaviour", behaviour});
+    if (role == "miner" && behaviour == "honest" && o_.miner_ranks > 1)
+      p.argv.insert(p.argv.end(), {"--ranks", std::to_string(o_.miner_ranks)});
     if (copy_uid >= 0) p.argv.insert(p.argv.end(), {"--copy-uid", std::to_string(copy_uid)});
     if (role == "validator") p.argv.insert(p.argv.end(), {"--scoring", o_.scoring});
     if (role == "validator") {

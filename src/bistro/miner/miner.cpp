@@ -28,11 +28,15 @@
 #include "bistro/identity/ss58.hpp"
 #include "bistro/miner/inner_loop.hpp"
 #include "bistro/miner/miner.hpp"
+#include "bistro/miner/ranks.hpp"
+#include "bistro/miner/window_batches.hpp"
 #include "bistro/protocol/arrivals.hpp"
 #include "bistro/protocol/catch_up.hpp"
 #include "bistro/protocol/node.hpp"
+#include "bistro/protocol/node_ranks.hpp"
 #include "bistro/protocol/outer_step.hpp"
 #include "bistro/protocol/peers.hpp"
+#include "bistro/runtime/distributed.hpp"
 #include "bistro/runtime/runtime.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/train/checkpoint.hpp"
@@ -97,9 +101,8 @@ struct MinerWindow {
   uint64_t w = 0, deadline = 0;
   Timer timer;
   uint64_t requests_before = 0;
-  std::vector<Batch> batches;
-  size_t page_sets = 1;  // sets of pages_per_window pages read so far
-  int64_t used = 0;      // micro-batches consumed
+  std::unique_ptr<WindowBatches> batches;
+  int64_t used = 0;  // micro-batch slots consumed (a slot is a micro-batch on every rank)
   InnerLoopResult inner;
   std::chrono::steady_clock::time_point started;
   double time_left = 0;
@@ -108,7 +111,8 @@ struct MinerWindow {
 
 class LocoMiner : Node {
  public:
-  LocoMiner(const NeuronArgs& a, const NeuronHparams& h);
+  // `group`: this node's ranks (runtime/distributed.hpp); this process is rank 0.
+  LocoMiner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group);
   int run();
 
  private:
@@ -121,9 +125,10 @@ class LocoMiner : Node {
   uint64_t start();
   // The next step plus the encode and upload must fit before the deadline.
   bool in_time(const MinerWindow& x, double per_step) const;
-  // Micro-batch i; steps beyond the pages' micro-batches draw on the window's next pages (the
-  // same key's stream: pages 3..5, 6..8, ...), so a fast miner trains on fresh data.
+  // This rank's micro-batch of slot i (window_batches.hpp, ranks.hpp).
   const Batch& batch(MinerWindow& x, int64_t i);
+  // theta into the trainer's model, on every rank (`full`: AdamW's state too).
+  void start_local(bool full);
   // While record(w-1) is not out, gathers the gradients of the first micro-batches at
   // theta_{w-1}; false when the record did not come before the deadline.
   bool gather_while_waiting(MinerWindow& x);
@@ -146,6 +151,8 @@ class LocoMiner : Node {
   std::future<std::vector<Batch>> prefetch_;
   uint64_t prefetched_ = 0, first_ = 0;
   bool trains_ = false;
+  MinerRanks ranks_;
+  bool ranks_synced_ = false;  // the other ranks hold AdamW's state
 };
 
 // The model the inner steps train, on the compute device (theta stays on the CPU, where the
@@ -158,15 +165,18 @@ Trainer inner_trainer(const NeuronHparams& h, const Compute& c) {
   return Trainer(std::move(work), inner_train_options(h));
 }
 
-LocoMiner::LocoMiner(const NeuronArgs& a, const NeuronHparams& h)
+LocoMiner::LocoMiner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group)
     : Node(a, "miner", "", "miner: --bucket is required (where this miner publishes its updates)"),
       h_(h),
       kind_(parse_behaviour(a.behaviour)),
       config_(preset(h.preset)),
       shared_(config_),
-      trainer_(inner_trainer(h, compute_)) {
-  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {}, {}{})", uid_,
+      trainer_(inner_trainer(h, compute_)),
+      ranks_(group, trainer_) {
+  ranks_.log = [this](const std::string& m) { log(0, m); };
+  log(1, fmt::format("uid {} on subnet {}, publishing to {} (sparseloco, H = {}, {}{}{})", uid_,
                      a.netuid, a.bucket, h.inner_steps, compute_.describe(),
+                     group.size() > 1 ? fmt::format(", {} ranks", group.size()) : "",
                      kind_ == Behaviour::Honest ? "" : std::string(", behaviour ") + a.behaviour));
   shared_->init_weights(h.init_seed);
   ef_ = std::make_unique<ErrorFeedback>(
@@ -222,7 +232,12 @@ uint64_t LocoMiner::start() {
   first_ = a_.start_window ? a_.start_window : saved_first.value_or(window_of(chain_->block(), h_));
   if (at_) return std::max(first_, *at_ + 1);  // theta_at from the state: window at was trained
   std::optional<uint64_t> c;
+  auto pinged = std::chrono::steady_clock::now();
   for (bool logged = false; !c; std::this_thread::sleep_for(std::chrono::milliseconds(200))) {
+    if (std::chrono::steady_clock::now() - pinged > std::chrono::seconds(5)) {
+      ranks_.tell(RankOp::Ping);  // the other ranks wait on rank 0: within their timeout
+      pinged = std::chrono::steady_clock::now();
+    }
     try {
       c = sync_->load_latest_checkpoint(shared_);
     } catch (const std::exception& e) {
@@ -243,16 +258,13 @@ bool LocoMiner::in_time(const MinerWindow& x, double per_step) const {
 }
 
 const Batch& LocoMiner::batch(MinerWindow& x, int64_t i) {
-  while (static_cast<size_t>(i) >= x.batches.size()) {
-    const size_t set = x.page_sets++;
-    const uint64_t ppw = h_.pages_per_window;
-    auto more = pages(pages_key(x.w), ppw * (set + 1), data_->configs);
-    more.erase(more.begin(), more.begin() + static_cast<ptrdiff_t>(ppw * set));
-    const auto extra = data_->batches(more, h_.max_micro_batches);
-    if (extra.empty()) break;
-    x.batches.insert(x.batches.end(), extra.begin(), extra.end());
-  }
-  return x.batches[static_cast<size_t>(i) % x.batches.size()];
+  return x.batches->at(ranks_.index(i));
+}
+
+void LocoMiner::start_local(bool full) {
+  copy_parameters(local_, theta_);
+  ranks_.tell(RankOp::SetParams, 0, 0, full || !ranks_synced_);
+  ranks_synced_ = true;
 }
 
 bool LocoMiner::gather_while_waiting(MinerWindow& x) {
@@ -277,6 +289,7 @@ bool LocoMiner::gather_while_waiting(MinerWindow& x) {
       break;
     }
     const auto t = std::chrono::steady_clock::now();
+    ranks_.tell(RankOp::Accumulate, x.batches->key(), x.used);
     trainer_.accumulate(batch(x, x.used++));
     per_batch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     x.timer.lap("accumulate");
@@ -287,12 +300,13 @@ bool LocoMiner::gather_while_waiting(MinerWindow& x) {
                        x.w, x.w - 1, at_ ? std::to_string(*at_) : "nothing"));
     return false;
   }
-  copy_parameters(local_, theta_);  // theta_w; the gathered gradients stay
+  start_local(false);  // theta_w; the gathered gradients stay
   return true;
 }
 
 void LocoMiner::train(MinerWindow& x) {
   if (trainer_.accumulated() > 0) {
+    ranks_.tell(RankOp::StepAccumulated);
     const auto s = trainer_.step_accumulated();
     x.inner.loss = s.loss, x.inner.tokens = s.tokens, x.inner.steps = 1;
   }
@@ -300,6 +314,7 @@ void LocoMiner::train(MinerWindow& x) {
   plan.max_steps = h_.max_inner_steps - x.inner.steps;
   plan.batch = [&](int64_t i) -> const Batch& { return batch(x, x.used + i); };
   plan.in_time = [&](double per_step) { return in_time(x, per_step); };
+  plan.before_step = [&](int64_t i) { ranks_.tell(RankOp::Step, x.batches->key(), x.used + i); };
   const auto rest = inner_loop(trainer_, plan);
   x.inner.loss = (x.inner.loss * static_cast<double>(x.inner.steps) +
                   rest.loss * static_cast<double>(rest.steps)) /
@@ -376,6 +391,7 @@ void LocoMiner::window(uint64_t w) {
   MinerWindow x;
   x.w = w;
   trainer_.clear_accumulated();  // gradients gathered for a window that was then skipped
+  ranks_.tell(RankOp::Clear);
   x.requests_before = sync_->record_requests();
   if (window_of(chain_->block(), h_) > w) {
     log(1, fmt::format("window {} already over; skipping", w));
@@ -395,18 +411,20 @@ void LocoMiner::window(uint64_t w) {
     }
   }
   x.timer.lap("sync");
+  std::vector<Batch> first;
   if (prefetch_.valid() && prefetched_ == w) {
-    x.batches = prefetch_.get();
+    first = prefetch_.get();
   } else {
     if (prefetch_.valid()) prefetch_.wait();  // never two readers of the dataset at once
-    x.batches = load(w);
+    first = load(w);
   }
+  x.batches = std::make_unique<WindowBatches>(*data_, h_, pages_key(w), std::move(first));
   x.timer.lap("pages");
   // 2. inner loop from theta_w, cut short rather than miss the upload deadline (the validator
   // closes the window at block (w + 1) bpw + grace): until the deadline by the chain's own clock
   // (chain.hpp, seconds_until), and at most a window and its grace, so a miner that starts early
   // does not send an update many windows' work large.
-  copy_parameters(local_, theta_);
+  start_local(false);
   x.started = std::chrono::steady_clock::now();
   x.time_left = std::min(
       chain_->seconds_until(x.deadline),
@@ -439,15 +457,36 @@ int LocoMiner::run() {
       // A bad window (a chain or bucket failure) is logged and skipped; the neuron keeps running.
       log(0,
           fmt::format("window {} failed: {}; continuing with the next window", w, error_line(e)));
+      ranks_.check_alive();  // a lost rank: go on alone
     }
   }
+  ranks_.tell(RankOp::Stop);
+  return 0;
+}
+
+// Ranks 1..N-1 of a miner: its trainer and data only, following rank 0 (ranks.hpp).
+int follow_miner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group) {
+  Compute compute = parse_compute(a.device, a.dtype);
+  Trainer trainer = inner_trainer(h, compute);
+  NeuronData data(a.dataset, h);
+  MinerRanks ranks(group, trainer);
+  std::unique_ptr<WindowBatches> current;
+  ranks.follow([&](uint64_t key, int64_t index) -> const Batch& {
+    if (!current || current->key() != key) current = std::make_unique<WindowBatches>(data, h, key);
+    return current->at(index);
+  });
   return 0;
 }
 
 }  // namespace
 
 int run_loco_miner(const NeuronArgs& a, const NeuronHparams& h) {
-  return LocoMiner(a, h).run();
+  // Ranks: torchrun's environment, or --ranks N spawned here; one hotkey and uid for all.
+  NodeRanks r(a, h, "miner");
+  if (r.group->rank() != 0) return follow_miner(a, h, *r.group);
+  const int rc = LocoMiner(a, h, *r.group).run();
+  r.finish();
+  return rc;
 }
 
 }  // namespace bistro

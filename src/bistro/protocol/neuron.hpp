@@ -37,6 +37,7 @@ struct NeuronArgs {
   std::string dataset;  // empty: the embedded corpus
   bool register_neuron = false;
   int threads = 1;
+  int ranks = 1;                     // --ranks: data-parallel ranks to spawn on this host
   uint64_t start_window = 0;         // 0: the current window
   uint64_t windows = 0;              // 0: run forever
   std::string behaviour = "honest";  // honest, or a cheat of cheats.hpp (tests, the localnet)

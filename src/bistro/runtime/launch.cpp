@@ -9,6 +9,9 @@
 
 #include <cstdlib>
 #include <string>
+#include <string_view>
+
+extern char** environ;
 
 #include "bistro/core/error.hpp"
 #include "bistro/core/files.hpp"
@@ -48,19 +51,28 @@ LocalRanks::LocalRanks(int n) {
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv("MASTER_PORT", port.c_str(), 1);
   const pid_t parent = ::getpid();
+  // Everything the child needs is built before fork: between fork and exec a multithreaded
+  // process may only make async-signal-safe calls (no setenv, no allocation).
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   for (int rank = 1; rank < n; ++rank) {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view v(*e);
+      if (v.rfind("RANK=", 0) != 0 && v.rfind("LOCAL_RANK=", 0) != 0) env_strings.emplace_back(v);
+    }
+    env_strings.push_back("RANK=" + std::to_string(rank));
+    env_strings.push_back("LOCAL_RANK=" + std::to_string(rank));
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
     const pid_t pid = ::fork();
     check(pid >= 0, "--ranks: fork of rank {} failed", rank);
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(1);  // the parent died before prctl took effect
-      const std::string r = std::to_string(rank);
-      setenv("RANK", r.c_str(), 1);
-      setenv("LOCAL_RANK", r.c_str(), 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv("/proc/self/exe", argv.data());
+      ::execve("/proc/self/exe", argv.data(), envp.data());
       ::_exit(127);
     }
     pids_.push_back(pid);

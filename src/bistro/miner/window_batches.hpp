@@ -1,0 +1,32 @@
+// A miner's micro-batches in one window: the pages of (window, uid) first; a miner that steps
+// past them draws on the next pages of the same key's stream (pages 3..5, 6..8, ...), so a fast
+// miner trains on fresh data; past the stream's end it wraps. Every rank of a miner builds the
+// same sequence and takes its own indices of it (ranks.hpp).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bistro/protocol/neuron.hpp"
+
+namespace bistro {
+
+class WindowBatches {
+ public:
+  // `first`: the micro-batches of the key's first pages_per_window pages (prefetched, or read here
+  // when empty).
+  WindowBatches(NeuronData& data, const NeuronHparams& h, uint64_t key,
+                std::vector<Batch> first = {});
+  // Micro-batch i of the stream.
+  const Batch& at(int64_t i);
+  uint64_t key() const { return key_; }
+
+ private:
+  NeuronData& data_;
+  const NeuronHparams& h_;
+  uint64_t key_;
+  std::vector<Batch> batches_;
+  size_t page_sets_ = 1;  // sets of pages_per_window pages read so far
+};
+
+}  // namespace bistro

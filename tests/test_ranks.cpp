@@ -1,0 +1,129 @@
+// A miner's ranks (miner/ranks.hpp) over c10d's gloo, two ranks as two threads of this process:
+// rank 0 drives its inner loop as the miner does and rank 1 follows; both end with the
+// parameters and AdamW state of one trainer that takes both ranks' micro-batches in each step
+// (DDP semantics), within fp32 tolerance.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "bistro/core/error.hpp"
+#include "bistro/miner/inner_loop.hpp"
+#include "bistro/miner/ranks.hpp"
+#include "bistro/protocol/neuron.hpp"
+#include "bistro/runtime/distributed.hpp"
+#include "bistro/train/text_batches.hpp"
+#include "model_test_util.hpp"
+
+namespace bistro {
+namespace {
+
+std::vector<Batch> stream(int n) {
+  TextBatches data(bundled_text(), 2, 32, 7);
+  std::vector<Batch> out;
+  for (int i = 0; i < n; ++i) out.push_back(data.next());
+  return out;
+}
+
+Trainer trainer(uint64_t seed) {
+  Llama m(preset("tiny"));
+  m->init_weights(seed);
+  TrainOptions o;
+  o.schedule = {.lr = 3e-3, .warmup_steps = 1, .total_steps = 10, .min_lr_ratio = 0.1};
+  return Trainer(m, o);
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+double max_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, (a[i] - b[i]).abs().max().item<double>());
+  return d;
+}
+
+TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
+  const auto batches = stream(16);
+  const int port = free_port();
+  if (!runtime::distributed_available()) {  // a build without gloo refuses, by name
+    try {
+      runtime::Ranks r({.rank = 0, .world_size = 2, .master_port = port}, std::chrono::seconds(5));
+      FAIL() << "a group of two formed without gloo";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no c10d gloo"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  constexpr int kSteps = 4;
+  // Rank 0 starts one step's gradients gathered at other weights (the miner's overlap), then
+  // moves to theta (SetParams, with AdamW's state) and takes its inner steps.
+  std::vector<torch::Tensor> theta0, ef_rank1;
+  std::vector<torch::Tensor> m0, m1, v0, v1;
+  int64_t steps1 = 0;
+  std::thread follower([&] {
+    runtime::Ranks g({.rank = 1, .world_size = 2, .master_port = port}, std::chrono::seconds(30));
+    Trainer t = trainer(99);  // other initial weights: SetParams must replace them
+    MinerRanks r(g, t);
+    r.follow([&](uint64_t key, int64_t index) -> const Batch& {
+      EXPECT_EQ(key, 1234u);
+      return batches.at(static_cast<size_t>(index));
+    });
+    ef_rank1 = parameter_tensors(t.model());
+    m1 = t.optimizer().exp_avg(), v1 = t.optimizer().exp_avg_sq();
+    steps1 = t.optimizer().steps();
+  });
+  runtime::Ranks g({.rank = 0, .world_size = 2, .master_port = port}, std::chrono::seconds(30));
+  Trainer t = trainer(42);
+  MinerRanks r(g, t);
+  ASSERT_TRUE(r.active());
+  r.tell(RankOp::Clear);
+  ASSERT_TRUE(r.tell(RankOp::SetParams, 0, 0, /*full=*/true));
+  r.tell(RankOp::Accumulate, 1234, 0);
+  t.accumulate(batches.at(static_cast<size_t>(r.index(0))));
+  r.tell(RankOp::StepAccumulated);
+  t.step_accumulated();
+  InnerLoopPlan plan;
+  plan.max_steps = kSteps - 1;
+  plan.batch = [&](int64_t i) -> const Batch& {
+    return batches.at(static_cast<size_t>(r.index(1 + i)));
+  };
+  plan.before_step = [&](int64_t i) { r.tell(RankOp::Step, 1234, 1 + i); };
+  const auto result = inner_loop(t, plan);
+  EXPECT_EQ(result.steps, kSteps - 1);
+  r.tell(RankOp::Stop);
+  follower.join();
+
+  // The reference: one trainer, each step over micro-batches 2s and 2s + 1.
+  Trainer ref = trainer(42);
+  ref.accumulate(batches[0]);
+  ref.accumulate(batches[1]);
+  ref.step_accumulated();
+  for (int s = 1; s < kSteps; ++s)
+    ref.step({batches[static_cast<size_t>(2 * s)], batches[static_cast<size_t>(2 * s + 1)]});
+  const auto p0 = parameter_tensors(t.model()), pr = parameter_tensors(ref.model());
+  EXPECT_LT(max_diff(p0, pr), 2e-5);        // fp32: the sums taken in another order
+  EXPECT_LT(max_diff(ef_rank1, p0), 1e-7);  // the ranks agree exactly
+  EXPECT_LT(max_diff(m1, t.optimizer().exp_avg()), 1e-7);
+  EXPECT_LT(max_diff(v1, t.optimizer().exp_avg_sq()), 1e-7);
+  EXPECT_EQ(steps1, t.optimizer().steps());
+  EXPECT_EQ(t.optimizer().steps(), kSteps);
+  EXPECT_GT(max_diff(p0, parameter_tensors(trainer(42).model())), 1e-4);  // it did train
+  // Its pseudo-gradient from the start matches the reference's.
+  const auto start = parameter_tensors(trainer(42).model());
+  EXPECT_LT(max_diff(pseudo_gradient(start, p0), pseudo_gradient(start, pr)), 2e-5);
+}
+
+}  // namespace
+}  // namespace bistro
