@@ -13,6 +13,7 @@
 #include "bistro/core/error.hpp"
 #include "bistro/miner/inner_loop.hpp"
 #include "bistro/miner/ranks.hpp"
+#include "bistro/miner/window_batches.hpp"
 #include "bistro/protocol/neuron.hpp"
 #include "bistro/runtime/distributed.hpp"
 #include "bistro/train/text_batches.hpp"
@@ -54,8 +55,20 @@ double max_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Te
   return d;
 }
 
+// Slot j of rank r: the own micro-batches first, as many slots as there are of them (each N
+// times over), then N fresh ones a slot; one rank reads slot j at j.
+TEST(Ranks, StreamIndexGivesTheOwnPagesTheirStepsThenFreshOnes) {
+  for (int64_t j = 0; j < 20; ++j) EXPECT_EQ(stream_index(j, 0, 1, 6), j);
+  std::vector<int64_t> r0, r1;
+  for (int64_t j = 0; j < 8; ++j) r0.push_back(stream_index(j, 0, 2, 6));
+  for (int64_t j = 0; j < 8; ++j) r1.push_back(stream_index(j, 1, 2, 6));
+  EXPECT_EQ(r0, (std::vector<int64_t>{0, 2, 4, 0, 2, 4, 6, 8}));
+  EXPECT_EQ(r1, (std::vector<int64_t>{1, 3, 5, 1, 3, 5, 7, 9}));
+}
+
 TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
   const auto batches = stream(16);
+  constexpr int64_t kOwn = 16;  // past every slot used here: slot j reads 2j + r
   const int port = free_port();
   if (!runtime::distributed_available()) {  // a build without gloo refuses, by name
     try {
@@ -76,9 +89,9 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
     runtime::Ranks g({.rank = 1, .world_size = 2, .master_port = port}, std::chrono::seconds(30));
     Trainer t = trainer(99);  // other initial weights: SetParams must replace them
     MinerRanks r(g, t);
-    r.follow([&](uint64_t key, int64_t index) -> const Batch& {
+    r.follow([&](uint64_t key, int64_t slot) -> const Batch& {
       EXPECT_EQ(key, 1234u);
-      return batches.at(static_cast<size_t>(index));
+      return batches.at(static_cast<size_t>(r.index(slot, kOwn)));
     });
     ef_rank1 = parameter_tensors(t.model());
     m1 = t.optimizer().exp_avg(), v1 = t.optimizer().exp_avg_sq();
@@ -91,13 +104,13 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
   r.tell(RankOp::Clear);
   ASSERT_TRUE(r.tell(RankOp::SetParams, 0, 0, /*full=*/true));
   r.tell(RankOp::Accumulate, 1234, 0);
-  t.accumulate(batches.at(static_cast<size_t>(r.index(0))));
+  t.accumulate(batches.at(static_cast<size_t>(r.index(0, kOwn))));
   r.tell(RankOp::StepAccumulated);
   t.step_accumulated();
   InnerLoopPlan plan;
   plan.max_steps = kSteps - 1;
   plan.batch = [&](int64_t i) -> const Batch& {
-    return batches.at(static_cast<size_t>(r.index(1 + i)));
+    return batches.at(static_cast<size_t>(r.index(1 + i, kOwn)));
   };
   plan.before_step = [&](int64_t i) { r.tell(RankOp::Step, 1234, 1 + i); };
   const auto result = inner_loop(t, plan);

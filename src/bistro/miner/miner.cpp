@@ -258,7 +258,7 @@ bool LocoMiner::in_time(const MinerWindow& x, double per_step) const {
 }
 
 const Batch& LocoMiner::batch(MinerWindow& x, int64_t i) {
-  return x.batches->at(ranks_.index(i));
+  return x.batches->at(ranks_.index(i, x.batches->own()));
 }
 
 void LocoMiner::start_local(bool full) {
@@ -283,7 +283,9 @@ bool LocoMiner::gather_while_waiting(MinerWindow& x) {
       x.timer.lap("wait");
       continue;
     }
-    if (x.used >= h_.max_micro_batches || !in_time(x, per_batch)) {
+    // At most the window's own micro-batches (max_micro_batches, over all ranks): the first step
+    // is then on the pages the validator's own-page test samples, whatever the ranks.
+    if (x.used * ranks_.size() >= h_.max_micro_batches || !in_time(x, per_batch)) {
       at_ = sync_->catch_up(shared_, at_, x.w, x.deadline);  // wait for it
       x.timer.lap("wait");
       break;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "bistro/core/error.hpp"
+#include "bistro/miner/window_batches.hpp"
 #include "bistro/runtime/distributed.hpp"
 
 namespace bistro {
@@ -18,8 +19,8 @@ int MinerRanks::rank() const {
 int MinerRanks::size() const {
   return active_ || ranks_.rank() != 0 ? ranks_.size() : 1;
 }
-int64_t MinerRanks::index(int64_t slot) const {
-  return slot * size() + rank();
+int64_t MinerRanks::index(int64_t slot, int64_t own) const {
+  return stream_index(slot, rank(), size(), own);
 }
 
 std::vector<torch::Tensor> MinerRanks::shared_state(bool full) {
@@ -87,13 +88,13 @@ void MinerRanks::follow(const std::function<const Batch&(uint64_t, int64_t)>& ba
         break;
       }
       case RankOp::Accumulate:
-        trainer_.accumulate(batch(key, index(slot)));
+        trainer_.accumulate(batch(key, slot));
         break;
       case RankOp::StepAccumulated:
         trainer_.step_accumulated();
         break;
       case RankOp::Step:
-        trainer_.step({batch(key, index(slot))});
+        trainer_.step({batch(key, slot)});
         break;
       default:
         fail("rank {}: unknown operation {} from rank 0", rank(), c[0].item<int64_t>());

@@ -4,9 +4,10 @@
 // trainer and the data, and follow until told to stop. Their gradients are summed every step
 // (Trainer::set_ranks), so every rank keeps the same parameters and AdamW state.
 //
-// Micro-batch slot j of a window is micro-batch j * N + r of the window's stream
-// (window_batches.hpp) on rank r: an N-rank miner takes N micro-batches per inner step, N times
-// the tokens, from the same pages of (window, uid) that the validator rebuilds.
+// Each micro-batch slot of a window is a micro-batch on every rank (window_batches.hpp,
+// stream_index): an N-rank miner takes N micro-batches per inner step, N times the tokens; its
+// first steps go over the pages of (window, uid) that the validator rebuilds, as many steps as a
+// one-rank miner gives them, and later steps over N fresh micro-batches each.
 //
 // If a rank dies or times out, rank 0 logs it once and goes on alone (the window in flight is
 // lost, as any failed window is); the other ranks exit when rank 0 does.
@@ -33,8 +34,9 @@ class MinerRanks {
 
   int rank() const;
   int size() const;
-  // The stream index of micro-batch slot `slot` on this rank.
-  int64_t index(int64_t slot) const;
+  // The stream index of micro-batch slot `slot` on this rank, `own` being the window's own
+  // micro-batches (window_batches.hpp, stream_index).
+  int64_t index(int64_t slot, int64_t own) const;
   // Rank 0, while the group holds: more than one rank and none lost.
   bool active() const { return active_; }
 
@@ -47,8 +49,8 @@ class MinerRanks {
   void check_alive();
   std::function<void(const std::string&)> log;
 
-  // The other ranks: follow rank 0 until it says Stop. `batch(key, index)` gives micro-batch
-  // `index` of the stream of pages `key`.
+  // The other ranks: follow rank 0 until it says Stop. `batch(key, slot)` gives this rank's
+  // micro-batch of slot `slot` in the stream of pages `key`.
   void follow(const std::function<const Batch&(uint64_t, int64_t)>& batch);
 
  private:

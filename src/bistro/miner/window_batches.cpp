@@ -10,6 +10,12 @@ WindowBatches::WindowBatches(NeuronData& data, const NeuronHparams& h, uint64_t 
   if (batches_.empty())
     batches_ = data_.batches(pages(key_, h_.pages_per_window, data_.configs), h_.max_micro_batches);
   check(!batches_.empty(), "a miner's window: its pages gave no micro-batches");
+  own_ = static_cast<int64_t>(batches_.size());
+}
+
+int64_t stream_index(int64_t slot, int rank, int ranks, int64_t own) {
+  if (slot < own) return (slot * ranks + rank) % own;
+  return own + (slot - own) * ranks + rank;
 }
 
 const Batch& WindowBatches::at(int64_t i) {
