@@ -32,6 +32,13 @@ std::unique_ptr<Signer> key(uint8_t n) {
   mini[9] = 0x42;
   return sr25519_signer(mini);
 }
+// How many extrinsics `f` made the node receive.
+template <class F>
+size_t extrinsics_sent(test::SubstrateNode& node, F f) {
+  const size_t before = node.submitted();
+  f();
+  return node.submitted() - before;
+}
 SubtensorOptions fast() {
   SubtensorOptions o;
   o.poll_s = 0.01;
@@ -127,11 +134,7 @@ TEST(Subtensor, HashRevealsGoOutOnlyInTheEpochTheChainExpects) {
   SubtensorChain c(node.url(), fast());
   auto cold = key(1), hot = key(2);
   c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
-  auto sent = [&](auto f) {
-    const size_t before = node.submitted();
-    f();
-    return node.submitted() - before;
-  };
+  auto sent = [&](auto f) { return extrinsics_sent(node, f); };
   EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {65535}, 3); }), 1u);  // commit 1, epoch 5
   EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {1000}, 3); }), 1u);  // reveal too early: unsent
   EXPECT_TRUE(node.revealed().empty());
@@ -172,11 +175,7 @@ TEST(Subtensor, HashRevealsFollowTheBlockRuleBeforeSpec423) {
   SubtensorChain c(node.url(), fast());
   auto cold = key(1), hot = key(2);
   c.register_neuron(1, *cold, ss58_encode(hot->public_key()));
-  auto sent = [&](auto f) {
-    const size_t before = node.submitted();
-    f();
-    return node.submitted() - before;
-  };
+  auto sent = [&](auto f) { return extrinsics_sent(node, f); };
   EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {1}, 3); }), 1u);  // commit at block 2, epoch 0
   node.advance(95 - node.head());  // head 95: the next block, 96, is still epoch 0
   EXPECT_EQ(sent([&] { c.set_weights(1, *hot, {0}, {2}, 3); }), 1u);  // too early; commit (96)

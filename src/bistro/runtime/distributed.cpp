@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 
 #include "bistro/core/error.hpp"
@@ -112,25 +113,23 @@ Ranks::Ranks(const RankEnv& e, std::chrono::milliseconds) : rank_(e.rank), size_
 Ranks::Ranks() = default;
 Ranks::~Ranks() = default;
 
-void Ranks::sum(std::vector<at::Tensor>& tensors) {
-  if (size_ == 1 || tensors.empty()) return;
 #if BISTRO_HAVE_C10D_GLOO
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+// A gloo collective takes one tensor (a list is one tensor per device): `tensors` flattened into
+// one CPU buffer per dtype, `collective` run on each, the results copied back in place. One
+// collective per step, not one per parameter. Returns the bytes moved.
+double per_dtype_buffer(std::vector<at::Tensor>& tensors,
+                        const std::function<void(std::vector<at::Tensor>&)>& collective) {
   torch::NoGradGuard no_grad;
-  // One buffer per dtype: one collective per step, not one per parameter.
+  double bytes = 0;
   std::map<c10::ScalarType, std::vector<size_t>> by_type;
   for (size_t i = 0; i < tensors.size(); ++i) by_type[tensors[i].scalar_type()].push_back(i);
   for (auto& [type, idx] : by_type) {
-    std::vector<at::Tensor> flat_parts;
-    for (size_t i : idx) flat_parts.push_back(tensors[i].reshape({-1}).to(torch::kCPU));
-    std::vector<at::Tensor> buf{torch::cat(flat_parts)};
-    try {
-      group_->pg->allreduce(buf)->wait();
-    } catch (const std::exception& ex) {
-      fail("rank {} of {}: summing over the ranks ({}) failed (a rank died or timed out): {}",
-           rank_, size_, group_->where, first_line(ex.what()));
-    }
-    bytes_ += static_cast<double>(buf[0].numel() * buf[0].element_size());
+    std::vector<at::Tensor> parts;
+    for (size_t i : idx) parts.push_back(tensors[i].reshape({-1}).to(torch::kCPU));
+    std::vector<at::Tensor> buf{torch::cat(parts)};
+    collective(buf);
+    bytes += static_cast<double>(buf[0].numel() * buf[0].element_size());
     int64_t at = 0;
     for (size_t i : idx) {
       const int64_t n = tensors[i].numel();
@@ -138,6 +137,23 @@ void Ranks::sum(std::vector<at::Tensor>& tensors) {
       at += n;
     }
   }
+  return bytes;
+}
+}  // namespace
+#endif
+
+void Ranks::sum(std::vector<at::Tensor>& tensors) {
+  if (size_ == 1 || tensors.empty()) return;
+#if BISTRO_HAVE_C10D_GLOO
+  const auto t0 = std::chrono::steady_clock::now();
+  bytes_ += per_dtype_buffer(tensors, [&](std::vector<at::Tensor>& buf) {
+    try {
+      group_->pg->allreduce(buf)->wait();
+    } catch (const std::exception& ex) {
+      fail("rank {} of {}: summing over the ranks ({}) failed (a rank died or timed out): {}",
+           rank_, size_, group_->where, first_line(ex.what()));
+    }
+  });
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 #endif
 }
@@ -145,14 +161,7 @@ void Ranks::sum(std::vector<at::Tensor>& tensors) {
 void Ranks::broadcast(std::vector<at::Tensor>& tensors, int root) {
   if (size_ == 1 || tensors.empty()) return;
 #if BISTRO_HAVE_C10D_GLOO
-  torch::NoGradGuard no_grad;
-  // A gloo collective takes one tensor (a list is one tensor per device): one buffer per dtype.
-  std::map<c10::ScalarType, std::vector<size_t>> by_type;
-  for (size_t i = 0; i < tensors.size(); ++i) by_type[tensors[i].scalar_type()].push_back(i);
-  for (auto& [type, idx] : by_type) {
-    std::vector<at::Tensor> parts;
-    for (size_t i : idx) parts.push_back(tensors[i].reshape({-1}).to(torch::kCPU));
-    std::vector<at::Tensor> buf{torch::cat(parts)};
+  per_dtype_buffer(tensors, [&](std::vector<at::Tensor>& buf) {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     try {
@@ -161,13 +170,7 @@ void Ranks::broadcast(std::vector<at::Tensor>& tensors, int root) {
       fail("rank {} of {}: broadcast from rank {} ({}) failed (a rank died or timed out): {}",
            rank_, size_, root, group_->where, first_line(ex.what()));
     }
-    int64_t at = 0;
-    for (size_t i : idx) {
-      const int64_t n = tensors[i].numel();
-      tensors[i].copy_(buf[0].narrow(0, at, n).view(tensors[i].sizes()));
-      at += n;
-    }
-  }
+  });
 #endif
 }
 
