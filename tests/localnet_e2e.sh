@@ -23,6 +23,10 @@
 #   failover  three validators; the lead is SIGKILLed mid-run and restarted three windows later.
 #          Checks: at most 2 windows without a record, the next validator in the order took over,
 #          the old lead rejoined as a follower, and every node ended on the new lead's theta.
+#   ranks  protocol v2 with each honest miner on 2 data-parallel ranks (--miner-ranks 2, gloo on
+#          loopback); miner-0 (its rank 0) is SIGKILLed mid-run, its rank 1 dies with it, and it is
+#          restarted two windows later with both. Checks: the miners ran 2 ranks, every hash
+#          agrees, the restarted miner caught up, updates enter the records, the master trains.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
 set -u
@@ -58,6 +62,8 @@ case $mode in
           --stakes 1000,500,250,100 --commit-reveal) ;;
   failover)
     args=(--miners 2 --windows 10 --validators 3 --kill-lead) ;;
+  ranks)
+    args=(--miners 2 --miner-ranks 2 --windows 8 --kill-miner) ;;
   slice)
     echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
     args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
@@ -79,6 +85,14 @@ if [[ $mode == validators ]]; then  # the weights as the chain holds them (revea
   "$bistro" chain get-weights --subtensor.network "file:$dir/run/chain.db" --netuid 1 --json \
     > "$dir/run/weights.json" || { echo "FAIL: bistro chain get-weights"; exit 1; }
 fi
+if [[ $mode == ranks ]]; then
+  for m in miner-0 miner-1; do
+    grep -q "cpu fp32, 2 ranks" "$dir/run/logs/$m.log" || { echo "FAIL: $m did not run 2 ranks"; exit 1; }
+  done
+  for _ in $(seq 50); do pgrep -f "$dir/run" > /dev/null || break; sleep 0.1; done
+  if pgrep -f "$dir/run" > /dev/null; then echo "FAIL: a rank outlived the localnet"; exit 1; fi
+  echo "ok: both miners ran 2 ranks, and no rank outlived the run"
+fi
 if [[ $mode == bf16 ]] && ! grep -q "cpu bf16" "$dir"/run/logs/miner-0.log; then
   echo "FAIL: miner-0 did not run in bf16"; exit 1
 fi
@@ -97,9 +111,9 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover")
+v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks")
 windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 8, "failover": 10, "slice": 5, "dct": 4,
-           "gauntlet": 8}[mode]
+           "gauntlet": 8, "ranks": 8}[mode]
 if mode == "failover":
     expect(s["windows"] + s["windows_without_record"] == windows and s["windows_without_record"] <= 2,
            f"at most 2 windows without a record ({s['windows_without_record']})")
@@ -201,6 +215,8 @@ if v2:
         replay = [u for u, k in kind.items() if k == "replay"][0]
         expect(f"uid {replay} not in the record: copy of uid" in log and "'s update of window" in log,
                "the replay's rejection is logged as a copy of an earlier window")
+    if mode == "ranks":
+        expect(s["miner_restarted"], "miner-0 and its rank were killed and restarted")
     if mode == "loco":
         lazy = [u for u, k in kind.items() if k == "lazy"][0]
         garbage = [u for u, k in kind.items() if k == "garbage"][0]

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <torch/torch.h>
+
 #include "bistro/core/error.hpp"
 
 namespace bistro {
@@ -21,6 +23,11 @@ NodeRanks::NodeRanks(const NeuronArgs& a, const NeuronHparams& h, const std::str
   if (!env) {
     group = std::make_unique<runtime::Ranks>();
     return;
+  }
+  if (a.device.rfind("cuda", 0) == 0) {  // one GPU a rank: local rank k takes cuda:k
+    const auto n = static_cast<int>(torch::cuda::device_count());
+    check(env->local_rank < n, "rank {} (local rank {}) has no GPU: this host has {}", env->rank,
+          env->local_rank, n);
   }
   const double seconds =
       std::max(60.0, 4.0 * 12.0 * static_cast<double>(h.blocks_per_window + h.grace_blocks));
