@@ -87,16 +87,8 @@ std::string train_fingerprint(const TrainArgs& a) {
 
 int run_train(const TrainArgs& a) {
   // Ranks: torchrun's environment, or --ranks N spawned here (before libtorch starts its threads).
-  check(a.ranks >= 1, "--ranks {}: at least 1", a.ranks);
-  auto env = runtime::rank_env();
-  check(!env || a.ranks == 1 || env->world_size == a.ranks,
-        "--ranks {} but WORLD_SIZE={}: launch with one or the other", a.ranks,
-        env ? env->world_size : 0);
   std::unique_ptr<runtime::LocalRanks> local;
-  if (!env && a.ranks > 1) {
-    local = std::make_unique<runtime::LocalRanks>(a.ranks);
-    env = runtime::rank_env();
-  }
+  const auto env = runtime::launch_ranks(a.ranks, local);
   const int world = env ? env->world_size : 1;
   int threads = a.common.threads;
   if (threads == 0 && world > 1)  // the host's cores shared out, as torchrun's OMP_NUM_THREADS
@@ -104,9 +96,7 @@ int run_train(const TrainArgs& a) {
   init_runtime(threads);
   auto compute = parse_compute(a.common.device, a.common.dtype);
   if (env && compute.device.is_cuda()) {
-    const auto n = static_cast<int>(torch::cuda::device_count());
-    check(env->local_rank < n, "rank {} (local rank {}) has no GPU: this host has {}", env->rank,
-          env->local_rank, n);
+    runtime::require_rank_gpu(*env);
     if (!compute.device.has_index())
       compute.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
   }

@@ -80,20 +80,4 @@ RevealTiming reveal_timing(uint64_t reveal_epoch, uint64_t commit_epoch, uint64_
                                : RevealTiming::Expired;
 }
 
-const char* to_string(RevealTiming t) {
-  switch (t) {
-    case RevealTiming::Unknown:
-      return "unknown";
-    case RevealTiming::NotFound:
-      return "not on chain";
-    case RevealTiming::TooEarly:
-      return "too early";
-    case RevealTiming::Due:
-      return "due";
-    case RevealTiming::Expired:
-      return "expired";
-  }
-  return "?";
-}
-
 }  // namespace bistro::chain

@@ -53,6 +53,5 @@ enum class RevealTiming {
   Expired,   // after it: the chain would refuse it (ExpiredWeightCommit)
 };
 RevealTiming reveal_timing(uint64_t reveal_epoch, uint64_t commit_epoch, uint64_t reveal_period);
-const char* to_string(RevealTiming t);
 
 }  // namespace bistro::chain

@@ -161,11 +161,13 @@ void SubtensorChain::commit_timelocked(uint16_t netuid, const Signer& hotkey,
   // runtimes reveal only in the epoch's firing block, and only if the pulse is in by then.
   const uint64_t head = block();
   const auto tempo = static_cast<uint16_t>(h.tempo);
-  const auto schedule = epoch_schedule(netuid, tempo, head);
-  const uint64_t reveal_block =
-      version == 3 ? crv3_reveal_block(head + 1, netuid, tempo, h.reveal_period)
-      : schedule   ? first_reveal_block(*schedule, h.reveal_period)
-                   : first_reveal_block_before_423(head, netuid, tempo, h.reveal_period);
+  uint64_t reveal_block = 0;
+  if (version == 3)
+    reveal_block = crv3_reveal_block(head + 1, netuid, tempo, h.reveal_period);
+  else if (const auto schedule = epoch_schedule(netuid, tempo, head))
+    reveal_block = first_reveal_block(*schedule, h.reveal_period);
+  else
+    reveal_block = first_reveal_block_before_423(head, netuid, tempo, h.reveal_period);
   const double now =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const double spb = seconds_per_block();

@@ -56,6 +56,12 @@ std::optional<RankEnv> rank_env() {
   return e;
 }
 
+void require_rank_gpu(const RankEnv& e) {
+  const auto n = static_cast<int>(torch::cuda::device_count());
+  check(e.local_rank < n, "rank {} (local rank {}) has no GPU: this host has {}", e.rank,
+        e.local_rank, n);
+}
+
 #if BISTRO_HAVE_C10D_GLOO
 bool distributed_available() {
   return true;

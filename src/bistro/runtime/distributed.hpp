@@ -36,6 +36,9 @@ struct RankEnv {
 // inconsistent (RANK outside [0, WORLD_SIZE), a port outside 1-65535).
 std::optional<RankEnv> rank_env();
 
+// One GPU a rank: local rank k takes cuda:k. Refused by name where this host has no GPU k.
+void require_rank_gpu(const RankEnv& e);
+
 // Whether this build can form groups of more than one rank.
 bool distributed_available();
 

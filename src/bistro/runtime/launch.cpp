@@ -88,6 +88,19 @@ LocalRanks::~LocalRanks() {
     if (pid > 0) ::waitpid(pid, nullptr, 0);
 }
 
+std::optional<RankEnv> launch_ranks(int requested, std::unique_ptr<LocalRanks>& local) {
+  check(requested >= 1, "--ranks {}: at least 1", requested);
+  auto env = rank_env();
+  check(!env || requested == 1 || env->world_size == requested,
+        "--ranks {} but WORLD_SIZE={}: launch with one or the other", requested,
+        env ? env->world_size : 0);
+  if (!env && requested > 1) {
+    local = std::make_unique<LocalRanks>(requested);
+    env = rank_env();
+  }
+  return env;
+}
+
 void LocalRanks::wait() {
   std::string failed;
   for (size_t k = 0; k < pids_.size(); ++k) {

@@ -5,7 +5,11 @@
 // dies with its parent (PR_SET_PDEATHSIG): no orphaned rank outlives a killed node.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <vector>
+
+#include "bistro/runtime/distributed.hpp"
 
 namespace bistro::runtime {
 
@@ -22,5 +26,10 @@ class LocalRanks {
  private:
   std::vector<int> pids_;  // rank k at k - 1
 };
+
+// This process's place among its node's ranks: torchrun's environment (rank_env) or, with
+// `requested` > 1 and none set, `requested` ranks spawned into `local`; nullopt for a node of
+// one rank. Refused by name: `requested` below 1, or other than a WORLD_SIZE that is set.
+std::optional<RankEnv> launch_ranks(int requested, std::unique_ptr<LocalRanks>& local);
 
 }  // namespace bistro::runtime
