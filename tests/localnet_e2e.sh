@@ -23,10 +23,12 @@
 #   failover  three validators; the lead is SIGKILLed mid-run and restarted three windows later.
 #          Checks: at most 2 windows without a record, the next validator in the order took over,
 #          the old lead rejoined as a follower, and every node ended on the new lead's theta.
-#   ranks  protocol v2 with each honest miner on 2 data-parallel ranks (--miner-ranks 2, gloo on
-#          loopback); miner-0 (its rank 0) is SIGKILLed mid-run, its rank 1 dies with it, and it is
-#          restarted two windows later with both. Checks: the miners ran 2 ranks, every hash
-#          agrees, the restarted miner caught up, updates enter the records, the master trains.
+#   ranks  protocol v2 with each honest miner and the validator on 2 data-parallel ranks
+#          (--miner-ranks 2 --validator-ranks 2, gloo on loopback); miner-0 (its rank 0) is
+#          SIGKILLed mid-run, its rank 1 dies with it, and it is restarted two windows later with
+#          both. Checks: the miners and the validator ran 2 ranks, the validator's never failed,
+#          every hash agrees, the restarted miner caught up, updates enter the records, the
+#          master trains.
 #   slice  BISTRO's slices (the v1 protocol), validator killed and restarted.
 #   dct    DeMo's DCT top-k (v1).
 set -u
@@ -63,7 +65,7 @@ case $mode in
   failover)
     args=(--miners 2 --windows 10 --validators 3 --kill-lead) ;;
   ranks)
-    args=(--miners 2 --miner-ranks 2 --windows 8 --kill-miner) ;;
+    args=(--miners 2 --miner-ranks 2 --validator-ranks 2 --windows 8 --kill-miner) ;;
   slice)
     echo "{\"codec\": \"slice\", \"temperature\": 1000, $v1}" > "$dir/hparams.json"
     args=(--miners 4 --lazy 1 --garbage 1 --windows 5 --block-time 0.8 --kill-validator
@@ -89,9 +91,12 @@ if [[ $mode == ranks ]]; then
   for m in miner-0 miner-1; do
     grep -q "cpu fp32, 2 ranks" "$dir/run/logs/$m.log" || { echo "FAIL: $m did not run 2 ranks"; exit 1; }
   done
+  vlog="$dir/run/logs/validator.log"
+  grep -q "2 ranks: each measurement" "$vlog" || { echo "FAIL: the validator did not run 2 ranks"; exit 1; }
+  if grep -q "ranks failed" "$vlog"; then grep "ranks failed" "$vlog"; echo "FAIL: the validator's ranks failed"; exit 1; fi
   for _ in $(seq 50); do pgrep -f "$dir/run" > /dev/null || break; sleep 0.1; done
   if pgrep -f "$dir/run" > /dev/null; then echo "FAIL: a rank outlived the localnet"; exit 1; fi
-  echo "ok: both miners ran 2 ranks, and no rank outlived the run"
+  echo "ok: both miners and the validator ran 2 ranks, and no rank outlived the run"
 fi
 if [[ $mode == bf16 ]] && ! grep -q "cpu bf16" "$dir"/run/logs/miner-0.log; then
   echo "FAIL: miner-0 did not run in bf16"; exit 1

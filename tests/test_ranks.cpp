@@ -1,7 +1,9 @@
-// A miner's ranks (miner/ranks.hpp) over c10d's gloo, two ranks as two threads of this process:
-// rank 0 drives its inner loop as the miner does and rank 1 follows; both end with the
-// parameters and AdamW state of one trainer that takes both ranks' micro-batches in each step
-// (DDP semantics), within fp32 tolerance.
+// A node's ranks over c10d's gloo, two ranks as two threads of this process.
+// A miner's (miner/ranks.hpp): rank 0 drives its inner loop as the miner does and rank 1 follows;
+// both end with the parameters and AdamW state of one trainer that takes both ranks' micro-batches
+// in each step (DDP semantics), within fp32 tolerance.
+// A validator's (validator/ranks.hpp): its scorer with a second rank makes the observations of
+// one rank, bit for bit, and so the same verdicts.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -15,8 +17,13 @@
 #include "bistro/miner/ranks.hpp"
 #include "bistro/miner/window_batches.hpp"
 #include "bistro/protocol/neuron.hpp"
+#include "bistro/compress/error_feedback.hpp"
+#include "bistro/protocol/outer_step.hpp"
 #include "bistro/runtime/distributed.hpp"
 #include "bistro/train/text_batches.hpp"
+#include "bistro/validator/judge.hpp"
+#include "bistro/validator/ranks.hpp"
+#include "bistro/validator/scoring.hpp"
 #include "model_test_util.hpp"
 
 namespace bistro {
@@ -136,6 +143,124 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
   // Its pseudo-gradient from the start matches the reference's.
   const auto start = parameter_tensors(trainer(42).model());
   EXPECT_LT(max_diff(pseudo_gradient(start, p0), pseudo_gradient(start, pr)), 2e-5);
+}
+
+// Forms a group of two when this build can; otherwise checks that it refuses by name.
+bool group_of_two_possible(int port) {
+  if (runtime::distributed_available()) return true;
+  try {
+    runtime::Ranks r({.rank = 0, .world_size = 2, .master_port = port}, std::chrono::seconds(5));
+    ADD_FAILURE() << "a group of two formed without gloo";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no c10d gloo"), std::string::npos) << e.what();
+  }
+  return false;
+}
+
+// An update alone as index writes sent to another rank (Delta) writes apply_alone's bits.
+TEST(Ranks, ADeltaWritesTheBitsOfTheUpdateAppliedAlone) {
+  NeuronHparams h;
+  Llama theta(preset("tiny"));
+  theta->init_weights(h.init_seed);
+  const auto params = parameter_tensors(theta);
+  ErrorFeedback ef(theta->ordered_parameters(), {.k = h.topk});
+  std::vector<torch::Tensor> d;
+  torch::manual_seed(5);
+  for (const auto& p : params) d.push_back(torch::randn_like(p) * 1e-2);
+  const Update u = ef.encode(d);
+  std::vector<double> scale(params.size(), 0.8);
+  scale[1] = 0.3;
+  const std::string before = params_hash(params);
+  auto saved = apply_alone(params, u, 0.7, scale);
+  const std::string alone = params_hash(params);
+  restore_alone(params, u, saved);
+  const Delta delta = delta_of(params, u, 0.7, scale);
+  saved = apply_delta(params, delta);
+  EXPECT_NE(params_hash(params), before);
+  EXPECT_EQ(params_hash(params), alone);
+  restore_delta(params, delta, saved);
+  EXPECT_EQ(params_hash(params), before);
+}
+
+TEST(Ranks, ATwoRankValidatorMeasuresAsOneRank) {
+  const int port = free_port();
+  if (!group_of_two_possible(port)) return;
+  NeuronHparams h;
+  const LlamaConfig config = preset("tiny");
+  Llama theta = trainer(42).model();
+  const auto batches = stream(12);
+  // Three miners: two trained on their own two micro-batches, one elsewhere.
+  std::vector<std::vector<Batch>> own;
+  std::vector<Update> ups;
+  for (size_t m = 0; m < 3; ++m) {
+    own.push_back({batches[2 * m], batches[2 * m + 1]});
+    Trainer t = trainer(42);
+    const std::vector<Batch> train = m == 2 ? std::vector<Batch>{batches[11]} : own.back();
+    for (int s = 0; s < 4; ++s) t.step(train);
+    ErrorFeedback e(theta->ordered_parameters(), {.k = h.topk});
+    ups.push_back(e.encode(pseudo_gradient(parameter_tensors(theta), parameter_tensors(t.model()))));
+  }
+  // Three random micro-batches: the ranks take two and one.
+  const std::vector<Batch> random = {batches[8], batches[9], batches[10]};
+  std::vector<Observation> obs;
+  for (uint16_t m = 0; m < 3; ++m) obs.push_back({static_cast<uint16_t>(m + 1), fmt::format("hk{}", m), "ok"});
+  auto measure = [&](ScoringRanks* ranks, std::vector<Observation>& o) {
+    WindowScorer s(theta, config, random, 1.0, ranks);
+    for (size_t m = 0; m < 3; ++m) s.add(static_cast<uint16_t>(m + 1), &ups[m], own[m]);
+    s.observe(o, {});
+    return s.forward_batches();
+  };
+  int follower_ops = 0;
+  std::thread follower([&] {
+    runtime::Ranks g({.rank = 1, .world_size = 2, .master_port = port}, std::chrono::seconds(30));
+    Llama other = trainer(99).model();  // other weights: the scorer's theta must replace them
+    ScoringRanks r(g);
+    EXPECT_FALSE(r.active());
+    r.follow(other);
+    follower_ops = 1;
+  });
+  auto two = obs;
+  uint64_t forwards = 0;
+  {
+    runtime::Ranks g({.rank = 0, .world_size = 2, .master_port = port}, std::chrono::seconds(30));
+    ScoringRanks r(g);
+    ASSERT_TRUE(r.active());
+    forwards = measure(&r, two);
+    EXPECT_TRUE(r.active());  // nothing failed
+    EXPECT_GT(r.shared_batches(), forwards / 3);  // rank 1 took its share
+  }  // Stop
+  follower.join();
+  EXPECT_EQ(follower_ops, 1);
+  auto one = obs;
+  EXPECT_EQ(measure(nullptr, one), forwards);
+  for (size_t i = 0; i < obs.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(two[i].d_own, one[i].d_own);
+    EXPECT_EQ(two[i].d_random, one[i].d_random);
+    EXPECT_EQ(std::isnan(two[i].d_cross), std::isnan(one[i].d_cross));
+    if (!std::isnan(one[i].d_cross)) {
+      EXPECT_EQ(two[i].d_cross, one[i].d_cross);
+    }
+    EXPECT_EQ(two[i].own_margin.n, one[i].own_margin.n);
+    EXPECT_EQ(two[i].own_margin.mean, one[i].own_margin.mean);
+    EXPECT_EQ(two[i].random.mean, one[i].random.mean);
+    EXPECT_EQ(two[i].placebo.mean, one[i].placebo.mean);
+  }
+  EXPECT_GT(one[0].margin(), 0);  // a real measurement: the trained miners show their pages
+  std::map<std::string, Rating> r1, r2;
+  const auto p = gauntlet_params(h);
+  const auto v1 = judge_window(one, r1, p, 5), v2 = judge_window(two, r2, p, 5);
+  ASSERT_EQ(v1.size(), v2.size());
+  int passed = 0;
+  for (size_t i = 0; i < v1.size(); ++i) {
+    EXPECT_EQ(v1[i].uid, v2[i].uid);
+    EXPECT_EQ(v1[i].passed, v2[i].passed);
+    EXPECT_EQ(v1[i].admitted, v2[i].admitted);
+    EXPECT_EQ(v1[i].score, v2[i].score);
+    EXPECT_EQ(v1[i].reason, v2[i].reason);
+    passed += v1[i].passed;
+  }
+  EXPECT_GT(passed, 0);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 
 #include "bistro/ops/bench_chain.hpp"
 #include "bistro/ops/bench_data.hpp"
+#include "bistro/ops/bench_score.hpp"
 #include "bistro/ops/bench_train.hpp"
 #include "bistro/ops/experiment_attack.hpp"
 #include "bistro/ops/experiment_converge.hpp"
@@ -327,6 +328,16 @@ int main(int argc, char** argv) {
   bench_compress->add_option("--repeats", bc.repeats, "merges timed (median)");
   bench_compress->add_flag("--json", bc_json, "one JSON line");
 
+  ScoreBenchOptions bs;
+  auto* bench_score = bench_cmd->add_subcommand(
+      "score", "the validator's measurement of one update, on 1 or N ranks");
+  bench_score->add_option("--preset", bs.preset, "model preset");
+  bench_score->add_option("--updates", bs.updates, "updates timed (after one untimed)");
+  bench_score->add_option("--threads", bs.threads, "libtorch threads per rank");
+  bench_score->add_option("--ranks", bs.ranks, "data-parallel ranks on this host");
+  bench_score->add_option("--device", bs.device, "cpu, cuda or cuda:N");
+  bench_score->add_option("--dtype", bs.dtype, "fp32 or bf16 (autocast)");
+
   auto* experiment_cmd = app.add_subcommand("experiment", "experiments");
   experiment_cmd->require_subcommand(1);
   AttackOptions att;
@@ -432,6 +443,7 @@ int main(int argc, char** argv) {
       run_converge_experiment(conv);
       return 0;
     }
+    if (*bench_score) return run_score_bench(bs);
     if (*bench_compress) {
       const auto r = run_compress_bench(bc);
       if (bc_json) {

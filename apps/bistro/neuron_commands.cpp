@@ -31,9 +31,8 @@ int run_validator(const NeuronArgs& a) {
   const NeuronHparams h = load_hparams(a.hparams_file);
   check(a.scoring == "loss-delta" || a.scoring == "win-rate" || a.scoring == "gradient-distance",
         "validator: unknown --scoring '{}' (loss-delta, win-rate or gradient-distance)", a.scoring);
-  check(a.ranks == 1,
-        "validator: --ranks {}: a validator runs on one rank in this version (miners take --ranks)",
-        a.ranks);
+  check(a.ranks == 1 || h.codec == "sparseloco",
+        "validator: --ranks needs codec sparseloco (codec {} runs one rank)", h.codec);
   init_runtime(a.threads);
   neuron_compute(a, h.codec);
   check(h.codec != "sparseloco" || a.scoring == "loss-delta",
@@ -66,8 +65,9 @@ void add_neuron_flags(CLI::App* c, NeuronArgs& a) {
   c->add_flag("--register", a.register_neuron, "register the hotkey if it is not registered");
   c->add_option("--threads", a.threads, "CPU threads");
   c->add_option("--ranks", a.ranks,
-                "miner: data-parallel ranks on this host, one hotkey (torchrun's RANK/WORLD_SIZE "
-                "also work)");
+                "data-parallel ranks on this host, one hotkey (torchrun's RANK/WORLD_SIZE also "
+                "work): a miner's share each step's micro-batches, a validator's each "
+                "measurement's");
   c->add_option("--start-window", a.start_window, "first window (default: the current one)");
   c->add_option("--windows", a.windows, "stop after this many windows (default: run forever)");
   c->add_option("--behaviour", a.behaviour,
@@ -127,6 +127,8 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_option("--threads", l->threads, "threads per process");
   localnet->add_option("--miner-ranks", l->miner_ranks,
                        "data-parallel ranks per honest miner (gloo on this host)");
+  localnet->add_option("--validator-ranks", l->validator_ranks,
+                       "data-parallel ranks per honest validator (gloo on this host)");
   localnet->add_option("--validators", l->validators,
                        "validators (v2): the first leads, the others follow its records");
   localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")

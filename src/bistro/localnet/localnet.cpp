@@ -105,7 +105,9 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   const int validators = o.validators + static_cast<int>(o.validator_cheats.size());
   // An honest miner's extra ranks each take a micro-batch of every step, at once.
   const int ranks = (o.miners - o.lazy - o.garbage) * (std::max(1, o.miner_ranks) - 1);
-  const int processes = miners + ranks + validators;
+  // A validator's extra ranks share its measurements: more processes, the same work.
+  const int validator_ranks = o.validators * (std::max(1, o.validator_ranks) - 1);
+  const int processes = miners + ranks + validators + validator_ranks;
   const double step = time_inner_step(h, processes, parse_compute(o.device, o.dtype));
   const double H = static_cast<double>(h.inner_steps);
   // Dishonest validators measure nothing: they only apply the records.
@@ -145,7 +147,14 @@ class SubnetBuilder {
   const fs::path& chain_file() const { return chain_file_; }
 
   std::vector<Proc> nodes(const std::vector<std::pair<Behaviour, int>>& cheats) {
+    // The honest validators' ranks (dishonest kinds measure nothing).
+    auto ranked = [&] {
+      if (o_.validator_ranks > 1)
+        procs_.back().argv.insert(procs_.back().argv.end(),
+                                  {"--ranks", std::to_string(o_.validator_ranks)});
+    };
     add("validator", "validator", "validator");
+    ranked();
     for (int i = 0; i < o_.miners; ++i) {
       std::string b = i >= o_.miners - o_.garbage             ? "garbage"
                       : i >= o_.miners - o_.garbage - o_.lazy ? "lazy"
@@ -162,8 +171,10 @@ class SubnetBuilder {
       }
     }
     // The followers last, so that procs[0] is the lead and procs[1] miner-0 whatever their number.
-    for (int i = 1; i < o_.validators; ++i)
+    for (int i = 1; i < o_.validators; ++i) {
       add(fmt::format("validator-{}", i), "validator", "validator");
+      ranked();
+    }
     for (size_t i = 0; i < o_.validator_cheats.size(); ++i) {
       add(fmt::format("validator-{}", o_.validators + static_cast<int>(i)), "validator",
           "validator");

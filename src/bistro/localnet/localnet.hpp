@@ -26,7 +26,8 @@ struct LocalnetOptions {
   bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
   bool baseline = false;    // then train one AdamW model on the union of the miners' pages
   int threads = 1;
-  int miner_ranks = 1;  // data-parallel ranks per honest miner (--ranks; gloo on this host)
+  int miner_ranks = 1;      // data-parallel ranks per honest miner (--ranks; gloo on this host)
+  int validator_ranks = 1;  // ... and per honest validator
   // Validators (v2): the first leads, the others follow its records and judge on their own.
   // stakes: each one's stake in TAO (default 1000, 600, 300, 150, ...: the first leads).
   int validators = 1;

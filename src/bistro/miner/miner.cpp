@@ -468,10 +468,7 @@ int LocoMiner::run() {
 
 // Ranks 1..N-1 of a miner: its trainer and data only, following rank 0 (ranks.hpp).
 int follow_miner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group) {
-  Compute compute = parse_compute(a.device, a.dtype);
-  if (compute.device.is_cuda() && a.device == "cuda")  // no index given: the rank's own GPU
-    if (const auto env = runtime::rank_env())
-      compute.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  const Compute compute = rank_compute(a);
   Trainer trainer = inner_trainer(h, compute);
   NeuronData data(a.dataset, h);
   MinerRanks ranks(group, trainer);

@@ -23,6 +23,14 @@ NodeRanks::NodeRanks(const NeuronArgs& a, const NeuronHparams& h, const std::str
                                                       a.device, a.dtype, a.dataset, a.behaviour));
 }
 
+Compute rank_compute(const NeuronArgs& a) {
+  Compute compute = parse_compute(a.device, a.dtype);
+  if (compute.device.is_cuda() && a.device == "cuda")
+    if (const auto env = runtime::rank_env())
+      compute.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  return compute;
+}
+
 void NodeRanks::finish() {
   if (local) local->wait();
 }

@@ -13,6 +13,7 @@
 #include "bistro/protocol/neuron.hpp"
 #include "bistro/runtime/distributed.hpp"
 #include "bistro/runtime/launch.hpp"
+#include "bistro/runtime/runtime.hpp"
 
 namespace bistro {
 
@@ -24,5 +25,8 @@ struct NodeRanks {
   std::unique_ptr<runtime::LocalRanks> local;  // the ranks this process spawned
   std::unique_ptr<runtime::Ranks> group;       // a group of one without ranks
 };
+
+// --device and --dtype on this rank: `cuda` with no index is the rank's own GPU (LOCAL_RANK).
+Compute rank_compute(const NeuronArgs& a);
 
 }  // namespace bistro

@@ -11,7 +11,7 @@ void LocoValidator::open(Window& w) {
   const auto random = data_->sample(
       rng::derive(global_pages_key(w.u, chain_->block_hash(window_start_block(w.u, h_))), secret_),
       h_.score_random_batches);
-  w.scorer = std::make_unique<WindowScorer>(theta_, config_, random, h_.outer_lr);
+  w.scorer = std::make_unique<WindowScorer>(theta_, config_, random, h_.outer_lr, &ranks_);
   if (!clip_.empty()) w.scorer->set_clip(clip_);
   w.metagraph = chain_->metagraph(a_.netuid);
   w.commits = chain_->commitments(a_.netuid);

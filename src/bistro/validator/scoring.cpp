@@ -10,6 +10,7 @@
 #include "bistro/compress/sparse_loco.hpp"
 #include "bistro/protocol/neuron.hpp"
 #include "bistro/protocol/outer_step.hpp"
+#include "bistro/validator/ranks.hpp"
 
 namespace bistro {
 
@@ -55,6 +56,21 @@ torch::Tensor on(const torch::Tensor& p, std::vector<int64_t> v) {
 
 }  // namespace
 
+namespace {
+// flat[at] -= values in flat's dtype; the old values are returned.
+torch::Tensor index_subtract(torch::Tensor flat, const torch::Tensor& at,
+                             const torch::Tensor& values) {
+  const auto idx = at.to(flat.device());
+  auto saved = flat.index_select(0, idx);
+  flat.index_put_({idx}, saved - values.to(flat.device()).to(flat.scalar_type()));
+  return saved;
+}
+
+torch::Tensor scaled_values(const UpdateTensor& t, float f) {
+  return torch::tensor(t.val, torch::kFloat32).mul(f);
+}
+}  // namespace
+
 SavedValues apply_alone(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
                         const std::vector<double>& scale, bool index_ops) {
   torch::NoGradGuard no_grad;
@@ -66,11 +82,8 @@ SavedValues apply_alone(const std::vector<torch::Tensor>& params, const Update& 
     const float f = static_cast<float>(alpha * scale[i]);
     const auto e = elements(params[i], u, i);
     if (index_ops || !raw(params[i])) {
-      auto flat = params[i].view({-1});
-      const auto idx = on(flat, e);
-      saved.device[i] = flat.index_select(0, idx);
-      const auto val = torch::tensor(t.val, torch::kFloat32).mul(f).to(flat.device());
-      flat.index_put_({idx}, saved.device[i] - val.to(flat.scalar_type()));
+      saved.device[i] = index_subtract(params[i].view({-1}), torch::tensor(e, torch::kInt64),
+                                       scaled_values(t, f));
       continue;
     }
     float* p = params[i].data_ptr<float>();
@@ -96,6 +109,39 @@ void restore_alone(const std::vector<torch::Tensor>& params, const Update& u,
     float* p = params[i].data_ptr<float>();
     for (size_t j = 0; j < e.size() && j < saved.cpu[i].size(); ++j) p[e[j]] = saved.cpu[i][j];
   }
+}
+
+Delta delta_of(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
+               const std::vector<double>& scale) {
+  Delta d;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (i >= u.tensors.size()) {
+      d.at.push_back(torch::empty({0}, torch::kInt64));
+      d.values.push_back(torch::empty({0}, torch::kFloat32));
+      continue;
+    }
+    d.at.push_back(torch::tensor(elements(params[i], u, i), torch::kInt64));
+    d.values.push_back(scaled_values(u.tensors[i], static_cast<float>(alpha * scale[i])));
+  }
+  return d;
+}
+
+SavedValues apply_delta(const std::vector<torch::Tensor>& params, const Delta& d) {
+  torch::NoGradGuard no_grad;
+  SavedValues saved;
+  saved.cpu.assign(params.size(), {});
+  saved.device.assign(params.size(), {});
+  for (size_t i = 0; i < params.size() && i < d.at.size(); ++i)
+    saved.device[i] = index_subtract(params[i].view({-1}), d.at[i], d.values[i]);
+  return saved;
+}
+
+void restore_delta(const std::vector<torch::Tensor>& params, const Delta& d,
+                   const SavedValues& saved) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size() && i < d.at.size(); ++i)
+    if (saved.device[i].defined())
+      params[i].view({-1}).index_put_({d.at[i].to(params[i].device())}, saved.device[i]);
 }
 
 std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches) {
@@ -168,21 +214,25 @@ Llama model_like(Llama& like, const LlamaConfig& config) {
 }  // namespace
 
 WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random,
-                           double alpha)
+                           double alpha, ScoringRanks* ranks)
     : theta_(model_like(theta, config)),
       config_(config),
       random_(std::move(random)),
-      alpha_(alpha) {
+      alpha_(alpha),
+      ranks_(ranks) {
   copy_parameters(parameter_tensors(theta_), parameter_tensors(theta));
-  base_ = sequence_losses(theta_, random_);
+  if (ranks_) ranks_->set_theta(parameter_tensors(theta_));
+  copies_.push_back(theta_);
+  base_ = losses(theta_, nullptr, random_);
   base_random_ = mean_of(base_);
   forwards_ += random_.size();
-  copies_.push_back(theta_);
 }
 
 std::vector<Llama>& WindowScorer::models(int threads) {
-  // One model per CPU thread; a GPU runs one at a time anyway.
-  if (!parameter_tensors(theta_).front().device().is_cpu()) threads = 1;
+  // One model per CPU thread; a GPU runs one at a time anyway, and ranks take one thread (their
+  // collectives are rank 0's main thread's).
+  if (!parameter_tensors(theta_).front().device().is_cpu() || (ranks_ && ranks_->active()))
+    threads = 1;
   while (static_cast<int>(copies_.size()) < threads) {
     Llama m = model_like(theta_, config_);
     copy_parameters(parameter_tensors(m), parameter_tensors(theta_));
@@ -191,13 +241,30 @@ std::vector<Llama>& WindowScorer::models(int threads) {
   return copies_;
 }
 
+std::vector<double> WindowScorer::losses(Llama& m, const Entry* applied,
+                                         const std::vector<Batch>& batches) {
+  if (!ranks_ || !ranks_->active() || m.get() != theta_.get()) return sequence_losses(m, batches);
+  if (!applied) return ranks_->losses(m, nullptr, batches);
+  const Delta d = delta_of(parameter_tensors(m), *applied->update, alpha_, applied->scale);
+  return ranks_->losses(m, &d, batches);
+}
+
 void WindowScorer::measure(Llama& m, Entry& e) {
   const auto params = parameter_tensors(m);
   torch::NoGradGuard no_grad;
-  e.before = sequence_losses(m, e.own);
+  e.before = losses(m, nullptr, e.own);
   const auto saved = apply_alone(params, *e.update, alpha_, e.scale);
-  e.after_own = sequence_losses(m, e.own);
-  if (e.after_random.empty()) e.after_random = sequence_losses(m, random_);  // else a reference's
+  if (!e.after_random.empty()) {  // a reference's: measured on the random pages already
+    e.after_own = losses(m, &e, e.own);
+  } else {  // one spread over the ranks for both
+    auto both = e.own;
+    both.insert(both.end(), random_.begin(), random_.end());
+    auto l = losses(m, &e, both);
+    size_t own_rows = 0;
+    for (const auto& b : e.own) own_rows += static_cast<size_t>(b.inputs.size(0));
+    e.after_own.assign(l.begin(), l.begin() + static_cast<std::ptrdiff_t>(own_rows));
+    e.after_random.assign(l.begin() + static_cast<std::ptrdiff_t>(own_rows), l.end());
+  }
   restore_alone(params, *e.update, saved);
 }
 
@@ -205,7 +272,7 @@ std::vector<double> WindowScorer::cross_losses(Llama& m, const Entry& of, const 
   const auto params = parameter_tensors(m);
   torch::NoGradGuard no_grad;
   const auto saved = apply_alone(params, *ref.update, alpha_, ref.scale);
-  auto out = sequence_losses(m, of.own);
+  auto out = losses(m, &ref, of.own);
   restore_alone(params, *ref.update, saved);
   return out;
 }

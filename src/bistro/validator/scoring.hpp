@@ -12,6 +12,8 @@
 
 namespace bistro {
 
+class ScoringRanks;
+
 // Each row's mean next-token loss (over its counted targets), the batches' rows in order; a row
 // with no counted target is 0. A non-finite loss comes back as +inf.
 std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches);
@@ -28,6 +30,18 @@ struct SavedValues {
 SavedValues apply_alone(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
                         const std::vector<double>& scale, bool index_ops = false);
 void restore_alone(const std::vector<torch::Tensor>& params, const Update& u,
+                   const SavedValues& saved);
+
+// apply_alone's step as index writes, to send to another rank (ranks.hpp): per parameter, the
+// flat positions of the update's values and alpha * scale_p * its values in fp32 (CPU tensors).
+struct Delta {
+  std::vector<torch::Tensor> at, values;
+};
+Delta delta_of(const std::vector<torch::Tensor>& params, const Update& u, double alpha,
+               const std::vector<double>& scale);
+// theta -= delta, with the bits apply_alone writes; restore_delta puts the saved values back.
+SavedValues apply_delta(const std::vector<torch::Tensor>& params, const Delta& d);
+void restore_delta(const std::vector<torch::Tensor>& params, const Delta& d,
                    const SavedValues& saved);
 
 // theta's loss with a sparseloco update applied alone (theta -= alpha * scale_p * u on the
@@ -57,8 +71,11 @@ struct ScoreInput {
 class WindowScorer {
  public:
   // Keeps its own copy of theta: the caller's model may move on (the validator publishes the
-  // record and scores what is left of the window afterwards).
-  WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random, double alpha);
+  // record and scores what is left of the window afterwards). With `ranks` (rank 0 of a
+  // validator's ranks, outliving this), the other ranks take that copy and share every
+  // measurement's forward passes (ranks.hpp); threads then stay at one.
+  WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<Batch> random, double alpha,
+               ScoringRanks* ranks = nullptr);
 
   void set_clip(std::vector<double> norms) { clip_ = std::move(norms); }
   // Measures one update; then, for references, it serves the earlier updates that have fewer
@@ -104,6 +121,9 @@ class WindowScorer {
   };
   void measure(Llama& m, Entry& e);
   std::vector<double> cross_losses(Llama& m, const Entry& of, const Entry& ref);
+  // sequence_losses(m, batches), m holding theta with `applied`'s update (null: none) applied:
+  // spread over the ranks when m is the scorer's own theta and there are ranks.
+  std::vector<double> losses(Llama& m, const Entry* applied, const std::vector<Batch>& batches);
   double d_random(const Entry& e) const;
   std::vector<size_t> strong(const std::set<uint16_t>& excluded) const;
   bool reference_only(size_t entry) const;
@@ -122,6 +142,7 @@ class WindowScorer {
   std::map<uint16_t, size_t> index_;           // measured: uid -> entry
   std::map<uint16_t, size_t> reference_only_;  // add_reference's: uid -> entry
   std::vector<Llama> copies_;                  // theta and its copies for threads
+  ScoringRanks* ranks_ = nullptr;
   uint64_t forwards_ = 0;
 };
 

@@ -55,6 +55,7 @@
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/train/checkpoint.hpp"
 #include "bistro/validator/gauntlet.hpp"
+#include "bistro/validator/ranks.hpp"
 #include "bistro/validator/scoring.hpp"
 #include "bistro/validator/state.hpp"
 
@@ -116,7 +117,8 @@ struct Window {
 
 class LocoValidator : Node {
  public:
-  LocoValidator(const NeuronArgs& a, const NeuronHparams& h);
+  // `group`: this node's ranks (ranks.hpp); this process is rank 0.
+  LocoValidator(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group);
   int run();
 
  private:
@@ -194,6 +196,7 @@ class LocoValidator : Node {
   ValidatorBehaviour behaviour_ = ValidatorBehaviour::Honest;  // dishonest kinds measure nothing
   std::unique_ptr<ModelSync> sync_;  // a follower's view of the lead's records and checkpoints
   MasterSource self_;                // this validator as a record source (known once ranked)
+  ScoringRanks ranks_;               // the other ranks lend their forward passes to the scorer
 };
 
 }  // namespace bistro::validator

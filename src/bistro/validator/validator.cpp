@@ -2,18 +2,24 @@
 // (stages.hpp), publish dead windows' empty records, persist theta and the ratings.
 #include "bistro/validator/stages.hpp"
 
+#include "bistro/protocol/node_ranks.hpp"
 #include "bistro/validator/validator.hpp"
 
 namespace bistro::validator {
 
-LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h)
+LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group)
     : Node(a, "validator", "master:",
            "validator: --bucket is required with codec sparseloco (records and checkpoints live "
            "there)"),
       h_(h),
       config_(preset(h.preset)),
       theta_(config_),
-      behaviour_(parse_validator_behaviour(a.behaviour)) {
+      behaviour_(parse_validator_behaviour(a.behaviour)),
+      ranks_(group) {
+  ranks_.log = [this](const std::string& m) { log(0, m); };
+  if (group.size() > 1)
+    log(1, fmt::format("{} ranks: each measurement's micro-batches spread over them",
+                       group.size()));
   theta_->init_weights(h.init_seed);
   // theta on the compute device: the outer step and the hash read and write it through CPU
   // copies (outer_step.hpp), so every node holds the same bits whatever its device.
@@ -253,6 +259,7 @@ int LocoValidator::run() {
   const uint64_t end =
       a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
   for (uint64_t u = next_; u < end;) {
+    ranks_.check_alive();  // the other ranks wait on rank 0: within their timeout
     try {
       const bool was = lead_;
       lead_ = leads();
@@ -277,8 +284,26 @@ int LocoValidator::run() {
 
 namespace bistro {
 
+namespace {
+// Ranks 1..N-1 of a validator: a model on this rank's device, serving rank 0's measurements
+// (ranks.hpp).
+int follow_validator(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group) {
+  const Compute compute = rank_compute(a);
+  Llama theta(preset(h.preset));
+  theta->to(compute.device);
+  theta->set_bf16(compute.bf16);
+  ScoringRanks(group).follow(theta);
+  return 0;
+}
+}  // namespace
+
 int run_loco_validator(const NeuronArgs& a, const NeuronHparams& h) {
-  return validator::LocoValidator(a, h).run();
+  // Ranks: torchrun's environment, or --ranks N spawned here; one hotkey and uid for all.
+  NodeRanks r(a, h, "validator");
+  if (r.group->rank() != 0) return follow_validator(a, h, *r.group);
+  const int rc = validator::LocoValidator(a, h, *r.group).run();
+  r.finish();
+  return rc;
 }
 
 }  // namespace bistro
