@@ -12,12 +12,12 @@
 
 #include <thread>
 
+#include "bistro/compress/error_feedback.hpp"
 #include "bistro/core/error.hpp"
 #include "bistro/miner/inner_loop.hpp"
 #include "bistro/miner/ranks.hpp"
 #include "bistro/miner/window_batches.hpp"
 #include "bistro/protocol/neuron.hpp"
-#include "bistro/compress/error_feedback.hpp"
 #include "bistro/protocol/outer_step.hpp"
 #include "bistro/runtime/distributed.hpp"
 #include "bistro/train/text_batches.hpp"
@@ -198,12 +198,14 @@ TEST(Ranks, ATwoRankValidatorMeasuresAsOneRank) {
     const std::vector<Batch> train = m == 2 ? std::vector<Batch>{batches[11]} : own.back();
     for (int s = 0; s < 4; ++s) t.step(train);
     ErrorFeedback e(theta->ordered_parameters(), {.k = h.topk});
-    ups.push_back(e.encode(pseudo_gradient(parameter_tensors(theta), parameter_tensors(t.model()))));
+    ups.push_back(
+        e.encode(pseudo_gradient(parameter_tensors(theta), parameter_tensors(t.model()))));
   }
   // Three random micro-batches: the ranks take two and one.
   const std::vector<Batch> random = {batches[8], batches[9], batches[10]};
   std::vector<Observation> obs;
-  for (uint16_t m = 0; m < 3; ++m) obs.push_back({static_cast<uint16_t>(m + 1), fmt::format("hk{}", m), "ok"});
+  for (uint16_t m = 0; m < 3; ++m)
+    obs.push_back({static_cast<uint16_t>(m + 1), fmt::format("hk{}", m), "ok"});
   auto measure = [&](ScoringRanks* ranks, std::vector<Observation>& o) {
     WindowScorer s(theta, config, random, 1.0, ranks);
     for (size_t m = 0; m < 3; ++m) s.add(static_cast<uint16_t>(m + 1), &ups[m], own[m]);
@@ -226,9 +228,10 @@ TEST(Ranks, ATwoRankValidatorMeasuresAsOneRank) {
     ScoringRanks r(g);
     ASSERT_TRUE(r.active());
     forwards = measure(&r, two);
-    EXPECT_TRUE(r.active());  // nothing failed
+    EXPECT_TRUE(r.active());                      // nothing failed
     EXPECT_GT(r.shared_batches(), forwards / 3);  // rank 1 took its share
-  }  // Stop
+    EXPECT_EQ(r.deltas_sent(), 3u);  // each update's step once, however often it served
+  }                                  // Stop
   follower.join();
   EXPECT_EQ(follower_ops, 1);
   auto one = obs;

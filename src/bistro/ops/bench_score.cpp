@@ -66,8 +66,8 @@ int run_score_bench(const ScoreBenchOptions& o) {
     for (const auto& p : params) d.push_back(torch::randn(p.sizes()) * 1e-3);
     ups.push_back(ef.encode(d));
   }
-  WindowScorer scorer(theta, config, random_batches(config, h, h.score_random_batches,
-                                                    compute.device, 1),
+  WindowScorer scorer(theta, config,
+                      random_batches(config, h, h.score_random_batches, compute.device, 1),
                       h.outer_lr, &ranks);
   double seconds = 0;
   for (int i = 0; i <= o.updates; ++i) {

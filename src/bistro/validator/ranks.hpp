@@ -7,12 +7,14 @@
 // the same fp32 rounding, the same micro-batch), so the observations, and with them the verdicts,
 // are those of one rank; a measurement takes about 1/N of the time.
 //
+// Each update's step (Delta) is sent once per window: the other ranks keep the last
+// kDeltaCache of them, so a reference serving several measurements is not sent again.
+//
 // If a rank dies or times out, rank 0 logs it once and measures alone from then on (the
 // measurement in flight is redone on rank 0); the other ranks exit when rank 0 stops.
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,18 +43,27 @@ class ScoringRanks {
   bool active() const { return active_; }
   int size() const { return active_ ? size_ : 1; }
 
-  // Rank 0: the other ranks' theta takes these parameters' values (a window's theta_w).
-  void set_theta(const std::vector<torch::Tensor>& params);
-  // Rank 0: sequence_losses(m, batches), m holding theta with `delta` applied (null: none), the
-  // batches spread over the ranks; the other ranks apply `delta` to their theta and restore it
-  // after. Computed on rank 0 alone when inactive or when the group fails.
-  std::vector<double> losses(Llama& m, const Delta* delta, const std::vector<Batch>& batches);
+  static constexpr size_t kDeltaCache = 8;
+
+  // Rank 0: the other ranks' theta takes these parameters' values (a window's theta_w). Returns
+  // its generation: losses() asked for an older one are computed on rank 0 alone.
+  uint64_t set_theta(const std::vector<torch::Tensor>& params);
+  // Rank 0: sequence_losses(m, batches), m holding theta `generation` with delta number
+  // `delta_id` applied (-1: none; `delta` gives it, built only when the other ranks lack it), the
+  // batches spread over the ranks; the other ranks apply the delta to their theta and restore it
+  // after. Computed on rank 0 alone when inactive, for another generation, or when the group
+  // fails.
+  std::vector<double> losses(Llama& m, uint64_t generation, int64_t delta_id,
+                             const std::function<Delta()>& delta,
+                             const std::vector<Batch>& batches);
   // Rank 0: drops the group if it no longer answers (call it at least once per group timeout
   // while idle: the other ranks wait that long for the next operation).
   void check_alive();
   void stop();
   // Rank 0: the micro-batches the other ranks have computed so far.
   uint64_t shared_batches() const { return shared_; }
+  // Rank 0: the update steps sent to the other ranks so far.
+  uint64_t deltas_sent() const { return deltas_sent_; }
   std::function<void(const std::string&)> log;
 
   // The other ranks: serve rank 0 with `theta` (this rank's model, on its device) until Stop.
@@ -64,7 +75,9 @@ class ScoringRanks {
   runtime::Ranks& ranks_;
   int size_ = 1;
   bool active_ = false;
-  uint64_t shared_ = 0;
+  uint64_t shared_ = 0, deltas_sent_ = 0;
+  uint64_t generation_ = 0;
+  std::vector<int64_t> sent_;  // the delta ids the other ranks hold, oldest first
 };
 
 }  // namespace bistro

@@ -116,11 +116,14 @@ Delta delta_of(const std::vector<torch::Tensor>& params, const Update& u, double
   Delta d;
   for (size_t i = 0; i < params.size(); ++i) {
     if (i >= u.tensors.size()) {
-      d.at.push_back(torch::empty({0}, torch::kInt64));
+      d.at.push_back(torch::empty({0}, torch::kInt32));
       d.values.push_back(torch::empty({0}, torch::kFloat32));
       continue;
     }
-    d.at.push_back(torch::tensor(elements(params[i], u, i), torch::kInt64));
+    check(params[i].numel() <= INT32_MAX, "parameter {} has {} elements: more than a Delta holds",
+          i, params[i].numel());
+    const auto e = elements(params[i], u, i);
+    d.at.push_back(torch::tensor(std::vector<int32_t>(e.begin(), e.end()), torch::kInt32));
     d.values.push_back(scaled_values(u.tensors[i], static_cast<float>(alpha * scale[i])));
   }
   return d;
@@ -132,7 +135,7 @@ SavedValues apply_delta(const std::vector<torch::Tensor>& params, const Delta& d
   saved.cpu.assign(params.size(), {});
   saved.device.assign(params.size(), {});
   for (size_t i = 0; i < params.size() && i < d.at.size(); ++i)
-    saved.device[i] = index_subtract(params[i].view({-1}), d.at[i], d.values[i]);
+    saved.device[i] = index_subtract(params[i].view({-1}), d.at[i].to(torch::kInt64), d.values[i]);
   return saved;
 }
 
@@ -141,7 +144,8 @@ void restore_delta(const std::vector<torch::Tensor>& params, const Delta& d,
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size() && i < d.at.size(); ++i)
     if (saved.device[i].defined())
-      params[i].view({-1}).index_put_({d.at[i].to(params[i].device())}, saved.device[i]);
+      params[i].view({-1}).index_put_({d.at[i].to(params[i].device()).to(torch::kInt64)},
+                                      saved.device[i]);
 }
 
 std::vector<double> sequence_losses(Llama& model, const std::vector<Batch>& batches) {
@@ -221,7 +225,7 @@ WindowScorer::WindowScorer(Llama& theta, const LlamaConfig& config, std::vector<
       alpha_(alpha),
       ranks_(ranks) {
   copy_parameters(parameter_tensors(theta_), parameter_tensors(theta));
-  if (ranks_) ranks_->set_theta(parameter_tensors(theta_));
+  if (ranks_) generation_ = ranks_->set_theta(parameter_tensors(theta_));
   copies_.push_back(theta_);
   base_ = losses(theta_, nullptr, random_);
   base_random_ = mean_of(base_);
@@ -244,9 +248,12 @@ std::vector<Llama>& WindowScorer::models(int threads) {
 std::vector<double> WindowScorer::losses(Llama& m, const Entry* applied,
                                          const std::vector<Batch>& batches) {
   if (!ranks_ || !ranks_->active() || m.get() != theta_.get()) return sequence_losses(m, batches);
-  if (!applied) return ranks_->losses(m, nullptr, batches);
-  const Delta d = delta_of(parameter_tensors(m), *applied->update, alpha_, applied->scale);
-  return ranks_->losses(m, &d, batches);
+  // An entry's step is the same whenever it is applied: its index names it to the other ranks.
+  const int64_t id = applied ? applied - entries_.data() : -1;
+  return ranks_->losses(
+      m, generation_, id,
+      [&] { return delta_of(parameter_tensors(m), *applied->update, alpha_, applied->scale); },
+      batches);
 }
 
 void WindowScorer::measure(Llama& m, Entry& e) {

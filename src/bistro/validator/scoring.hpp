@@ -33,7 +33,8 @@ void restore_alone(const std::vector<torch::Tensor>& params, const Update& u,
                    const SavedValues& saved);
 
 // apply_alone's step as index writes, to send to another rank (ranks.hpp): per parameter, the
-// flat positions of the update's values and alpha * scale_p * its values in fp32 (CPU tensors).
+// flat positions of the update's values (int32) and alpha * scale_p * its values in fp32 (CPU
+// tensors).
 struct Delta {
   std::vector<torch::Tensor> at, values;
 };
@@ -143,6 +144,7 @@ class WindowScorer {
   std::map<uint16_t, size_t> reference_only_;  // add_reference's: uid -> entry
   std::vector<Llama> copies_;                  // theta and its copies for threads
   ScoringRanks* ranks_ = nullptr;
+  uint64_t generation_ = 0;  // the ranks' theta this scorer set
   uint64_t forwards_ = 0;
 };
 

@@ -18,8 +18,8 @@ LocoValidator::LocoValidator(const NeuronArgs& a, const NeuronHparams& h, runtim
       ranks_(group) {
   ranks_.log = [this](const std::string& m) { log(0, m); };
   if (group.size() > 1)
-    log(1, fmt::format("{} ranks: each measurement's micro-batches spread over them",
-                       group.size()));
+    log(1,
+        fmt::format("{} ranks: each measurement's micro-batches spread over them", group.size()));
   theta_->init_weights(h.init_seed);
   // theta on the compute device: the outer step and the hash read and write it through CPU
   // copies (outer_step.hpp), so every node holds the same bits whatever its device.
