@@ -5,16 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "bistro/identity/signer.hpp"
-#include "bistro/storage/sigv4.hpp"
+#include "bistro/protocol/signed_json.hpp"
 
 namespace bistro {
 namespace {
-
-const std::string kZeroSignature(128, '0');
-
-std::span<const uint8_t> as_u8(std::string_view s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 bool is_hex(const std::string& s, size_t n) {
   return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -36,12 +30,8 @@ std::string encode_record(WindowRecord r, const Signer& signer) {
                             {"config_hash", r.config_hash}, {"hparams_hash", r.hparams_hash},
                             {"base_hash", r.base_hash},     {"params_hash", r.params_hash},
                             {"accepted", accepted},         {"validator", r.validator},
-                            {"scheme", r.scheme},           {"signature", kZeroSignature}};
-  std::string bytes = j.dump();
-  const auto at = bytes.find("\"signature\":\"" + kZeroSignature + "\"");
-  check(at != std::string::npos, "encode_record: signature placeholder not found");
-  bytes.replace(at + 13, 128, to_hex(signer.sign(as_u8(bytes))));
-  return bytes;
+                            {"scheme", r.scheme},           {"signature", zero_signature()}};
+  return sign_json(j, signer);
 }
 
 WindowRecord parse_record(std::string_view bytes, const RecordExpectation& e) {
@@ -80,23 +70,8 @@ WindowRecord parse_record(std::string_view bytes, const RecordExpectation& e) {
   if (r.validator != e.validator)
     bad(w, fmt::format("signed by {}, expected the validator {}", r.validator, e.validator));
   // The signature covers the bytes as published with its own digits zeroed.
-  {
-    std::string blanked(bytes);
-    const std::string field = "\"signature\":\"" + sig + "\"";
-    const auto at = blanked.find(field);
-    if (!is_hex(sig, 128) || at == std::string::npos ||
-        blanked.find(field, at + 1) != std::string::npos)
-      bad(w, "signature field is malformed");
-    blanked.replace(at + 13, 128, kZeroSignature);
-    bool ok = false;
-    try {
-      ok = verify_signature(r.scheme, from_hex<32>(r.validator, "validator"), as_u8(blanked),
-                            from_hex<64>(sig, "signature"));
-    } catch (const Error&) {
-      ok = false;
-    }
-    if (!ok) bad(w, fmt::format("signature does not verify for {} key {}", r.scheme, r.validator));
-  }
+  if (!verify_signed_json(bytes, r.scheme, r.validator, sig))
+    bad(w, fmt::format("signature does not verify for {} key {}", r.scheme, r.validator));
   auto acc = j.find("accepted");
   if (acc == j.end() || !acc->is_array()) bad(w, "field accepted missing or not an array");
   for (const auto& a : *acc) {

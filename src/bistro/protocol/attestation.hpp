@@ -1,0 +1,56 @@
+// A validator's signed statement on record(u), published in its own bucket after it has judged
+// window u (docs/protocol.md, "Attestations and finality"): it attests the record's bytes (their
+// SHA-256), or objects to it, naming the accepted updates its own measurement found harmful with
+// the evidence (the gauntlet's harm test at the stated error rate). finality.hpp counts them.
+//
+// An attestation is a peer's bytes: parse_attestation checks the size, the JSON structure and
+// every field, that it is for the expected window, and its signature by the validator whose
+// bucket it came from; each failure is an AttestationError naming the reason.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bistro/core/error.hpp"
+
+namespace bistro {
+
+class Signer;
+
+struct Objection {
+  uint16_t uid = 0;
+  std::string sha256;  // the update file's, as the record names it
+  double z = 0;        // the harm test's statistic on this validator's random pages (< 0: harm)
+  uint64_t n = 0;      // sequences it read
+  std::string reason;  // one line, for people
+};
+
+struct Attestation {
+  uint64_t window = 0;
+  std::string record_sha256;          // hex SHA-256 of record(window)'s bytes as fetched
+  std::string publisher;              // hex public key that signed the record
+  bool objects = false;               // false: attests the record
+  std::vector<Objection> objections;  // when it objects: ascending uid, at least one
+  double harm_alpha = 0;              // the harm test's error rate on honest updates
+  std::string validator;              // hex public key (set by encode_attestation)
+  std::string scheme;                 // set by encode_attestation
+};
+
+class AttestationError : public Error {
+ public:
+  using Error::Error;
+};
+
+inline constexpr size_t kMaxAttestationBytes = 64 << 10;
+
+// In the attesting validator's bucket.
+std::string attestation_key(uint64_t window);
+
+std::string encode_attestation(Attestation a, const Signer& signer);
+// `validator`: the hex public key of the validator whose bucket it came from.
+Attestation parse_attestation(std::string_view bytes, uint64_t window,
+                              const std::string& validator);
+
+}  // namespace bistro

@@ -1,0 +1,97 @@
+#include "bistro/protocol/finality.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace bistro {
+
+namespace {
+// Stake sums compared with a relative tolerance: fractions like 2/3 are not exact in binary.
+bool at_least(double a, double b) {
+  return a >= b * (1 - 1e-12);
+}
+}  // namespace
+
+Finality finality(const WindowRecord& record, const std::string& record_sha256,
+                  const std::vector<Attestation>& found,
+                  const std::vector<StakedValidator>& validators,
+                  const std::set<std::string>& active, double quorum) {
+  Finality f;
+  std::map<std::string, const StakedValidator*> by_key;
+  for (const auto& v : validators) by_key.emplace(v.key, &v);
+  std::map<uint16_t, std::string> held;
+  for (const auto& e : record.accepted) held[e.uid] = e.sha256;
+  std::set<std::string> counted, decides;
+  auto permitted = [&](const std::string& key) {
+    const auto it = by_key.find(key);
+    return it != by_key.end() && it->second->permit;
+  };
+  if (permitted(record.validator)) {  // the record's signature: its publisher attests it
+    counted.insert(record.validator);
+    f.attesters.push_back(record.validator);
+    f.attested += by_key.at(record.validator)->stake;
+  }
+  for (const auto& a : found) {
+    auto ignore = [&](const std::string& why) { f.ignored.push_back({a.validator, why}); };
+    const auto it = by_key.find(a.validator);
+    if (it == by_key.end()) {
+      ignore("signed by a key that is not a validator's on this subnet");
+      continue;
+    }
+    if (!it->second->permit) {
+      ignore("from a validator without a validator permit");
+      continue;
+    }
+    if (a.window != record.window) {
+      ignore(fmt::format("for window {}, not {}", a.window, record.window));
+      continue;
+    }
+    if (a.record_sha256 != record_sha256 || a.publisher != record.validator) {
+      ignore(fmt::format("for another record of window {} ({} by {})", a.window,
+                         a.record_sha256.substr(0, 12), a.publisher.substr(0, 16)));
+      continue;
+    }
+    if (a.validator == record.validator) {
+      if (a.objects) ignore("the publisher objects to its own record");
+      continue;  // its attestation is its record's signature, counted already
+    }
+    if (counted.count(a.validator)) {
+      ignore("sent twice: counted once");
+      continue;
+    }
+    std::string stray;
+    for (const auto& o : a.objections) {
+      const auto h = held.find(o.uid);
+      if (h == held.end() || h->second != o.sha256) {
+        stray = fmt::format("an objection names uid {}'s update {}, which the record does not hold",
+                            o.uid, o.sha256.substr(0, 12));
+        break;
+      }
+    }
+    if (!stray.empty()) {
+      ignore(stray);
+      continue;
+    }
+    counted.insert(a.validator);
+    if (a.objects) {
+      f.objectors.push_back(a.validator);
+      f.objected += it->second->stake;
+      for (const auto& o : a.objections) f.objections[o.uid].push_back(o.reason);
+    } else {
+      f.attesters.push_back(a.validator);
+      f.attested += it->second->stake;
+    }
+  }
+  decides = counted;
+  for (const auto& k : active)
+    if (permitted(k)) decides.insert(k);
+  if (permitted(record.validator)) decides.insert(record.validator);
+  for (const auto& k : decides) f.active += by_key.at(k)->stake;
+  f.final = f.active > 0 && at_least(f.attested, quorum * f.active);
+  f.refused = f.active > 0 && f.objected > (1 - quorum) * f.active * (1 + 1e-12);
+  if (f.refused) f.final = false;
+  return f;
+}
+
+}  // namespace bistro

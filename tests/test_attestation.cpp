@@ -1,0 +1,206 @@
+// Attestations and finality (protocol/attestation.hpp, protocol/finality.hpp): a validator's signed
+// statement on record(u), every way a hostile one is refused or ignored, and the stake quorum that
+// makes a record final, at the stakes 1000/500/250 (the lead 57%, under 2/3).
+#include <gtest/gtest.h>
+
+#include "bistro/identity/signer.hpp"
+#include "bistro/protocol/finality.hpp"
+#include "bistro/storage/sigv4.hpp"
+
+namespace bistro {
+namespace {
+
+struct Subnet {
+  std::unique_ptr<Signer> lead = ed25519_signer({1}), second = ed25519_signer({2}),
+                          third = ed25519_signer({3}), outsider = ed25519_signer({4}),
+                          unpermitted = ed25519_signer({5});
+  static std::string key(const Signer& s) { return to_hex(s.public_key()); }
+  std::vector<StakedValidator> validators() const {
+    return {{key(*lead), 1000, true},
+            {key(*second), 500, true},
+            {key(*third), 250, true},
+            {key(*unpermitted), 900, false}};
+  }
+  WindowRecord record(const Signer& by) const {
+    WindowRecord r;
+    r.window = 9;
+    r.config_hash = std::string(64, 'c');
+    r.hparams_hash = std::string(64, 'd');
+    r.base_hash = std::string(32, 'a');
+    r.params_hash = std::string(32, 'b');
+    r.accepted = {{1, "5Fminer1", std::string(64, '1')}, {7, "5Fminer7", std::string(64, '7')}};
+    r.validator = key(by);
+    return r;
+  }
+  // `by`'s attestation of `r` (whose bytes hash to `sha`), objecting to `uids` if any.
+  Attestation attest(const Signer& by, const WindowRecord& r, const std::string& sha,
+                     std::vector<uint16_t> uids = {}) const {
+    Attestation a;
+    a.window = r.window;
+    a.record_sha256 = sha;
+    a.publisher = r.validator;
+    a.harm_alpha = 0.01;
+    for (uint16_t u : uids)
+      a.objections.push_back(
+          {u, std::string(64, static_cast<char>('0' + u)), -4.2, 32, "raises the loss"});
+    a.objects = !uids.empty();
+    // Through the wire, as a reader gets it.
+    return parse_attestation(encode_attestation(a, by), r.window, key(by));
+  }
+};
+
+const std::string kSha(64, 'f');
+
+std::string error_of(const std::string& bytes, uint64_t window, const std::string& validator) {
+  try {
+    parse_attestation(bytes, window, validator);
+  } catch (const AttestationError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(Attestation, RoundTripsSignedAndRefusesEachProblemByName) {
+  Subnet s;
+  const auto r = s.record(*s.lead);
+  const auto a = s.attest(*s.second, r, kSha, {7});
+  EXPECT_TRUE(a.objects);
+  ASSERT_EQ(a.objections.size(), 1u);
+  EXPECT_EQ(a.objections[0].uid, 7);
+  EXPECT_EQ(a.objections[0].n, 32u);
+  EXPECT_DOUBLE_EQ(a.objections[0].z, -4.2);
+  EXPECT_EQ(a.validator, Subnet::key(*s.second));
+  EXPECT_EQ(attestation_key(9), "attestations/0000000009.json");
+
+  Attestation plain;
+  plain.window = 9, plain.record_sha256 = kSha, plain.publisher = r.validator;
+  const std::string good = encode_attestation(plain, *s.second);
+  const std::string who = Subnet::key(*s.second);
+  EXPECT_EQ(error_of(good, 9, who), "accepted");
+  EXPECT_NE(error_of(good, 10, who).find("it says window 9"), std::string::npos);
+  // Found in another validator's bucket: not its statement.
+  EXPECT_NE(error_of(good, 9, Subnet::key(*s.third)).find("found in validator"), std::string::npos);
+  auto tampered = good;
+  tampered.replace(tampered.find("\"attest\""), 8, "\"object\"");
+  EXPECT_NE(error_of(tampered, 9, who).find("does not verify"), std::string::npos);
+  EXPECT_NE(error_of("[1]", 9, who).find("not a JSON object"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kMaxAttestationBytes + 1, ' '), 9, who).find("over the limit"),
+            std::string::npos);
+  // Well signed but inconsistent: objects without naming an update.
+  Attestation empty_objection = plain;
+  empty_objection.objects = true;
+  EXPECT_NE(
+      error_of(encode_attestation(empty_objection, *s.second), 9, who).find("names no update"),
+      std::string::npos);
+  Attestation unordered = plain;
+  unordered.objects = true;
+  unordered.objections = {{7, std::string(64, '7'), -3, 8, "x"},
+                          {1, std::string(64, '1'), -3, 8, "x"}};
+  EXPECT_NE(error_of(encode_attestation(unordered, *s.second), 9, who).find("ascending"),
+            std::string::npos);
+  Attestation bad_hash = plain;
+  bad_hash.record_sha256 = "abc";
+  EXPECT_NE(error_of(encode_attestation(bad_hash, *s.second), 9, who).find("record_sha256"),
+            std::string::npos);
+}
+
+// Every byte flipped (hostile bytes; CI runs this under ASan and UBSan): refused, never accepted.
+TEST(Attestation, SurvivesCorruption) {
+  Subnet s;
+  Attestation a;
+  a.window = 9, a.record_sha256 = kSha, a.publisher = Subnet::key(*s.lead), a.objects = true;
+  a.objections = {{7, std::string(64, '7'), -3.5, 16, "raises the loss"}};
+  const auto good = encode_attestation(a, *s.second);
+  for (size_t i = 0; i < good.size(); ++i) {
+    auto bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x55);
+    try {
+      parse_attestation(bad, 9, Subnet::key(*s.second));
+      ADD_FAILURE() << "accepted an attestation corrupted at byte " << i;
+    } catch (const AttestationError&) {
+    }
+  }
+}
+
+TEST(Finality, AStakeQuorumMakesARecordFinalAndObjectionsRefuseIt) {
+  Subnet s;
+  const auto r = s.record(*s.lead);
+  const auto v = s.validators();
+  const std::set<std::string> all = {Subnet::key(*s.lead), Subnet::key(*s.second),
+                                     Subnet::key(*s.third)};
+  // The lead's signature alone: 1000 of 1750 (57%) is under 2/3.
+  auto f = finality(r, kSha, {}, v, all, 2.0 / 3);
+  EXPECT_FALSE(f.final);
+  EXPECT_DOUBLE_EQ(f.attested, 1000);
+  EXPECT_DOUBLE_EQ(f.active, 1750);
+  // With the third (1250 of 1750, 71%): final. With the second alone (1500, 86%): final.
+  EXPECT_TRUE(finality(r, kSha, {s.attest(*s.third, r, kSha)}, v, all, 2.0 / 3).final);
+  EXPECT_TRUE(finality(r, kSha, {s.attest(*s.second, r, kSha)}, v, all, 2.0 / 3).final);
+  // The second objects (500 of 1750 = 29% is under 1/3): not refused yet, but not final either
+  // until the third attests (1250 of 1750 >= 2/3).
+  f = finality(r, kSha, {s.attest(*s.second, r, kSha, {7})}, v, all, 2.0 / 3);
+  EXPECT_FALSE(f.final);
+  EXPECT_FALSE(f.refused);
+  EXPECT_EQ(f.objections.at(7).size(), 1u);
+  f = finality(r, kSha, {s.attest(*s.second, r, kSha, {7}), s.attest(*s.third, r, kSha)}, v, all,
+               2.0 / 3);
+  EXPECT_TRUE(f.final);
+  // Both followers object (750 of 1750 = 43% > 1/3): refused, never final.
+  f = finality(r, kSha, {s.attest(*s.second, r, kSha, {7}), s.attest(*s.third, r, kSha, {1, 7})}, v,
+               all, 2.0 / 3);
+  EXPECT_TRUE(f.refused);
+  EXPECT_FALSE(f.final);
+  EXPECT_DOUBLE_EQ(f.objected, 750);
+  // A lone validator: its record is final on its own signature.
+  EXPECT_TRUE(finality(r, kSha, {}, {{Subnet::key(*s.lead), 1000, true}}, {}, 2.0 / 3).final);
+  // A killed lead that is no longer active: the failover record of the second, attested by the
+  // third, is final (750 of 750); while the lead still counts as active it is not (750 of 1750).
+  const auto r2 = s.record(*s.second);
+  const auto by_third = s.attest(*s.third, r2, kSha);
+  EXPECT_TRUE(finality(r2, kSha, {by_third}, v, {Subnet::key(*s.third)}, 2.0 / 3).final);
+  EXPECT_FALSE(finality(r2, kSha, {by_third}, v, all, 2.0 / 3).final);
+  // A validator that comes back counts again by attesting: the lead attests r2 (1750 of 1750).
+  EXPECT_TRUE(finality(r2, kSha, {by_third, s.attest(*s.lead, r2, kSha)}, v,
+                       {Subnet::key(*s.third)}, 2.0 / 3)
+                  .final);
+}
+
+TEST(Finality, BadAttestationsAreIgnoredWithTheirReasonAndNeverCounted) {
+  Subnet s;
+  const auto r = s.record(*s.lead);
+  const auto v = s.validators();
+  const std::set<std::string> all = {Subnet::key(*s.lead), Subnet::key(*s.second),
+                                     Subnet::key(*s.third)};
+  auto reason = [&](const std::vector<Attestation>& found) {
+    const auto f = finality(r, kSha, found, v, all, 2.0 / 3);
+    EXPECT_DOUBLE_EQ(f.attested, 1000) << "only the publisher counts";
+    EXPECT_DOUBLE_EQ(f.objected, 0);
+    EXPECT_FALSE(f.final);
+    return f.ignored.empty() ? std::string("none ignored") : f.ignored.back().reason;
+  };
+  EXPECT_NE(reason({s.attest(*s.outsider, r, kSha)}).find("not a validator's"), std::string::npos);
+  EXPECT_NE(reason({s.attest(*s.unpermitted, r, kSha)}).find("without a validator permit"),
+            std::string::npos);
+  auto other_window = r;
+  other_window.window = 8;
+  EXPECT_NE(reason({s.attest(*s.third, other_window, kSha)}).find("for window 8"),
+            std::string::npos);
+  EXPECT_NE(reason({s.attest(*s.third, r, std::string(64, 'e'))}).find("another record"),
+            std::string::npos);
+  // An objection naming an update the record does not hold (uid 3), or by another hash.
+  EXPECT_NE(reason({s.attest(*s.third, r, kSha, {3})}).find("does not hold"), std::string::npos);
+  auto wrong_hash = s.attest(*s.third, r, kSha, {7});
+  wrong_hash.objections[0].sha256 = std::string(64, '9');
+  EXPECT_NE(reason({wrong_hash}).find("does not hold"), std::string::npos);
+  EXPECT_NE(reason({s.attest(*s.lead, r, kSha, {7})}).find("its own record"), std::string::npos);
+  // Sent twice: counted once (the second copy, an objection, is ignored and not counted).
+  const auto f = finality(r, kSha, {s.attest(*s.third, r, kSha), s.attest(*s.third, r, kSha, {7})},
+                          v, all, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(f.attested, 1250);
+  EXPECT_DOUBLE_EQ(f.objected, 0);
+  ASSERT_EQ(f.ignored.size(), 1u);
+  EXPECT_NE(f.ignored[0].reason.find("twice"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bistro
