@@ -140,6 +140,13 @@ if mode == "validators":
     vs = {v["name"]: v for v in s["validators"]}
     expect(sorted(vs) == ["validator", "validator-1", "validator-2", "validator-3"] and
            vs["validator-3"]["kind"] == "self-weight", f"four validators, one self-weighting ({sorted(vs)})")
+    # Every validator attested every record (finality is measured, docs/protocol.md): each
+    # window's record reached the stake quorum, and none was refused.
+    expect(s["windows_without_final_record"] == 0 and s["records_final"] == s["windows"],
+           f"every record final ({s['records_final']} of {s['windows']})")
+    expect(s["records_refused"] == [], f"no record refused ({s['records_refused']})")
+    for r in s["records"]:
+        expect(len(r["attested_by"].split(", ")) == 4, f"window {r['window']}: four attesters ({r['attested_by']})")
     chain_weights = json.load(open(run / "weights.json"))
     miner0 = next(p["uid"] for p in s["processes"] if p["name"] == "miner-0")
     for name, v in vs.items():

@@ -1,5 +1,7 @@
 #include "bistro/localnet/report.hpp"
 
+#include "bistro/localnet/attestations.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -383,14 +385,15 @@ std::string theta_table(const RunRecord& run, const nlohmann::json& summary) {
   return html + "</table>";
 }
 
-std::string html_report(const RunRecord& run, const nlohmann::json& summary, const Series& s) {
+std::string html_report(const RunRecord& run, const nlohmann::json& summary, const Series& s,
+                        const std::string& records_table) {
   const bool loco = run.h.codec == "sparseloco";
   std::string html =
       "<!doctype html><html><head><meta charset='utf-8'><title>bistro localnet</title></head>"
       "<body style='font-family:sans-serif'><h2>bistro localnet</h2>";
   html += fmt::format("<p>{} miners, {} windows, codec {}, run directory {}</p>",
                       run.options.miners, run.report.size(), run.h.codec, run.dir.string());
-  if (loco) html += theta_table(run, summary);
+  if (loco) html += theta_table(run, summary) + records_table;
   html += svg_chart("Master loss per window (fixed held-out pages)", s.master_loss);
   // Who earned what, by kind: the cheats should end with nothing.
   html +=
@@ -432,8 +435,10 @@ nlohmann::json write_report(const RunRecord& run) {
   Series s = collect_series(run);
   nlohmann::json summary = base_summary(run, s);
   summarize_time(run, loco, summary);
+  std::string records_table;
   if (loco) {
     summarize_loco(run, summary);
+    records_table = summarize_attestations(run, summary);
     summary["checkpoint_evals"] = eval_checkpoints(run);
     for (const auto& e : summary["checkpoint_evals"])
       s.master_loss["published checkpoints (bistro eval, 2 pages)"].emplace_back(
@@ -447,7 +452,7 @@ nlohmann::json write_report(const RunRecord& run) {
   write_file_atomic(rdir / "metrics.jsonl", s.jsonl);
   write_file_atomic(rdir / "metrics.csv", s.csv);
   write_file_atomic(rdir / "summary.json", summary.dump(2));
-  write_file_atomic(rdir / "report.html", html_report(run, summary, s));
+  write_file_atomic(rdir / "report.html", html_report(run, summary, s, records_table));
   fmt::print("\nlocalnet: report in {} (report.html, metrics.csv, metrics.jsonl, summary.json)\n",
              rdir.string());
   return summary;

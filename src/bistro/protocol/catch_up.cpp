@@ -77,10 +77,18 @@ std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bu
     return std::nullopt;
   }
   try {
-    return parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), source.validator_hex});
+    auto r = parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), source.validator_hex});
+    record_sha_[u] = sha256_hex(bytes);
+    while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
+    return r;
   } catch (const RecordError& e) {
     throw SyncError(fmt::format("{} (from validator {})", e.what(), source.hotkey_ss58));
   }
+}
+
+std::string ModelSync::record_sha256(uint64_t u) const {
+  const auto it = record_sha_.find(u);
+  return it == record_sha_.end() ? std::string() : it->second;
 }
 
 std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {

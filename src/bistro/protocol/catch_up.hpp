@@ -9,6 +9,7 @@
 #include <array>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -82,11 +83,15 @@ class ModelSync {
   const std::optional<MasterSource>& master();
   // Makes `source` the one read first (a validator that took over reads its own bucket).
   void set_master(const MasterSource& source);
+  // The SHA-256 of record(u)'s bytes as last fetched (empty: not fetched): what an attestation
+  // names.
+  std::string record_sha256(uint64_t u) const;
   // GETs of records sent so far (the cost of waiting for them).
   uint64_t record_requests() const { return record_requests_; }
 
  private:
   uint64_t record_requests_ = 0;
+  std::map<uint64_t, std::string> record_sha_;  // the last few windows'
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);
   // record(u) from `source`'s bucket, checked against its key; nullopt when absent.

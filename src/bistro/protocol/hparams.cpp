@@ -36,6 +36,7 @@ void each_hparam(NeuronHparams& h, F&& f) {
   f("weights_interval", h.weights_interval);
   f("grace_blocks", h.grace_blocks);
   f("failover_blocks", h.failover_blocks);
+  f("quorum", h.quorum);
   f("rating_ema", h.rating_ema);
   f("record_peers", h.record_peers);
   f("copy_entries", h.copy_entries);
@@ -117,6 +118,9 @@ NeuronHparams load_hparams(const std::filesystem::path& file) {
         file.string());
   check(h.score_batches > 0 && h.score_random_batches > 0,
         "{}: score_batches and score_random_batches must be positive", file.string());
+  check(h.quorum > 0.5 && h.quorum <= 1,
+        "{}: quorum must be in (0.5, 1] (two records of one window cannot both be final)",
+        file.string());
   check(h.copy_entries > 0 && h.copy_entries <= 1 && h.copy_indices > 0 && h.copy_indices <= 1,
         "{}: copy_entries and copy_indices must be in (0, 1]", file.string());
   return h;

@@ -50,6 +50,9 @@ struct NeuronHparams {
   // sparseloco, several validators: blocks after window w's deadline when the next validator in
   // the failover order may publish record(w) in the lead's stead (docs/protocol.md, Failover)
   uint64_t failover_blocks = 5;
+  // sparseloco: the share of the active validators' stake whose attestations make a record final
+  // (protocol/finality.hpp, docs/protocol.md "Attestations and finality")
+  double quorum = 2.0 / 3.0;
   // sparseloco: the validator's gauntlet (gauntlet.hpp, docs/protocol.md "The gauntlet").
   double rating_ema = 0.8;     // weight of the old rating
   uint64_t record_peers = 20;  // the most updates one record admits

@@ -81,7 +81,7 @@ void LocoValidator::follow(Window& w) {
           w.u, give_up, at ? std::to_string(*at) : "nothing");
     if (!lead_record) lead_record = sync_->fetch_record(w.u);
   }
-  if (lead_record) w.record = *lead_record;
+  if (lead_record) w.record = *lead_record, w.record_sha256 = sync_->record_sha256(w.u);
   for (const auto& e : w.record.accepted) w.in_record.insert(e.uid);
   theta_hash_ = w.record.params_hash.empty() ? params_hash(params_) : w.record.params_hash;
   w.record.params_hash = theta_hash_;

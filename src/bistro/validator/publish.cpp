@@ -101,7 +101,9 @@ void LocoValidator::record(Window& w) {
   for (const auto& e : w.record.accepted) bucket_->put(mirror_key(w.u, e.uid), w.files.at(e.uid));
   w.record.params_hash = params_hash(params_);
   theta_hash_ = w.record.params_hash;
-  bucket_->put(record_key(w.u), encode_record(w.record, *hot_));
+  const std::string bytes = encode_record(w.record, *hot_);
+  w.record_sha256 = sha256_hex(bytes);
+  bucket_->put(record_key(w.u), bytes);
   published_ = true;
   opened_ms_ = w.published_ms = now_ms();
   record_block_ = chain_->block();
@@ -193,7 +195,11 @@ void LocoValidator::report(Window& w) {
       {"fallback", w.fallback},
       {"miners", w.miners},
       {"seconds", w.timer.laps()},
-      {"verify_seconds", w.verify_seconds}};
+      {"verify_seconds", w.verify_seconds},
+      {"record_sha256", w.record_sha256},
+      {"published_ms", w.published_ms},
+      {"attested_ms", w.attested_ms},
+      {"objections", w.objections}};
   append_line(state_dir_ / "metrics.jsonl", line.dump());
   metrics_.set("bistro_window", static_cast<double>(w.u));
   if (std::isfinite(w.master_eval)) metrics_.set("bistro_loss", w.master_eval);

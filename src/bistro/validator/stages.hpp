@@ -19,6 +19,8 @@
 //            updates; publish record(u), signed. A follower instead applies the lead's record(u)
 //            (catch_up.hpp: its updates, the outer step, the hash; a mismatch resynchronises from
 //            the lead's checkpoint)
+//   attest   the record's updates this validator holds measured (budget or not), then its signed
+//            attestation of the record, or objection to the harmful ones (attestation.hpp)
 //   judge    after the record: the rest of the sample measured (against the scorer's copy of
 //            theta_u), the window scores, ratings and trust (judge_window: pure)
 //   weights  proportional to the ratings, set on the chain
@@ -27,8 +29,9 @@
 //
 // The stages live in files by phase: validator.cpp (the loop: resume, run, the window's order,
 // dead windows, persisting), gather.cpp (open, gather, checks, score), publish.cpp (admit, record,
-// judge, weights, report) and leadership.cpp (leads, the failover turn, following the lead's
-// records). The judgement itself is pure (gauntlet.hpp): no chain, bucket or clock.
+// judge, weights, report), attest.cpp (the attestation) and leadership.cpp (leads, the failover
+// turn, following the lead's records). The judgement itself is pure (gauntlet.hpp): no chain,
+// bucket or clock.
 #pragma once
 
 #include <fmt/format.h>
@@ -47,6 +50,7 @@
 #include "bistro/core/rng.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/protocol/arrivals.hpp"
+#include "bistro/protocol/attestation.hpp"
 #include "bistro/protocol/catch_up.hpp"
 #include "bistro/protocol/node.hpp"
 #include "bistro/protocol/outer_step.hpp"
@@ -105,6 +109,9 @@ struct Window {
   std::set<uint64_t> in_record;
   WindowRecord record;
   std::string base_hash, guard, weights_status;
+  std::string record_sha256;  // of the record's bytes this validator published or applied
+  int64_t attested_ms = 0;    // when its attestation was out (0: none)
+  nlohmann::json objections = nlohmann::json::array();
   double held = 0;  // the weight held back for miners awaiting their first measurement
   nlohmann::json miners = nlohmann::json::object();
   int64_t closed_ms = 0, published_ms = 0;
@@ -143,6 +150,9 @@ class LocoValidator : Node {
   std::pair<uint64_t, uint64_t> turn(uint64_t u);
   // Whether the lead may still publish record(u) (docs/protocol.md, Failover).
   bool may_publish(uint64_t u);
+  // After the record: this validator's attestation of it in its bucket (attest.cpp): the record's
+  // updates measured first, objecting to those its measurement finds harmful.
+  void attest(Window& w);
   void judge(Window& w);
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);

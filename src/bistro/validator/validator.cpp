@@ -164,6 +164,7 @@ bool LocoValidator::process(Window& w) {
   } else {
     follow(w);
   }
+  attest(w);
   judge(w);
   weights(w);
   persist(w.u, w.master_eval, &w.checkpoint);

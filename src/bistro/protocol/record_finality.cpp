@@ -1,0 +1,114 @@
+#include "bistro/protocol/record_finality.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "bistro/protocol/window.hpp"
+#include "bistro/storage/s3_bucket.hpp"
+#include "bistro/storage/sigv4.hpp"
+
+namespace bistro {
+
+namespace {
+
+std::vector<std::unique_ptr<Bucket>> open_all(const std::vector<ValidatorView>& validators) {
+  std::vector<std::unique_ptr<Bucket>> out;
+  for (const auto& v : validators) {
+    try {
+      out.push_back(open_bucket(v.bucket_url));
+    } catch (const std::exception&) {
+      out.push_back(nullptr);
+    }
+  }
+  return out;
+}
+
+std::optional<ObjectInfo> head(Bucket* b, const std::string& key) {
+  if (!b) return std::nullopt;
+  try {
+    return b->head(key);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::set<std::string> active_validators(const std::vector<ValidatorView>& validators, uint64_t u) {
+  const auto buckets = open_all(validators);
+  std::set<std::string> out;
+  for (size_t i = 0; i < validators.size(); ++i)
+    for (uint64_t back = 1; back <= 2 && back <= u; ++back)
+      if (head(buckets[i].get(), attestation_key(u - back)) ||
+          head(buckets[i].get(), record_key(u - back)))
+        out.insert(validators[i].key);
+  return out;
+}
+
+std::vector<RecordFinality> read_window_finality(
+    const std::vector<ValidatorView>& validators, uint64_t u, const std::string& config_hash,
+    const std::string& hparams_hash, double quorum,
+    const std::function<void(const std::string&)>& log) {
+  const auto buckets = open_all(validators);
+  std::vector<StakedValidator> staked;
+  for (const auto& v : validators) staked.push_back({v.key, v.stake, v.permit});
+  // Every validator's attestation of window u, with its Last-Modified.
+  std::vector<Attestation> found;
+  std::map<std::string, int64_t> when;
+  for (size_t i = 0; i < validators.size(); ++i) {
+    const auto info = head(buckets[i].get(), attestation_key(u));
+    if (!info) continue;
+    try {
+      found.push_back(parse_attestation(buckets[i]->get(attestation_key(u)), u, validators[i].key));
+      when[validators[i].key] = info->modified_ms;
+    } catch (const std::exception& e) {
+      log(fmt::format("window {}: validator {}: {}", u, validators[i].hotkey_ss58, e.what()));
+    }
+  }
+  const auto active = active_validators(validators, u);
+  std::vector<RecordFinality> out;
+  for (size_t i = 0; i < validators.size(); ++i) {
+    const auto info = head(buckets[i].get(), record_key(u));
+    if (!info) continue;
+    RecordFinality r;
+    r.publisher_ss58 = validators[i].hotkey_ss58;
+    try {
+      const std::string bytes = buckets[i]->get(record_key(u));
+      r.record = parse_record(bytes, {u, config_hash, hparams_hash, validators[i].key});
+      r.sha256 = sha256_hex(bytes);
+    } catch (const std::exception& e) {
+      log(fmt::format("window {}: record from validator {}: {}", u, validators[i].hotkey_ss58,
+                      e.what()));
+      continue;
+    }
+    r.published_ms = info->modified_ms;
+    r.finality = finality(r.record, r.sha256, found, staked, active, quorum);
+    for (const auto& ig : r.finality.ignored)
+      log(fmt::format("window {}: attestation from {} ignored: {}", u, ig.validator.substr(0, 16),
+                      ig.reason));
+    if (r.finality.final) {
+      // The moment the quorum was reached: the counted attestations in time order.
+      std::map<std::string, double> stake;
+      for (const auto& v : staked) stake[v.key] = v.stake;
+      std::vector<std::pair<int64_t, std::string>> times;
+      times.push_back({r.published_ms, r.record.validator});
+      for (const auto& k : r.finality.attesters)
+        if (k != r.record.validator) times.push_back({when.count(k) ? when.at(k) : 0, k});
+      std::sort(times.begin(), times.end());
+      double sum = 0;
+      for (const auto& [ms, k] : times) {
+        sum += stake[k];
+        if (sum >= quorum * r.finality.active * (1 - 1e-12)) {
+          r.final_ms = ms;
+          break;
+        }
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace bistro
