@@ -16,6 +16,7 @@
 #include "bistro/identity/ss58.hpp"
 #include "bistro/localnet/supervisor.hpp"
 #include "bistro/miner/inner_loop.hpp"
+#include "bistro/protocol/attestation.hpp"
 #include "bistro/protocol/catch_up.hpp"
 #include "bistro/protocol/outer_step.hpp"
 #include "bistro/protocol/peers.hpp"
@@ -308,10 +309,12 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
     EXPECT_NE(error_of(follower).find("after the outer step"), std::string::npos);
     vbucket.put(record_key(u), encode_record(r, *vkey));
   }
-  {  // A record signed by someone else.
+  {  // A record signed by someone else: refused as published; never final (logged, skipped).
     vbucket.put(record_key(u), encode_record(r, *key(77)));
-    EXPECT_THROW(sync.fetch_record(u), SyncError);
+    EXPECT_THROW(sync.fetch_published(u), SyncError);
+    EXPECT_FALSE(sync.fetch_record(u).has_value());
     vbucket.put(record_key(u), encode_record(r, *vkey));
+    EXPECT_TRUE(sync.fetch_record(u).has_value());  // the lone validator's: final on its own
   }
   {  // catch_up: theta_5 -> theta_7 needs record(5) and record(6); with record(6) missing it
      // stops at 6, and a node with nothing loads the checkpoint of window 6 once it exists.
@@ -326,9 +329,11 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
   }
 }
 
-// Failover (docs/protocol.md): while the lead's turn lasts a node reads only the lead's bucket;
-// past it, the next validator in stake order's record(u) is taken, checked against that
-// validator's key, and that validator is read first from then on.
+// Failover (docs/protocol.md): while the lead's turn lasts a follower reads only the lead's
+// published record; past it, the next validator in stake order's record(u) is taken, checked
+// against that validator's key, and that validator is read first from then on. The final record
+// (what nodes apply) is the backup's once the lead, with no statement of recent windows, is not
+// active: a dead lead cannot stall the subnet.
 TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   test::TempDir dir("failover");
   NeuronHparams h;
@@ -362,12 +367,16 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   FileBucket(dir / "lead").put("placeholder", "x");  // the lead's bucket exists, without record(3)
   FileBucket(dir / "backup").put(record_key(3), encode_record(r, *backup));
 
-  {  // Within the lead's turn: the backup's record is not read.
+  {  // Within the lead's turn: the backup's record is not read as the published one.
     auto c = make_chain("slow.db", 60'000);
     ModelSync sync(*c, 1, h, config, dir / "s1", [](int, const std::string&) {});
     EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
-    EXPECT_FALSE(sync.fetch_record(3).has_value());
+    EXPECT_FALSE(sync.fetch_published(3).has_value());
     EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
+    // The lead with a statement of window 2 is active: 500 of 1500 is no quorum.
+    FileBucket(dir / "lead").put(attestation_key(2), "x");
+    EXPECT_FALSE(sync.fetch_record(3).has_value());
+    FileBucket(dir / "lead").remove(attestation_key(2));
   }
   auto c = make_chain("fast.db", 1);
   while (c->block() <= failover_block(3, h))
@@ -379,17 +388,28 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   std::vector<std::string> logged;
   ModelSync sync(*c, 1, h, config, dir / "s2",
                  [&](int, const std::string& m) { logged.push_back(m); });
-  const auto got = sync.fetch_record(3);
+  const auto got = sync.fetch_published(3);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->params_hash, r.params_hash);
   EXPECT_EQ(sync.master()->hotkey_ss58, backup_hk);  // read first from now on
   ASSERT_FALSE(logged.empty());
   EXPECT_NE(logged.back().find("failover"), std::string::npos) << logged.back();
+  {  // What a node applies: the backup's record is final, the silent lead not being active.
+    ModelSync fresh_sync(*c, 1, h, config, dir / "s3",
+                         [&](int, const std::string& m) { logged.push_back(m); });
+    const auto final_record = fresh_sync.fetch_record(3);
+    ASSERT_TRUE(final_record.has_value());
+    EXPECT_EQ(final_record->params_hash, r.params_hash);
+    EXPECT_EQ(fresh_sync.master()->hotkey_ss58, backup_hk);
+    EXPECT_NE(logged.back().find("the final record is validator"), std::string::npos)
+        << logged.back();
+  }
   // The next record from the backup's bucket signed by another key: refused, naming the source.
   r.window = 4;
   FileBucket(dir / "backup").put(record_key(4), encode_record(r, *key(99)));
+  EXPECT_FALSE(sync.fetch_record(4).has_value());  // never final
   try {
-    sync.fetch_record(4);
+    sync.fetch_published(4);
     FAIL() << "a record signed by a validator that did not publish it was accepted";
   } catch (const SyncError& e) {
     EXPECT_NE(std::string(e.what()).find(backup_hk), std::string::npos) << e.what();

@@ -12,6 +12,7 @@
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/protocol/arrivals.hpp"
 #include "bistro/protocol/outer_step.hpp"
+#include "bistro/protocol/window.hpp"
 #include "bistro/storage/s3_bucket.hpp"
 #include "bistro/storage/sigv4.hpp"
 #include "bistro/train/checkpoint.hpp"
@@ -29,7 +30,8 @@ std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid) 
   std::stable_sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->stake > b->stake; });
   std::vector<MasterSource> out;
   for (const auto* n : v)
-    out.push_back({commits.at(n->hotkey).substr(7), n->hotkey, to_hex(ss58_decode(n->hotkey))});
+    out.push_back({commits.at(n->hotkey).substr(7), n->hotkey, to_hex(ss58_decode(n->hotkey)),
+                   static_cast<double>(n->stake) / 1e9, n->validator_permit});
   return out;
 }
 
@@ -91,7 +93,7 @@ std::string ModelSync::record_sha256(uint64_t u) const {
   return it == record_sha_.end() ? std::string() : it->second;
 }
 
-std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
+std::optional<WindowRecord> ModelSync::fetch_published(uint64_t u) {
   if (!master()) return std::nullopt;
   if (auto r = fetch_from(*master_, *bucket_, u)) return r;
   // Failover: past the lead's deadline, record(u) may come from the next validators in the
@@ -109,6 +111,64 @@ std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
       bucket_ = std::move(b);
       return r;
     }
+  }
+  return std::nullopt;
+}
+
+const std::vector<ValidatorView>& ModelSync::views(uint64_t u) {
+  auto it = views_.find(u);
+  if (it == views_.end()) {
+    std::vector<ValidatorView> v;
+    bool any_permit = false;
+    for (const auto& m : validator_order(chain_, netuid_)) {
+      v.push_back({m.hotkey_ss58, m.validator_hex, m.stake, m.permit, m.bucket_url});
+      any_permit = any_permit || m.permit;
+    }
+    // A new subnet's validators hold no permit until its first epoch: until one does, every
+    // validator with a master: commitment counts.
+    if (!any_permit)
+      for (auto& x : v) x.permit = true;
+    it = views_.emplace(u, std::move(v)).first;
+    while (views_.size() > 4) views_.erase(views_.begin());
+  }
+  return it->second;
+}
+
+std::vector<RecordFinality> ModelSync::records_of(uint64_t u) {
+  const auto& v = views(u);
+  const uint64_t now = window_of(chain_.block(), h_);
+  const uint64_t read = std::max(u, now > 0 ? now - 1 : 0);
+  auto a = active_.find(read);
+  if (a == active_.end()) {
+    a = active_.emplace(read, active_validators(v, read)).first;
+    while (active_.size() > 4) active_.erase(active_.begin());
+  }
+  return read_window_finality(
+      v, u, config_hash(config_), hparams_hash(h_), h_.quorum,
+      [&](const std::string& m) {
+        if (logged_.insert(m).second) log_(1, m);  // once, not at every poll
+        if (logged_.size() > 256) logged_.clear();
+      },
+      &a->second);
+}
+
+std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
+  if (!master()) return std::nullopt;
+  ++record_requests_;
+  for (auto& r : records_of(u)) {
+    if (!r.finality.final) continue;
+    record_sha_[u] = r.sha256;
+    while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
+    if (r.publisher_ss58 != master_->hotkey_ss58) {
+      for (const auto& c : validator_order(chain_, netuid_))
+        if (c.hotkey_ss58 == r.publisher_ss58) {
+          log_(0, fmt::format("window {}: the final record is validator {}'s (not {}'s): reading "
+                              "it first from now on",
+                              u, c.hotkey_ss58, master_->hotkey_ss58));
+          set_master(c);
+        }
+    }
+    return std::move(r.record);
   }
   return std::nullopt;
 }

@@ -17,6 +17,7 @@
 #include "bistro/model/hf_tokenizer.hpp"
 #include "bistro/protocol/neuron.hpp"
 #include "bistro/protocol/record.hpp"
+#include "bistro/protocol/record_finality.hpp"
 
 namespace bistro {
 
@@ -26,6 +27,8 @@ struct MasterSource {
   std::string bucket_url;
   std::string hotkey_ss58;
   std::string validator_hex;  // its public key: records must be signed by it
+  double stake = 0;           // TAO, as the chain shows it
+  bool permit = false;        // a validator permit
 };
 // Every validator with a master: commitment in failover order: stake descending, then uid.
 std::vector<MasterSource> validator_order(chain::Chain& chain, uint16_t netuid);
@@ -54,11 +57,21 @@ class ModelSync {
   ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h, const LlamaConfig& config,
             std::filesystem::path scratch, Log log);
 
-  // record(u), verified against this node's model, protocol and the master's key; nullopt while
-  // it is not published. A record that is there but bad throws SyncError.
+  // The final record(u) (finality.hpp): of the records the validators published for u, the one
+  // a stake quorum attested, verified against this node's model, protocol and its publisher's
+  // key; nullopt while none is. Its publisher is read first from then on. Records and
+  // attestations that are bad are logged and skipped.
   std::optional<WindowRecord> fetch_record(uint64_t u);
   // Polls fetch_record until it appears or the chain reaches `give_up_block`.
   std::optional<WindowRecord> wait_record(uint64_t u, uint64_t give_up_block);
+  // record(u) as published, final or not: the current lead's, or past its failover block the
+  // first found in the failover order (what a follower judges and attests). A record that is
+  // there but bad throws SyncError.
+  std::optional<WindowRecord> fetch_published(uint64_t u);
+  // Every record of window u the validators published, each with its finality now. The active
+  // stake is read for window max(u, now - 1): a validator that stopped attesting drops out of it
+  // two windows later, so a dead lead delays finality by two windows at most.
+  std::vector<RecordFinality> records_of(uint64_t u);
 
   // theta_u -> theta_{u+1}: checks base_hash, fetches each accepted update (the miner's
   // bucket, else the master's mirror) and its SHA-256, decodes it, takes the outer step and
@@ -92,6 +105,11 @@ class ModelSync {
  private:
   uint64_t record_requests_ = 0;
   std::map<uint64_t, std::string> record_sha_;  // the last few windows'
+  // The validators as a window saw them, and the active sets read (by window read).
+  std::map<uint64_t, std::vector<ValidatorView>> views_;
+  std::map<uint64_t, std::set<std::string>> active_;
+  std::set<std::string> logged_;  // lines about bad records and attestations, logged once
+  const std::vector<ValidatorView>& views(uint64_t u);
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);
   // record(u) from `source`'s bucket, checked against its key; nullopt when absent.

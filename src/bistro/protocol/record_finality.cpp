@@ -47,10 +47,11 @@ std::set<std::string> active_validators(const std::vector<ValidatorView>& valida
   return out;
 }
 
-std::vector<RecordFinality> read_window_finality(
-    const std::vector<ValidatorView>& validators, uint64_t u, const std::string& config_hash,
-    const std::string& hparams_hash, double quorum,
-    const std::function<void(const std::string&)>& log) {
+std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView>& validators,
+                                                 uint64_t u, const std::string& config_hash,
+                                                 const std::string& hparams_hash, double quorum,
+                                                 const std::function<void(const std::string&)>& log,
+                                                 const std::set<std::string>* known_active) {
   const auto buckets = open_all(validators);
   std::vector<StakedValidator> staked;
   for (const auto& v : validators) staked.push_back({v.key, v.stake, v.permit});
@@ -67,7 +68,7 @@ std::vector<RecordFinality> read_window_finality(
       log(fmt::format("window {}: validator {}: {}", u, validators[i].hotkey_ss58, e.what()));
     }
   }
-  const auto active = active_validators(validators, u);
+  const auto active = known_active ? *known_active : active_validators(validators, u);
   std::vector<RecordFinality> out;
   for (size_t i = 0; i < validators.size(); ++i) {
     const auto info = head(buckets[i].get(), record_key(u));

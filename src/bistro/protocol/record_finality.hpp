@@ -36,9 +36,11 @@ struct RecordFinality {
 // The active validators for window u: those with an attestation or a record of window u-1 or u-2.
 std::set<std::string> active_validators(const std::vector<ValidatorView>& validators, uint64_t u);
 
-std::vector<RecordFinality> read_window_finality(
-    const std::vector<ValidatorView>& validators, uint64_t u, const std::string& config_hash,
-    const std::string& hparams_hash, double quorum,
-    const std::function<void(const std::string&)>& log);
+// `active`: the active set when the caller holds it (active_validators'), else read here.
+std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView>& validators,
+                                                 uint64_t u, const std::string& config_hash,
+                                                 const std::string& hparams_hash, double quorum,
+                                                 const std::function<void(const std::string&)>& log,
+                                                 const std::set<std::string>* active = nullptr);
 
 }  // namespace bistro

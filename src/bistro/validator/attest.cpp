@@ -1,14 +1,27 @@
 // The validator's attestation of the window's record (docs/protocol.md, "Attestations and
-// finality"): after the record is out (its own, or the lead's it applied), the record's updates
-// this validator holds are measured (whatever the budget: a record holds at most record_peers),
-// then its signed statement goes to its bucket: it attests the record, or objects to the
-// accepted updates whose measurement on its own random pages shows harm at harm_alpha.
+// finality"): once a record of the window is out (its own, or another validator's it judges),
+// the record's updates from miners this validator does not trust are measured (whatever the
+// budget: a record holds at most record_peers; most were measured as they landed), then its signed
+// statement goes to its bucket: it attests the record, or objects to the accepted updates whose
+// measurement on its own random pages shows harm at harm_alpha. A trusted miner's update is
+// attested on that trust, as the lead admits it, and measured after the record (judge).
 #include "bistro/validator/stages.hpp"
 
 namespace bistro::validator {
 
+bool LocoValidator::publish_attestation(Attestation a) {
+  try {
+    bucket_->put(attestation_key(a.window), encode_attestation(std::move(a), *hot_));
+    return true;
+  } catch (const std::exception& e) {
+    log(0, fmt::format("window {}: cannot publish the attestation: {}", a.window, error_line(e)));
+    return false;
+  }
+}
+
 void LocoValidator::attest(Window& w) {
-  if (!published_ || w.record_sha256.empty()) return;  // no record applied: nothing to attest
+  // Nothing to attest, or attested already.
+  if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
   Attestation a;
   a.window = w.u;
   a.record_sha256 = w.record_sha256;
@@ -22,9 +35,10 @@ void LocoValidator::attest(Window& w) {
       const auto u = w.updates.find(e.uid);
       const auto f = w.files.find(e.uid);
       if (u == w.updates.end() || f == w.files.end() || sha256_hex(f->second) != e.sha256 ||
-          w.scorer->has(e.uid))
-        continue;  // not held (its measurement would need the bytes the record names), or done
-      measure_one(w, e.uid, &u->second, !is_trusted(ratings_, e.hotkey));
+          w.scorer->has(e.uid) || is_trusted(ratings_, e.hotkey))
+        continue;  // not held (its measurement would need the bytes the record names), done, or
+                   // attested on trust as the lead admits it (measured after, in judge)
+      measure_one(w, e.uid, &u->second, true);
       measured = true;
     }
     if (measured) observe(w);
@@ -42,18 +56,57 @@ void LocoValidator::attest(Window& w) {
     }
     a.objects = !a.objections.empty();
   }
-  try {
-    bucket_->put(attestation_key(w.u), encode_attestation(a, *hot_));
-    w.attested_ms = now_ms();
-  } catch (const std::exception& e) {
-    log(0, fmt::format("window {}: cannot publish the attestation: {}", w.u, error_line(e)));
-  }
-  for (const auto& o : a.objections) {
+  const auto objections = a.objections;
+  if (publish_attestation(a)) w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
+  for (const auto& o : objections) {
     w.objections.push_back({{"uid", o.uid}, {"reason", o.reason}});
     log(0, fmt::format("window {}: objects to uid {} in the record of {}: {}", w.u, o.uid,
                        a.publisher.substr(0, 16), o.reason));
   }
   w.timer.lap("attest");
+}
+
+void LocoValidator::await_finality(Window& w) {
+  const std::string mine = w.record_sha256;
+  const uint64_t until = failover_block(w.u, h_);
+  const double poll = default_poll_interval(window_seconds());
+  // At most a share of a window: the followers attest within a poll or two of the record when
+  // they have measured its updates as they landed; a lead that waits longer falls behind the
+  // next window. A refusal found later resynchronises it from the next lead's records.
+  const double give_up_s = now_s() + kLeadFinalityWait * window_seconds();
+  while (true) {
+    for (const auto& r : sync_->records_of(w.u)) {
+      if (r.sha256 != mine) continue;
+      if (r.finality.final) {
+        w.timer.lap("finality");
+        return;
+      }
+      if (r.finality.refused) {
+        std::vector<std::string> why;
+        for (const auto& [uid, reasons] : r.finality.objections)
+          why.push_back(fmt::format("uid {}: {}", uid, reasons.front()));
+        log(0, fmt::format("window {}: this validator's record was refused by validators holding "
+                           "{:.0f} of {:.0f} active stake ({}); theta goes back to theta_{} and "
+                           "it follows the next validator's record",
+                           w.u, r.finality.objected, r.finality.active, fmt::join(why, "; "), w.u));
+        copy_parameters(params_, w.theta_u);
+        theta_hash_ = w.base_hash;
+        lead_ = false;
+        published_ = false;
+        w.record = {};
+        w.in_record.clear();
+        w.timer.lap("finality");
+        follow(w);
+        return;
+      }
+    }
+    if (chain_->block() >= until || now_s() >= give_up_s) {
+      log(1, fmt::format("window {}: this validator's record is not final yet; going on", w.u));
+      w.timer.lap("finality");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(poll));
+  }
 }
 
 }  // namespace bistro::validator

@@ -44,14 +44,12 @@ void LocoValidator::take(Window& w, const chain::Neuron& n, const std::optional<
   w.files[n.uid] = std::move(r.file);
   const Update* u = &w.updates.emplace(n.uid, std::move(*r.update)).first->second;
   w.sketches[n.uid] = sketch_update(*u, gp_.sketch_size);
-  // An untrusted miner's update is measured as it lands (the record needs its tests); at the
-  // lead a trusted one's after the record, so the miners do not wait for it. A follower measures
-  // every one as it lands: its attestation of the record, which the miners wait for, needs them
-  // (attest.cpp). An empty update is rejected by the checks: not worth a forward pass.
+  // An untrusted miner's update is measured as it lands (the record needs its tests); a trusted
+  // one's after the record, so the miners do not wait for it. An empty update is rejected by the
+  // checks: not worth a forward pass.
   const bool sampled = std::binary_search(w.sample.begin(), w.sample.end(), n.uid);
-  const bool trusted = is_trusted(ratings_, n.hotkey);
-  if (measure && sampled && !is_empty_update(*u) && (!trusted || !lead_))
-    measure_one(w, n.uid, u, !trusted);
+  if (measure && sampled && !is_empty_update(*u) && !is_trusted(ratings_, n.hotkey))
+    measure_one(w, n.uid, u, true);
 }
 
 void LocoValidator::measure_one(Window& w, uint16_t uid, const Update* u, bool untrusted) {

@@ -40,25 +40,79 @@ void LocoValidator::follow(Window& w) {
   // cores are better spent measuring (it must keep pace). It is evaluated when it takes over.
   last_eval_ = NAN;
   w.timer.lap("record");
-  // The lead publishes record(u) soon after the close. It is waited for until this validator's
-  // turn in the failover order, when it publishes record(u) itself from the same theta_u with
-  // its own judgement; a validator without a turn waits until the next window's deadline. A
-  // record that does not apply (a hash mismatch) resynchronises theta from the lead's checkpoint
-  // and its records.
-  // Once its turn has passed, it never publishes: the next one's record may be on its way.
+  // The lead publishes record(u) soon after the close. This validator judges each record of u in
+  // the failover order that is not refused (it attests it, or objects: attest.cpp) and applies
+  // the one that becomes final (docs/protocol.md, "Attestations and finality"). It publishes
+  // record(u) itself, from the same theta_u with its own judgement, when its turn in the
+  // failover order comes with no record out, or at once when every validator before it in the
+  // order published a record that was refused; a validator without a turn waits until the next
+  // window's deadline. A final record that does not apply (a hash mismatch) resynchronises theta
+  // from the lead's checkpoint and its records.
   const auto [from, to] = turn(w.u);
   const uint64_t wait_until = window_start_block(w.u + 2, h_) + h_.grace_blocks;
-  const uint64_t give_up = chain_->block() < to ? std::min(from, wait_until) : wait_until;
-  auto lead_record = sync_->wait_record(w.u, give_up);
-  const uint64_t now = chain_->block();
-  if (!lead_record && now >= from && now < to) {
-    log(0, fmt::format("window {}: no record from the lead {} by block {}: this validator "
-                       "publishes it and leads from now on (failover)",
-                       w.u, sync_->master() ? sync_->master()->hotkey_ss58 : "-", from - 1));
-    lead_ = true;
-    sync_->set_master(self_);
-    record(w);
-    return;
+  const double poll = default_poll_interval(window_seconds());
+  std::optional<WindowRecord> lead_record;
+  std::string lead_sha;
+  while (true) {
+    const auto records = sync_->records_of(w.u);
+    for (const auto& r : records)
+      if (r.finality.final) lead_record = r.record, lead_sha = r.sha256;
+    // Judge the first record in the order that is neither refused nor judged yet: the final one
+    // too, whose attestation keeps this validator active.
+    for (const auto& r : records) {
+      if (r.finality.refused || r.sha256 == w.attested_sha) continue;
+      if (lead_record && r.sha256 != lead_sha) continue;
+      // A record must start from the final theta_u: one that does not is not attested.
+      if (r.record.base_hash != w.base_hash) {
+        if (!lead_record) continue;
+        log(0, fmt::format("window {}: the final record starts from theta {}, this validator "
+                           "holds {}: it resynchronises",
+                           w.u, r.record.base_hash.substr(0, 12), w.base_hash.substr(0, 12)));
+        break;
+      }
+      w.record = r.record;
+      w.record_sha256 = r.sha256;
+      attest(w);
+      break;
+    }
+    if (lead_record) break;
+    // Every validator before this one in the turn order (the current lead, then the others by
+    // stake) published a record of u, and each was refused.
+    std::vector<std::string> before;
+    if (sync_->master() && sync_->master()->hotkey_ss58 != hotkey_)
+      before.push_back(sync_->master()->hotkey_ss58);
+    for (const auto& v : validator_order(*chain_, a_.netuid)) {
+      if (v.hotkey_ss58 == hotkey_) break;
+      if (std::find(before.begin(), before.end(), v.hotkey_ss58) == before.end())
+        before.push_back(v.hotkey_ss58);
+    }
+    bool refused_before = !before.empty();
+    for (const auto& who : before) {
+      bool refused = false;
+      for (const auto& r : records)
+        refused = refused || (r.publisher_ss58 == who && r.finality.refused);
+      refused_before = refused_before && refused;
+    }
+    const uint64_t now = chain_->block();
+    if ((now >= from && now < to) || (refused_before && from != UINT64_MAX)) {
+      log(0, fmt::format(
+                 "window {}: {}: this validator publishes record({}) and leads from now on "
+                 "(failover)",
+                 w.u,
+                 refused_before
+                     ? "every record before its turn was refused"
+                     : fmt::format("no final record from the lead {} by block {}",
+                                   sync_->master() ? sync_->master()->hotkey_ss58 : "-", from - 1),
+                 w.u));
+      lead_ = true;
+      sync_->set_master(self_);
+      w.record = {};
+      w.in_record.clear();
+      record(w);
+      return;
+    }
+    check(now < wait_until, "window {}: no final record(u) by block {}", w.u, wait_until);
+    std::this_thread::sleep_for(std::chrono::duration<double>(poll));
   }
   // The record's updates this validator holds already are not fetched again; a record that
   // does not apply (or none yet) goes through catch_up, which waits, resynchronises and replays.
@@ -76,12 +130,12 @@ void LocoValidator::follow(Window& w) {
     }
   }
   if (!applied) {
-    const auto at = sync_->catch_up(theta_, w.u, w.u + 1, give_up);
+    const auto at = sync_->catch_up(theta_, w.u, w.u + 1, wait_until);
     check(at && *at == w.u + 1, "window {}: the lead's record did not come by block {} (at {})",
-          w.u, give_up, at ? std::to_string(*at) : "nothing");
+          w.u, wait_until, at ? std::to_string(*at) : "nothing");
     if (!lead_record) lead_record = sync_->fetch_record(w.u);
   }
-  if (lead_record) w.record = *lead_record, w.record_sha256 = sync_->record_sha256(w.u);
+  if (lead_record) w.record = *lead_record, w.record_sha256 = lead_sha;
   for (const auto& e : w.record.accepted) w.in_record.insert(e.uid);
   theta_hash_ = w.record.params_hash.empty() ? params_hash(params_) : w.record.params_hash;
   w.record.params_hash = theta_hash_;

@@ -70,6 +70,9 @@ inline int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+// The share of a window the lead waits for its record's finality before it goes on.
+inline constexpr double kLeadFinalityWait = 0.15;
+
 inline double now_s() {
   return static_cast<double>(now_ms()) / 1000.0;
 }
@@ -109,8 +112,10 @@ struct Window {
   std::set<uint64_t> in_record;
   WindowRecord record;
   std::string base_hash, guard, weights_status;
-  std::string record_sha256;  // of the record's bytes this validator published or applied
-  int64_t attested_ms = 0;    // when its attestation was out (0: none)
+  std::string record_sha256;           // of the record's bytes this validator published or applied
+  std::string attested_sha;            // the record its latest attestation of the window names
+  int64_t attested_ms = 0;             // when its attestation was out (0: none)
+  std::vector<torch::Tensor> theta_u;  // theta_u's values: a refused record is rolled back
   nlohmann::json objections = nlohmann::json::array();
   double held = 0;  // the weight held back for miners awaiting their first measurement
   nlohmann::json miners = nlohmann::json::object();
@@ -153,6 +158,11 @@ class LocoValidator : Node {
   // After the record: this validator's attestation of it in its bucket (attest.cpp): the record's
   // updates measured first, objecting to those its measurement finds harmful.
   void attest(Window& w);
+  // Puts `a` (signed) in this validator's bucket; false, logged, when it could not.
+  bool publish_attestation(Attestation a);
+  // The lead, after its record: waits for it to be final or refused (at most until the failover
+  // block); refused, theta goes back to theta_u and it follows the next validator's record.
+  void await_finality(Window& w);
   void judge(Window& w);
   void weights(Window& w);
   void persist(uint64_t u, double master_eval, bool* checkpointed = nullptr);

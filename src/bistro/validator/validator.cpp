@@ -106,13 +106,26 @@ void LocoValidator::skip(uint64_t u) {
   r.base_hash = r.params_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
   // With other validators, one of them may have published the dead window's record: then it
   // leads, and this one follows.
-  if (lead_ && validator_order(*chain_, a_.netuid).size() > 1 && sync_->fetch_record(u)) {
+  if (lead_ && validator_order(*chain_, a_.netuid).size() > 1 && sync_->fetch_published(u)) {
     log(0, fmt::format("window {}: another validator published its record; following it", u));
     lead_ = false;
   }
   if (lead_) {
-    bucket_->put(record_key(u), encode_record(r, *hot_));
+    const std::string bytes = encode_record(r, *hot_);
+    bucket_->put(record_key(u), bytes);
+    publish_attestation(
+        {u, sha256_hex(bytes), to_hex(hot_->public_key()), false, {}, gp_.harm_alpha, {}, {}});
   } else {  // a follower that fell behind applies the lead's record(u) without judging it
+    // (its attestation keeps the record's finality within reach: nothing was measured)
+    if (sync_->fetch_published(u) && !sync_->record_sha256(u).empty())
+      publish_attestation({u,
+                           sync_->record_sha256(u),
+                           sync_->master() ? sync_->master()->validator_hex : std::string(),
+                           false,
+                           {},
+                           gp_.harm_alpha,
+                           {},
+                           {}});
     const auto at =
         sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
@@ -161,10 +174,11 @@ bool LocoValidator::process(Window& w) {
   }
   if (lead_) {
     record(w);
+    attest(w);
+    await_finality(w);  // refused: theta_u again, and it follows the next record
   } else {
     follow(w);
   }
-  attest(w);
   judge(w);
   weights(w);
   persist(w.u, w.master_eval, &w.checkpoint);
@@ -189,6 +203,7 @@ bool LocoValidator::run_window(uint64_t u) {
   const auto saved_history = history_;
   std::vector<torch::Tensor> saved;
   for (const auto& p : params_) saved.push_back(p.detach().clone());
+  w.theta_u = saved;
   bool ok = false;
   published_ = false;
   for (int attempt = 0; attempt < 2 && !ok; ++attempt) {
