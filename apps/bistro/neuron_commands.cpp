@@ -133,6 +133,8 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                        "validators (v2): the first leads, the others follow its records");
   localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")
       ->delimiter(',');
+  localnet->add_option("--dishonest-lead", l->dishonest_lead,
+                       "the lead (highest-staked validator) of a dishonest kind: admit-all");
   localnet->add_option("--validator-cheat", l->validator_cheats,
                        "KIND, repeatable: one more validator of a dishonest kind (self-weight: "
                        "every weight on one miner; weight-copier: copies the consensus)");

@@ -49,6 +49,7 @@ constexpr std::pair<ValidatorBehaviour, const char*> kValidatorNames[] = {
     {ValidatorBehaviour::Honest, "honest"},
     {ValidatorBehaviour::SelfWeight, "self-weight"},
     {ValidatorBehaviour::WeightCopier, "weight-copier"},
+    {ValidatorBehaviour::AdmitAll, "admit-all"},
 };
 }  // namespace
 
@@ -56,7 +57,7 @@ ValidatorBehaviour parse_validator_behaviour(const std::string& name) {
   for (auto [b, n] : kValidatorNames)
     if (name == n) return b;
   throw Error("unknown validator behaviour '" + name +
-              "' (one of: honest, self-weight, weight-copier)");
+              "' (one of: honest, self-weight, weight-copier, admit-all)");
 }
 
 const char* validator_behaviour_name(ValidatorBehaviour b) {
@@ -71,6 +72,10 @@ std::map<uint16_t, double> dishonest_weights(ValidatorBehaviour b, const chain::
   if (miners.empty() || b == ValidatorBehaviour::Honest) return out;
   if (b == ValidatorBehaviour::SelfWeight) {
     out[*std::min_element(miners.begin(), miners.end())] = 1.0;
+    return out;
+  }
+  if (b == ValidatorBehaviour::AdmitAll) {  // it judged nobody: everyone alike
+    for (uint16_t uid : miners) out[uid] = 1.0 / static_cast<double>(miners.size());
     return out;
   }
   double total = 0;

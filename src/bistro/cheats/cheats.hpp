@@ -61,8 +61,12 @@ enum class ValidatorBehaviour {
   Honest,
   SelfWeight,    // every weight on its own miner (here: the lowest-uid committed miner)
   WeightCopier,  // the chain's last consensus weights (Neuron::consensus), copied without scoring
+  // As a lead (localnet --dishonest-lead): admits every verified update without judging and
+  // skips the record's guard; as a follower it attests whatever it applies.
+  AdmitAll,
 };
-// "honest", "self-weight" or "weight-copier"; an unknown name is an error listing them.
+// "honest", "self-weight", "weight-copier" or "admit-all"; an unknown name is an error listing
+// them.
 ValidatorBehaviour parse_validator_behaviour(const std::string& name);
 const char* validator_behaviour_name(ValidatorBehaviour b);
 // The weights a dishonest validator sets (uid -> weight, over `miners`; empty: none to set, e.g.

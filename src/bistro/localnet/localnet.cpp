@@ -154,7 +154,12 @@ class SubnetBuilder {
                                   {"--ranks", std::to_string(o_.validator_ranks)});
     };
     add("validator", "validator", "validator");
-    ranked();
+    if (!o_.dishonest_lead.empty()) {
+      procs_.back().kind = o_.dishonest_lead;
+      procs_.back().argv.insert(procs_.back().argv.end(), {"--behaviour", o_.dishonest_lead});
+    } else {
+      ranked();
+    }
     for (int i = 0; i < o_.miners; ++i) {
       std::string b = i >= o_.miners - o_.garbage             ? "garbage"
                       : i >= o_.miners - o_.garbage - o_.lazy ? "lazy"
@@ -328,6 +333,9 @@ void check_options(const LocalnetOptions& o) {
   const size_t all_validators = validator_count(o);
   check(o.stakes.empty() || o.stakes.size() == all_validators,
         "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), all_validators);
+  check(o.dishonest_lead.empty() ||
+            parse_validator_behaviour(o.dishonest_lead) != ValidatorBehaviour::Honest,
+        "localnet: --dishonest-lead {}: want a dishonest kind (admit-all)", o.dishonest_lead);
   for (const auto& kind : o.validator_cheats)
     check(parse_validator_behaviour(kind) != ValidatorBehaviour::Honest,
           "localnet: --validator-cheat {}: want a dishonest kind (self-weight, weight-copier)",

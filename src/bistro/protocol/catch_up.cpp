@@ -143,13 +143,21 @@ std::vector<RecordFinality> ModelSync::records_of(uint64_t u) {
     a = active_.emplace(read, active_validators(v, read)).first;
     while (active_.size() > 4) active_.erase(active_.begin());
   }
-  return read_window_finality(
+  auto out = read_window_finality(
       v, u, config_hash(config_), hparams_hash(h_), h_.quorum,
       [&](const std::string& m) {
         if (logged_.insert(m).second) log_(1, m);  // once, not at every poll
         if (logged_.size() > 256) logged_.clear();
       },
       &a->second);
+  // A record this node saw refused stays refused for it: its objectors' later statements name
+  // the record that replaced it (one statement per validator and window), which would otherwise
+  // drop the objections from the count.
+  for (auto& r : out) {
+    if (r.finality.refused) refused_.insert(r.sha256);
+    if (refused_.count(r.sha256)) r.finality.refused = true, r.finality.final = false;
+  }
+  return out;
 }
 
 std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {

@@ -108,7 +108,8 @@ class ModelSync {
   // The validators as a window saw them, and the active sets read (by window read).
   std::map<uint64_t, std::vector<ValidatorView>> views_;
   std::map<uint64_t, std::set<std::string>> active_;
-  std::set<std::string> logged_;  // lines about bad records and attestations, logged once
+  std::set<std::string> logged_;   // lines about bad records and attestations, logged once
+  std::set<std::string> refused_;  // the records this node has seen refused (their SHA-256)
   const std::vector<ValidatorView>& views(uint64_t u);
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);

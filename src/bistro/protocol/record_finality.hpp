@@ -33,7 +33,8 @@ struct RecordFinality {
                              // Last-Modified (0: not final, or unknown)
 };
 
-// The active validators for window u: those with an attestation or a record of window u-1 or u-2.
+// The active validators for window u: those with an attestation or a record of window u-1 or u-2;
+// all of them when none has (a subnet's first windows).
 std::set<std::string> active_validators(const std::vector<ValidatorView>& validators, uint64_t u);
 
 // `active`: the active set when the caller holds it (active_validators'), else read here.

@@ -53,6 +53,7 @@ void LocoValidator::follow(Window& w) {
   const double poll = default_poll_interval(window_seconds());
   std::optional<WindowRecord> lead_record;
   std::string lead_sha;
+  std::set<std::string> judged;  // each record is judged once
   while (true) {
     const auto records = sync_->records_of(w.u);
     for (const auto& r : records)
@@ -60,7 +61,7 @@ void LocoValidator::follow(Window& w) {
     // Judge the first record in the order that is neither refused nor judged yet: the final one
     // too, whose attestation keeps this validator active.
     for (const auto& r : records) {
-      if (r.finality.refused || r.sha256 == w.attested_sha) continue;
+      if (r.finality.refused || judged.count(r.sha256)) continue;
       if (lead_record && r.sha256 != lead_sha) continue;
       // A record must start from the final theta_u: one that does not is not attested.
       if (r.record.base_hash != w.base_hash) {
@@ -73,6 +74,7 @@ void LocoValidator::follow(Window& w) {
       w.record = r.record;
       w.record_sha256 = r.sha256;
       attest(w);
+      judged.insert(r.sha256);
       break;
     }
     if (lead_record) break;
