@@ -80,12 +80,16 @@ std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bu
   }
   try {
     auto r = parse_record(bytes, {u, config_hash(config_), hparams_hash(h_), source.validator_hex});
-    record_sha_[u] = sha256_hex(bytes);
-    while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
+    remember_sha(u, sha256_hex(bytes));
     return r;
   } catch (const RecordError& e) {
     throw SyncError(fmt::format("{} (from validator {})", e.what(), source.hotkey_ss58));
   }
+}
+
+void ModelSync::remember_sha(uint64_t u, const std::string& sha) {
+  record_sha_[u] = sha;
+  while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
 }
 
 std::string ModelSync::record_sha256(uint64_t u) const {
@@ -165,8 +169,7 @@ std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
   ++record_requests_;
   for (auto& r : records_of(u)) {
     if (!r.finality.final) continue;
-    record_sha_[u] = r.sha256;
-    while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
+    remember_sha(u, r.sha256);
     if (r.publisher_ss58 != master_->hotkey_ss58) {
       for (const auto& c : validator_order(chain_, netuid_))
         if (c.hotkey_ss58 == r.publisher_ss58) {

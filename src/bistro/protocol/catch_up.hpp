@@ -105,6 +105,7 @@ class ModelSync {
  private:
   uint64_t record_requests_ = 0;
   std::map<uint64_t, std::string> record_sha_;  // the last few windows'
+  void remember_sha(uint64_t u, const std::string& sha);
   // The validators as a window saw them, and the active sets read (by window read).
   std::map<uint64_t, std::vector<ValidatorView>> views_;
   std::map<uint64_t, std::set<std::string>> active_;

@@ -9,12 +9,21 @@
 
 namespace bistro::validator {
 
-bool LocoValidator::publish_attestation(Attestation a) {
+bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sha256,
+                                        const std::string& publisher,
+                                        std::vector<Objection> objections) {
+  Attestation a;
+  a.window = u;
+  a.record_sha256 = record_sha256;
+  a.publisher = publisher;
+  a.objects = !objections.empty();
+  a.objections = std::move(objections);
+  a.harm_alpha = gp_.harm_alpha;
   try {
-    bucket_->put(attestation_key(a.window), encode_attestation(std::move(a), *hot_));
+    bucket_->put(attestation_key(u), encode_attestation(std::move(a), *hot_));
     return true;
   } catch (const std::exception& e) {
-    log(0, fmt::format("window {}: cannot publish the attestation: {}", a.window, error_line(e)));
+    log(0, fmt::format("window {}: cannot publish the attestation: {}", u, error_line(e)));
     return false;
   }
 }
@@ -22,11 +31,9 @@ bool LocoValidator::publish_attestation(Attestation a) {
 void LocoValidator::attest(Window& w) {
   // Nothing to attest, or attested already.
   if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
-  Attestation a;
-  a.window = w.u;
-  a.record_sha256 = w.record_sha256;
-  a.publisher = w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
-  a.harm_alpha = gp_.harm_alpha;
+  const std::string publisher =
+      w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
+  std::vector<Objection> objections;
   // An honest follower judges the record it applied; the lead stands by its own, and the
   // dishonest kinds measure nothing.
   if (!lead_ && behaviour_ == ValidatorBehaviour::Honest && !w.fallback) {
@@ -48,20 +55,19 @@ void LocoValidator::attest(Window& w) {
       if (o == w.obs.end() || !w.scorer->has(e.uid) || o->random.n == 0 ||
           !significantly_negative(o->random, o->d_random, gp_.harm_alpha))
         continue;
-      a.objections.push_back(
+      objections.push_back(
           {e.uid, e.sha256, o->random.t(), o->random.n,
            fmt::format("raises the loss on random pages by {:.4g} ({:.1f} standard errors, {} "
                        "sequences)",
                        -o->d_random, -o->random.t(), o->random.n)});
     }
-    a.objects = !a.objections.empty();
   }
-  const auto objections = a.objections;
-  if (publish_attestation(a)) w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
+  if (publish_attestation(w.u, w.record_sha256, publisher, objections))
+    w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
   for (const auto& o : objections) {
     w.objections.push_back({{"uid", o.uid}, {"reason", o.reason}});
     log(0, fmt::format("window {}: objects to uid {} in the record of {}: {}", w.u, o.uid,
-                       a.publisher.substr(0, 16), o.reason));
+                       publisher.substr(0, 16), o.reason));
   }
   w.timer.lap("attest");
 }

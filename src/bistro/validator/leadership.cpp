@@ -54,6 +54,16 @@ void LocoValidator::follow(Window& w) {
   std::optional<WindowRecord> lead_record;
   std::string lead_sha;
   std::set<std::string> judged;  // each record is judged once
+  // The validators before this one in the turn order (the current lead, then the others by
+  // stake): read once, not at every poll (a chain read each).
+  std::vector<std::string> before;
+  if (sync_->master() && sync_->master()->hotkey_ss58 != hotkey_)
+    before.push_back(sync_->master()->hotkey_ss58);
+  for (const auto& v : validator_order(*chain_, a_.netuid)) {
+    if (v.hotkey_ss58 == hotkey_) break;
+    if (std::find(before.begin(), before.end(), v.hotkey_ss58) == before.end())
+      before.push_back(v.hotkey_ss58);
+  }
   while (true) {
     const auto records = sync_->records_of(w.u);
     for (const auto& r : records)
@@ -78,16 +88,7 @@ void LocoValidator::follow(Window& w) {
       break;
     }
     if (lead_record) break;
-    // Every validator before this one in the turn order (the current lead, then the others by
-    // stake) published a record of u, and each was refused.
-    std::vector<std::string> before;
-    if (sync_->master() && sync_->master()->hotkey_ss58 != hotkey_)
-      before.push_back(sync_->master()->hotkey_ss58);
-    for (const auto& v : validator_order(*chain_, a_.netuid)) {
-      if (v.hotkey_ss58 == hotkey_) break;
-      if (std::find(before.begin(), before.end(), v.hotkey_ss58) == before.end())
-        before.push_back(v.hotkey_ss58);
-    }
+    // Every one of them published a record of u, and each was refused.
     bool refused_before = !before.empty();
     for (const auto& who : before) {
       bool refused = false;

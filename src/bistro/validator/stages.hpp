@@ -158,8 +158,10 @@ class LocoValidator : Node {
   // After the record: this validator's attestation of it in its bucket (attest.cpp): the record's
   // updates measured first, objecting to those its measurement finds harmful.
   void attest(Window& w);
-  // Puts `a` (signed) in this validator's bucket; false, logged, when it could not.
-  bool publish_attestation(Attestation a);
+  // Puts its signed attestation of record(u) (the record's SHA-256 and publisher) in its bucket,
+  // objecting when `objections` name updates; false, logged, when it could not.
+  bool publish_attestation(uint64_t u, const std::string& record_sha256,
+                           const std::string& publisher, std::vector<Objection> objections = {});
   // The lead, after its record: waits for it to be final or refused (at most until the failover
   // block); refused, theta goes back to theta_u and it follows the next validator's record.
   void await_finality(Window& w);

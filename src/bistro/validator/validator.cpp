@@ -113,19 +113,12 @@ void LocoValidator::skip(uint64_t u) {
   if (lead_) {
     const std::string bytes = encode_record(r, *hot_);
     bucket_->put(record_key(u), bytes);
-    publish_attestation(
-        {u, sha256_hex(bytes), to_hex(hot_->public_key()), false, {}, gp_.harm_alpha, {}, {}});
+    publish_attestation(u, sha256_hex(bytes), to_hex(hot_->public_key()));
   } else {  // a follower that fell behind applies the lead's record(u) without judging it
     // (its attestation keeps the record's finality within reach: nothing was measured)
     if (sync_->fetch_published(u) && !sync_->record_sha256(u).empty())
-      publish_attestation({u,
-                           sync_->record_sha256(u),
-                           sync_->master() ? sync_->master()->validator_hex : std::string(),
-                           false,
-                           {},
-                           gp_.harm_alpha,
-                           {},
-                           {}});
+      publish_attestation(u, sync_->record_sha256(u),
+                          sync_->master() ? sync_->master()->validator_hex : std::string());
     const auto at =
         sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
