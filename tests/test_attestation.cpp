@@ -45,7 +45,7 @@ struct Subnet {
           {u, std::string(64, static_cast<char>('0' + u)), -4.2, 32, "raises the loss"});
     a.objects = !uids.empty();
     // Through the wire, as a reader gets it.
-    return parse_attestation(encode_attestation(a, by), r.window, key(by));
+    return parse_attestation(encode_attestation({a}, by), r.window, key(by)).at(0);
   }
 };
 
@@ -74,7 +74,7 @@ TEST(Attestation, RoundTripsSignedAndRefusesEachProblemByName) {
 
   Attestation plain;
   plain.window = 9, plain.record_sha256 = kSha, plain.publisher = r.validator;
-  const std::string good = encode_attestation(plain, *s.second);
+  const std::string good = encode_attestation({plain}, *s.second);
   const std::string who = Subnet::key(*s.second);
   EXPECT_EQ(error_of(good, 9, who), "accepted");
   EXPECT_NE(error_of(good, 10, who).find("it says window 9"), std::string::npos);
@@ -90,17 +90,49 @@ TEST(Attestation, RoundTripsSignedAndRefusesEachProblemByName) {
   Attestation empty_objection = plain;
   empty_objection.objects = true;
   EXPECT_NE(
-      error_of(encode_attestation(empty_objection, *s.second), 9, who).find("names no update"),
+      error_of(encode_attestation({empty_objection}, *s.second), 9, who).find("names no update"),
       std::string::npos);
   Attestation unordered = plain;
   unordered.objects = true;
   unordered.objections = {{7, std::string(64, '7'), -3, 8, "x"},
                           {1, std::string(64, '1'), -3, 8, "x"}};
-  EXPECT_NE(error_of(encode_attestation(unordered, *s.second), 9, who).find("ascending"),
+  EXPECT_NE(error_of(encode_attestation({unordered}, *s.second), 9, who).find("ascending"),
             std::string::npos);
   Attestation bad_hash = plain;
   bad_hash.record_sha256 = "abc";
-  EXPECT_NE(error_of(encode_attestation(bad_hash, *s.second), 9, who).find("record_sha256"),
+  EXPECT_NE(error_of(encode_attestation({bad_hash}, *s.second), 9, who).find("record_sha256"),
+            std::string::npos);
+}
+
+// One file, one statement per record: an objection to one record beside the attestation of its
+// replacement; never two attestations, nor two statements on one record.
+TEST(Attestation, HoldsOneStatementPerRecordAndAttestsOneRecordAWindow) {
+  Subnet s;
+  const std::string who = Subnet::key(*s.second);
+  Attestation objection, attest;
+  objection.window = attest.window = 9;
+  objection.record_sha256 = kSha, objection.publisher = Subnet::key(*s.lead);
+  objection.objects = true;
+  objection.objections = {{7, std::string(64, '7'), -5, 16, "raises the loss"}};
+  attest.record_sha256 = std::string(64, 'e'), attest.publisher = who;
+  const auto both = parse_attestation(encode_attestation({objection, attest}, *s.second), 9, who);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_TRUE(both[0].objects);
+  EXPECT_EQ(both[0].publisher, Subnet::key(*s.lead));
+  EXPECT_FALSE(both[1].objects);
+  EXPECT_EQ(both[1].record_sha256, std::string(64, 'e'));
+  EXPECT_EQ(both[1].validator, who);
+  Attestation second_attest = attest;
+  second_attest.record_sha256 = std::string(64, 'd');
+  EXPECT_NE(error_of(encode_attestation({attest, second_attest}, *s.second), 9, who)
+                .find("attests 2 records"),
+            std::string::npos);
+  Attestation same_record = objection;
+  same_record.objects = false, same_record.objections.clear();
+  EXPECT_NE(error_of(encode_attestation({objection, same_record}, *s.second), 9, who)
+                .find("two statements on record"),
+            std::string::npos);
+  EXPECT_NE(error_of(encode_attestation({}, *s.second), 0, who).find("statements"),
             std::string::npos);
 }
 
@@ -110,7 +142,7 @@ TEST(Attestation, SurvivesCorruption) {
   Attestation a;
   a.window = 9, a.record_sha256 = kSha, a.publisher = Subnet::key(*s.lead), a.objects = true;
   a.objections = {{7, std::string(64, '7'), -3.5, 16, "raises the loss"}};
-  const auto good = encode_attestation(a, *s.second);
+  const auto good = encode_attestation({a}, *s.second);
   for (size_t i = 0; i < good.size(); ++i) {
     auto bad = good;
     bad[i] = static_cast<char>(bad[i] ^ 0x55);
@@ -200,6 +232,60 @@ TEST(Finality, BadAttestationsAreIgnoredWithTheirReasonAndNeverCounted) {
   EXPECT_DOUBLE_EQ(f.objected, 0);
   ASSERT_EQ(f.ignored.size(), 1u);
   EXPECT_NE(f.ignored[0].reason.find("twice"), std::string::npos);
+}
+
+// A lead above 1/3 of the stake (57%) whose record was refused cannot refuse its replacement:
+// the replacement, holding only what the refused record held less the objected updates, is final
+// on the other validators' stake. One that adds an update still needs the lead.
+TEST(Finality, ARefusedLeadIsNotActiveForTheRecordThatReplacesIt) {
+  Subnet s;
+  const auto v = s.validators();
+  const std::set<std::string> all = {Subnet::key(*s.lead), Subnet::key(*s.second),
+                                     Subnet::key(*s.third)};
+  const auto poisoned = s.record(*s.lead);  // uids 1 and 7; 7 is the poison
+  const std::string poisoned_sha(64, 'f'), honest_sha(64, 'e'), greedy_sha(64, 'd');
+  auto honest = s.record(*s.second);
+  honest.accepted = {poisoned.accepted[0]};  // uid 1 only
+  auto greedy = honest;                      // uid 1 and an update the lead's record lacked
+  greedy.accepted.push_back({9, "5Fminer9", std::string(64, '9')});
+  const std::vector<Attestation> found = {
+      s.attest(*s.second, poisoned, poisoned_sha, {7}),
+      s.attest(*s.third, poisoned, poisoned_sha, {7}), s.attest(*s.third, honest, honest_sha),
+      s.attest(*s.lead, honest, honest_sha, {1})};  // ignored: its own record was refused
+  auto f =
+      window_finality({{poisoned, poisoned_sha}, {honest, honest_sha}}, found, v, all, 2.0 / 3);
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_TRUE(f[0].refused);
+  EXPECT_TRUE(f[1].final);
+  EXPECT_DOUBLE_EQ(f[1].active, 750);
+  EXPECT_DOUBLE_EQ(f[1].objected, 0);
+  ASSERT_EQ(f[1].replaced.size(), 1u);
+  EXPECT_EQ(f[1].replaced[0], Subnet::key(*s.lead));
+  // Not a subset (uid 9 added): the lead stays active, and it is never final without the lead.
+  const std::vector<Attestation> found_greedy = {found[0], found[1],
+                                                 s.attest(*s.third, greedy, greedy_sha),
+                                                 s.attest(*s.lead, greedy, greedy_sha, {9})};
+  f = window_finality({{poisoned, poisoned_sha}, {greedy, greedy_sha}}, found_greedy, v, all,
+                      2.0 / 3);
+  EXPECT_TRUE(f[0].refused);
+  EXPECT_FALSE(f[1].final);
+  EXPECT_TRUE(f[1].replaced.empty());
+  EXPECT_DOUBLE_EQ(f[1].active, 1750);
+  // Without the refusal (only the second objects: 29%), the replacement gets no such help, and
+  // the lead's attestation of it does not count: it published its own record of the window.
+  const std::vector<Attestation> one_objection = {found[0], s.attest(*s.third, honest, honest_sha),
+                                                  s.attest(*s.lead, honest, honest_sha)};
+  f = window_finality({{poisoned, poisoned_sha}, {honest, honest_sha}}, one_objection, v, all,
+                      2.0 / 3);
+  EXPECT_FALSE(f[0].refused);
+  EXPECT_FALSE(f[1].final);
+  EXPECT_DOUBLE_EQ(f[1].attested, 750);
+  EXPECT_NE(f[1].ignored.back().reason.find("published a record"), std::string::npos);
+  // Judged in the order given, each once: the lead's objection to the replacement, judged
+  // before the lead's own record was found refused, counts and refuses it (1000 of 1750).
+  f = window_finality({{honest, honest_sha}, {poisoned, poisoned_sha}}, found, v, all, 2.0 / 3);
+  EXPECT_TRUE(f[0].refused);
+  EXPECT_TRUE(f[1].refused);
 }
 
 }  // namespace

@@ -50,6 +50,8 @@ constexpr std::pair<ValidatorBehaviour, const char*> kValidatorNames[] = {
     {ValidatorBehaviour::SelfWeight, "self-weight"},
     {ValidatorBehaviour::WeightCopier, "weight-copier"},
     {ValidatorBehaviour::AdmitAll, "admit-all"},
+    {ValidatorBehaviour::Censor, "censor"},
+    {ValidatorBehaviour::Stall, "stall"},
 };
 }  // namespace
 
@@ -57,7 +59,12 @@ ValidatorBehaviour parse_validator_behaviour(const std::string& name) {
   for (auto [b, n] : kValidatorNames)
     if (name == n) return b;
   throw Error("unknown validator behaviour '" + name +
-              "' (one of: honest, self-weight, weight-copier, admit-all)");
+              "' (one of: honest, self-weight, weight-copier, admit-all, censor, stall)");
+}
+
+bool judges_honestly(ValidatorBehaviour b) {
+  return b == ValidatorBehaviour::Honest || b == ValidatorBehaviour::Censor ||
+         b == ValidatorBehaviour::Stall;
 }
 
 const char* validator_behaviour_name(ValidatorBehaviour b) {
@@ -69,7 +76,7 @@ const char* validator_behaviour_name(ValidatorBehaviour b) {
 std::map<uint16_t, double> dishonest_weights(ValidatorBehaviour b, const chain::Metagraph& m,
                                              const std::vector<uint16_t>& miners) {
   std::map<uint16_t, double> out;
-  if (miners.empty() || b == ValidatorBehaviour::Honest) return out;
+  if (miners.empty() || judges_honestly(b)) return out;
   if (b == ValidatorBehaviour::SelfWeight) {
     out[*std::min_element(miners.begin(), miners.end())] = 1.0;
     return out;

@@ -64,9 +64,16 @@ enum class ValidatorBehaviour {
   // As a lead (localnet --dishonest-lead): admits every verified update without judging and
   // skips the record's guard; as a follower it attests whatever it applies.
   AdmitAll,
+  // The next two judge, attest and set weights as an honest validator does; only their records
+  // differ. As a lead: leaves the lowest-uid committed miner out of every record it publishes.
+  Censor,
+  // Publishes no record (it follows, in the lead's turn too) but stays online and attests.
+  Stall,
 };
-// "honest", "self-weight", "weight-copier" or "admit-all"; an unknown name is an error listing
-// them.
+// Whether a validator of this kind measures, attests and sets weights as an honest one does.
+bool judges_honestly(ValidatorBehaviour b);
+// "honest", "self-weight", "weight-copier", "admit-all", "censor" or "stall"; an unknown name is an
+// error listing them.
 ValidatorBehaviour parse_validator_behaviour(const std::string& name);
 const char* validator_behaviour_name(ValidatorBehaviour b);
 // The weights a dishonest validator sets (uid -> weight, over `miners`; empty: none to set, e.g.

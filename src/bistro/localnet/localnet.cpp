@@ -335,7 +335,8 @@ void check_options(const LocalnetOptions& o) {
         "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), all_validators);
   check(o.dishonest_lead.empty() ||
             parse_validator_behaviour(o.dishonest_lead) != ValidatorBehaviour::Honest,
-        "localnet: --dishonest-lead {}: want a dishonest kind (admit-all)", o.dishonest_lead);
+        "localnet: --dishonest-lead {}: want a dishonest kind (admit-all, censor, stall)",
+        o.dishonest_lead);
   for (const auto& kind : o.validator_cheats)
     check(parse_validator_behaviour(kind) != ValidatorBehaviour::Honest,
           "localnet: --validator-cheat {}: want a dishonest kind (self-weight, weight-copier)",

@@ -35,7 +35,8 @@ struct LocalnetOptions {
   // More validators of dishonest kinds (cheats.hpp: self-weight, weight-copier), after the honest
   // ones; their stakes continue `stakes`.
   std::vector<std::string> validator_cheats;
-  // The lead (the highest-staked validator) of a dishonest kind (cheats.hpp: admit-all).
+  // The lead (the highest-staked validator) of a dishonest kind (cheats.hpp: admit-all, censor,
+  // stall).
   std::string dishonest_lead;
   bool commit_reveal = false;  // the subnet's commit_reveal_weights_enabled (reveal period 1)
   std::string device = "cpu", dtype = "fp32";  // every neuron's --device and --dtype

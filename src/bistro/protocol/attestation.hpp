@@ -1,7 +1,10 @@
-// A validator's signed statement on record(u), published in its own bucket after it has judged
-// window u (docs/protocol.md, "Attestations and finality"): it attests the record's bytes (their
-// SHA-256), or objects to it, naming the accepted updates its own measurement found harmful with
-// the evidence (the gauntlet's harm test at the stated error rate). finality.hpp counts them.
+// A validator's signed statements on the records of window u, published in its own bucket
+// (docs/protocol.md, "Attestations and finality"): one file per validator and window, holding one
+// statement per record it judged. A statement attests the record's bytes (their SHA-256), or
+// objects to it, naming the accepted updates its own measurement found harmful with the evidence
+// (the gauntlet's harm test at the stated error rate). A file attests at most one record: a
+// validator attests one record per window, and moves its attestation when that record is refused;
+// its objections stay. finality.hpp counts them.
 //
 // An attestation is a peer's bytes: parse_attestation checks the size, the JSON structure and
 // every field, that it is for the expected window, and its signature by the validator whose
@@ -27,6 +30,7 @@ struct Objection {
   std::string reason;  // one line, for people
 };
 
+// One statement (a file's window, harm_alpha, validator and scheme copied into each).
 struct Attestation {
   uint64_t window = 0;
   std::string record_sha256;          // hex SHA-256 of record(window)'s bytes as fetched
@@ -44,13 +48,17 @@ class AttestationError : public Error {
 };
 
 inline constexpr size_t kMaxAttestationBytes = 64 << 10;
+inline constexpr size_t kMaxStatements = 16;  // records of one window a validator judges
 
 // In the attesting validator's bucket.
 std::string attestation_key(uint64_t window);
 
-std::string encode_attestation(Attestation a, const Signer& signer);
-// `validator`: the hex public key of the validator whose bucket it came from.
-Attestation parse_attestation(std::string_view bytes, uint64_t window,
-                              const std::string& validator);
+// `statements`: of one window, with one harm_alpha (the first's), each record named once, at most
+// one attesting. Written as given: parse_attestation is the check.
+std::string encode_attestation(std::vector<Attestation> statements, const Signer& signer);
+// `validator`: the hex public key of the validator whose bucket it came from. Its statements, in
+// the file's order.
+std::vector<Attestation> parse_attestation(std::string_view bytes, uint64_t window,
+                                           const std::string& validator);
 
 }  // namespace bistro

@@ -16,8 +16,10 @@ bool at_least(double a, double b) {
 Finality finality(const WindowRecord& record, const std::string& record_sha256,
                   const std::vector<Attestation>& found,
                   const std::vector<StakedValidator>& validators,
-                  const std::set<std::string>& active, double quorum) {
+                  const std::set<std::string>& active, double quorum,
+                  const std::set<std::string>& excluded, const std::set<std::string>& others) {
   Finality f;
+  f.replaced.assign(excluded.begin(), excluded.end());
   std::map<std::string, const StakedValidator*> by_key;
   for (const auto& v : validators) by_key.emplace(v.key, &v);
   std::map<uint16_t, std::string> held;
@@ -56,6 +58,14 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
       if (a.objects) ignore("the publisher objects to its own record");
       continue;  // its attestation is its record's signature, counted already
     }
+    if (excluded.count(a.validator)) {
+      ignore("its own record of this window was refused, and this record replaces it");
+      continue;
+    }
+    if (!a.objects && others.count(a.validator)) {
+      ignore("it published a record of this window: it attests that one");
+      continue;
+    }
     if (counted.count(a.validator)) {
       ignore("sent twice: counted once");
       continue;
@@ -87,11 +97,50 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
   for (const auto& k : active)
     if (permitted(k)) decides.insert(k);
   if (permitted(record.validator)) decides.insert(record.validator);
+  for (const auto& k : excluded) decides.erase(k);
   for (const auto& k : decides) f.active += by_key.at(k)->stake;
   f.final = f.active > 0 && at_least(f.attested, quorum * f.active);
   f.refused = f.active > 0 && f.objected > (1 - quorum) * f.active * (1 + 1e-12);
   if (f.refused) f.final = false;
   return f;
+}
+
+std::vector<Finality> window_finality(const std::vector<PublishedRecord>& records,
+                                      const std::vector<Attestation>& found,
+                                      const std::vector<StakedValidator>& validators,
+                                      const std::set<std::string>& active, double quorum) {
+  std::set<std::string> publishers;
+  for (const auto& r : records) publishers.insert(r.record.validator);
+  auto others_than = [&](const WindowRecord& r) {
+    auto o = publishers;
+    o.erase(r.validator);
+    return o;
+  };
+  // In the order given, each record once: the publishers of the refused records before it that
+  // it may replace are not active for it. A refusal stands once found, so the answer does not
+  // depend on how many passes one makes (docs/protocol.md).
+  std::vector<Finality> out;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& mine = records[i].record;
+    std::set<std::string> replaced;
+    for (size_t j = 0; j < i; ++j) {
+      const auto& refused = records[j].record;
+      if (!out[j].refused || refused.base_hash != mine.base_hash ||
+          refused.validator == mine.validator)
+        continue;
+      std::map<uint16_t, std::string> allowed;
+      for (const auto& e : refused.accepted)
+        if (!out[j].objections.count(e.uid)) allowed[e.uid] = e.sha256;
+      const bool subset = std::all_of(mine.accepted.begin(), mine.accepted.end(), [&](auto& e) {
+        const auto it = allowed.find(e.uid);
+        return it != allowed.end() && it->second == e.sha256;
+      });
+      if (subset) replaced.insert(refused.validator);
+    }
+    out.push_back(finality(mine, records[i].sha256, found, validators, active, quorum, replaced,
+                           others_than(mine)));
+  }
+  return out;
 }
 
 }  // namespace bistro

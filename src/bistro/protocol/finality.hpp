@@ -15,6 +15,20 @@
 //   final      attesting stake >= quorum x active stake
 //   refused    objecting stake > (1 - quorum) x active stake: it can never become final
 // A lone validator's record is final on its own signature.
+//
+// window_finality judges every record of one window together, with two more rules:
+//   one each   a validator that published a record of the window attests that one: its
+//              attestations of the window's other records are ignored (its objections count)
+//   replaced   the records are judged in the order given (the validators' order by stake), each
+//              once. The publisher of a refused record before this one is not active for it, and
+//              its statements on it are ignored, when this one starts from the same theta and
+//              holds only updates the refused record held, less those its counted objections
+//              named: a refusal lets the objectors remove updates, never add one. Without it a
+//              lead above 1 - quorum of the stake could keep every replacement of its own refused
+//              record from becoming final.
+// With quorum > 1/2 and one active set, at most one record of a window is final: a refusal
+// found stands, a refused record is not final, and every validator attests one record
+// (docs/protocol.md).
 #pragma once
 
 #include <cstdint>
@@ -46,13 +60,29 @@ struct Finality {
   std::vector<std::string> attesters, objectors;            // counted, in the order given
   std::map<uint16_t, std::vector<std::string>> objections;  // uid -> the reasons counted
   std::vector<IgnoredAttestation> ignored;
+  std::vector<std::string> replaced;  // refused records' publishers not active for this one
 };
 
 // `record` as parsed, `record_sha256` the hex SHA-256 of its bytes; `found` the attestations
 // parsed from the validators' buckets (each verified against its bucket's owner).
+// `excluded`: not active, their statements ignored (window_finality's "replaced"); `others`:
+// publishers of other records of the window (their attestations of this one are ignored).
 Finality finality(const WindowRecord& record, const std::string& record_sha256,
                   const std::vector<Attestation>& found,
                   const std::vector<StakedValidator>& validators,
-                  const std::set<std::string>& active, double quorum);
+                  const std::set<std::string>& active, double quorum,
+                  const std::set<std::string>& excluded = {},
+                  const std::set<std::string>& others = {});
+
+struct PublishedRecord {
+  WindowRecord record;
+  std::string sha256;  // of its bytes
+};
+
+// Every record of one window (each by another publisher), judged in the order given.
+std::vector<Finality> window_finality(const std::vector<PublishedRecord>& records,
+                                      const std::vector<Attestation>& found,
+                                      const std::vector<StakedValidator>& validators,
+                                      const std::set<std::string>& active, double quorum);
 
 }  // namespace bistro

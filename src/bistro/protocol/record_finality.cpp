@@ -66,7 +66,8 @@ std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView
     const auto info = head(buckets[i].get(), attestation_key(u));
     if (!info) continue;
     try {
-      found.push_back(parse_attestation(buckets[i]->get(attestation_key(u)), u, validators[i].key));
+      for (auto& a : parse_attestation(buckets[i]->get(attestation_key(u)), u, validators[i].key))
+        found.push_back(std::move(a));
       when[validators[i].key] = info->modified_ms;
     } catch (const std::exception& e) {
       log(fmt::format("window {}: validator {}: {}", u, validators[i].hotkey_ss58, e.what()));
@@ -89,29 +90,44 @@ std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView
       continue;
     }
     r.published_ms = info->modified_ms;
-    r.finality = finality(r.record, r.sha256, found, staked, active, quorum);
+    out.push_back(std::move(r));
+  }
+  std::vector<PublishedRecord> published;
+  for (const auto& r : out) published.push_back({r.record, r.sha256});
+  const auto judged = window_finality(published, found, staked, active, quorum);
+  // A statement on a record is ignored by every other record of the window: said once, where it
+  // names a record nobody published.
+  for (const auto& a : found)
+    if (std::none_of(published.begin(), published.end(),
+                     [&](const PublishedRecord& p) { return p.sha256 == a.record_sha256; }))
+      log(
+          fmt::format("window {}: attestation from {} ignored: it names record {}, which no "
+                      "validator published",
+                      u, a.validator.substr(0, 16), a.record_sha256.substr(0, 12)));
+  std::map<std::string, double> stake;
+  for (const auto& v : staked) stake[v.key] = v.stake;
+  for (size_t k = 0; k < out.size(); ++k) {
+    auto& r = out[k];
+    r.finality = judged[k];
     for (const auto& ig : r.finality.ignored)
-      log(fmt::format("window {}: attestation from {} ignored: {}", u, ig.validator.substr(0, 16),
-                      ig.reason));
-    if (r.finality.final) {
-      // The moment the quorum was reached: the counted attestations in time order.
-      std::map<std::string, double> stake;
-      for (const auto& v : staked) stake[v.key] = v.stake;
-      std::vector<std::pair<int64_t, std::string>> times;
-      times.push_back({r.published_ms, r.record.validator});
-      for (const auto& k : r.finality.attesters)
-        if (k != r.record.validator) times.push_back({when.count(k) ? when.at(k) : 0, k});
-      std::sort(times.begin(), times.end());
-      double sum = 0;
-      for (const auto& [ms, k] : times) {
-        sum += stake[k];
-        if (sum >= quorum * r.finality.active * (1 - 1e-12)) {
-          r.final_ms = ms;
-          break;
-        }
+      if (ig.reason.find("for another record") == std::string::npos)  // the usual: one per record
+        log(fmt::format("window {}: attestation from {} on the record of {} ignored: {}", u,
+                        ig.validator.substr(0, 16), r.publisher_ss58, ig.reason));
+    if (!r.finality.final) continue;
+    // The moment the quorum was reached: the counted attestations in time order.
+    std::vector<std::pair<int64_t, std::string>> times;
+    times.push_back({r.published_ms, r.record.validator});
+    for (const auto& key : r.finality.attesters)
+      if (key != r.record.validator) times.push_back({when.count(key) ? when.at(key) : 0, key});
+    std::sort(times.begin(), times.end());
+    double sum = 0;
+    for (const auto& [ms, key] : times) {
+      sum += stake[key];
+      if (sum >= quorum * r.finality.active * (1 - 1e-12)) {
+        r.final_ms = ms;
+        break;
       }
     }
-    out.push_back(std::move(r));
   }
   return out;
 }

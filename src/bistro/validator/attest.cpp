@@ -19,12 +19,59 @@ bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sh
   a.objects = !objections.empty();
   a.objections = std::move(objections);
   a.harm_alpha = gp_.harm_alpha;
+  // One statement per record; one record attested per window (attestation.hpp).
+  auto& mine = statements_[u];
+  std::erase_if(mine, [&](const Attestation& s) {
+    return s.record_sha256 == a.record_sha256 || (!a.objects && !s.objects);
+  });
+  mine.push_back(std::move(a));
+  if (mine.size() > kMaxStatements) mine.erase(mine.begin());
+  while (statements_.size() > 4) statements_.erase(statements_.begin());
   try {
-    bucket_->put(attestation_key(u), encode_attestation(std::move(a), *hot_));
+    bucket_->put(attestation_key(u), encode_attestation(mine, *hot_));
     return true;
   } catch (const std::exception& e) {
     log(0, fmt::format("window {}: cannot publish the attestation: {}", u, error_line(e)));
     return false;
+  }
+}
+
+std::vector<Objection> LocoValidator::objections_to(Window& w, const WindowRecord& r) {
+  std::vector<Objection> out;
+  // The dishonest kinds measure nothing.
+  if (!judges_honestly(behaviour_) || w.fallback) return out;
+  bool measured = false;
+  for (const auto& e : r.accepted) {
+    const auto u = w.updates.find(e.uid);
+    const auto f = w.files.find(e.uid);
+    if (u == w.updates.end() || f == w.files.end() || sha256_hex(f->second) != e.sha256 ||
+        w.scorer->has(e.uid) || is_trusted(ratings_, e.hotkey))
+      continue;  // not held (its measurement would need the bytes the record names), done, or
+                 // attested on trust as the lead admits it (measured after, in judge)
+    measure_one(w, e.uid, &u->second, true);
+    measured = true;
+  }
+  if (measured) observe(w);
+  for (const auto& e : r.accepted) {
+    const auto o = std::find_if(w.obs.begin(), w.obs.end(),
+                                [&](const Observation& x) { return x.uid == e.uid; });
+    if (o == w.obs.end() || !w.scorer->has(e.uid) || o->random.n == 0 ||
+        !significantly_negative(o->random, o->d_random, gp_.harm_alpha))
+      continue;
+    out.push_back({e.uid, e.sha256, o->random.t(), o->random.n,
+                   fmt::format("raises the loss on random pages by {:.4g} ({:.1f} standard "
+                               "errors, {} sequences)",
+                               -o->d_random, -o->random.t(), o->random.n)});
+  }
+  return out;
+}
+
+void LocoValidator::log_objections(Window& w, const std::string& publisher,
+                                   const std::vector<Objection>& objections) {
+  for (const auto& o : objections) {
+    w.objections.push_back({{"uid", o.uid}, {"reason", o.reason}});
+    log(0, fmt::format("window {}: objects to uid {} in the record of {}: {}", w.u, o.uid,
+                       publisher.substr(0, 16), o.reason));
   }
 }
 
@@ -33,43 +80,23 @@ void LocoValidator::attest(Window& w) {
   if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
   const std::string publisher =
       w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
+  // An honest follower judges the record it applied; the lead stands by its own.
   std::vector<Objection> objections;
-  // An honest follower judges the record it applied; the lead stands by its own, and the
-  // dishonest kinds measure nothing.
-  if (!lead_ && behaviour_ == ValidatorBehaviour::Honest && !w.fallback) {
-    bool measured = false;
-    for (const auto& e : w.record.accepted) {
-      const auto u = w.updates.find(e.uid);
-      const auto f = w.files.find(e.uid);
-      if (u == w.updates.end() || f == w.files.end() || sha256_hex(f->second) != e.sha256 ||
-          w.scorer->has(e.uid) || is_trusted(ratings_, e.hotkey))
-        continue;  // not held (its measurement would need the bytes the record names), done, or
-                   // attested on trust as the lead admits it (measured after, in judge)
-      measure_one(w, e.uid, &u->second, true);
-      measured = true;
-    }
-    if (measured) observe(w);
-    for (const auto& e : w.record.accepted) {
-      const auto o = std::find_if(w.obs.begin(), w.obs.end(),
-                                  [&](const Observation& x) { return x.uid == e.uid; });
-      if (o == w.obs.end() || !w.scorer->has(e.uid) || o->random.n == 0 ||
-          !significantly_negative(o->random, o->d_random, gp_.harm_alpha))
-        continue;
-      objections.push_back(
-          {e.uid, e.sha256, o->random.t(), o->random.n,
-           fmt::format("raises the loss on random pages by {:.4g} ({:.1f} standard errors, {} "
-                       "sequences)",
-                       -o->d_random, -o->random.t(), o->random.n)});
-    }
-  }
+  if (!lead_) objections = objections_to(w, w.record);
   if (publish_attestation(w.u, w.record_sha256, publisher, objections))
     w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
-  for (const auto& o : objections) {
-    w.objections.push_back({{"uid", o.uid}, {"reason", o.reason}});
-    log(0, fmt::format("window {}: objects to uid {} in the record of {}: {}", w.u, o.uid,
-                       publisher.substr(0, 16), o.reason));
-  }
+  log_objections(w, publisher, objections);
   w.timer.lap("attest");
+}
+
+void LocoValidator::roll_back(Window& w) {
+  copy_parameters(params_, w.theta_u);
+  theta_hash_ = w.base_hash;
+  lead_ = false;
+  published_ = false;
+  w.record = {};
+  w.in_record.clear();
+  w.timer.lap("finality");
 }
 
 void LocoValidator::await_finality(Window& w) {
@@ -80,8 +107,27 @@ void LocoValidator::await_finality(Window& w) {
   // they have measured its updates as they landed; a lead that waits longer falls behind the
   // next window. A refusal found later resynchronises it from the next lead's records.
   const double give_up_s = now_s() + kLeadFinalityWait * window_seconds();
+  std::set<std::string> judged;
   while (true) {
     for (const auto& r : sync_->records_of(w.u)) {
+      if (r.sha256 != mine && r.finality.final) {
+        log(0, fmt::format("window {}: validator {}'s record is final, not this validator's: "
+                           "theta goes back to theta_{} and it follows that record",
+                           w.u, r.publisher_ss58, w.u));
+        roll_back(w);
+        follow(w);
+        return;
+      }
+      if (r.sha256 != mine && !r.finality.refused && judged.insert(r.sha256).second) {
+        // Another validator's record of this window (one that also believes it leads): its
+        // harmful updates are objected to, so that it can be refused. Its attestation would not
+        // count (a publisher attests its own record), and would move this one's.
+        const auto objections = objections_to(w, r.record);
+        if (!objections.empty()) {
+          publish_attestation(w.u, r.sha256, r.record.validator, objections);
+          log_objections(w, r.record.validator, objections);
+        }
+      }
       if (r.sha256 != mine) continue;
       if (r.finality.final) {
         w.timer.lap("finality");
@@ -95,13 +141,7 @@ void LocoValidator::await_finality(Window& w) {
                            "{:.0f} of {:.0f} active stake ({}); theta goes back to theta_{} and "
                            "it follows the next validator's record",
                            w.u, r.finality.objected, r.finality.active, fmt::join(why, "; "), w.u));
-        copy_parameters(params_, w.theta_u);
-        theta_hash_ = w.base_hash;
-        lead_ = false;
-        published_ = false;
-        w.record = {};
-        w.in_record.clear();
-        w.timer.lap("finality");
+        roll_back(w);
         follow(w);
         return;
       }

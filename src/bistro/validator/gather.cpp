@@ -19,7 +19,7 @@ void LocoValidator::open(Window& w) {
   std::vector<std::pair<uint16_t, std::string>> miners;
   for (const auto& n : w.expected) miners.emplace_back(n.uid, n.hotkey);
   w.sample = scoring_sample(miners, ratings_, h_.score_budget, w.u);
-  if (behaviour_ != ValidatorBehaviour::Honest) w.sample.clear();
+  if (!judges_honestly(behaviour_)) w.sample.clear();
   for (const auto& n : w.expected) {
     try {
       w.buckets[n.uid] = open_bucket(w.commits.at(n.hotkey));

@@ -111,6 +111,19 @@ void LocoValidator::follow(Window& w) {
       sync_->set_master(self_);
       w.record = {};
       w.in_record.clear();
+      // After refusals it replaces them: it may hold only what every refused record held, less
+      // what their objections named, so that their publishers are not active for it (they could
+      // otherwise refuse every replacement: docs/protocol.md).
+      w.replaces.reset();
+      for (const auto& r : records) {
+        if (!r.finality.refused || r.record.base_hash != w.base_hash) continue;
+        std::map<uint16_t, std::string> allowed;
+        for (const auto& e : r.record.accepted)
+          if (!r.finality.objections.count(e.uid) &&
+              (!w.replaces || (w.replaces->count(e.uid) && w.replaces->at(e.uid) == e.sha256)))
+            allowed[e.uid] = e.sha256;
+        w.replaces = std::move(allowed);
+      }
       record(w);
       return;
     }

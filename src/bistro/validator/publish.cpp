@@ -73,7 +73,24 @@ void LocoValidator::record(Window& w) {
   w.record.config_hash = config_hash(config_);
   w.record.hparams_hash = hparams_hash(h_);
   w.record.base_hash = w.base_hash;
-  const auto best_first = admitted_best_first(w.admission, w.obs, w.updates);
+  auto best_first = admitted_best_first(w.admission, w.obs, w.updates);
+  if (behaviour_ == ValidatorBehaviour::Censor && !w.expected.empty()) {  // a test behaviour
+    uint16_t lowest = w.expected.front().uid;
+    for (const auto& n : w.expected) lowest = std::min(lowest, n.uid);
+    std::erase_if(best_first, [&](const PeerUpdate& p) { return p.uid == lowest; });
+  }
+  if (w.replaces) {  // a replacement holds only what the refused records may give it
+    const auto before = best_first.size();
+    std::erase_if(best_first, [&](const PeerUpdate& p) {
+      const auto it = w.replaces->find(static_cast<uint16_t>(p.uid));
+      return it == w.replaces->end() || !w.files.count(p.uid) ||
+             sha256_hex(w.files.at(p.uid)) != it->second;
+    });
+    if (best_first.size() < before)
+      log(0, fmt::format("window {}: the replacement leaves out {} admitted update(s) the refused "
+                         "record(s) did not hold or were objected to",
+                         w.u, before - best_first.size()));
+  }
   // theta_u's held-out loss is known from the last window, except after a failure: then it is
   // read now, before theta moves.
   if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
@@ -120,7 +137,7 @@ void LocoValidator::record(Window& w) {
 
 void LocoValidator::weights(Window& w) {
   auto weights = rating_weights(w.obs, ratings_, gp_);
-  if (behaviour_ != ValidatorBehaviour::Honest) {
+  if (!judges_honestly(behaviour_)) {
     std::vector<uint16_t> miners;
     for (const auto& o : w.obs) miners.push_back(o.uid);
     // The consensus as the chain held it when the window opened (no second metagraph read).

@@ -110,6 +110,9 @@ struct Window {
   std::vector<Judgement> admission;  // before the record: what it takes
   std::vector<Judgement> verdicts;   // after it: the pay
   std::set<uint64_t> in_record;
+  // A replacement of refused records (follow): the updates it may hold, uid -> the update file's
+  // SHA-256 (their accepted updates less the objected ones; finality.hpp, "replaced").
+  std::optional<std::map<uint16_t, std::string>> replaces;
   WindowRecord record;
   std::string base_hash, guard, weights_status;
   std::string record_sha256;           // of the record's bytes this validator published or applied
@@ -158,8 +161,18 @@ class LocoValidator : Node {
   // After the record: this validator's attestation of it in its bucket (attest.cpp): the record's
   // updates measured first, objecting to those its measurement finds harmful.
   void attest(Window& w);
-  // Puts its signed attestation of record(u) (the record's SHA-256 and publisher) in its bucket,
-  // objecting when `objections` name updates; false, logged, when it could not.
+  // The objections this validator's measurement makes to record `r` of window w: its accepted
+  // updates from untrusted miners, measured now where they were not yet, whose harm on this
+  // validator's random pages is significant at harm_alpha (none from the kinds that do not judge).
+  std::vector<Objection> objections_to(Window& w, const WindowRecord& r);
+  void log_objections(Window& w, const std::string& publisher,
+                      const std::vector<Objection>& objections);
+  // The lead's record is not the window's: theta back to theta_u, and it follows.
+  void roll_back(Window& w);
+  // Puts its signed statement on record(u) (the record's SHA-256 and publisher) in its bucket,
+  // beside its earlier statements on other records of u, objecting when `objections` name
+  // updates; an attestation moves its earlier one (of a record refused since); false, logged,
+  // when it could not.
   bool publish_attestation(uint64_t u, const std::string& record_sha256,
                            const std::string& publisher, std::vector<Objection> objections = {});
   // The lead, after its record: waits for it to be final or refused (at most until the failover
@@ -211,6 +224,7 @@ class LocoValidator : Node {
   uint64_t secret_ = 0;
   double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
   std::string theta_hash_;     // theta's params_hash when known (after a record), else empty
+  std::map<uint64_t, std::vector<Attestation>> statements_;  // its recent windows' statements
   bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after
   uint64_t record_block_ = 0;  // the block when the last record was out (0: unknown, a restart)
   bool weights_due_ = false;   // set weights at the next live window (after skipped ones)

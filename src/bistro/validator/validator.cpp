@@ -271,7 +271,7 @@ int LocoValidator::run() {
     ranks_.check_alive();  // the other ranks wait on rank 0: within their timeout
     try {
       const bool was = lead_;
-      lead_ = leads();
+      lead_ = leads() && behaviour_ != ValidatorBehaviour::Stall;  // a staller never publishes
       if (lead_ != was)
         log(0, fmt::format("window {}: this validator {} now", u,
                            lead_ ? "leads" : "follows the lead's records"));
