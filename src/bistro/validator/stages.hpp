@@ -169,6 +169,11 @@ class LocoValidator : Node {
                       const std::vector<Objection>& objections);
   // The lead's record is not the window's: theta back to theta_u, and it follows.
   void roll_back(Window& w);
+  // Before its next window, a lead that stopped waiting for its record of window v to be final
+  // (kLeadFinalityWait) checks which record of v is: another validator's moves theta to it, and
+  // that validator leads (ModelSync::fetch_record). True when theta moved.
+  bool settle(uint64_t v);
+
   // Puts its signed statement on record(u) (the record's SHA-256 and publisher) in its bucket,
   // beside its earlier statements on other records of u, objecting when `objections` name
   // updates; an attestation moves its earlier one (of a record refused since); false, logged,
@@ -225,6 +230,9 @@ class LocoValidator : Node {
   double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
   std::string theta_hash_;     // theta's params_hash when known (after a record), else empty
   std::map<uint64_t, std::vector<Attestation>> statements_;  // its recent windows' statements
+  uint64_t last_u_ = UINT64_MAX;                              // the last window run, its theta_u
+  std::string last_base_hash_;
+  std::vector<torch::Tensor> last_theta_u_;
   bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after
   uint64_t record_block_ = 0;  // the block when the last record was out (0: unknown, a restart)
   bool weights_due_ = false;   // set weights at the next live window (after skipped ones)

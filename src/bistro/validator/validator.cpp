@@ -114,11 +114,11 @@ void LocoValidator::skip(uint64_t u) {
     const std::string bytes = encode_record(r, *hot_);
     bucket_->put(record_key(u), bytes);
     publish_attestation(u, sha256_hex(bytes), to_hex(hot_->public_key()));
-  } else {  // a follower that fell behind applies the lead's record(u) without judging it
-    // (its attestation keeps the record's finality within reach: nothing was measured)
-    if (sync_->fetch_published(u) && !sync_->record_sha256(u).empty())
-      publish_attestation(u, sync_->record_sha256(u),
-                          sync_->master() ? sync_->master()->validator_hex : std::string());
+  } else {  // a follower that fell behind applies the final record(u) without judging it
+    // Its attestation keeps it active, and is given only to a record final without it: nothing
+    // was measured, and attesting a record not yet final could make a harmful one final.
+    for (const auto& rec : sync_->records_of(u))
+      if (rec.finality.final) publish_attestation(u, rec.sha256, rec.record.validator);
     const auto at =
         sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
@@ -159,6 +159,14 @@ bool LocoValidator::process(Window& w) {
     score(w);
   }
   admit(w);
+  // The record of u-1 may have become final after this lead stopped waiting: a lead off the
+  // final theta is brought to it, publishes nothing and follows (its measurements of this window
+  // were made on the theta it held).
+  if (lead_ && w.u > first_ && settle(w.u - 1)) {
+    log(0, fmt::format("window {}: following instead", w.u));
+    for (size_t i = 0; i < params_.size(); ++i) w.theta_u[i].copy_(params_[i].detach());
+    lead_ = false;
+  }
   if (lead_ && !may_publish(w.u)) {
     log(0, fmt::format("window {}: past block {} another validator may have published record({}): "
                        "following instead",
@@ -178,6 +186,39 @@ bool LocoValidator::process(Window& w) {
   w.timer.lap("persist");
   report(w);
   return true;
+}
+
+bool LocoValidator::settle(uint64_t v) {
+  try {
+    const auto final_record = sync_->fetch_record(v);  // another's: it leads from now on
+    if (!final_record || theta_hash_.empty() || final_record->params_hash == theta_hash_)
+      return false;
+    log(0, fmt::format("window {}: the final record is validator {}'s, not this validator's: "
+                       "theta is brought to it, and that validator leads",
+                       v, sync_->master() ? sync_->master()->hotkey_ss58 : "-"));
+    bool applied = false;
+    // From theta_v, kept from the window: the new lead may have no checkpoint yet.
+    if (last_u_ == v && final_record->base_hash == last_base_hash_ && !last_theta_u_.empty()) {
+      copy_parameters(params_, last_theta_u_);
+      try {
+        sync_->apply_record(*final_record, params_, {});
+        applied = true;
+      } catch (const SyncError& e) {
+        log(0, fmt::format("window {}: {}", v, e.what()));
+      }
+    }
+    if (!applied) {
+      const auto at =
+          sync_->catch_up(theta_, v, v + 1, window_start_block(v + 2, h_) + h_.grace_blocks);
+      check(at && *at == v + 1, "window {}: cannot bring theta to the final record", v);
+    }
+    theta_hash_ = params_hash(params_);
+    last_eval_ = NAN;
+    return true;
+  } catch (const std::exception& e) {
+    log(0, fmt::format("window {}: cannot settle on the final record: {}", v, error_line(e)));
+    return false;
+  }
 }
 
 bool LocoValidator::run_window(uint64_t u) {
@@ -230,6 +271,11 @@ bool LocoValidator::run_window(uint64_t u) {
       w = std::move(fb);
     }
   }
+  // theta_u stays until the next window: a lead whose record of u is not the final one (settle)
+  // applies the final one to it.
+  last_u_ = u;
+  last_base_hash_ = w.base_hash;
+  last_theta_u_ = std::move(w.theta_u);
   while (!ok && published_) {  // never publish a second record(u): only persisting remains
     try {
       persist(u, NAN);
@@ -269,6 +315,7 @@ int LocoValidator::run() {
       a_.windows ? (a_.start_window ? a_.start_window : next_) + a_.windows : UINT64_MAX;
   for (uint64_t u = next_; u < end;) {
     ranks_.check_alive();  // the other ranks wait on rank 0: within their timeout
+    if (u > first_ && lead_) settle(u - 1);
     try {
       const bool was = lead_;
       lead_ = leads() && behaviour_ != ValidatorBehaviour::Stall;  // a staller never publishes
