@@ -64,6 +64,9 @@ case $mode in
           --stakes 1000,500,250,100 --commit-reveal) ;;
   failover)
     args=(--miners 2 --windows 10 --validators 3 --kill-lead) ;;
+  dishonest)  # the stakes: the admit-all lead holds 57%, under the 2/3 quorum
+    args=(--miners 2 --windows 8 --validators 3 --stakes 1000,500,250 --dishonest-lead admit-all
+          --cheat poison:1) ;;
   ranks)
     args=(--miners 2 --miner-ranks 2 --validator-ranks 2 --windows 8 --kill-miner) ;;
   slice)
@@ -116,9 +119,9 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks")
+v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks", "dishonest")
 windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 8, "failover": 10, "slice": 5, "dct": 4,
-           "gauntlet": 8, "ranks": 8}[mode]
+           "gauntlet": 8, "ranks": 8, "dishonest": 8}[mode]
 if mode == "failover":
     expect(s["windows"] + s["windows_without_record"] == windows and s["windows_without_record"] <= 2,
            f"at most 2 windows without a record ({s['windows_without_record']})")
@@ -186,6 +189,19 @@ if mode == "validators":
     expect(min(d) > 0 and (failover or d[0] == max(d + [vs["validator-3"]["dividends"]])),
            f"every honest validator earns dividends, the largest stake the most ({d})")
     expect(s["windows_without_record"] == 0, "no window without a record")
+if mode == "dishonest":
+    # The poisoner's update is in the admit-all lead's records; the followers refuse them, and no
+    # node applies one: no final record holds it (docs/protocol.md, "Replacing a refused record").
+    poisoner = next(p["uid"] for p in s["processes"] if p["name"] == "miner-2")
+    expect(len(s["records_refused"]) >= 1, f"the poisoned record was refused ({s['records_refused']})")
+    for r in s["records"]:
+        if not r["final"]:
+            continue
+        rec = json.load(open(run / "buckets" / r["publisher"] / "records" / f"{r['window']:010}.json"))
+        uids = [e["uid"] for e in rec["accepted"]]
+        expect(poisoner not in uids, f"window {r['window']}: the final record ({r['publisher']}) leaves out the poisoner ({uids})")
+    expect(s["windows_without_final_record"] <= 2,
+           f"at most 2 windows without a final record ({s['windows_without_final_record']})")
 if mode == "failover":
     vs = {v["name"]: v for v in s["validators"]}
     expect(vs["validator"]["role"] == "follower", "the killed lead rejoined as a follower")
