@@ -119,6 +119,9 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_flag("--kill-lead", l->kill_lead,
                      "with --validators >= 2: SIGKILL the lead mid-run and restart it three "
                      "windows later (failover; it rejoins as a follower)");
+  localnet->add_flag("--kill-follower", l->kill_follower,
+                     "with --validators >= 2: SIGKILL validator-1 (a follower) mid-run and restart "
+                     "it three windows later");
   localnet->add_flag("--kill-miner", l->kill_miner,
                      "SIGKILL miner-0 mid-run and restart it two windows later (catch-up check)");
   localnet->add_flag("--baseline", l->baseline,
@@ -134,7 +137,8 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
   localnet->add_option("--stakes", l->stakes, "each validator's stake in TAO, the lead's first")
       ->delimiter(',');
   localnet->add_option("--dishonest-lead", l->dishonest_lead,
-                       "the lead (highest-staked validator) of a dishonest kind: admit-all");
+                       "the lead (highest-staked validator) of a dishonest kind: admit-all, "
+                       "censor or stall");
   localnet->add_option("--validator-cheat", l->validator_cheats,
                        "KIND, repeatable: one more validator of a dishonest kind (self-weight: "
                        "every weight on one miner; weight-copier: copies the consensus)");

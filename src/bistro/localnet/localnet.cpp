@@ -301,6 +301,19 @@ struct Kills {
           0, Supervisor::Clock::now() + std::chrono::duration_cast<Supervisor::Clock::duration>(
                                             std::chrono::duration<double>(3 * window_s)));
     }
+    if (o.kill_follower && !validator_killed && done == half) {
+      for (size_t i = 0; i < sup.procs().size(); ++i) {
+        if (sup.procs()[i].name != "validator-1") continue;
+        fmt::print(
+            "\nlocalnet: SIGKILL to the follower validator-1 (pid {}); it restarts in "
+            "three windows\n",
+            sup.procs()[i].pid);
+        validator_killed = true;
+        sup.kill_now(
+            i, Supervisor::Clock::now() + std::chrono::duration_cast<Supervisor::Clock::duration>(
+                                              std::chrono::duration<double>(3 * window_s)));
+      }
+    }
     if (o.kill_validator && !validator_killed && done == half) {
       fmt::print("\nlocalnet: SIGKILL to the validator (pid {}); it restarts {}\n",
                  sup.procs()[0].pid, loco ? "in two windows" : "at once");
@@ -330,6 +343,9 @@ void check_options(const LocalnetOptions& o) {
         "localnet: --windows must be positive and --block-time not negative");
   check(o.validators >= 1 && o.validators <= 16, "localnet: --validators must be 1..16");
   check(!o.kill_lead || o.validators >= 2, "localnet: --kill-lead needs --validators 2 or more");
+  check(!o.kill_follower || o.validators >= 2,
+        "localnet: --kill-follower needs --validators 2 or more");
+  check(!(o.kill_lead && o.kill_follower), "localnet: --kill-lead or --kill-follower, not both");
   const size_t all_validators = validator_count(o);
   check(o.stakes.empty() || o.stakes.size() == all_validators,
         "localnet: --stakes gives {} stakes for {} validators", o.stakes.size(), all_validators);

@@ -23,8 +23,9 @@ struct LocalnetOptions {
   std::vector<std::string> cheats;  // "KIND:N": N more miners of a cheating kind (cheats.hpp)
   bool kill_validator = false;
   bool kill_lead = false;  // with --validators >= 2: SIGKILL the lead mid-run, back 3 windows later
-  bool kill_miner = false;  // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
-  bool baseline = false;    // then train one AdamW model on the union of the miners' pages
+  bool kill_follower = false;  // the same for validator-1, a follower
+  bool kill_miner = false;     // SIGKILL miner-0 mid-run, restart it two windows later (catch-up)
+  bool baseline = false;       // then train one AdamW model on the union of the miners' pages
   int threads = 1;
   int miner_ranks = 1;      // data-parallel ranks per honest miner (--ranks; gloo on this host)
   int validator_ranks = 1;  // ... and per honest validator
