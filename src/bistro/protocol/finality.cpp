@@ -105,6 +105,14 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
   return f;
 }
 
+std::map<uint16_t, std::string> replaceable_updates(const WindowRecord& refused,
+                                                    const Finality& f) {
+  std::map<uint16_t, std::string> out;
+  for (const auto& e : refused.accepted)
+    if (!f.objections.count(e.uid)) out[e.uid] = e.sha256;
+  return out;
+}
+
 std::vector<Finality> window_finality(const std::vector<PublishedRecord>& records,
                                       const std::vector<Attestation>& found,
                                       const std::vector<StakedValidator>& validators,
@@ -128,9 +136,7 @@ std::vector<Finality> window_finality(const std::vector<PublishedRecord>& record
       if (!out[j].refused || refused.base_hash != mine.base_hash ||
           refused.validator == mine.validator)
         continue;
-      std::map<uint16_t, std::string> allowed;
-      for (const auto& e : refused.accepted)
-        if (!out[j].objections.count(e.uid)) allowed[e.uid] = e.sha256;
+      const auto allowed = replaceable_updates(refused, out[j]);
       const bool subset = std::all_of(mine.accepted.begin(), mine.accepted.end(), [&](auto& e) {
         const auto it = allowed.find(e.uid);
         return it != allowed.end() && it->second == e.sha256;

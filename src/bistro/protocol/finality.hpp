@@ -79,6 +79,11 @@ struct PublishedRecord {
   std::string sha256;  // of its bytes
 };
 
+// What a replacement of refused record `refused` (judged `f`) may hold: uid -> the update file's
+// SHA-256, its accepted updates less those f's counted objections named (window_finality's
+// "replaced"; a follower builds its replacement from it).
+std::map<uint16_t, std::string> replaceable_updates(const WindowRecord& refused, const Finality& f);
+
 // Every record of one window (each by another publisher), judged in the order given.
 std::vector<Finality> window_finality(const std::vector<PublishedRecord>& records,
                                       const std::vector<Attestation>& found,

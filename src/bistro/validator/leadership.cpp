@@ -117,11 +117,12 @@ void LocoValidator::follow(Window& w) {
       w.replaces.reset();
       for (const auto& r : records) {
         if (!r.finality.refused || r.record.base_hash != w.base_hash) continue;
-        std::map<uint16_t, std::string> allowed;
-        for (const auto& e : r.record.accepted)
-          if (!r.finality.objections.count(e.uid) &&
-              (!w.replaces || (w.replaces->count(e.uid) && w.replaces->at(e.uid) == e.sha256)))
-            allowed[e.uid] = e.sha256;
+        auto allowed = replaceable_updates(r.record, r.finality);
+        if (w.replaces)  // every refused record's: the intersection
+          std::erase_if(allowed, [&](const auto& kv) {
+            const auto it = w.replaces->find(kv.first);
+            return it == w.replaces->end() || it->second != kv.second;
+          });
         w.replaces = std::move(allowed);
       }
       record(w);
