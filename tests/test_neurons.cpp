@@ -403,6 +403,14 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
     EXPECT_EQ(fresh_sync.master()->hotkey_ss58, backup_hk);
     EXPECT_NE(logged.back().find("the final record is validator"), std::string::npos)
         << logged.back();
+    // A node catching up replays windows older than every view it cached: reading window 3
+    // again after four newer windows must still find the record (its cached view once freed
+    // itself, and the buckets were opened at garbage paths).
+    for (uint64_t u = 10; u < 15; ++u) EXPECT_TRUE(fresh_sync.records_of(u).empty());
+    const auto again = fresh_sync.records_of(3);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_TRUE(again[0].finality.final);
+    EXPECT_EQ(again[0].publisher_ss58, backup_hk);
   }
   // The next record from the backup's bucket signed by another key: refused, naming the source.
   r.window = 4;

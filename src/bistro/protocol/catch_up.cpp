@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "bistro/core/files.hpp"
+#include "bistro/core/window_cache.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
@@ -89,7 +90,7 @@ std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bu
 
 void ModelSync::remember_sha(uint64_t u, const std::string& sha) {
   record_sha_[u] = sha;
-  while (record_sha_.size() > 16) record_sha_.erase(record_sha_.begin());
+  trim_oldest(record_sha_, 16, u);
 }
 
 std::string ModelSync::record_sha256(uint64_t u) const {
@@ -133,7 +134,7 @@ const std::vector<ValidatorView>& ModelSync::views(uint64_t u) {
     if (!any_permit)
       for (auto& x : v) x.permit = true;
     it = views_.emplace(u, std::move(v)).first;
-    while (views_.size() > 4) views_.erase(views_.begin());
+    trim_oldest(views_, 4, u);
   }
   return it->second;
 }
@@ -145,7 +146,7 @@ std::vector<RecordFinality> ModelSync::records_of(uint64_t u) {
   auto a = active_.find(read);
   if (a == active_.end()) {
     a = active_.emplace(read, active_validators(v, read)).first;
-    while (active_.size() > 4) active_.erase(active_.begin());
+    trim_oldest(active_, 4, read);
   }
   auto out = read_window_finality(
       v, u, config_hash(config_), hparams_hash(h_), h_.quorum,

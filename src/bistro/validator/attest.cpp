@@ -5,6 +5,7 @@
 // statement goes to its bucket: it attests the record, or objects to the accepted updates whose
 // measurement on its own random pages shows harm at harm_alpha. A trusted miner's update is
 // attested on that trust, as the lead admits it, and measured after the record (judge).
+#include "bistro/core/window_cache.hpp"
 #include "bistro/validator/stages.hpp"
 
 namespace bistro::validator {
@@ -26,7 +27,7 @@ bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sh
   });
   mine.push_back(std::move(a));
   if (mine.size() > kMaxStatements) mine.erase(mine.begin());
-  while (statements_.size() > 4) statements_.erase(statements_.begin());
+  trim_oldest(statements_, 4, u);
   try {
     bucket_->put(attestation_key(u), encode_attestation(mine, *hot_));
     return true;
