@@ -197,6 +197,79 @@ TEST(Finality, AStakeQuorumMakesARecordFinalAndObjectionsRefuseIt) {
                   .final);
 }
 
+// An attesting statement may name helpful updates the record left out; only an attestation may,
+// in ascending uid, each with its evidence.
+TEST(Attestation, NamesOmittedUpdatesOnlyWhenItAttests) {
+  Subnet s;
+  const std::string who = Subnet::key(*s.second);
+  Attestation a;
+  a.window = 9, a.record_sha256 = kSha, a.publisher = Subnet::key(*s.lead);
+  a.omitted = {{3, std::string(64, '3'), 4.5, 64}, {8, std::string(64, '8'), 2.9, 64}};
+  const auto back = parse_attestation(encode_attestation({a}, *s.second), 9, who).at(0);
+  ASSERT_EQ(back.omitted.size(), 2u);
+  EXPECT_EQ(back.omitted[1].uid, 8);
+  EXPECT_DOUBLE_EQ(back.omitted[0].z, 4.5);
+  EXPECT_EQ(back.omitted[0].n, 64u);
+  Attestation objecting = a;
+  objecting.objects = true;
+  objecting.objections = {{7, std::string(64, '7'), -3, 8, "x"}};
+  EXPECT_NE(
+      error_of(encode_attestation({objecting}, *s.second), 9, who).find("only an attestation"),
+      std::string::npos);
+  Attestation unordered = a;
+  std::swap(unordered.omitted[0], unordered.omitted[1]);
+  EXPECT_NE(error_of(encode_attestation({unordered}, *s.second), 9, who).find("ascending"),
+            std::string::npos);
+  Attestation bad_sha = a;
+  bad_sha.omitted[0].sha256 = "3";
+  EXPECT_NE(error_of(encode_attestation({bad_sha}, *s.second), 9, who).find("omitted uid 3"),
+            std::string::npos);
+  Attestation too_many = a;
+  too_many.omitted.clear();
+  for (uint16_t u = 0; u <= kMaxOmissions; ++u) too_many.omitted.push_back({u, kSha, 3, 8});
+  EXPECT_NE(error_of(encode_attestation({too_many}, *s.second), 9, who).find("1 to 64"),
+            std::string::npos);
+  // Every byte of one naming an omission flipped: refused (CI runs this under ASan and UBSan).
+  const auto good = encode_attestation({a}, *s.second);
+  for (size_t i = 0; i < good.size(); ++i) {
+    auto bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x55);
+    EXPECT_NE(error_of(bad, 9, who), "accepted") << "corrupted at byte " << i;
+  }
+}
+
+// The censorship rule's count: an update left out that attesters holding more than 1 - quorum of
+// the active stake name; the record stays final (an omission never changes what it holds).
+TEST(Finality, OmissionsNamedByMoreThanOneThirdMarkTheRecordCensored) {
+  Subnet s;
+  const auto r = s.record(*s.lead);  // holds uids 1 and 7
+  const auto v = s.validators();
+  const std::set<std::string> all = {Subnet::key(*s.lead), Subnet::key(*s.second),
+                                     Subnet::key(*s.third)};
+  auto naming = [&](const Signer& by, std::vector<uint16_t> uids) {
+    Attestation a;
+    a.window = r.window, a.record_sha256 = kSha, a.publisher = r.validator, a.harm_alpha = 0.01;
+    for (uint16_t u : uids) a.omitted.push_back({u, std::string(64, 'e'), 3.5, 32});
+    return parse_attestation(encode_attestation({a}, by), r.window, Subnet::key(by)).at(0);
+  };
+  // Both followers name uid 3 (750 of 1750 = 43% > 1/3): final, and censored.
+  auto f = finality(r, kSha, {naming(*s.second, {3}), naming(*s.third, {3, 4})}, v, all, 2.0 / 3);
+  EXPECT_TRUE(f.final);
+  EXPECT_EQ(f.censored, std::vector<uint16_t>{3});
+  EXPECT_DOUBLE_EQ(f.omitted.at(3), 750);
+  EXPECT_DOUBLE_EQ(f.omitted.at(4), 250);
+  // One follower alone (500 of 1750 = 29%): not censored.
+  f = finality(r, kSha, {naming(*s.second, {3}), naming(*s.third, {})}, v, all, 2.0 / 3);
+  EXPECT_TRUE(f.final);
+  EXPECT_TRUE(f.censored.empty());
+  // Naming an update the record holds: that statement is ignored with its reason, not counted.
+  f = finality(r, kSha, {naming(*s.second, {7}), naming(*s.third, {3})}, v, all, 2.0 / 3);
+  EXPECT_TRUE(f.final);  // the third's 250 with the lead's 1000: 1250 of 1750
+  EXPECT_TRUE(f.censored.empty());
+  ASSERT_EQ(f.ignored.size(), 1u);
+  EXPECT_NE(f.ignored[0].reason.find("the record holds it"), std::string::npos);
+}
+
 TEST(Finality, BadAttestationsAreIgnoredWithTheirReasonAndNeverCounted) {
   Subnet s;
   const auto r = s.record(*s.lead);

@@ -33,10 +33,17 @@ std::string encode_attestation(std::vector<Attestation> statements, const Signer
     for (const auto& o : a.objections)
       objections.push_back(
           {{"uid", o.uid}, {"sha256", o.sha256}, {"z", o.z}, {"n", o.n}, {"reason", o.reason}});
-    list.push_back({{"record_sha256", a.record_sha256},
-                    {"publisher", a.publisher},
-                    {"verdict", a.objects ? "object" : "attest"},
-                    {"objections", objections}});
+    nlohmann::json statement = {{"record_sha256", a.record_sha256},
+                                {"publisher", a.publisher},
+                                {"verdict", a.objects ? "object" : "attest"},
+                                {"objections", objections}};
+    if (!a.omitted.empty()) {  // absent when none: the files of before the field stay valid
+      nlohmann::json omitted = nlohmann::json::array();
+      for (const auto& o : a.omitted)
+        omitted.push_back({{"uid", o.uid}, {"sha256", o.sha256}, {"z", o.z}, {"n", o.n}});
+      statement["omitted"] = omitted;
+    }
+    list.push_back(statement);
   }
   const nlohmann::json j = {{"bistro_attestation", "1"},
                             {"window", statements.empty() ? 0 : statements[0].window},
@@ -123,6 +130,26 @@ std::vector<Attestation> parse_attestation(std::string_view bytes, uint64_t wind
     }
     if (a.objects != !a.objections.empty())
       bad(window, v, a.objects ? "it objects but names no update" : "it attests but names updates");
+    if (const auto om = s.find("omitted"); om != s.end()) {
+      if (!om->is_array() || om->empty() || om->size() > kMaxOmissions)
+        bad(window, v, fmt::format("field omitted not an array of 1 to {}", kMaxOmissions));
+      if (a.objects)
+        bad(window, v, "it objects and names omitted updates (only an attestation may)");
+      for (const auto& o : *om) {
+        if (!o.is_object() || !o.contains("uid") || !o["uid"].is_number_unsigned() ||
+            o["uid"].get<uint64_t>() > 65535 || !o.contains("sha256") || !o["sha256"].is_string() ||
+            !o.contains("z") || !o["z"].is_number() || !o.contains("n") ||
+            !o["n"].is_number_unsigned())
+          bad(window, v, "an omitted update lacks uid (u16), sha256, z or n");
+        Omission x{static_cast<uint16_t>(o["uid"].get<uint64_t>()), o["sha256"].get<std::string>(),
+                   o["z"].get<double>(), o["n"].get<uint64_t>()};
+        if (!is_hex(x.sha256, 64))
+          bad(window, v, fmt::format("omitted uid {}: sha256 is not 64 hex", x.uid));
+        if (!a.omitted.empty() && x.uid <= a.omitted.back().uid)
+          bad(window, v, "omitted updates are not in strictly ascending uid order");
+        a.omitted.push_back(std::move(x));
+      }
+    }
     out.push_back(std::move(a));
   }
   // A validator attests one record per window: two would let it count towards two.

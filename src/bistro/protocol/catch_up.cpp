@@ -1,7 +1,9 @@
 #include "bistro/protocol/catch_up.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -70,6 +72,82 @@ void ModelSync::set_master(const MasterSource& source) {
   bucket_ = open_bucket(source.bucket_url);
 }
 
+void ModelSync::pass_to(uint64_t u, const MasterSource& source) {
+  // A record of a window before the current lead's first (one that took the lead back at
+  // choose_lead, reading an older final record) says nothing about who leads now.
+  if (u < master_from_) return;
+  if (master_ && master_->hotkey_ss58 != source.hotkey_ss58) {
+    note_passed_over(passed_, master_->hotkey_ss58, u);
+    const auto& p = passed_.at(master_->hotkey_ss58);
+    log_(0, fmt::format("window {}: the final record is validator {}'s, not the lead {}'s: {} "
+                        "leads now, and {} rests {} windows before it may lead again",
+                        u, source.hotkey_ss58, master_->hotkey_ss58, source.hotkey_ss58,
+                        master_->hotkey_ss58, lead_rest_windows(p.times)));
+    master_from_ = u;
+  }
+  set_master(source);
+}
+
+void ModelSync::pass_to(uint64_t u, const std::string& publisher_ss58) {
+  if (master_ && master_->hotkey_ss58 == publisher_ss58) return;
+  for (const auto& c : validator_order(chain_, netuid_))
+    if (c.hotkey_ss58 == publisher_ss58) return pass_to(u, c);
+}
+
+const ModelSync::FinalView& ModelSync::final_view(uint64_t u) {
+  auto it = finals_.find(u);
+  if (it == finals_.end() || it->second.publisher.empty()) {
+    FinalView v;
+    for (const auto& r : records_of(u))
+      if (r.finality.final) {
+        v.publisher = r.publisher_ss58;
+        v.attesters.insert(r.finality.attesters.begin(), r.finality.attesters.end());
+        v.censored = r.finality.censored;
+      }
+    it = finals_.insert_or_assign(u, std::move(v)).first;
+    trim_oldest(finals_, 4, u);
+  }
+  return it->second;
+}
+
+bool ModelSync::choose_lead(uint64_t u) {
+  if (!master() || u < 3) return false;
+  const auto order = validator_order(chain_, netuid_);
+  if (order.size() < 2) return false;
+  // A new subnet's validators hold no permit until its first epoch: every one counts then.
+  const bool any_permit =
+      std::any_of(order.begin(), order.end(), [](const MasterSource& m) { return m.permit; });
+  std::vector<LeadCandidate> candidates;
+  for (const auto& m : order)
+    candidates.push_back({m.hotkey_ss58, m.validator_hex, m.permit || !any_permit});
+  const FinalView two = final_view(u - 2);  // copies: a later call may trim the cache
+  const FinalView three = final_view(u - 3);
+  if (const auto next = censorship_pass(candidates, master_->hotkey_ss58, two.publisher,
+                                        two.censored, three.publisher, three.censored)) {
+    note_passed_over(passed_, master_->hotkey_ss58, u);
+    log_(0, fmt::format("window {}: the final records of windows {} and {} left out uid {} and {} "
+                        "that validators holding more than 1 - quorum of the active stake admitted "
+                        "and measured as helpful: the lead {} is passed over and rests {} windows; "
+                        "{} leads",
+                        u, u - 3, u - 2, fmt::join(three.censored, ", "),
+                        fmt::join(two.censored, ", "), master_->hotkey_ss58,
+                        lead_rest_windows(passed_.at(master_->hotkey_ss58).times),
+                        order[*next].hotkey_ss58));
+    set_master(order[*next]);
+    master_from_ = u;
+    return true;
+  }
+  const auto back =
+      returning_lead(candidates, master_->hotkey_ss58, u, two.attesters, three.attesters, passed_);
+  if (!back) return false;
+  log_(0, fmt::format("window {}: validator {} leads again: above {} in stake, it attested the "
+                      "final records of windows {} and {} and has rested",
+                      u, order[*back].hotkey_ss58, master_->hotkey_ss58, u - 3, u - 2));
+  set_master(order[*back]);
+  master_from_ = u;
+  return true;
+}
+
 std::optional<WindowRecord> ModelSync::fetch_from(const MasterSource& source, Bucket& bucket,
                                                   uint64_t u) {
   std::string bytes;
@@ -112,8 +190,7 @@ std::optional<WindowRecord> ModelSync::fetch_published(uint64_t u) {
       log_(0, fmt::format("window {}: record from validator {} (failover: {} published none by "
                           "block {})",
                           u, c.hotkey_ss58, master_->hotkey_ss58, failover_block(u, h_)));
-      master_ = c;
-      bucket_ = std::move(b);
+      pass_to(u, c);
       return r;
     }
   }
@@ -171,15 +248,7 @@ std::optional<WindowRecord> ModelSync::fetch_record(uint64_t u) {
   for (auto& r : records_of(u)) {
     if (!r.finality.final) continue;
     remember_sha(u, r.sha256);
-    if (r.publisher_ss58 != master_->hotkey_ss58) {
-      for (const auto& c : validator_order(chain_, netuid_))
-        if (c.hotkey_ss58 == r.publisher_ss58) {
-          log_(0, fmt::format("window {}: the final record is validator {}'s (not {}'s): reading "
-                              "it first from now on",
-                              u, c.hotkey_ss58, master_->hotkey_ss58));
-          set_master(c);
-        }
-    }
+    pass_to(u, r.publisher_ss58);
     return std::move(r.record);
   }
   return std::nullopt;

@@ -15,6 +15,7 @@
 
 #include "bistro/chain/chain.hpp"
 #include "bistro/model/hf_tokenizer.hpp"
+#include "bistro/protocol/lead_return.hpp"
 #include "bistro/protocol/neuron.hpp"
 #include "bistro/protocol/record.hpp"
 #include "bistro/protocol/record_finality.hpp"
@@ -96,6 +97,15 @@ class ModelSync {
   const std::optional<MasterSource>& master();
   // Makes `source` the one read first (a validator that took over reads its own bucket).
   void set_master(const MasterSource& source);
+  // `source` leads from window u's record on: when it is not the current lead, that lead was
+  // passed over at u (lead_return.hpp), and `source` is read first from then on.
+  void pass_to(uint64_t u, const MasterSource& source);
+  // The same, by the publisher's hotkey (one without a master: commitment is not read first).
+  void pass_to(uint64_t u, const std::string& publisher_ss58);
+  // Before window u (a validator's): a lead that censored u-2 is passed over, and a validator
+  // above the lead that is back, in sync and rested takes the lead again (lead_return.hpp,
+  // docs/protocol.md "Who leads"); returns true when it moved master().
+  bool choose_lead(uint64_t u);
   // The SHA-256 of record(u)'s bytes as last fetched (empty: not fetched): what an attestation
   // names.
   std::string record_sha256(uint64_t u) const;
@@ -111,6 +121,16 @@ class ModelSync {
   std::map<uint64_t, std::set<std::string>> active_;
   std::set<std::string> logged_;   // lines about bad records and attestations, logged once
   std::set<std::string> refused_;  // the records this node has seen refused (their SHA-256)
+  std::map<std::string, PassedOver> passed_;  // leads passed over, by hotkey (lead_return.hpp)
+  uint64_t master_from_ = 0;                  // the first window master() leads
+  // Window u's final record as the lead rules read it (empty publisher while none is final).
+  struct FinalView {
+    std::string publisher;            // hotkey
+    std::set<std::string> attesters;  // counted, hex keys
+    std::vector<uint16_t> censored;   // Finality::censored
+  };
+  std::map<uint64_t, FinalView> finals_;
+  const FinalView& final_view(uint64_t u);
   const std::vector<ValidatorView>& views(uint64_t u);
   // Loads it into model and checks its hash against the pointer; returns its window.
   uint64_t load_checkpoint(Llama& model, const CheckpointPointer& c);

@@ -79,6 +79,9 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
         break;
       }
     }
+    for (const auto& o : a.omitted)
+      if (stray.empty() && held.count(o.uid))
+        stray = fmt::format("it names uid {}'s update as left out, but the record holds it", o.uid);
     if (!stray.empty()) {
       ignore(stray);
       continue;
@@ -91,6 +94,7 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
     } else {
       f.attesters.push_back(a.validator);
       f.attested += it->second->stake;
+      for (const auto& o : a.omitted) f.omitted[o.uid] += it->second->stake;
     }
   }
   decides = counted;
@@ -102,6 +106,8 @@ Finality finality(const WindowRecord& record, const std::string& record_sha256,
   f.final = f.active > 0 && at_least(f.attested, quorum * f.active);
   f.refused = f.active > 0 && f.objected > (1 - quorum) * f.active * (1 + 1e-12);
   if (f.refused) f.final = false;
+  for (const auto& [uid, stake] : f.omitted)
+    if (f.active > 0 && stake > (1 - quorum) * f.active * (1 + 1e-12)) f.censored.push_back(uid);
   return f;
 }
 

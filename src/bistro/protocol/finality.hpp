@@ -8,12 +8,15 @@
 //              publisher's attestation.
 //   ignored    every other one, with one line naming the validator and the reason: not a
 //              validator's key, no permit, another window or record, sent twice, an objection
-//              naming an update the record does not hold, the publisher objecting to its own
+//              naming an update the record does not hold, an omission naming one it holds, the
+//              publisher objecting to its own
 //   active     the stake that decides: the validators with a permit in `active` (those that
 //              attested record(u-2) in time, docs/protocol.md), the publisher, and every
 //              validator counted here (one that comes back counts again by attesting)
 //   final      attesting stake >= quorum x active stake
 //   refused    objecting stake > (1 - quorum) x active stake: it can never become final
+//   censored   an update left out that attesting stake > (1 - quorum) x active stake names as
+//              omitted (it admitted and measured it as helpful): the lead rests (lead_return.hpp)
 // A lone validator's record is final on its own signature.
 //
 // window_finality judges every record of one window together, with two more rules:
@@ -60,7 +63,11 @@ struct Finality {
   std::vector<std::string> attesters, objectors;            // counted, in the order given
   std::map<uint16_t, std::vector<std::string>> objections;  // uid -> the reasons counted
   std::vector<IgnoredAttestation> ignored;
-  std::vector<std::string> replaced;  // refused records' publishers not active for this one
+  std::vector<std::string> replaced;   // refused records' publishers not active for this one
+  std::map<uint16_t, double> omitted;  // uid -> counted attesting stake naming it as left out
+  // The uids left out that attesters holding more than 1 - quorum of the active stake name (the
+  // censorship rule, lead_return.hpp: it moves the lead, never what this record holds).
+  std::vector<uint16_t> censored;
 };
 
 // `record` as parsed, `record_sha256` the hex SHA-256 of its bytes; `found` the attestations

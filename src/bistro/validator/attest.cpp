@@ -12,13 +12,15 @@ namespace bistro::validator {
 
 bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sha256,
                                         const std::string& publisher,
-                                        std::vector<Objection> objections) {
+                                        std::vector<Objection> objections,
+                                        std::vector<Omission> omitted) {
   Attestation a;
   a.window = u;
   a.record_sha256 = record_sha256;
   a.publisher = publisher;
   a.objects = !objections.empty();
   a.objections = std::move(objections);
+  if (!a.objects) a.omitted = std::move(omitted);  // an objection judges harm only
   a.harm_alpha = gp_.harm_alpha;
   // One statement per record; one record attested per window (attestation.hpp).
   auto& mine = statements_[u];
@@ -40,7 +42,7 @@ bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sh
 std::vector<Objection> LocoValidator::objections_to(Window& w, const WindowRecord& r) {
   std::vector<Objection> out;
   // The dishonest kinds measure nothing.
-  if (!judges_honestly(behaviour_) || w.fallback) return out;
+  if (!judges_honestly(behaviour_) || w.fallback || w.stale_base) return out;
   bool measured = false;
   for (const auto& e : r.accepted) {
     const auto u = w.updates.find(e.uid);
@@ -67,6 +69,38 @@ std::vector<Objection> LocoValidator::objections_to(Window& w, const WindowRecor
   return out;
 }
 
+std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord& r) {
+  std::vector<Omission> out;
+  if (!judges_honestly(behaviour_) || w.fallback || w.stale_base) return out;
+  std::set<uint16_t> held;
+  for (const auto& e : r.accepted) held.insert(e.uid);
+  // The updates left out that passed this validator's checks but were not measured yet (its
+  // budget ran out) are measured now, as an untrusted miner's, and admission judged again:
+  // otherwise what a censoring lead leaves out would be named only when the budget allowed.
+  bool measured = false;
+  for (const auto& [uid, update] : w.updates) {
+    const auto st = w.status.find(uid);
+    if (held.count(uid) || w.scorer->has(uid) || st == w.status.end() || st->second != "ok")
+      continue;
+    measure_one(w, uid, &update, true);
+    measured = true;
+  }
+  if (measured) observe(w), admit(w);
+  for (const auto& j : w.admission) {
+    if (!j.admitted || held.count(j.uid)) continue;
+    const auto o = std::find_if(w.obs.begin(), w.obs.end(),
+                                [&](const Observation& x) { return x.uid == j.uid; });
+    const auto f = w.files.find(j.uid);
+    if (o == w.obs.end() || f == w.files.end() || o->random.n == 0 ||
+        !significantly_positive(o->random, o->d_random, gp_.harm_alpha))
+      continue;
+    out.push_back({j.uid, sha256_hex(f->second), o->random.t(), o->random.n});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
+  if (out.size() > kMaxOmissions) out.resize(kMaxOmissions);
+  return out;
+}
+
 void LocoValidator::log_objections(Window& w, const std::string& publisher,
                                    const std::vector<Objection>& objections) {
   for (const auto& o : objections) {
@@ -81,12 +115,28 @@ void LocoValidator::attest(Window& w) {
   if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
   const std::string publisher =
       w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
+  // Measured on another theta (settle): like a validator back from a dead window, it attests
+  // only a record final without it (attesting unjudged could make a harmful record final).
+  if (w.stale_base && !lead_) {
+    bool final = false;
+    for (const auto& r : sync_->records_of(w.u))
+      final = final || (r.sha256 == w.record_sha256 && r.finality.final);
+    if (!final) return;
+  }
   // An honest follower judges the record it applied; the lead stands by its own.
   std::vector<Objection> objections;
+  std::vector<Omission> omitted;
   if (!lead_) objections = objections_to(w, w.record);
-  if (publish_attestation(w.u, w.record_sha256, publisher, objections))
+  if (!lead_ && objections.empty()) omitted = omissions_in(w, w.record);
+  if (publish_attestation(w.u, w.record_sha256, publisher, objections, omitted))
     w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
   log_objections(w, publisher, objections);
+  for (const auto& o : omitted) {
+    w.omitted.push_back({{"uid", o.uid}, {"z", o.z}, {"n", o.n}});
+    log(0, fmt::format("window {}: the record of {} leaves out uid {}, which this validator "
+                       "admitted and measured as helpful ({:.1f} standard errors, {} sequences)",
+                       w.u, publisher.substr(0, 16), o.uid, o.z, o.n));
+  }
   w.timer.lap("attest");
 }
 

@@ -52,7 +52,7 @@ void LocoValidator::follow(Window& w) {
   const uint64_t wait_until = window_start_block(w.u + 2, h_) + h_.grace_blocks;
   const double poll = default_poll_interval(window_seconds());
   std::optional<WindowRecord> lead_record;
-  std::string lead_sha;
+  std::string lead_sha, lead_publisher;
   std::set<std::string> judged;  // each record is judged once
   // The validators before this one in the turn order (the current lead, then the others by
   // stake): read once, not at every poll (a chain read each).
@@ -67,7 +67,8 @@ void LocoValidator::follow(Window& w) {
   while (true) {
     const auto records = sync_->records_of(w.u);
     for (const auto& r : records)
-      if (r.finality.final) lead_record = r.record, lead_sha = r.sha256;
+      if (r.finality.final)
+        lead_record = r.record, lead_sha = r.sha256, lead_publisher = r.publisher_ss58;
     // Judge the first record in the order that is neither refused nor judged yet: the final one
     // too, whose attestation keeps this validator active.
     for (const auto& r : records) {
@@ -108,7 +109,7 @@ void LocoValidator::follow(Window& w) {
                                    sync_->master() ? sync_->master()->hotkey_ss58 : "-", from - 1),
                  w.u));
       lead_ = true;
-      sync_->set_master(self_);
+      sync_->pass_to(w.u, self_);
       w.record = {};
       w.in_record.clear();
       // After refusals it replaces them: it may hold only what every refused record held, less
@@ -153,6 +154,8 @@ void LocoValidator::follow(Window& w) {
     if (!lead_record) lead_record = sync_->fetch_record(w.u);
   }
   if (lead_record) w.record = *lead_record, w.record_sha256 = lead_sha;
+  // Its publisher leads from now on; a lead it replaced was passed over (lead_return.hpp).
+  if (!lead_publisher.empty()) sync_->pass_to(w.u, lead_publisher);
   for (const auto& e : w.record.accepted) w.in_record.insert(e.uid);
   theta_hash_ = w.record.params_hash.empty() ? params_hash(params_) : w.record.params_hash;
   w.record.params_hash = theta_hash_;

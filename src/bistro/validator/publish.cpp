@@ -220,7 +220,8 @@ void LocoValidator::report(Window& w) {
       {"record_sha256", w.record_sha256},
       {"published_ms", w.published_ms},
       {"attested_ms", w.attested_ms},
-      {"objections", w.objections}};
+      {"objections", w.objections},
+      {"omitted", w.omitted}};
   append_line(state_dir_ / "metrics.jsonl", line.dump());
   metrics_.set("bistro_window", static_cast<double>(w.u));
   if (std::isfinite(w.master_eval)) metrics_.set("bistro_loss", w.master_eval);

@@ -93,7 +93,8 @@ inline std::vector<chain::Neuron> committed_miners(const chain::Metagraph& m,
 
 struct Window {
   uint64_t u = 0;
-  bool fallback = false;  // an empty record after a failure: nothing is gathered or judged
+  bool fallback = false;    // an empty record after a failure: nothing is gathered or judged
+  bool stale_base = false;  // theta moved under its measurements (settle): it judges nothing
   chain::Metagraph metagraph;
   std::map<std::string, std::string> commits;
   std::vector<chain::Neuron> expected;
@@ -120,6 +121,7 @@ struct Window {
   int64_t attested_ms = 0;             // when its attestation was out (0: none)
   std::vector<torch::Tensor> theta_u;  // theta_u's values: a refused record is rolled back
   nlohmann::json objections = nlohmann::json::array();
+  nlohmann::json omitted = nlohmann::json::array();  // updates its attestation names as left out
   double held = 0;  // the weight held back for miners awaiting their first measurement
   nlohmann::json miners = nlohmann::json::object();
   int64_t closed_ms = 0, published_ms = 0;
@@ -167,6 +169,12 @@ class LocoValidator : Node {
   std::vector<Objection> objections_to(Window& w, const WindowRecord& r);
   void log_objections(Window& w, const std::string& publisher,
                       const std::vector<Objection>& objections);
+  // The updates record `r` of window w leaves out that this validator admitted itself and
+  // measured as helpful on its random pages (significant at harm_alpha): what its attestation
+  // names as omitted (the censorship rule, lead_return.hpp). Those that passed its checks and
+  // were not measured yet are measured first. None from the kinds that do not judge, nor from
+  // measurements made on another theta.
+  std::vector<Omission> omissions_in(Window& w, const WindowRecord& r);
   // The lead's record is not the window's: theta back to theta_u, and it follows.
   void roll_back(Window& w);
   // Before its next window, a lead that stopped waiting for its record of window v to be final
@@ -179,7 +187,8 @@ class LocoValidator : Node {
   // updates; an attestation moves its earlier one (of a record refused since); false, logged,
   // when it could not.
   bool publish_attestation(uint64_t u, const std::string& record_sha256,
-                           const std::string& publisher, std::vector<Objection> objections = {});
+                           const std::string& publisher, std::vector<Objection> objections = {},
+                           std::vector<Omission> omitted = {});
   // The lead, after its record: waits for it to be final or refused (at most until the failover
   // block); refused, theta goes back to theta_u and it follows the next validator's record.
   void await_finality(Window& w);
@@ -230,7 +239,7 @@ class LocoValidator : Node {
   double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
   std::string theta_hash_;     // theta's params_hash when known (after a record), else empty
   std::map<uint64_t, std::vector<Attestation>> statements_;  // its recent windows' statements
-  uint64_t last_u_ = UINT64_MAX;                              // the last window run, its theta_u
+  uint64_t last_u_ = UINT64_MAX;                             // the last window run, its theta_u
   std::string last_base_hash_;
   std::vector<torch::Tensor> last_theta_u_;
   bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after

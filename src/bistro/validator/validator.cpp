@@ -160,11 +160,14 @@ bool LocoValidator::process(Window& w) {
   }
   admit(w);
   // The record of u-1 may have become final after this lead stopped waiting: a lead off the
-  // final theta is brought to it, publishes nothing and follows (its measurements of this window
-  // were made on the theta it held).
+  // final theta is brought to it, publishes nothing and follows. Its measurements of this window
+  // were made on the theta it held: it judges nothing this window (attest.cpp).
   if (lead_ && w.u > first_ && settle(w.u - 1)) {
-    log(0, fmt::format("window {}: following instead", w.u));
-    for (size_t i = 0; i < params_.size(); ++i) w.theta_u[i].copy_(params_[i].detach());
+    log(0, fmt::format("window {}: following instead; this window's measurements were made on "
+                       "another theta, so it objects to nothing and attests only a final record",
+                       w.u));
+    copy_parameters(w.theta_u, params_);
+    w.stale_base = true;
     lead_ = false;
   }
   if (lead_ && !may_publish(w.u)) {
@@ -318,6 +321,7 @@ int LocoValidator::run() {
     if (u > first_ && lead_) settle(u - 1);
     try {
       const bool was = lead_;
+      sync_->choose_lead(u);
       lead_ = leads() && behaviour_ != ValidatorBehaviour::Stall;  // a staller never publishes
       if (lead_ != was)
         log(0, fmt::format("window {}: this validator {} now", u,
