@@ -22,6 +22,10 @@ TEST(LeadReturn, RestDoublesFromFourWindowsUpToSixtyFour) {
   note_passed_over(passed, "T", 12);
   EXPECT_EQ(passed["T"].times, 2u);
   EXPECT_EQ(passed["T"].window, 12u);
+  EXPECT_FALSE(passed["T"].by_censorship);
+  note_passed_over(passed, "T", 20, true);
+  EXPECT_TRUE(passed["T"].by_censorship);
+  EXPECT_EQ(passed["T"].times, 3u);
 }
 
 // A lead killed at window 5 and back: it takes the lead again once it attested the final records
@@ -62,6 +66,11 @@ TEST(LeadReturn, APassedOverValidatorLeadsLessAndLessOften) {
     }
   }
   EXPECT_EQ(passes, 4);  // at 3, 8, 17, 34 (rests 4, 8, 16; the next after 66)
+  // Passed over while up (it attested the record that took its turn): the longest rest at once.
+  const PassedOver once{7, 1};
+  EXPECT_EQ(lead_rest_windows(up_when_passed(once).times), 64u);
+  EXPECT_EQ(up_when_passed(once).window, 7u);
+  EXPECT_EQ(up_when_passed({7, 9}).times, 9u);
 }
 
 // A lead whose final records of u-2 and u-3 both left out one miner's update (Finality::censored)

@@ -292,28 +292,22 @@ struct Kills {
     const auto later =
         Supervisor::Clock::now() + std::chrono::duration_cast<Supervisor::Clock::duration>(
                                        std::chrono::duration<double>(2 * window_s));
-    if (o.kill_lead && !validator_killed && done == half) {
-      fmt::print(
-          "\nlocalnet: SIGKILL to the lead validator (pid {}); it restarts in three windows\n",
-          sup.procs()[0].pid);
-      validator_killed = true;
-      sup.kill_now(
-          0, Supervisor::Clock::now() + std::chrono::duration_cast<Supervisor::Clock::duration>(
-                                            std::chrono::duration<double>(3 * window_s)));
-    }
-    if (o.kill_follower && !validator_killed && done == half) {
+    // A validator of the several (the lead, or the follower validator-1), back in three windows.
+    auto kill_for_three_windows = [&](const std::string& name, const char* role) {
       for (size_t i = 0; i < sup.procs().size(); ++i) {
-        if (sup.procs()[i].name != "validator-1") continue;
-        fmt::print(
-            "\nlocalnet: SIGKILL to the follower validator-1 (pid {}); it restarts in "
-            "three windows\n",
-            sup.procs()[i].pid);
+        if (sup.procs()[i].name != name) continue;
+        fmt::print("\nlocalnet: SIGKILL to the {} {} (pid {}); it restarts in three windows\n",
+                   role, name, sup.procs()[i].pid);
         validator_killed = true;
         sup.kill_now(
             i, Supervisor::Clock::now() + std::chrono::duration_cast<Supervisor::Clock::duration>(
                                               std::chrono::duration<double>(3 * window_s)));
       }
-    }
+    };
+    if (o.kill_lead && !validator_killed && done == half)
+      kill_for_three_windows(sup.procs()[0].name, "lead");
+    if (o.kill_follower && !validator_killed && done == half)
+      kill_for_three_windows("validator-1", "follower");
     if (o.kill_validator && !validator_killed && done == half) {
       fmt::print("\nlocalnet: SIGKILL to the validator (pid {}); it restarts {}\n",
                  sup.procs()[0].pid, loco ? "in two windows" : "at once");

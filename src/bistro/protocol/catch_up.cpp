@@ -79,7 +79,7 @@ void ModelSync::pass_to(uint64_t u, const MasterSource& source) {
   if (master_ && master_->hotkey_ss58 != source.hotkey_ss58) {
     note_passed_over(passed_, master_->hotkey_ss58, u);
     const auto& p = passed_.at(master_->hotkey_ss58);
-    log_(0, fmt::format("window {}: the final record is validator {}'s, not the lead {}'s: {} "
+    log_(0, fmt::format("window {}: the record of validator {} takes the turn of the lead {}: {} "
                         "leads now, and {} rests {} windows before it may lead again",
                         u, source.hotkey_ss58, master_->hotkey_ss58, source.hotkey_ss58,
                         master_->hotkey_ss58, lead_rest_windows(p.times)));
@@ -124,7 +124,7 @@ bool ModelSync::choose_lead(uint64_t u) {
   const FinalView three = final_view(u - 3);
   if (const auto next = censorship_pass(candidates, master_->hotkey_ss58, two.publisher,
                                         two.censored, three.publisher, three.censored)) {
-    note_passed_over(passed_, master_->hotkey_ss58, u);
+    note_passed_over(passed_, master_->hotkey_ss58, u, true);
     log_(0, fmt::format("window {}: the final records of windows {} and {} left out uid {} and {} "
                         "that validators holding more than 1 - quorum of the active stake admitted "
                         "and measured as helpful: the lead {} is passed over and rests {} windows; "
@@ -137,8 +137,19 @@ bool ModelSync::choose_lead(uint64_t u) {
     master_from_ = u;
     return true;
   }
+  // A validator passed over while it was up rests the longest rest (up_when_passed).
+  auto passed = passed_;
+  for (const auto& m : order) {
+    if (m.hotkey_ss58 == master_->hotkey_ss58) break;
+    const auto p = passed.find(m.hotkey_ss58);
+    if (p == passed.end() || p->second.by_censorship || u <= p->second.window + 1) continue;
+    const uint64_t v = p->second.window;
+    if (final_view(v).attesters.count(m.validator_hex) &&
+        final_view(v + 1).attesters.count(m.validator_hex))
+      p->second = up_when_passed(p->second);
+  }
   const auto back =
-      returning_lead(candidates, master_->hotkey_ss58, u, two.attesters, three.attesters, passed_);
+      returning_lead(candidates, master_->hotkey_ss58, u, two.attesters, three.attesters, passed);
   if (!back) return false;
   log_(0, fmt::format("window {}: validator {} leads again: above {} in stake, it attested the "
                       "final records of windows {} and {} and has rested",

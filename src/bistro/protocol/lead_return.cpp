@@ -8,11 +8,17 @@ uint64_t lead_rest_windows(uint32_t times) {
   return times == 0 ? 0 : uint64_t{4} << std::min<uint32_t>(times - 1, 4);
 }
 
+PassedOver up_when_passed(PassedOver p) {
+  p.times = std::max<uint32_t>(p.times, 5);
+  return p;
+}
+
 void note_passed_over(std::map<std::string, PassedOver>& passed, const std::string& hotkey,
-                      uint64_t u) {
+                      uint64_t u, bool by_censorship) {
   auto& p = passed[hotkey];
   if (p.times > 0 && p.window == u) return;
   p.window = u;
+  p.by_censorship = by_censorship;
   ++p.times;
 }
 

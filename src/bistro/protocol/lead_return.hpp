@@ -29,14 +29,22 @@ struct LeadCandidate {
 struct PassedOver {
   uint64_t window = 0;  // the last window it was passed over at
   uint32_t times = 0;
+  bool by_censorship = false;  // the last pass-over was censorship_pass's (its lead was up)
 };
 
 // Windows a validator passed over `times` times waits after the last (4, 8, 16, 32, 64, 64...).
 uint64_t lead_rest_windows(uint32_t times);
+// A lead passed over at v while it was up (its statements are counted attestations of the final
+// records of v, which took its turn, and of v+1: it judged and published nothing, or was too slow
+// to lead) rests the longest rest at once: a staller must not take the lead back every few
+// windows. A killed lead attests nothing while down (nor the dead windows it replays), so it
+// keeps the short rests even when it is back within window v. Not for a censorship pass (its
+// lead is up by definition, and an honest lead's evidence test can trip it: short rests).
+PassedOver up_when_passed(PassedOver p);
 
 // Records that the lead `hotkey` was passed over at window u (once per window).
 void note_passed_over(std::map<std::string, PassedOver>& passed, const std::string& hotkey,
-                      uint64_t u);
+                      uint64_t u, bool by_censorship = false);
 
 // The index in `order` (stake order) of the validator that takes the lead back at window u, or
 // nullopt when the lead `lead` stays. `attested_2` and `attested_3`: the counted attesters (hex

@@ -42,7 +42,7 @@ bool LocoValidator::publish_attestation(uint64_t u, const std::string& record_sh
 std::vector<Objection> LocoValidator::objections_to(Window& w, const WindowRecord& r) {
   std::vector<Objection> out;
   // The dishonest kinds measure nothing.
-  if (!judges_honestly(behaviour_) || w.fallback || w.stale_base) return out;
+  if (!judges_honestly(behaviour_) || w.fallback) return out;
   bool measured = false;
   for (const auto& e : r.accepted) {
     const auto u = w.updates.find(e.uid);
@@ -71,7 +71,7 @@ std::vector<Objection> LocoValidator::objections_to(Window& w, const WindowRecor
 
 std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord& r) {
   std::vector<Omission> out;
-  if (!judges_honestly(behaviour_) || w.fallback || w.stale_base) return out;
+  if (!judges_honestly(behaviour_) || w.fallback) return out;
   std::set<uint16_t> held;
   for (const auto& e : r.accepted) held.insert(e.uid);
   // The updates left out that passed this validator's checks but were not measured yet (its
@@ -91,7 +91,7 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     const auto o = std::find_if(w.obs.begin(), w.obs.end(),
                                 [&](const Observation& x) { return x.uid == j.uid; });
     const auto f = w.files.find(j.uid);
-    if (o == w.obs.end() || f == w.files.end() || o->random.n == 0 ||
+    if (o == w.obs.end() || f == w.files.end() || !w.scorer->has(j.uid) || o->random.n == 0 ||
         !significantly_positive(o->random, o->d_random, gp_.harm_alpha))
       continue;
     out.push_back({j.uid, sha256_hex(f->second), o->random.t(), o->random.n});
@@ -115,14 +115,6 @@ void LocoValidator::attest(Window& w) {
   if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
   const std::string publisher =
       w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
-  // Measured on another theta (settle): like a validator back from a dead window, it attests
-  // only a record final without it (attesting unjudged could make a harmful record final).
-  if (w.stale_base && !lead_) {
-    bool final = false;
-    for (const auto& r : sync_->records_of(w.u))
-      final = final || (r.sha256 == w.record_sha256 && r.finality.final);
-    if (!final) return;
-  }
   // An honest follower judges the record it applied; the lead stands by its own.
   std::vector<Objection> objections;
   std::vector<Omission> omitted;

@@ -4,15 +4,19 @@
 
 namespace bistro::validator {
 
-void LocoValidator::open(Window& w) {
-  wait_for_block(*chain_, window_start_block(w.u, h_), 0.05);
-  log(2, fmt::format("window {}: open", w.u));
-  w.timer = Timer();
+void LocoValidator::new_scorer(Window& w) {
   const auto random = data_->sample(
       rng::derive(global_pages_key(w.u, chain_->block_hash(window_start_block(w.u, h_))), secret_),
       h_.score_random_batches);
   w.scorer = std::make_unique<WindowScorer>(theta_, config_, random, h_.outer_lr, &ranks_);
   if (!clip_.empty()) w.scorer->set_clip(clip_);
+}
+
+void LocoValidator::open(Window& w) {
+  wait_for_block(*chain_, window_start_block(w.u, h_), 0.05);
+  log(2, fmt::format("window {}: open", w.u));
+  w.timer = Timer();
+  new_scorer(w);
   w.metagraph = chain_->metagraph(a_.netuid);
   w.commits = chain_->commitments(a_.netuid);
   w.expected = committed_miners(w.metagraph, w.commits, uid_);

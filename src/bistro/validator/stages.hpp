@@ -93,8 +93,7 @@ inline std::vector<chain::Neuron> committed_miners(const chain::Metagraph& m,
 
 struct Window {
   uint64_t u = 0;
-  bool fallback = false;    // an empty record after a failure: nothing is gathered or judged
-  bool stale_base = false;  // theta moved under its measurements (settle): it judges nothing
+  bool fallback = false;  // an empty record after a failure: nothing is gathered or judged
   chain::Metagraph metagraph;
   std::map<std::string, std::string> commits;
   std::vector<chain::Neuron> expected;
@@ -142,6 +141,9 @@ class LocoValidator : Node {
   void resume_or_genesis();
   // The stages of window u, in order.
   void open(Window& w);
+  // The window's scorer on theta as it is now, on this validator's secret random pages of the
+  // window (open; again when settle moves theta under the window's measurements).
+  void new_scorer(Window& w);
   void gather(Window& w);
   void checks(Window& w);
   void score(Window& w);
@@ -172,8 +174,7 @@ class LocoValidator : Node {
   // The updates record `r` of window w leaves out that this validator admitted itself and
   // measured as helpful on its random pages (significant at harm_alpha): what its attestation
   // names as omitted (the censorship rule, lead_return.hpp). Those that passed its checks and
-  // were not measured yet are measured first. None from the kinds that do not judge, nor from
-  // measurements made on another theta.
+  // were not measured yet are measured first. None from the kinds that do not judge.
   std::vector<Omission> omissions_in(Window& w, const WindowRecord& r);
   // The lead's record is not the window's: theta back to theta_u, and it follows.
   void roll_back(Window& w);

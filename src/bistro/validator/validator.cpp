@@ -115,10 +115,10 @@ void LocoValidator::skip(uint64_t u) {
     bucket_->put(record_key(u), bytes);
     publish_attestation(u, sha256_hex(bytes), to_hex(hot_->public_key()));
   } else {  // a follower that fell behind applies the final record(u) without judging it
-    // Its attestation keeps it active, and is given only to a record final without it: nothing
-    // was measured, and attesting a record not yet final could make a harmful one final.
-    for (const auto& rec : sync_->records_of(u))
-      if (rec.finality.final) publish_attestation(u, rec.sha256, rec.record.validator);
+    // It attests nothing: nothing was measured, attesting a record not yet final could make a
+    // harmful one final, and a statement given windows late would read as if this validator had
+    // been up then (a lead passed over while up rests the longest: lead_return.hpp). Its next
+    // judged window's attestation makes it active again.
     const auto at =
         sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
@@ -161,13 +161,17 @@ bool LocoValidator::process(Window& w) {
   admit(w);
   // The record of u-1 may have become final after this lead stopped waiting: a lead off the
   // final theta is brought to it, publishes nothing and follows. Its measurements of this window
-  // were made on the theta it held: it judges nothing this window (attest.cpp).
+  // were made on the theta it held: they start again on the final one (a new scorer; the record's
+  // updates are measured before it attests). Not judging instead would withhold its attestation,
+  // and a validator above 1 - quorum of the stake that withholds it stalls the window.
   if (lead_ && w.u > first_ && settle(w.u - 1)) {
-    log(0, fmt::format("window {}: following instead; this window's measurements were made on "
-                       "another theta, so it objects to nothing and attests only a final record",
+    log(0, fmt::format("window {}: following instead; its measurements start again on the final "
+                       "theta",
                        w.u));
     copy_parameters(w.theta_u, params_);
-    w.stale_base = true;
+    new_scorer(w);
+    observe(w);
+    admit(w);
     lead_ = false;
   }
   if (lead_ && !may_publish(w.u)) {
