@@ -73,6 +73,26 @@ TEST(LeadReturn, APassedOverValidatorLeadsLessAndLessOften) {
   EXPECT_EQ(up_when_passed({7, 9}).times, 9u);
 }
 
+// Whether a lead was up when passed over is decided once per pass-over; the verdict stays, and a
+// new pass-over asks again (a censorship pass never: its lead is up by definition, short rests).
+TEST(LeadReturn, UpWhenPassedIsDecidedOncePerPassOver) {
+  std::map<std::string, PassedOver> passed;
+  note_passed_over(passed, "T", 7);
+  EXPECT_FALSE(passed["T"].up_decided);
+  passed["T"] = decide_up(passed["T"], false);
+  EXPECT_TRUE(passed["T"].up_decided);
+  EXPECT_EQ(lead_rest_windows(passed["T"].times), 4u);
+  note_passed_over(passed, "T", 12);  // a new pass-over: undecided again
+  EXPECT_FALSE(passed["T"].up_decided);
+  passed["T"] = decide_up(passed["T"], true);
+  EXPECT_EQ(lead_rest_windows(passed["T"].times), 64u);
+  note_passed_over(passed, "T", 80);  // once up, the longest rest stays
+  EXPECT_EQ(lead_rest_windows(passed["T"].times), 64u);
+  note_passed_over(passed, "C", 9, true);
+  EXPECT_TRUE(passed["C"].up_decided);
+  EXPECT_EQ(lead_rest_windows(decide_up(passed["C"], true).times), 4u);
+}
+
 // A lead whose final records of u-2 and u-3 both left out one miner's update (Finality::censored)
 // is passed over at u: the next validator in stake order leads (the first when it is the last).
 TEST(LeadReturn, ALeadThatLeavesOutOneMinerTwiceRunningIsPassedToTheNext) {

@@ -334,6 +334,21 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
 // against that validator's key, and that validator is read first from then on. The final record
 // (what nodes apply) is the backup's once the lead, with no statement of recent windows, is not
 // active: a dead lead cannot stall the subnet.
+TEST(Neurons, AFollowerWaitsForRecordsUntilEveryFailoverTurnHadItsChance) {
+  NeuronHparams h;  // 5 blocks a window, grace 1, failover 5: D(u) = 5u + 11
+  ASSERT_EQ(failover_block(2, h), 21u);
+  // Alone (no other validator), or with one turn: until the last turn's record had a failover
+  // period, and never before the deadline of window u+1.
+  EXPECT_EQ(record_wait_block(2, h, 0), 21u);
+  EXPECT_EQ(record_wait_block(2, h, 1), 27u);
+  EXPECT_EQ(record_wait_block(2, h, 2), 32u);
+  // The first failover turn begins at D(u) + 1: a follower must still be waiting then.
+  for (uint64_t c = 1; c < 4; ++c)
+    EXPECT_GT(record_wait_block(2, h, c), failover_block(2, h) + (c - 1) * h.failover_blocks + 1);
+  h.failover_blocks = 1;  // short turns: the deadline of window u+1 bounds the wait
+  EXPECT_EQ(record_wait_block(2, h, 2), 21u);
+}
+
 TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   test::TempDir dir("failover");
   NeuronHparams h;

@@ -48,6 +48,12 @@ uint64_t failover_block(uint64_t u, const NeuronHparams& h) {
   return window_start_block(u + 1, h) + h.grace_blocks + h.failover_blocks;
 }
 
+uint64_t record_wait_block(uint64_t u, const NeuronHparams& h, uint64_t candidates) {
+  const uint64_t deadline = window_start_block(u + 2, h) + h.grace_blocks;
+  if (candidates == 0) return deadline;
+  return std::max(deadline, failover_block(u, h) + candidates * h.failover_blocks + 1);
+}
+
 ModelSync::ModelSync(chain::Chain& chain, uint16_t netuid, const NeuronHparams& h,
                      const LlamaConfig& config, std::filesystem::path scratch, Log log)
     : chain_(chain),
@@ -112,49 +118,52 @@ const ModelSync::FinalView& ModelSync::final_view(uint64_t u) {
 
 bool ModelSync::choose_lead(uint64_t u) {
   if (!master() || u < 3) return false;
-  const auto order = validator_order(chain_, netuid_);
+  // The validators as window u sees them (views: cached per window, records_of reads the same;
+  // a new subnet's validators all count until one holds a permit).
+  const auto& order = views(u);
   if (order.size() < 2) return false;
-  // A new subnet's validators hold no permit until its first epoch: every one counts then.
-  const bool any_permit =
-      std::any_of(order.begin(), order.end(), [](const MasterSource& m) { return m.permit; });
   std::vector<LeadCandidate> candidates;
-  for (const auto& m : order)
-    candidates.push_back({m.hotkey_ss58, m.validator_hex, m.permit || !any_permit});
+  for (const auto& v : order) candidates.push_back({v.hotkey_ss58, v.key, v.permit});
+  auto source = [&](size_t i) {
+    return MasterSource{order[i].bucket_url, order[i].hotkey_ss58, order[i].key, order[i].stake,
+                        order[i].permit};
+  };
   const FinalView two = final_view(u - 2);  // copies: a later call may trim the cache
   const FinalView three = final_view(u - 3);
-  if (const auto next = censorship_pass(candidates, master_->hotkey_ss58, two.publisher,
-                                        two.censored, three.publisher, three.censored)) {
-    note_passed_over(passed_, master_->hotkey_ss58, u, true);
+  const std::string lead = master_->hotkey_ss58;
+  if (const auto next = censorship_pass(candidates, lead, two.publisher, two.censored,
+                                        three.publisher, three.censored)) {
+    note_passed_over(passed_, lead, u, true);
     log_(0, fmt::format("window {}: the final records of windows {} and {} left out uid {} and {} "
                         "that validators holding more than 1 - quorum of the active stake admitted "
                         "and measured as helpful: the lead {} is passed over and rests {} windows; "
                         "{} leads",
                         u, u - 3, u - 2, fmt::join(three.censored, ", "),
-                        fmt::join(two.censored, ", "), master_->hotkey_ss58,
-                        lead_rest_windows(passed_.at(master_->hotkey_ss58).times),
-                        order[*next].hotkey_ss58));
-    set_master(order[*next]);
+                        fmt::join(two.censored, ", "), lead,
+                        lead_rest_windows(passed_.at(lead).times), order[*next].hotkey_ss58));
+    set_master(source(*next));
     master_from_ = u;
     return true;
   }
-  // A validator passed over while it was up rests the longest rest (up_when_passed).
-  auto passed = passed_;
-  for (const auto& m : order) {
-    if (m.hotkey_ss58 == master_->hotkey_ss58) break;
-    const auto p = passed.find(m.hotkey_ss58);
-    if (p == passed.end() || p->second.by_censorship || u <= p->second.window + 1) continue;
+  // Whether a validator above the lead was up when passed over at v (up_when_passed) is decided
+  // once, at v+3, from the final records of v and v+1: u-3 and u-2 then, read already (later,
+  // for a node that did not choose at v+3, read once).
+  for (const auto& c : candidates) {
+    if (c.hotkey == lead) break;
+    const auto p = passed_.find(c.hotkey);
+    if (p == passed_.end() || p->second.up_decided || u < p->second.window + 3) continue;
     const uint64_t v = p->second.window;
-    if (final_view(v).attesters.count(m.validator_hex) &&
-        final_view(v + 1).attesters.count(m.validator_hex))
-      p->second = up_when_passed(p->second);
+    const bool up = u == v + 3 ? three.attesters.count(c.key) && two.attesters.count(c.key)
+                               : final_view(v).attesters.count(c.key) &&
+                                     final_view(v + 1).attesters.count(c.key);
+    p->second = decide_up(p->second, up);
   }
-  const auto back =
-      returning_lead(candidates, master_->hotkey_ss58, u, two.attesters, three.attesters, passed);
+  const auto back = returning_lead(candidates, lead, u, two.attesters, three.attesters, passed_);
   if (!back) return false;
   log_(0, fmt::format("window {}: validator {} leads again: above {} in stake, it attested the "
                       "final records of windows {} and {} and has rested",
-                      u, order[*back].hotkey_ss58, master_->hotkey_ss58, u - 3, u - 2));
-  set_master(order[*back]);
+                      u, order[*back].hotkey_ss58, lead, u - 3, u - 2));
+  set_master(source(*back));
   master_from_ = u;
   return true;
 }

@@ -39,6 +39,12 @@ std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid);
 // validators' (and the k-th after the lead may publish it from block failover_block + (k-1) *
 // failover_blocks + 1): window u's deadline plus failover_blocks.
 uint64_t failover_block(uint64_t u, const NeuronHparams& h);
+// The block until which a follower waits for a final record(u) before it gives the window up:
+// the deadline of window u+1, or, when later, failover_blocks after the last of `candidates`
+// failover turns began (its record then has a failover period to gather the quorum). Waiting
+// less gave up before the first turn began (failover_blocks = blocks_per_window): every
+// follower of a killed or stalled lead failed the window, measured it again and lost the next.
+uint64_t record_wait_block(uint64_t u, const NeuronHparams& h, uint64_t candidates);
 
 // A record that cannot be applied: names the window, the uid where one is at fault, and why.
 class SyncError : public Error {

@@ -13,12 +13,19 @@ PassedOver up_when_passed(PassedOver p) {
   return p;
 }
 
+PassedOver decide_up(PassedOver p, bool up) {
+  if (up && !p.by_censorship) p = up_when_passed(p);
+  p.up_decided = true;
+  return p;
+}
+
 void note_passed_over(std::map<std::string, PassedOver>& passed, const std::string& hotkey,
                       uint64_t u, bool by_censorship) {
   auto& p = passed[hotkey];
   if (p.times > 0 && p.window == u) return;
   p.window = u;
   p.by_censorship = by_censorship;
+  p.up_decided = by_censorship;  // a censorship pass is never up: nothing to decide
   ++p.times;
 }
 

@@ -30,6 +30,9 @@ struct PassedOver {
   uint64_t window = 0;  // the last window it was passed over at
   uint32_t times = 0;
   bool by_censorship = false;  // the last pass-over was censorship_pass's (its lead was up)
+  // Whether decide_up has read the last pass-over (at most once per pass-over: the final
+  // records it reads are old, and reading them every window cost I/O and evicted newer ones).
+  bool up_decided = false;
 };
 
 // Windows a validator passed over `times` times waits after the last (4, 8, 16, 32, 64, 64...).
@@ -41,6 +44,10 @@ uint64_t lead_rest_windows(uint32_t times);
 // keeps the short rests even when it is back within window v. Not for a censorship pass (its
 // lead is up by definition, and an honest lead's evidence test can trip it: short rests).
 PassedOver up_when_passed(PassedOver p);
+// The verdict on the last pass-over, taken once: `up` (as above) gives the longest rest from then
+// on (it stays: a validator once passed over while up waits 64 windows each time after), and
+// either way the pass-over is decided. A pass-over by censorship_pass is never up.
+PassedOver decide_up(PassedOver p, bool up);
 
 // Records that the lead `hotkey` was passed over at window u (once per window).
 void note_passed_over(std::map<std::string, PassedOver>& passed, const std::string& hotkey,

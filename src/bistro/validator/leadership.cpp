@@ -49,21 +49,25 @@ void LocoValidator::follow(Window& w) {
   // window's deadline. A final record that does not apply (a hash mismatch) resynchronises theta
   // from the lead's checkpoint and its records.
   const auto [from, to] = turn(w.u);
-  const uint64_t wait_until = window_start_block(w.u + 2, h_) + h_.grace_blocks;
   const double poll = default_poll_interval(window_seconds());
   std::optional<WindowRecord> lead_record;
   std::string lead_sha, lead_publisher;
   std::set<std::string> judged;  // each record is judged once
   // The validators before this one in the turn order (the current lead, then the others by
-  // stake): read once, not at every poll (a chain read each).
+  // stake): read once, not at every poll (a chain read each). It waits until every turn had
+  // its chance (record_wait_block), not only its own.
   std::vector<std::string> before;
-  if (sync_->master() && sync_->master()->hotkey_ss58 != hotkey_)
-    before.push_back(sync_->master()->hotkey_ss58);
+  const auto& lead = sync_->master();
+  if (lead && lead->hotkey_ss58 != hotkey_) before.push_back(lead->hotkey_ss58);
+  uint64_t candidates = 0;
+  bool self_passed = false;
   for (const auto& v : validator_order(*chain_, a_.netuid)) {
-    if (v.hotkey_ss58 == hotkey_) break;
-    if (std::find(before.begin(), before.end(), v.hotkey_ss58) == before.end())
+    candidates += !lead || v.hotkey_ss58 != lead->hotkey_ss58;
+    self_passed = self_passed || v.hotkey_ss58 == hotkey_;
+    if (!self_passed && std::find(before.begin(), before.end(), v.hotkey_ss58) == before.end())
       before.push_back(v.hotkey_ss58);
   }
+  const uint64_t wait_until = record_wait_block(w.u, h_, candidates);
   while (true) {
     const auto records = sync_->records_of(w.u);
     for (const auto& r : records)

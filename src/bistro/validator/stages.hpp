@@ -190,6 +190,9 @@ class LocoValidator : Node {
   bool publish_attestation(uint64_t u, const std::string& record_sha256,
                            const std::string& publisher, std::vector<Objection> objections = {},
                            std::vector<Omission> omitted = {});
+  // A follower applying a dead window u: attests the first empty record(u) that leaves `theta`
+  // (its hash) as it is, once it is out and while none is final, until block `until`.
+  void attest_empty_record(uint64_t u, const std::string& theta, uint64_t until);
   // The lead, after its record: waits for it to be final or refused (at most until the failover
   // block); refused, theta goes back to theta_u and it follows the next validator's record.
   void await_finality(Window& w);

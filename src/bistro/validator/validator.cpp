@@ -115,12 +115,16 @@ void LocoValidator::skip(uint64_t u) {
     bucket_->put(record_key(u), bytes);
     publish_attestation(u, sha256_hex(bytes), to_hex(hot_->public_key()));
   } else {  // a follower that fell behind applies the final record(u) without judging it
-    // It attests nothing: nothing was measured, attesting a record not yet final could make a
-    // harmful one final, and a statement given windows late would read as if this validator had
-    // been up then (a lead passed over while up rests the longest: lead_return.hpp). Its next
-    // judged window's attestation makes it active again.
-    const auto at =
-        sync_->catch_up(theta_, u, u + 1, window_start_block(u + 2, h_) + h_.grace_blocks);
+    // It attests nothing it would have to judge: nothing was measured, attesting a record not
+    // yet final could make a harmful one final, and a statement given windows late would read as
+    // if this validator had been up then (a lead passed over while up rests the longest:
+    // lead_return.hpp). Its next judged window's attestation makes it active again. An empty
+    // record that leaves the theta it holds is attested: there is nothing in it to judge, and
+    // without the statements of the validators that fell behind with it (a failover's dead
+    // window, for all of them) it stayed unfinal until they dropped out of the active set.
+    const uint64_t until = window_start_block(u + 2, h_) + h_.grace_blocks;
+    attest_empty_record(u, r.base_hash, until);
+    const auto at = sync_->catch_up(theta_, u, u + 1, until);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
     r.params_hash = params_hash(params_);
     save_checkpoint(state_dir_ / "theta", theta_, default_tokenizer_path());
@@ -149,6 +153,29 @@ void LocoValidator::skip(uint64_t u) {
                                                            {"seconds", nlohmann::json::object()}}
                                                 .dump());
   metrics_.set("bistro_window", static_cast<double>(u));
+}
+
+void LocoValidator::attest_empty_record(uint64_t u, const std::string& theta, uint64_t until) {
+  const double poll = default_poll_interval(window_seconds());
+  while (chain_->block() < until) {
+    const auto records = sync_->records_of(u);
+    if (std::any_of(records.begin(), records.end(),
+                    [](const RecordFinality& x) { return x.finality.final; }))
+      return;
+    // The current lead's, else the first in stake order: one record attested a window.
+    const RecordFinality* pick = nullptr;
+    for (const auto& x : records) {
+      if (x.finality.refused || !x.record.accepted.empty() || x.record.base_hash != theta ||
+          x.record.params_hash != theta)
+        continue;
+      if (!pick || (sync_->master() && x.publisher_ss58 == sync_->master()->hotkey_ss58)) pick = &x;
+    }
+    if (pick) {
+      publish_attestation(u, pick->sha256, pick->record.validator);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(poll));
+  }
 }
 
 bool LocoValidator::process(Window& w) {
