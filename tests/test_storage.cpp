@@ -59,6 +59,14 @@ void exercise(Bucket& b) {
   EXPECT_EQ(h->size, 3000u);
   EXPECT_FALSE(b.head("a/none.bin").has_value());
   EXPECT_THROW(b.get("a/none.bin"), NotFound);
+  // The bytes and the info in one call: what head() and get() say.
+  const auto o = b.get_object("a/two.bin");
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->bytes, std::string(3000, 'x'));
+  EXPECT_EQ(o->info.size, 3000u);
+  EXPECT_EQ(o->info.modified_ms, h->modified_ms);
+  EXPECT_GT(o->info.modified_ms, 0);
+  EXPECT_FALSE(b.get_object("a/none.bin").has_value());
   const auto all = b.list("a/");
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].key, "a/b/one.bin");

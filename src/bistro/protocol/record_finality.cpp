@@ -34,6 +34,19 @@ std::optional<ObjectInfo> head(Bucket* b, const std::string& key) {
   }
 }
 
+// One GET for the bytes and their Last-Modified; a bucket that cannot answer is logged (once:
+// the caller's log says each line once) and read as holding nothing.
+std::optional<Object> get_object(Bucket* b, const std::string& key, const ValidatorView& v,
+                                 const std::function<void(const std::string&)>& log) {
+  if (!b) return std::nullopt;
+  try {
+    return b->get_object(key);
+  } catch (const std::exception& e) {
+    log(fmt::format("validator {}: {}", v.hotkey_ss58, e.what()));
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 std::set<std::string> active_validators(const std::vector<ValidatorView>& validators, uint64_t u) {
@@ -63,12 +76,12 @@ std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView
   std::vector<Attestation> found;
   std::map<std::string, int64_t> when;
   for (size_t i = 0; i < validators.size(); ++i) {
-    const auto info = head(buckets[i].get(), attestation_key(u));
-    if (!info) continue;
+    const auto object = get_object(buckets[i].get(), attestation_key(u), validators[i], log);
+    if (!object) continue;
     try {
-      for (auto& a : parse_attestation(buckets[i]->get(attestation_key(u)), u, validators[i].key))
+      for (auto& a : parse_attestation(object->bytes, u, validators[i].key))
         found.push_back(std::move(a));
-      when[validators[i].key] = info->modified_ms;
+      when[validators[i].key] = object->info.modified_ms;
     } catch (const std::exception& e) {
       log(fmt::format("window {}: validator {}: {}", u, validators[i].hotkey_ss58, e.what()));
     }
@@ -76,20 +89,19 @@ std::vector<RecordFinality> read_window_finality(const std::vector<ValidatorView
   const auto active = known_active ? *known_active : active_validators(validators, u);
   std::vector<RecordFinality> out;
   for (size_t i = 0; i < validators.size(); ++i) {
-    const auto info = head(buckets[i].get(), record_key(u));
-    if (!info) continue;
+    const auto object = get_object(buckets[i].get(), record_key(u), validators[i], log);
+    if (!object) continue;
     RecordFinality r;
     r.publisher_ss58 = validators[i].hotkey_ss58;
     try {
-      const std::string bytes = buckets[i]->get(record_key(u));
-      r.record = parse_record(bytes, {u, config_hash, hparams_hash, validators[i].key});
-      r.sha256 = sha256_hex(bytes);
+      r.record = parse_record(object->bytes, {u, config_hash, hparams_hash, validators[i].key});
+      r.sha256 = sha256_hex(object->bytes);
     } catch (const std::exception& e) {
       log(fmt::format("window {}: record from validator {}: {}", u, validators[i].hotkey_ss58,
                       e.what()));
       continue;
     }
-    r.published_ms = info->modified_ms;
+    r.published_ms = object->info.modified_ms;
     out.push_back(std::move(r));
   }
   std::vector<PublishedRecord> published;

@@ -12,6 +12,18 @@ void Bucket::get_file(const std::string& key, const std::filesystem::path& file)
   write_file_atomic(file, get(key));
 }
 
+std::optional<Object> Bucket::get_object(const std::string& key) {
+  auto info = head(key);
+  if (!info) return std::nullopt;
+  try {
+    Object o{get(key), std::move(*info)};
+    o.info.size = o.bytes.size();  // replaced between the two: the bytes read are what counts
+    return o;
+  } catch (const NotFound&) {
+    return std::nullopt;  // removed between the two
+  }
+}
+
 void check_key(const std::string& key, const std::string& bucket) {
   check(!key.empty() && key.size() <= 1024, "{}: invalid object key (empty or over 1024 bytes)",
         bucket);

@@ -26,8 +26,15 @@ struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
   std::string etag;
-  int64_t modified_ms = 0;  // last modification, ms since the epoch (head() only; 0 = unknown)
+  int64_t modified_ms =
+      0;  // last modification, ms since the epoch (head(), get_object(); 0 = unknown)
   bool operator==(const ObjectInfo&) const = default;
+};
+
+// An object's bytes with what head() tells of it.
+struct Object {
+  std::string bytes;
+  ObjectInfo info;
 };
 
 class Bucket {
@@ -39,6 +46,10 @@ class Bucket {
   // Bytes [offset, offset + length), clipped at the end of the object.
   virtual std::string get_range(const std::string& key, uint64_t offset, uint64_t length) = 0;
   virtual std::optional<ObjectInfo> head(const std::string& key) = 0;
+  // The bytes and the info at once (nullopt: no such object). S3 answers both in one GET: a
+  // poller that needs the Last-Modified of what it reads sends one request, not a HEAD and a GET.
+  // The default asks head() then get().
+  virtual std::optional<Object> get_object(const std::string& key);
   // Every object whose key starts with prefix, sorted by key (all pages).
   virtual std::vector<ObjectInfo> list(const std::string& prefix) = 0;
   // Removing a missing object is not an error (as in S3).

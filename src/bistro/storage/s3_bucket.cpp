@@ -151,11 +151,10 @@ std::string S3Bucket::get_range(const std::string& key, uint64_t offset, uint64_
   return std::move(r.body);
 }
 
-std::optional<ObjectInfo> S3Bucket::head(const std::string& key) {
-  check_key(key, url());
-  const auto r = request("HEAD", key, {}, {}, {});
-  if (r.status == 404) return std::nullopt;
-  if (r.status != 200) fail_response(url() + "/" + key, r);
+namespace {
+
+// What a HEAD or a GET's headers say of the object.
+ObjectInfo info_from(const std::string& key, const HttpResponse& r) {
   ObjectInfo info{key, 0, ""};
   if (auto it = r.headers.find("content-length"); it != r.headers.end()) {
     info.size = std::stoull(it->second);
@@ -168,6 +167,29 @@ std::optional<ObjectInfo> S3Bucket::head(const std::string& key) {
       info.modified_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
   }
   return info;
+}
+
+}  // namespace
+
+std::optional<ObjectInfo> S3Bucket::head(const std::string& key) {
+  check_key(key, url());
+  const auto r = request("HEAD", key, {}, {}, {});
+  if (r.status == 404) return std::nullopt;
+  if (r.status != 200) fail_response(url() + "/" + key, r);
+  return info_from(key, r);
+}
+
+std::optional<Object> S3Bucket::get_object(const std::string& key) {
+  check_key(key, url());
+  auto r = request("GET", key, {}, {}, {});
+  if (r.status == 404) return std::nullopt;
+  if (r.status != 200) fail_response(url() + "/" + key, r);
+  Object o{std::move(r.body), info_from(key, r)};
+  check(r.headers.find("content-length") == r.headers.end() || o.info.size == o.bytes.size(),
+        "{}/{}: received {} bytes, Content-Length said {}", url(), key, o.bytes.size(),
+        o.info.size);
+  o.info.size = o.bytes.size();
+  return o;
 }
 
 std::vector<ObjectInfo> S3Bucket::list(const std::string& prefix) {

@@ -41,6 +41,7 @@ class S3Bucket final : public Bucket {
   void put(const std::string& key, std::string_view data) override;
   std::string get(const std::string& key) override;
   std::string get_range(const std::string& key, uint64_t offset, uint64_t length) override;
+  std::optional<Object> get_object(const std::string& key) override;
   std::optional<ObjectInfo> head(const std::string& key) override;
   std::vector<ObjectInfo> list(const std::string& prefix) override;
   void remove(const std::string& key) override;
