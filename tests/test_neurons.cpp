@@ -491,6 +491,41 @@ TEST(Neurons, InnerLoopStopsForTheDeadlineAndYieldsThePseudoGradient) {
   EXPECT_TRUE(torch::allclose(rebuilt.view(d[0].sizes()), d[0], 1e-5, 1e-7));
 }
 
+// The record guard's test, as the lead runs it over the admitted updates and as a follower asks
+// it before naming an update a record left out: a step that raises the loss on the random rows by
+// significantly more than the guard's share is refused; theta is restored either way.
+TEST(Neurons, TheGuardRefusesAStepThatRaisesTheLossPastItsShare) {
+  NeuronHparams h;
+  const LlamaConfig config = preset("tiny");
+  Llama theta(config);
+  theta->init_weights(h.init_seed);
+  const auto params = parameter_tensors(theta);
+  const std::string before = params_hash(params);
+  auto update_of = [&](double scale, int seed) {
+    ErrorFeedback ef(theta->ordered_parameters(), {.k = h.topk});
+    std::vector<torch::Tensor> delta;
+    torch::manual_seed(seed);
+    for (const auto& p : params) delta.push_back(torch::randn_like(p) * scale);
+    return ef.encode(delta);
+  };
+  const Update tiny = update_of(1e-7, 1), wild = update_of(3.0, 2);
+  const std::vector<Batch> random = {random_batch(config, 8, 16, 7)};
+  const auto base = sequence_losses(theta, random);
+  EXPECT_FALSE(guard_refuses(theta, {{1, &tiny}}, 1.0, random, base, 0.02, 0.01));
+  EXPECT_EQ(params_hash(params), before);
+  EXPECT_TRUE(guard_refuses(theta, {{2, &wild}}, 1.0, random, base, 0.02, 0.01));
+  EXPECT_EQ(params_hash(params), before);
+  // Beside the tiny one, the wild update is clipped to the peers' median norm (the outer step's
+  // rule): a scaled-up update buys no larger step, and the guard lets the pair through.
+  EXPECT_FALSE(guard_refuses(theta, {{2, &wild}, {1, &tiny}}, 1.0, random, base, 0.02, 0.01));
+  // The lead's guard: a step it refuses leaves theta alone; one it passes is taken.
+  EXPECT_TRUE(guarded_outer_step(theta, {{2, &wild}}, 1.0, random, base, 0.02, 0.01).empty());
+  EXPECT_EQ(params_hash(params), before);
+  EXPECT_EQ(guarded_outer_step(theta, {{1, &tiny}}, 1.0, random, base, 0.02, 0.01),
+            std::vector<uint64_t>{1});
+  EXPECT_NE(params_hash(params), before);
+}
+
 // The gauntlet's scoring applies an update alone, sparsely, as the outer step would with this one
 // peer; the own-page margin reads it against other miners' updates on the same pages.
 TEST(Neurons, ScoringAppliesAnUpdateAloneAsTheOuterStepWouldAndRestoresTheta) {

@@ -86,6 +86,16 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     measured = true;
   }
   if (measured) observe(w), admit(w);
+  // The record's updates as this validator holds them (by the bytes the record names): with all
+  // of them in hand it can ask what the lead's guard asked.
+  std::vector<PeerUpdate> in_record;
+  for (const auto& e : r.accepted) {
+    const auto u = w.updates.find(e.uid);
+    const auto f = w.files.find(e.uid);
+    if (u != w.updates.end() && f != w.files.end() && sha256_hex(f->second) == e.sha256)
+      in_record.push_back({e.uid, &u->second});
+  }
+  const bool holds_record = in_record.size() == r.accepted.size();
   for (const auto& j : w.admission) {
     if (!j.admitted || held.count(j.uid)) continue;
     const auto o = std::find_if(w.obs.begin(), w.obs.end(),
@@ -94,6 +104,22 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     if (o == w.obs.end() || f == w.files.end() || !w.scorer->has(j.uid) || o->random.n == 0 ||
         !significantly_positive(o->random, o->d_random, gp_.harm_alpha))
       continue;
+    // The lead's guard may have cut it: the record with it rises past the guard on this
+    // validator's own sample too, and then it is not named (an honest lead whose guard cut one
+    // miner two windows running was passed over as a censor).
+    if (holds_record && r.base_hash == w.base_hash) {
+      auto peers = in_record;
+      peers.push_back({j.uid, &w.updates.at(j.uid)});
+      const auto [batches, base] = guard_sample(w);
+      if (guard_refuses(theta_, peers, h_.outer_lr, batches, base, h_.record_guard,
+                        h_.harm_alpha)) {
+        log(0, fmt::format("window {}: the record leaves out uid {}, which this validator "
+                           "admitted; with it the record rises past the guard here too: not "
+                           "named",
+                           w.u, j.uid));
+        continue;
+      }
+    }
     out.push_back({j.uid, sha256_hex(f->second), o->random.t(), o->random.n});
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });

@@ -65,6 +65,18 @@ void LocoValidator::judge(Window& w) {
   w.timer.lap("judge");
 }
 
+std::pair<std::vector<Batch>, std::vector<double>> LocoValidator::guard_sample(const Window& w) {
+  // The guard reads the random sample's first micro-batch: it is on the miners' path.
+  const auto& random = w.scorer->random();
+  std::vector<Batch> batches(random.begin(),
+                             random.begin() + std::min<ptrdiff_t>(1, random.size()));
+  size_t rows = 0;
+  for (const auto& b : batches) rows += static_cast<size_t>(b.inputs.size(0));
+  const auto& base = w.scorer->base_sequences();
+  return {std::move(batches),
+          std::vector<double>(base.begin(), base.begin() + std::min(rows, base.size()))};
+}
+
 void LocoValidator::record(Window& w) {
   // theta_u's hash is the last record's params_hash (read again only after a failure).
   w.base_hash = theta_hash_.empty() ? params_hash(params_) : theta_hash_;
@@ -94,15 +106,7 @@ void LocoValidator::record(Window& w) {
   // theta_u's held-out loss is known from the last window, except after a failure: then it is
   // read now, before theta moves.
   if (!std::isfinite(last_eval_)) last_eval_ = mean_loss(theta_, eval_);
-  // The guard reads the random sample's first micro-batch: it is on the miners' path.
-  const auto& random = w.scorer->random();
-  const std::vector<Batch> guard_batches(random.begin(),
-                                         random.begin() + std::min<ptrdiff_t>(1, random.size()));
-  size_t guard_rows = 0;
-  for (const auto& b : guard_batches) guard_rows += static_cast<size_t>(b.inputs.size(0));
-  const auto& base = w.scorer->base_sequences();
-  const std::vector<double> guard_base(base.begin(),
-                                       base.begin() + std::min(guard_rows, base.size()));
+  const auto [guard_batches, guard_base] = guard_sample(w);
   w.timer.lap("record");
   const double guard = behaviour_ == ValidatorBehaviour::AdmitAll ? 1e30 : h_.record_guard;
   const auto kept = guarded_outer_step(theta_, best_first, h_.outer_lr, guard_batches, guard_base,

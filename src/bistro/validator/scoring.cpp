@@ -451,6 +451,32 @@ void WindowScorer::observe(std::vector<Observation>& obs, const std::set<uint16_
   }
 }
 
+bool rises_past_guard(Llama& theta, const std::vector<Batch>& random,
+                      const std::vector<double>& base, double guard, double harm_alpha) {
+  const double base_mean = mean_of(base);
+  const auto after = sequence_losses(theta, random);
+  if (!std::all_of(after.begin(), after.end(), [](double x) { return std::isfinite(x); }))
+    return true;
+  // The rise over the allowed share, per sequence: past the guard only when significantly above.
+  std::vector<double> allowed(base.size());
+  for (size_t i = 0; i < base.size(); ++i) allowed[i] = base[i] + guard * base_mean;
+  const Evidence rise = paired_evidence(after, allowed);
+  return significantly_positive(rise, rise.mean, harm_alpha);
+}
+
+bool guard_refuses(Llama& theta, std::vector<PeerUpdate> peers, double alpha,
+                   const std::vector<Batch>& random, const std::vector<double>& base, double guard,
+                   double harm_alpha) {
+  const auto params = parameter_tensors(theta);
+  std::vector<torch::Tensor> saved;
+  for (const auto& p : params) saved.push_back(p.detach().clone());
+  std::sort(peers.begin(), peers.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
+  outer_step(params, peers, alpha);
+  const bool refused = rises_past_guard(theta, random, base, guard, harm_alpha);
+  copy_parameters(params, saved);
+  return refused;
+}
+
 std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
                                          double alpha, const std::vector<Batch>& random,
                                          const std::vector<double>& base, double guard,
@@ -458,19 +484,11 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
   const auto params = parameter_tensors(theta);
   std::vector<torch::Tensor> saved;
   for (const auto& p : params) saved.push_back(p.detach().clone());
-  const double base_mean = mean_of(base);
   for (size_t k = best_first.size(); k > 0; k /= 2) {
     std::vector<PeerUpdate> kept(best_first.begin(), best_first.begin() + k);
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
     outer_step(params, kept, alpha);
-    // The rise over the allowed share, per sequence: refused only when significantly above it.
-    auto after = sequence_losses(theta, random);
-    std::vector<double> allowed(base.size());
-    for (size_t i = 0; i < base.size(); ++i) allowed[i] = base[i] + guard * base_mean;
-    const Evidence rise = paired_evidence(after, allowed);
-    const bool finite =
-        std::all_of(after.begin(), after.end(), [](double x) { return std::isfinite(x); });
-    if (finite && !significantly_positive(rise, rise.mean, harm_alpha)) {
+    if (!rises_past_guard(theta, random, base, guard, harm_alpha)) {
       std::vector<uint64_t> uids;
       for (const auto& p : kept) uids.push_back(p.uid);
       return uids;

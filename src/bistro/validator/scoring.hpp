@@ -154,6 +154,15 @@ class WindowScorer {
 // theta's own there) does not rise by significantly more than `guard` of the base loss (a
 // one-sided paired test at harm_alpha); with none passing theta is left alone. Returns the uids
 // kept (ascending; the order the record lists and every node applies them in).
+// The guard's test: theta's per-sequence loss on `random` is not finite, or rises over `base` by
+// significantly more than `guard` of the base mean (a one-sided paired test at harm_alpha).
+bool rises_past_guard(Llama& theta, const std::vector<Batch>& random,
+                      const std::vector<double>& base, double guard, double harm_alpha);
+// Whether the guard refuses the outer step of `peers` (any order) on theta; theta is restored.
+// A follower asks it before naming an update a record left out: the lead's guard may have cut it.
+bool guard_refuses(Llama& theta, std::vector<PeerUpdate> peers, double alpha,
+                   const std::vector<Batch>& random, const std::vector<double>& base, double guard,
+                   double harm_alpha);
 std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
                                          double alpha, const std::vector<Batch>& random,
                                          const std::vector<double>& base, double guard,

@@ -150,6 +150,9 @@ class LocoValidator : Node {
   void admit(Window& w);
   void observe(Window& w);
   void record(Window& w);
+  // What the record's guard reads: the random sample's first micro-batch and theta_u's loss on
+  // each of its rows.
+  std::pair<std::vector<Batch>, std::vector<double>> guard_sample(const Window& w);
   // A follower's record stage: theta_u -> theta_{u+1} by the lead's record(u); when none came
   // by its turn in the failover order, it publishes record(u) itself and leads from then on.
   void follow(Window& w);
