@@ -157,6 +157,10 @@ bool ModelSync::choose_lead(uint64_t u) {
                                : final_view(v).attesters.count(c.key) &&
                                      final_view(v + 1).attesters.count(c.key);
     p->second = decide_up(p->second, up);
+    if (up)
+      log_(0, fmt::format("window {}: validator {} was up when passed over at window {} (it "
+                          "attested the final records of {} and {}): it rests {} windows",
+                          u, c.hotkey, v, v, v + 1, lead_rest_windows(p->second.times)));
   }
   const auto back = returning_lead(candidates, lead, u, two.attesters, three.attesters, passed_);
   if (!back) return false;
