@@ -104,6 +104,14 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     if (o == w.obs.end() || f == w.files.end() || !w.scorer->has(j.uid) || o->random.n == 0 ||
         !significantly_positive(o->random, o->d_random, gp_.harm_alpha))
       continue;
+    // Named only on evidence that would admit an untrusted miner's update (evidence_alpha): a
+    // lead that does not trust the miner asks that much, and this validator's trust at
+    // trust_alpha named the updates of a subnet's first windows that an honest lead could not
+    // yet admit, twice running, and passed it over as a censor.
+    const auto rating = ratings_.find(o->hotkey);
+    const Combined evidence =
+        combined_evidence(*o, gp_, rating == ratings_.end() ? nullptr : &rating->second);
+    if (!test_with(*o, gp_, /*trusted=*/false, evidence).empty()) continue;
     // The lead's guard may have cut it: the record with it rises past the guard on this
     // validator's own sample too, and then it is not named (an honest lead whose guard cut one
     // miner two windows running was passed over as a censor).
@@ -199,6 +207,7 @@ void LocoValidator::await_finality(Window& w) {
       }
       if (r.sha256 != mine) continue;
       if (r.finality.final) {
+        settled_ = w.u;  // the next window's settle need not read it again
         w.timer.lap("finality");
         return;
       }

@@ -246,7 +246,8 @@ class LocoValidator : Node {
   double measure_cost_s_ = 0;  // the last measurement's seconds (the next one's estimate)
   std::string theta_hash_;     // theta's params_hash when known (after a record), else empty
   std::map<uint64_t, std::vector<Attestation>> statements_;  // its recent windows' statements
-  uint64_t last_u_ = UINT64_MAX;                             // the last window run, its theta_u
+  uint64_t settled_ = UINT64_MAX;  // the last window whose final record theta is known to hold
+  uint64_t last_u_ = UINT64_MAX;   // the last window run, its theta_u
   std::string last_base_hash_;
   std::vector<torch::Tensor> last_theta_u_;
   bool published_ = false;     // record(u) is out: theta_{u+1} is final, whatever fails after

@@ -223,10 +223,16 @@ bool LocoValidator::process(Window& w) {
 }
 
 bool LocoValidator::settle(uint64_t v) {
+  // Called at the top of each window and again before publishing: once theta is known to hold
+  // the final record of v, neither reads the records again.
+  if (settled_ == v) return false;
   try {
     const auto final_record = sync_->fetch_record(v);  // another's: it leads from now on
-    if (!final_record || theta_hash_.empty() || final_record->params_hash == theta_hash_)
+    if (!final_record || theta_hash_.empty()) return false;
+    if (final_record->params_hash == theta_hash_) {
+      settled_ = v;
       return false;
+    }
     log(0, fmt::format("window {}: the final record is validator {}'s, not this validator's: "
                        "theta is brought to it, and that validator leads",
                        v, sync_->master() ? sync_->master()->hotkey_ss58 : "-"));
@@ -248,6 +254,7 @@ bool LocoValidator::settle(uint64_t v) {
     }
     theta_hash_ = params_hash(params_);
     last_eval_ = NAN;
+    settled_ = v;
     return true;
   } catch (const std::exception& e) {
     log(0, fmt::format("window {}: cannot settle on the final record: {}", v, error_line(e)));
