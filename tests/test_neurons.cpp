@@ -424,10 +424,12 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
     // again after four newer windows must still find the record (its cached view once freed
     // itself, and the buckets were opened at garbage paths).
     for (uint64_t u = 10; u < 15; ++u) EXPECT_TRUE(fresh_sync.records_of(u).empty());
+    // (Its finality is not asserted: the active stake is read at the chain's window now, which
+    // at 1 ms blocks is windows past the statements by then on a loaded machine.)
     const auto again = fresh_sync.records_of(3);
     ASSERT_EQ(again.size(), 1u);
-    EXPECT_TRUE(again[0].finality.final);
     EXPECT_EQ(again[0].publisher_ss58, backup_hk);
+    EXPECT_EQ(again[0].record.params_hash, r.params_hash);
   }
   // The next record from the backup's bucket signed by another key: refused, naming the source.
   r.window = 4;
