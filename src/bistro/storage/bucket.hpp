@@ -26,8 +26,8 @@ struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
   std::string etag;
-  int64_t modified_ms =
-      0;  // last modification, ms since the epoch (head(), get_object(); 0 = unknown)
+  // Last modification, ms since the epoch (head(), get_object(); 0 = unknown).
+  int64_t modified_ms = 0;
   bool operator==(const ObjectInfo&) const = default;
 };
 

@@ -95,7 +95,9 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     if (u != w.updates.end() && f != w.files.end() && sha256_hex(f->second) == e.sha256)
       in_record.push_back({e.uid, &u->second});
   }
-  const bool holds_record = in_record.size() == r.accepted.size();
+  const bool can_guard = in_record.size() == r.accepted.size() && r.base_hash == w.base_hash;
+  const auto [guard_batches, guard_base] =
+      can_guard ? guard_sample(w) : std::pair<std::vector<Batch>, std::vector<double>>{};
   for (const auto& j : w.admission) {
     if (!j.admitted || held.count(j.uid)) continue;
     const auto o = std::find_if(w.obs.begin(), w.obs.end(),
@@ -115,11 +117,10 @@ std::vector<Omission> LocoValidator::omissions_in(Window& w, const WindowRecord&
     // The lead's guard may have cut it: the record with it rises past the guard on this
     // validator's own sample too, and then it is not named (an honest lead whose guard cut one
     // miner two windows running was passed over as a censor).
-    if (holds_record && r.base_hash == w.base_hash) {
+    if (can_guard) {
       auto peers = in_record;
       peers.push_back({j.uid, &w.updates.at(j.uid)});
-      const auto [batches, base] = guard_sample(w);
-      if (guard_refuses(theta_, peers, h_.outer_lr, batches, base, h_.record_guard,
+      if (guard_refuses(theta_, peers, h_.outer_lr, guard_batches, guard_base, h_.record_guard,
                         h_.harm_alpha)) {
         log(0, fmt::format("window {}: the record leaves out uid {}, which this validator "
                            "admitted; with it the record rises past the guard here too: not "

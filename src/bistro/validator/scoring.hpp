@@ -148,12 +148,6 @@ class WindowScorer {
   uint64_t forwards_ = 0;
 };
 
-// The record's outer step behind the guard. `best_first`: the admitted updates, best d_random
-// first. theta = outer_step(theta, the first k of them in ascending uid order, alpha) for k = all,
-// then half, a quarter, ... down to one, until the per-sequence loss on `random` (against `base`,
-// theta's own there) does not rise by significantly more than `guard` of the base loss (a
-// one-sided paired test at harm_alpha); with none passing theta is left alone. Returns the uids
-// kept (ascending; the order the record lists and every node applies them in).
 // The guard's test: theta's per-sequence loss on `random` is not finite, or rises over `base` by
 // significantly more than `guard` of the base mean (a one-sided paired test at harm_alpha).
 bool rises_past_guard(Llama& theta, const std::vector<Batch>& random,
@@ -163,6 +157,12 @@ bool rises_past_guard(Llama& theta, const std::vector<Batch>& random,
 bool guard_refuses(Llama& theta, std::vector<PeerUpdate> peers, double alpha,
                    const std::vector<Batch>& random, const std::vector<double>& base, double guard,
                    double harm_alpha);
+// The record's outer step behind the guard. `best_first`: the admitted updates, best d_random
+// first. theta = outer_step(theta, the first k of them in ascending uid order, alpha) for k = all,
+// then half, a quarter, ... down to one, until the per-sequence loss on `random` (against `base`,
+// theta's own there) does not rise by significantly more than `guard` of the base loss (a
+// one-sided paired test at harm_alpha); with none passing theta is left alone. Returns the uids
+// kept (ascending; the order the record lists and every node applies them in).
 std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
                                          double alpha, const std::vector<Batch>& random,
                                          const std::vector<double>& base, double guard,
