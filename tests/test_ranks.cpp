@@ -73,6 +73,20 @@ TEST(Ranks, StreamIndexGivesTheOwnPagesTheirStepsThenFreshOnes) {
   EXPECT_EQ(r1, (std::vector<int64_t>{1, 3, 5, 1, 3, 5, 7, 9}));
 }
 
+// The miner's rebase: progress made from its own weights moves onto theta_w, nothing else.
+TEST(Ranks, ARebaseMovesTheProgressOntoTheNewStart) {
+  const std::vector<torch::Tensor> from = {torch::tensor({1.0f, 2.0f}), torch::tensor({3.0f})};
+  const std::vector<torch::Tensor> onto = {torch::tensor({1.5f, 1.0f}), torch::tensor({0.0f})};
+  const std::vector<torch::Tensor> now = {torch::tensor({0.75f, 2.5f}), torch::tensor({2.0f})};
+  const auto kept = clone_parameters(from);
+  rebase_parameters(now, from, onto);
+  EXPECT_TRUE(torch::equal(now[0], torch::tensor({1.25f, 1.5f})));  // onto + (now - from)
+  EXPECT_TRUE(torch::equal(now[1], torch::tensor({-1.0f})));
+  EXPECT_TRUE(torch::equal(kept[0], from[0]));  // the clone is a copy, and from is untouched
+  EXPECT_FALSE(kept[0].is_same(from[0]));
+  EXPECT_THROW(rebase_parameters(now, {from[0]}, onto), Error);
+}
+
 TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
   const auto batches = stream(16);
   constexpr int64_t kOwn = 16;  // past every slot used here: slot j reads 2j + r
@@ -87,8 +101,9 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
     return;
   }
   constexpr int kSteps = 4;
-  // Rank 0 starts one step's gradients gathered at other weights (the miner's overlap), then
-  // moves to theta (SetParams, with AdamW's state) and takes its inner steps.
+  // Rank 0 sends its weights (SetParams, with AdamW's state), takes a step as the miner does
+  // while record(w-1) is not out, moves that step's progress onto other weights (the rebase:
+  // SetParams again, weights only) and takes the rest of its inner steps.
   std::vector<torch::Tensor> theta0, ef_rank1;
   std::vector<torch::Tensor> m0, m1, v0, v1;
   int64_t steps1 = 0;
@@ -108,12 +123,15 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
   Trainer t = trainer(42);
   MinerRanks r(g, t);
   ASSERT_TRUE(r.active());
-  r.tell(RankOp::Clear);
   ASSERT_TRUE(r.tell(RankOp::SetParams, 0, 0, /*full=*/true));
-  r.tell(RankOp::Accumulate, 1234, 0);
-  t.accumulate(batches.at(static_cast<size_t>(r.index(0, kOwn))));
-  r.tell(RankOp::StepAccumulated);
-  t.step_accumulated();
+  // theta_w for the rebase: the start's weights scaled (any other weights would do).
+  const auto base = clone_parameters(parameter_tensors(t.model()));
+  std::vector<torch::Tensor> onto;
+  for (const auto& p : base) onto.push_back(p * 0.99);
+  r.tell(RankOp::Step, 1234, 0);
+  t.step({batches.at(static_cast<size_t>(r.index(0, kOwn)))});
+  rebase_parameters(parameter_tensors(t.model()), base, onto);
+  r.tell(RankOp::SetParams);
   InnerLoopPlan plan;
   plan.max_steps = kSteps - 1;
   plan.batch = [&](int64_t i) -> const Batch& {
@@ -127,9 +145,8 @@ TEST(Ranks, ATwoRankMinerTakesTheStepsOfOneTrainerOnBothMicroBatches) {
 
   // The reference: one trainer, each step over micro-batches 2s and 2s + 1.
   Trainer ref = trainer(42);
-  ref.accumulate(batches[0]);
-  ref.accumulate(batches[1]);
-  ref.step_accumulated();
+  ref.step({batches[0], batches[1]});
+  rebase_parameters(parameter_tensors(ref.model()), base, onto);
   for (int s = 1; s < kSteps; ++s)
     ref.step({batches[static_cast<size_t>(2 * s)], batches[static_cast<size_t>(2 * s + 1)]});
   const auto p0 = parameter_tensors(t.model()), pr = parameter_tensors(ref.model());

@@ -81,7 +81,7 @@ TEST(Training, ABf16StepTracksTheFp32Step) {
 }
 
 TEST(Training, AGradientGatheredOverTimeStepsAsOneStepOverItsMicroBatches) {
-  // The miner gathers micro-batches' gradients while it waits for the record, then steps once.
+  // Gradients gathered one micro-batch at a time step as one step over them all.
   auto batches = fixed_batches(2);
   auto a = fresh_trainer(), b = fresh_trainer();
   const auto one = a.step({batches[0], batches[1]});

@@ -1,5 +1,7 @@
 // The protocol v2 miner (codec sparseloco). Each window w:
-//   0. wait     for record(w-1), which the validator publishes as soon as every miner uploaded
+//   0. wait     for record(w-1), which the validator publishes as soon as every miner uploaded,
+//               stepping on from window w-1's end meanwhile (train_while_waiting: the progress
+//               moves onto theta_w when it lands)
 //   1. sync     theta_w = outer_step(theta_{w-1}, record(w-1)) from the master validator's bucket
 //               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
 //   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
@@ -129,9 +131,10 @@ class LocoMiner : Node {
   const Batch& batch(MinerWindow& x, int64_t i);
   // theta into the trainer's model, on every rank (`full`: AdamW's state too).
   void start_local(bool full);
-  // While record(w-1) is not out, gathers the gradients of the first micro-batches at
-  // theta_{w-1}; false when the record did not come before the deadline.
-  bool gather_while_waiting(MinerWindow& x);
+  // While record(w-1) is not out, takes window w's first inner steps from the end of window
+  // w-1's and moves them onto theta_w when it lands; false when the record did not come before
+  // the deadline.
+  bool train_while_waiting(MinerWindow& x);
   void train(MinerWindow& x);
   std::string encode(MinerWindow& x);
   void report(MinerWindow& x);
@@ -152,7 +155,8 @@ class LocoMiner : Node {
   uint64_t prefetched_ = 0, first_ = 0;
   bool trains_ = false;
   MinerRanks ranks_;
-  bool ranks_synced_ = false;  // the other ranks hold AdamW's state
+  bool ranks_synced_ = false;         // the other ranks hold AdamW's state
+  std::optional<uint64_t> local_at_;  // the window whose inner steps local_ ends
 };
 
 // The model the inner steps train, on the compute device (theta stays on the CPU, where the
@@ -267,14 +271,22 @@ void LocoMiner::start_local(bool full) {
   ranks_synced_ = true;
 }
 
-bool LocoMiner::gather_while_waiting(MinerWindow& x) {
-  // Its first step at theta_w takes all the gathered gradients (more tokens in one step, one
-  // step's staleness); steps taken at theta_{w-1} would repeat the outer step's progress. The
-  // record is looked for at most once per poll interval.
+bool LocoMiner::train_while_waiting(MinerWindow& x) {
+  // Where its weights still end window w-1's steps, it goes on stepping from there on window w's
+  // own micro-batches while it waits, and moves that progress onto theta_w when the record lands
+  // (local += theta_w - local_{w-1}). Those steps' gradients are taken one outer step away from
+  // theta_w, but on a trajectory that has made the outer step's progress already: steps from
+  // theta_{w-1} (tried first) learn it again, and the rebased update then overshot (the random
+  // loss rose by 0.8 after every record; docs/benchmarks.md). Before 2026-12-07 the miner
+  // gathered these gradients for one larger first step: a wait bought one step. Where its
+  // weights are not window w-1's end (a restart, a skipped window), it waits idle. The record is
+  // looked for at most once per poll interval.
   const double spb = chain_->seconds_per_block();
   const double poll = default_poll_interval(spb * static_cast<double>(h_.blocks_per_window));
   auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  double per_batch = 0;
+  const bool steps = local_at_ && *local_at_ + 1 == x.w;
+  std::vector<torch::Tensor> base;  // local_{w-1}, kept from the first step taken
+  double per_step = 0, loss_sum = 0;
   while (!(at_ && *at_ == x.w)) {
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_look).count() >= poll) {
@@ -283,18 +295,19 @@ bool LocoMiner::gather_while_waiting(MinerWindow& x) {
       x.timer.lap("wait");
       continue;
     }
-    // At most the window's own micro-batches (max_micro_batches, over all ranks): the first step
-    // is then on the pages the validator's own-page test samples, whatever the ranks.
-    if (x.used * ranks_.size() >= h_.max_micro_batches || !in_time(x, per_batch)) {
+    if (!steps || x.inner.steps >= h_.max_inner_steps || !in_time(x, per_step)) {
       at_ = sync_->catch_up(shared_, at_, x.w, x.deadline);  // wait for it
       x.timer.lap("wait");
       break;
     }
+    if (base.empty()) base = clone_parameters(local_);
     const auto t = std::chrono::steady_clock::now();
-    ranks_.tell(RankOp::Accumulate, x.batches->key(), x.used);
-    trainer_.accumulate(batch(x, x.used++));
-    per_batch = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    x.timer.lap("accumulate");
+    ranks_.tell(RankOp::Step, x.batches->key(), x.used);
+    const auto s = trainer_.step({batch(x, x.used++)});
+    loss_sum += s.loss, x.inner.tokens += s.tokens, ++x.inner.steps;
+    x.inner.loss = loss_sum / static_cast<double>(x.inner.steps);
+    per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    x.timer.lap("inner");
   }
   if (!at_ || *at_ != x.w) {
     log(0, fmt::format("window {}: record {} did not come before the deadline (at {}); skipping "
@@ -302,16 +315,17 @@ bool LocoMiner::gather_while_waiting(MinerWindow& x) {
                        x.w, x.w - 1, at_ ? std::to_string(*at_) : "nothing"));
     return false;
   }
-  start_local(false);  // theta_w; the gathered gradients stay
+  if (base.empty()) {
+    start_local(false);  // theta_w
+  } else {
+    rebase_parameters(local_, base, theta_);  // local += theta_w - local_{w-1}
+    ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
+    ranks_synced_ = true;
+  }
   return true;
 }
 
 void LocoMiner::train(MinerWindow& x) {
-  if (trainer_.accumulated() > 0) {
-    ranks_.tell(RankOp::StepAccumulated);
-    const auto s = trainer_.step_accumulated();
-    x.inner.loss = s.loss, x.inner.tokens = s.tokens, x.inner.steps = 1;
-  }
   InnerLoopPlan plan;
   plan.max_steps = h_.max_inner_steps - x.inner.steps;
   plan.batch = [&](int64_t i) -> const Batch& { return batch(x, x.used + i); };
@@ -362,10 +376,8 @@ std::string LocoMiner::encode(MinerWindow& x) {
 
 void LocoMiner::report(MinerWindow& x) {
   const double total = x.timer.total();
-  // Time computing the window's gradients: its steps, and the gradients gathered for its first
-  // step while the record was not out.
-  const double inner_s =
-      x.timer.laps().value("inner", 0.0) + x.timer.laps().value("accumulate", 0.0);
+  // Time in inner steps, those taken while record(w-1) was not out included.
+  const double inner_s = x.timer.laps().value("inner", 0.0);
   const double share = total > 0 ? inner_s / total : 0.0;
   nlohmann::json line = {{"window", x.w},
                          {"uid", uid_},
@@ -392,8 +404,6 @@ void LocoMiner::report(MinerWindow& x) {
 void LocoMiner::window(uint64_t w) {
   MinerWindow x;
   x.w = w;
-  trainer_.clear_accumulated();  // gradients gathered for a window that was then skipped
-  ranks_.tell(RankOp::Clear);
   x.requests_before = sync_->record_requests();
   if (window_of(chain_->block(), h_) > w) {
     log(1, fmt::format("window {} already over; skipping", w));
@@ -426,13 +436,13 @@ void LocoMiner::window(uint64_t w) {
   // closes the window at block (w + 1) bpw + grace): until the deadline by the chain's own clock
   // (chain.hpp, seconds_until), and at most a window and its grace, so a miner that starts early
   // does not send an update many windows' work large.
-  start_local(false);
+  if (!overlap) start_local(false);  // (overlapping, train_while_waiting moves it to theta_w)
   x.started = std::chrono::steady_clock::now();
   x.time_left = std::min(
       chain_->seconds_until(x.deadline),
       static_cast<double>(h_.blocks_per_window + h_.grace_blocks) * chain_->seconds_per_block());
-  if (overlap && !gather_while_waiting(x)) return;
-  if (trains_) train(x);
+  if (overlap && !train_while_waiting(x)) return;
+  if (trains_) train(x), local_at_ = w;
   x.timer.lap("inner");
   x.theta_hash = params_hash(theta_);
   // 3. encode the pseudo-gradient with error feedback; 4. upload (the late cheat: one block after

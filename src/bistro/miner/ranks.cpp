@@ -77,9 +77,6 @@ void MinerRanks::follow(const std::function<const Batch&(uint64_t, int64_t)>& ba
         return;
       case RankOp::Ping:
         break;
-      case RankOp::Clear:
-        trainer_.clear_accumulated();
-        break;
       case RankOp::SetParams: {
         const bool full = c[4].item<int64_t>() != 0;
         auto state = shared_state(full);
@@ -87,12 +84,6 @@ void MinerRanks::follow(const std::function<const Batch&(uint64_t, int64_t)>& ba
         if (full) trainer_.optimizer().set_steps(c[5].item<int64_t>());
         break;
       }
-      case RankOp::Accumulate:
-        trainer_.accumulate(batch(key, slot));
-        break;
-      case RankOp::StepAccumulated:
-        trainer_.step_accumulated();
-        break;
       case RankOp::Step:
         trainer_.step({batch(key, slot)});
         break;

@@ -25,7 +25,7 @@ class Ranks;
 
 namespace bistro {
 
-enum class RankOp : int64_t { Stop = 0, Ping, Clear, SetParams, Accumulate, StepAccumulated, Step };
+enum class RankOp : int64_t { Stop = 0, Ping, SetParams, Step };
 
 class MinerRanks {
  public:

@@ -120,6 +120,22 @@ void copy_parameters(const std::vector<torch::Tensor>& to, const std::vector<tor
   for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
 }
 
+std::vector<torch::Tensor> clone_parameters(const std::vector<torch::Tensor>& from) {
+  std::vector<torch::Tensor> out;
+  out.reserve(from.size());
+  for (const auto& p : from) out.push_back(p.detach().clone());
+  return out;
+}
+
+void rebase_parameters(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from,
+                       const std::vector<torch::Tensor>& onto) {
+  torch::NoGradGuard no_grad;
+  check(to.size() == from.size() && to.size() == onto.size(),
+        "rebase_parameters: {} tensors to move, {} and {} to move them by", to.size(), from.size(),
+        onto.size());
+  for (size_t i = 0; i < to.size(); ++i) to[i].add_((onto[i] - from[i]).to(to[i].device()));
+}
+
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,
                                      uint64_t window, uint16_t uid, const std::string& hotkey) {
   UpdateExpectation e;

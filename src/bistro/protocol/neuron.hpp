@@ -84,6 +84,13 @@ std::vector<torch::Tensor> parameter_tensors(Llama& model);
 // to[i] = from[i] for every tensor, outside autograd (moving one model's weights into another, or
 // putting saved ones back).
 void copy_parameters(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from);
+// A detached copy of every tensor (to put them back later).
+std::vector<torch::Tensor> clone_parameters(const std::vector<torch::Tensor>& from);
+// to[i] += onto[i] - from[i] for every tensor, outside autograd: progress made from `from` moves
+// onto `onto` (the miner that trained while record(w-1) was out). The difference is taken on
+// onto's device and moved to to's.
+void rebase_parameters(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from,
+                       const std::vector<torch::Tensor>& onto);
 
 // The update expectation for a peer: codec, window, uid, hotkey and model as the protocol says.
 UpdateExpectation update_expectation(const NeuronHparams& h, const LlamaConfig& config,

@@ -42,10 +42,9 @@ class Trainer {
   Trainer(Llama model, TrainOptions options);
 
   StepResult step(const std::vector<Batch>& micro_batches);
-  // One step's gradient gathered over time: accumulate() adds a micro-batch's gradient (the
-  // parameters may move in between: the miner accumulates at theta_{w-1} while it waits for the
-  // record, and steps at theta_w); step_accumulated() takes the step over everything gathered
-  // (the mean over its counted tokens, as step() would) and returns its result. accumulated():
+  // One step's gradient gathered one micro-batch at a time (step() is these two calls):
+  // accumulate() adds a micro-batch's gradient; step_accumulated() takes the step over everything
+  // gathered (the mean over its counted tokens) and returns its result. accumulated():
   // micro-batches gathered since the last step.
   void accumulate(const Batch& micro_batch);
   StepResult step_accumulated();
