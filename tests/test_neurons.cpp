@@ -388,6 +388,13 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
     EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
     EXPECT_FALSE(sync.fetch_published(3).has_value());
     EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
+    // What a miner trains on before finality: the lead's record only, never another's.
+    EXPECT_FALSE(sync.fetch_lead_record(3).has_value());
+    FileBucket(dir / "lead").put(record_key(3), encode_record(r, *lead));
+    const auto published = sync.fetch_lead_record(3);
+    ASSERT_TRUE(published.has_value());
+    EXPECT_EQ(published->params_hash, r.params_hash);
+    FileBucket(dir / "lead").remove(record_key(3));
     // The lead with a statement of window 2 is active: 500 of 1500 is no quorum.
     FileBucket(dir / "lead").put(attestation_key(2), "x");
     EXPECT_FALSE(sync.fetch_record(3).has_value());
@@ -403,6 +410,9 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   std::vector<std::string> logged;
   ModelSync sync(*c, 1, h, config, dir / "s2",
                  [&](int, const std::string& m) { logged.push_back(m); });
+  // Past the failover block too, the lead's record alone: nothing, and no one else leads.
+  EXPECT_FALSE(sync.fetch_lead_record(3).has_value());
+  EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
   const auto got = sync.fetch_published(3);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->params_hash, r.params_hash);

@@ -106,6 +106,8 @@ struct MinerWindow {
   std::unique_ptr<WindowBatches> batches;
   int64_t used = 0;  // micro-batch slots consumed (a slot is a micro-batch on every rank)
   InnerLoopResult inner;
+  int64_t waiting_steps = 0;  // of inner.steps, taken while record(w-1) was not out
+  bool lead_chosen = false;   // the lead of w-1 decided (train_while_waiting)
   std::chrono::steady_clock::time_point started;
   double time_left = 0;
   std::string theta_hash, bytes;
@@ -135,6 +137,10 @@ class LocoMiner : Node {
   // w-1's and moves them onto theta_w when it lands; false when the record did not come before
   // the deadline.
   bool train_while_waiting(MinerWindow& x);
+  // Record(w-1) as the lead published it, applied to a copy of theta_{w-1}: local_ moves there
+  // (with the progress made from `start`, when it holds the steps' start) and `start` becomes
+  // it. Returns the record's params_hash, "" while none is out, "-" when it is bad.
+  std::string move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start);
   void train(MinerWindow& x);
   std::string encode(MinerWindow& x);
   void report(MinerWindow& x);
@@ -271,40 +277,50 @@ void LocoMiner::start_local(bool full) {
   ranks_synced_ = true;
 }
 
+// The most a published record's theta may raise the loss of theta_{w-1} on a micro-batch, as a
+// share of it, for a miner to train on it before it is final.
+constexpr double kPublishedRecordRise = 0.1;
+
 bool LocoMiner::train_while_waiting(MinerWindow& x) {
-  // Where its weights still end window w-1's steps, it goes on stepping from there on window w's
-  // own micro-batches while it waits, and moves that progress onto theta_w when the record lands
-  // (local += theta_w - local_{w-1}). Those steps' gradients are taken one outer step away from
-  // theta_w, but on a trajectory that has made the outer step's progress already: steps from
-  // theta_{w-1} (tried first) learn it again, and the rebased update then overshot (the random
-  // loss rose by 0.8 after every record; docs/benchmarks.md). Before 2026-12-07 the miner
-  // gathered these gradients for one larger first step: a wait bought one step. Where its
-  // weights are not window w-1's end (a restart, a skipped window), it waits idle. The record is
-  // looked for at most once per poll interval.
+  // It never idles while it can step from a point near theta_w, and moves what those steps made
+  // onto theta_w when the final record lands (local += theta_w - start):
+  // - once the lead's record(w-1) is out but not final yet, from the theta it gives (exact
+  //   whenever that record is the one made final, the common case: a censor's records, refused
+  //   by some followers, were final 60-70% of a window after the last upload);
+  // - before that, from where window w-1's steps ended (local_{w-1}): one outer step away from
+  //   theta_w, on a trajectory that made that step's progress already. Steps from theta_{w-1}
+  //   (tried first) learn it again, and the rebased update overshot (the random loss rose by 0.8
+  //   after every record; docs/benchmarks.md). Where the weights are not window w-1's end (a
+  //   restart, a skipped window), it waits for the published record instead.
+  // Before 2026-12-07 the miner gathered these gradients for one larger first step: a wait
+  // bought one step. The record is looked for at most once per poll interval.
   const double spb = chain_->seconds_per_block();
   const double poll = default_poll_interval(spb * static_cast<double>(h_.blocks_per_window));
   auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  const bool steps = local_at_ && *local_at_ + 1 == x.w;
-  std::vector<torch::Tensor> base;  // local_{w-1}, kept from the first step taken
+  bool can_step = local_at_ && *local_at_ + 1 == x.w;
+  std::vector<torch::Tensor> start;  // where the local steps started: local_{w-1} or theta-hat
+  std::string published;             // params_hash of the published record trained on, if any
   double per_step = 0, loss_sum = 0;
   while (!(at_ && *at_ == x.w)) {
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_look).count() >= poll) {
       last_look = now;
       at_ = sync_->catch_up(shared_, at_, x.w, 0);  // one look, no waiting
+      if (published.empty() && !(at_ && *at_ == x.w)) published = move_to_published(x, start);
+      can_step = can_step || !start.empty();
       x.timer.lap("wait");
       continue;
     }
-    if (!steps || x.inner.steps >= h_.max_inner_steps || !in_time(x, per_step)) {
+    if (!can_step || x.inner.steps >= h_.max_inner_steps || !in_time(x, per_step)) {
       at_ = sync_->catch_up(shared_, at_, x.w, x.deadline);  // wait for it
       x.timer.lap("wait");
       break;
     }
-    if (base.empty()) base = clone_parameters(local_);
+    if (start.empty()) start = clone_parameters(local_);
     const auto t = std::chrono::steady_clock::now();
     ranks_.tell(RankOp::Step, x.batches->key(), x.used);
     const auto s = trainer_.step({batch(x, x.used++)});
-    loss_sum += s.loss, x.inner.tokens += s.tokens, ++x.inner.steps;
+    loss_sum += s.loss, x.inner.tokens += s.tokens, ++x.inner.steps, ++x.waiting_steps;
     x.inner.loss = loss_sum / static_cast<double>(x.inner.steps);
     per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     x.timer.lap("inner");
@@ -315,14 +331,62 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
                        x.w, x.w - 1, at_ ? std::to_string(*at_) : "nothing"));
     return false;
   }
-  if (base.empty()) {
+  if (start.empty()) {
     start_local(false);  // theta_w
-  } else {
-    rebase_parameters(local_, base, theta_);  // local += theta_w - local_{w-1}
-    ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
-    ranks_synced_ = true;
+    return true;
   }
+  if (!published.empty() && published != "-" && published != params_hash(theta_))
+    log(1, fmt::format("window {}: the record {} made final is not the one published first; the "
+                       "steps taken on that one move onto the final one",
+                       x.w, x.w - 1));
+  rebase_parameters(local_, start, theta_);  // local += theta_w - start
+  ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
+  ranks_synced_ = true;
   return true;
+}
+
+std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start) {
+  std::optional<WindowRecord> r;
+  std::vector<torch::Tensor> hat;
+  try {
+    // Who leads w-1 by the rules every validator applies (a miner otherwise learns of a lead
+    // that came back only from its first final record, and looked in the old lead's bucket).
+    if (!x.lead_chosen) sync_->choose_lead(x.w - 1), x.lead_chosen = true;
+    r = sync_->fetch_lead_record(x.w - 1);
+    if (!r) return "";
+    hat = clone_parameters(theta_);  // theta_{w-1}
+    sync_->apply_record(*r, hat);
+  } catch (const std::exception& e) {
+    // A bad record is the validators' business (a follower objects, the final one is another):
+    // this miner only waits for the final one.
+    log(1, fmt::format("window {}: not training on the published record {} before it is final: {}",
+                       x.w, x.w - 1, error_line(e)));
+    return "-";
+  }
+  // A record that is not final may be one no quorum will pass (a poisoned update admitted by a
+  // dishonest lead took the master from 9 to 137,562): steps on it would be lost, and AdamW's
+  // moments with them. So it is trained on only if it does not raise the loss of theta_{w-1} on
+  // the next micro-batch by more than kPublishedRecordRise (the validators' guard bounds an
+  // honest outer step to 2% on its sample; this is a coarser bound on one micro-batch).
+  const auto saved = clone_parameters(local_);
+  const std::vector<Batch> probe = {batch(x, x.used)};
+  copy_parameters(local_, theta_);
+  const double before = mean_loss(trainer_.model(), probe);
+  copy_parameters(local_, hat);
+  const double after = mean_loss(trainer_.model(), probe);
+  if (!(after <= before * (1 + kPublishedRecordRise))) {
+    copy_parameters(local_, saved);
+    log(1, fmt::format("window {}: not training on the published record {} before it is final: "
+                       "it raises the loss of a micro-batch from {:.4f} to {:.4f}",
+                       x.w, x.w - 1, before, after));
+    return "-";
+  }
+  // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat.
+  if (!start.empty()) rebase_parameters(local_, start, saved);
+  start = std::move(hat);
+  ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
+  ranks_synced_ = true;
+  return r->params_hash;
 }
 
 void LocoMiner::train(MinerWindow& x) {
@@ -385,6 +449,7 @@ void LocoMiner::report(MinerWindow& x) {
                          {"behaviour", a_.behaviour},
                          {"tokens", x.inner.tokens},
                          {"inner_steps", x.inner.steps},
+                         {"waiting_steps", x.waiting_steps},
                          {"bytes_up", x.bytes.size()},
                          {"params_hash", x.theta_hash},
                          {"inner_share", share},

@@ -221,6 +221,11 @@ std::optional<WindowRecord> ModelSync::fetch_published(uint64_t u) {
   return std::nullopt;
 }
 
+std::optional<WindowRecord> ModelSync::fetch_lead_record(uint64_t u) {
+  if (!master()) return std::nullopt;
+  return fetch_from(*master_, *bucket_, u);
+}
+
 const std::vector<ValidatorView>& ModelSync::views(uint64_t u) {
   auto it = views_.find(u);
   if (it == views_.end()) {

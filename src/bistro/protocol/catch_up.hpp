@@ -75,6 +75,10 @@ class ModelSync {
   // first found in the failover order (what a follower judges and attests). A record that is
   // there but bad throws SyncError.
   std::optional<WindowRecord> fetch_published(uint64_t u);
+  // record(u) as the current lead published it, final or not: no failover, and nothing about
+  // who leads changes (what a miner trains on while the record's finality is pending). A record
+  // that is there but bad throws SyncError.
+  std::optional<WindowRecord> fetch_lead_record(uint64_t u);
   // Every record of window u the validators published, each with its finality now. The active
   // stake is read for window max(u, now - 1): a validator that stopped attesting drops out of it
   // two windows later, so a dead lead delays finality by two windows at most.

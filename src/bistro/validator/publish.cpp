@@ -154,7 +154,12 @@ void LocoValidator::weights(Window& w) {
     const auto& v = w.verdicts[i];
     const auto& adm = w.admission[i];
     const bool in = w.in_record.count(o.uid) > 0;
-    const std::string why = in ? "" : adm.admitted ? "left out by the guard" : adm.reason;
+    // A follower's admitted update missing from the lead's record: the lead's guard or its own
+    // judgement (the omission check, attest.cpp, tells them apart), not this node's guard.
+    const std::string why = in              ? ""
+                            : !adm.admitted ? adm.reason
+                            : lead_         ? "left out by the guard"
+                                            : "admitted here, not in the lead's record";
     if (o.status == "missing")
       missing.push_back(std::to_string(o.uid));
     else if (!in)
