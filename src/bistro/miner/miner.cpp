@@ -1,7 +1,8 @@
 // The protocol v2 miner (codec sparseloco). Each window w:
 //   0. wait     for record(w-1), which the validator publishes as soon as every miner uploaded,
-//               stepping on from window w-1's end meanwhile (train_while_waiting: the progress
-//               moves onto theta_w when it lands)
+//               and for its finality, stepping meanwhile from the lead's published record, or
+//               before it is out from window w-1's end (train_while_waiting: the progress moves
+//               onto theta_w when the final record lands)
 //   1. sync     theta_w = outer_step(theta_{w-1}, record(w-1)) from the master validator's bucket
 //               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
 //   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
@@ -133,9 +134,9 @@ class LocoMiner : Node {
   const Batch& batch(MinerWindow& x, int64_t i);
   // theta into the trainer's model, on every rank (`full`: AdamW's state too).
   void start_local(bool full);
-  // While record(w-1) is not out, takes window w's first inner steps from the end of window
-  // w-1's and moves them onto theta_w when it lands; false when the record did not come before
-  // the deadline.
+  // While record(w-1) is not final, takes window w's first inner steps from the lead's
+  // published record, or before it is out from the end of window w-1's steps, and moves them
+  // onto theta_w when the final record lands; false when it did not come before the deadline.
   bool train_while_waiting(MinerWindow& x);
   // Record(w-1) as the lead published it, applied to a copy of theta_{w-1}: local_ moves there
   // (with the progress made from `start`, when it holds the steps' start) and `start` becomes
@@ -281,8 +282,9 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
   // It never idles while it can step from a point near theta_w, and moves what those steps made
   // onto theta_w when the final record lands (local += theta_w - start):
   // - once the lead's record(w-1) is out but not final yet, from the theta it gives (exact
-  //   whenever that record is the one made final, the common case: a censor's records, refused
-  //   by some followers, were final 60-70% of a window after the last upload);
+  //   whenever that record is the one made final, the common case: a censor's records, which
+  //   the followers attest only after measuring what it left out, were final 60-70% of a
+  //   window after the last upload);
   // - before that, from where window w-1's steps ended (local_{w-1}): one outer step away from
   //   theta_w, on a trajectory that made that step's progress already. Steps from theta_{w-1}
   //   (tried first) learn it again, and the rebased update overshot (the random loss rose by 0.8
@@ -362,8 +364,9 @@ std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tens
   // A record that is not final may be one no quorum will pass (an admit-all lead's record with
   // a poisoner's update in it): steps on it are taken at the wrong point. So it is trained on
   // only if it does not raise the loss of theta_{w-1} on the next micro-batch by more than
-  // record_guard, the bound the validators' guard puts on a record (in localnet's admit-all run
-  // such a record raised it by about 5%, and at 10% the miners trained on it).
+  // record_guard, the bound the validators' guard puts on a record. That bounds the worst case
+  // only: in localnet's admit-all runs the poisoner's update, clipped to the median norm and
+  // averaged with two honest ones, passed it (docs/benchmarks.md).
   const auto saved = clone_parameters(local_);
   const std::vector<Batch> probe = {batch(x, x.used)};
   copy_parameters(local_, theta_);
