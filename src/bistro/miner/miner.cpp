@@ -16,6 +16,7 @@
 // tests of the validator's gauntlet); everything else about it stays the real miner.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <future>
@@ -140,8 +141,9 @@ class LocoMiner : Node {
   bool train_while_waiting(MinerWindow& x);
   // Record(w-1) as the lead published it, applied to a copy of theta_{w-1}: local_ moves there
   // (with the progress made from `start`, when it holds the steps' start) and `start` becomes
-  // it. Returns the record's params_hash, "" while none is out, "-" when it is bad.
-  std::string move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start);
+  // it. NotOut while the lead published none; Refused when it is bad or fails the check.
+  enum class Published { NotOut, TrainedOn, Refused };
+  Published move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start);
   void train(MinerWindow& x);
   std::string encode(MinerWindow& x);
   void report(MinerWindow& x);
@@ -297,14 +299,15 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
   auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool can_step = local_at_ && *local_at_ + 1 == x.w;
   std::vector<torch::Tensor> start;  // where the local steps started: local_{w-1} or theta-hat
-  std::string published;             // params_hash of the published record trained on, if any
+  auto published = Published::NotOut;
   double per_step = 0, loss_sum = 0;
   while (!(at_ && *at_ == x.w)) {
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_look).count() >= poll) {
       last_look = now;
       at_ = sync_->catch_up(shared_, at_, x.w, 0);  // one look, no waiting
-      if (published.empty() && !(at_ && *at_ == x.w)) published = move_to_published(x, start);
+      if (published == Published::NotOut && !(at_ && *at_ == x.w))
+        published = move_to_published(x, start);
       can_step = can_step || !start.empty();
       x.timer.lap("wait");
       continue;
@@ -333,7 +336,13 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
     start_local(false);  // theta_w
     return true;
   }
-  if (!published.empty() && published != "-" && published != params_hash(theta_))
+  // Trained on the published record, `start` is its theta: equal to theta_w unless another
+  // record was made final.
+  const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return torch::equal(a, b);
+  };
+  if (published == Published::TrainedOn &&
+      !std::equal(start.begin(), start.end(), theta_.begin(), theta_.end(), same))
     log(1, fmt::format("window {}: the record {} made final is not the one published first; the "
                        "steps taken on that one move onto the final one",
                        x.w, x.w - 1));
@@ -343,7 +352,8 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
   return true;
 }
 
-std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start) {
+LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
+                                                  std::vector<torch::Tensor>& start) {
   std::optional<WindowRecord> r;
   std::vector<torch::Tensor> hat;
   try {
@@ -351,7 +361,7 @@ std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tens
     // that came back only from its first final record, and looked in the old lead's bucket).
     if (!x.lead_chosen) sync_->choose_lead(x.w - 1), x.lead_chosen = true;
     r = sync_->fetch_lead_record(x.w - 1);
-    if (!r) return "";
+    if (!r) return Published::NotOut;
     hat = clone_parameters(theta_);  // theta_{w-1}
     sync_->apply_record(*r, hat);
   } catch (const std::exception& e) {
@@ -359,7 +369,7 @@ std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tens
     // this miner only waits for the final one.
     log(1, fmt::format("window {}: not training on the published record {} before it is final: {}",
                        x.w, x.w - 1, error_line(e)));
-    return "-";
+    return Published::Refused;
   }
   // A record that is not final may be one no quorum will pass (an admit-all lead's record with
   // a poisoner's update in it): steps on it are taken at the wrong point. So it is trained on
@@ -378,14 +388,14 @@ std::string LocoMiner::move_to_published(MinerWindow& x, std::vector<torch::Tens
     log(1, fmt::format("window {}: not training on the published record {} before it is final: "
                        "it raises the loss of a micro-batch from {:.4f} to {:.4f}",
                        x.w, x.w - 1, before, after));
-    return "-";
+    return Published::Refused;
   }
   // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat.
   if (!start.empty()) rebase_parameters(local_, start, saved);
   start = std::move(hat);
   ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
   ranks_synced_ = true;
-  return r->params_hash;
+  return Published::TrainedOn;
 }
 
 void LocoMiner::train(MinerWindow& x) {

@@ -17,6 +17,7 @@
 #include "bistro/data/page_batches.hpp"
 #include "bistro/identity/signer.hpp"
 #include "bistro/model/config.hpp"
+#include "bistro/protocol/neuron.hpp"
 #include "bistro/protocol/outer_step.hpp"
 #include "bistro/runtime/runtime.hpp"
 #include "bistro/train/trainer.hpp"
@@ -169,16 +170,6 @@ void run_converge_experiment(const ConvergeOptions& o) {
     }
     return train;
   };
-  auto copy_params = [](const std::vector<torch::Tensor>& to,
-                        const std::vector<torch::Tensor>& from) {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
-  };
-  auto clone_params = [](const std::vector<torch::Tensor>& from) {
-    std::vector<torch::Tensor> out;
-    for (const auto& t : from) out.push_back(t.detach().clone());
-    return out;
-  };
   const auto signer = ed25519_signer({0x5e, 0xed});
 
   auto wanted = [&](const std::string& m) {
@@ -226,21 +217,21 @@ void run_converge_experiment(const ConvergeOptions& o) {
     const auto t0 = clock();
     Llama model = fresh();
     const auto work = tensors(model);
-    auto theta = clone_params(work);
+    auto theta = clone_parameters(work);
     std::vector<torch::Tensor> momentum;
     for (const auto& t : theta) momentum.push_back(torch::zeros_like(t));
     std::vector<std::unique_ptr<AdamW>> opts;
     for (int i = 0; i < o.miners; ++i)
       opts.push_back(std::make_unique<AdamW>(work, AdamWOptions{}));
     Llama shared = fresh();
-    copy_params(tensors(shared), theta);
+    copy_parameters(tensors(shared), theta);
     report(diloco_label, 0, 0, 0, shared);
     for (int64_t w = 0; w < windows; ++w) {
       std::vector<torch::Tensor> mean;
       for (const auto& t : theta) mean.push_back(torch::zeros_like(t));
       double train = 0;
       for (int i = 0; i < o.miners; ++i) {
-        copy_params(work, theta);
+        copy_parameters(work, theta);
         train += inner_loop(model, *opts[i], i, w) / o.miners;
         torch::NoGradGuard ng;
         for (size_t j = 0; j < theta.size(); ++j) mean[j] += (theta[j] - work[j]) / o.miners;
@@ -250,7 +241,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
         momentum[j].mul_(o.diloco_momentum).add_(mean[j]);
         theta[j].sub_((mean[j] + o.diloco_momentum * momentum[j]) * o.diloco_lr);
       }
-      copy_params(tensors(shared), theta);
+      copy_parameters(tensors(shared), theta);
       report(diloco_label, w * H, (w + 1) * H, train, shared);
     }
     summarize(diloco_label, shared, 4.0 * static_cast<double>(numel), H, since(t0));
@@ -260,7 +251,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
     Llama model = fresh();
     const auto work = tensors(model);
     Llama shared = fresh();
-    copy_params(tensors(shared), work);
+    copy_parameters(tensors(shared), work);
     const auto theta = tensors(shared);
     std::vector<std::unique_ptr<AdamW>> opts;
     std::vector<std::unique_ptr<ErrorFeedback>> ef;
@@ -280,7 +271,7 @@ void run_converge_experiment(const ConvergeOptions& o) {
       std::vector<Update> updates;
       double train = 0;
       for (int i = 0; i < o.miners; ++i) {
-        copy_params(work, theta);
+        copy_parameters(work, theta);
         train += inner_loop(model, *opts[i], i, w) / o.miners;
         std::vector<torch::Tensor> delta;
         {

@@ -49,8 +49,6 @@ class Trainer {
   void accumulate(const Batch& micro_batch);
   StepResult step_accumulated();
   int64_t accumulated() const { return acc_batches_; }
-  // Drops what was gathered (the window it was for is skipped).
-  void clear_accumulated() { acc_batches_ = 0; }
 
   // Checkpoint with optimizer state; resume() restores both and the step count.
   // A checkpoint with the optimizer state and the tokenizer model's files (none when empty: a

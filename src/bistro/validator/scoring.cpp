@@ -468,8 +468,7 @@ bool guard_refuses(Llama& theta, std::vector<PeerUpdate> peers, double alpha,
                    const std::vector<Batch>& random, const std::vector<double>& base, double guard,
                    double harm_alpha) {
   const auto params = parameter_tensors(theta);
-  std::vector<torch::Tensor> saved;
-  for (const auto& p : params) saved.push_back(p.detach().clone());
+  const auto saved = clone_parameters(params);
   std::sort(peers.begin(), peers.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
   outer_step(params, peers, alpha);
   const bool refused = rises_past_guard(theta, random, base, guard, harm_alpha);
@@ -482,8 +481,7 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
                                          const std::vector<double>& base, double guard,
                                          double harm_alpha) {
   const auto params = parameter_tensors(theta);
-  std::vector<torch::Tensor> saved;
-  for (const auto& p : params) saved.push_back(p.detach().clone());
+  const auto saved = clone_parameters(params);
   for (size_t k = best_first.size(); k > 0; k /= 2) {
     std::vector<PeerUpdate> kept(best_first.begin(), best_first.begin() + k);
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });

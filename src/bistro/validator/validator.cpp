@@ -276,8 +276,7 @@ bool LocoValidator::run_window(uint64_t u) {
   }
   const auto saved_ratings = ratings_;
   const auto saved_history = history_;
-  std::vector<torch::Tensor> saved;
-  for (const auto& p : params_) saved.push_back(p.detach().clone());
+  const auto saved = clone_parameters(params_);
   w.theta_u = saved;
   bool ok = false;
   published_ = false;
