@@ -47,7 +47,7 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   // 4000 windows of one update each, with no true effect on random pages and no own-page
   // margin, 16 sequences: it is left out for harm, and shows evidence, each at about alpha.
   GauntletParams p;
-  size_t harmed = 0, evidenced = 0, honest_out = 0, kept_trust = 0;
+  size_t harmed = 0, evidenced = 0, honest_out = 0, kept_trust = 0, entered = 0;
   const size_t n = 4000;
   for (size_t i = 0; i < n; ++i) {
     std::map<std::string, Rating> r;
@@ -59,6 +59,7 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
     null.d_own = null.own_margin.mean;
     const auto v = judge_window({null}, r, p, 0);
     harmed += v[0].reason.find("raises the loss") != std::string::npos;
+    entered += v[0].admitted;
     // The evidence test alone (it runs after the harm test): count it on the same samples.
     evidenced += null.own_margin.t() > t_critical(p.evidence_alpha, 15);
     // A trusted miner keeps its trust on weaker evidence: a null update passes at trust_alpha.
@@ -74,6 +75,10 @@ TEST(Gauntlet, TheTestsKeepTheirStatedErrorRates) {
   EXPECT_GT(static_cast<double>(harmed) / n, 0.002);
   EXPECT_LT(static_cast<double>(evidenced) / n, 0.02);
   EXPECT_GT(static_cast<double>(evidenced) / n, 0.002);
+  // It enters the record on a false pass of the evidence test, or unpaid on a false reading of
+  // help on random pages (evidence_alpha each): about 2%.
+  EXPECT_LT(static_cast<double>(entered) / n, 0.035) << entered;
+  EXPECT_GT(static_cast<double>(entered) / n, 0.008) << entered;
   // With a null random effect the honest update is left out only for harm (about 1%).
   EXPECT_LT(static_cast<double>(honest_out) / n, 0.02);
   // Less the ones left out for harm: about trust_alpha (0.1).
@@ -261,8 +266,9 @@ TEST(Gauntlet, TheOwnPageMarginIsReadAtTheUpdatesStrength) {
 }
 
 TEST(Gauntlet, AMajorityOfDataCheatsCannotDragThePay) {
-  // 2 honest miners, 6 that trained on other pages (no own-page margin): the cheats get nothing
-  // and stay out of the record, the honest pay is one median margin each.
+  // 2 honest miners, 6 that trained on other pages (no own-page margin): the cheats get nothing,
+  // the honest pay is one median margin each. Their updates help on random pages, so two of them
+  // (no more than the paid updates) enter the record unpaid, the rest stay out.
   GauntletParams p;
   std::map<std::string, Rating> ratings;
   std::vector<Observation> obs;
@@ -279,11 +285,61 @@ TEST(Gauntlet, AMajorityOfDataCheatsCannotDragThePay) {
   EXPECT_TRUE(v[0].admitted && v[1].admitted);
   EXPECT_GT(v[0].score, 0.5);
   EXPECT_GT(v[1].score, 0.5);
+  int unpaid = 0;
   for (size_t i = 2; i < v.size(); ++i) {
-    EXPECT_FALSE(v[i].admitted) << v[i].reason;
+    unpaid += v[i].admitted;
+    EXPECT_FALSE(v[i].passed);
     EXPECT_EQ(v[i].score, 0.0);
+    EXPECT_FALSE(ratings["hk" + std::to_string(v[i].uid)].trusted);
     EXPECT_NE(v[i].reason.find("no evidence of training on its own pages"), std::string::npos);
   }
+  EXPECT_EQ(unpaid, 2);
+}
+
+TEST(Gauntlet, AHelpfulUpdateWithoutEvidenceEntersUnpaidAfterThePaidOnes) {
+  // A subnet's first windows: every update teaches the same generic statistics, so an honest
+  // update can help on random pages as much as its peer and show too little own-page margin.
+  GauntletParams p;
+  auto obs_of = [](uint16_t uid, double random_mu, double margin_mu, uint64_t seed) {
+    Observation o{uid, "hk" + std::to_string(uid), "ok"};
+    o.random = evidence(random_mu, 0.05, 32, seed);
+    o.own_margin = evidence(margin_mu, 0.1, 32, seed + 1);
+    o.d_random = o.random.mean;
+    o.d_cross = 0.3;
+    o.d_own = o.d_cross + o.own_margin.mean;
+    return o;
+  };
+  const Observation passer = obs_of(1, 0.36, 0.1, 10), weak_margin = obs_of(2, 0.40, 0.01, 20),
+                    no_help = obs_of(3, 0.0, 0.0, 30), faint = obs_of(4, 0.10, 0.0, 40);
+  std::map<std::string, Rating> ratings;
+  auto v = judge_window({passer, weak_margin, no_help, faint}, ratings, p, 2);
+  ASSERT_TRUE(v[0].passed && v[0].admitted);
+  EXPECT_GT(v[0].score, 0.0);
+  // Helps (t about 45), no evidence: in, unpaid, untrusted, its reason kept.
+  EXPECT_TRUE(v[1].admitted);
+  EXPECT_FALSE(v[1].passed);
+  EXPECT_EQ(v[1].score, 0.0);
+  EXPECT_FALSE(ratings["hk2"].trusted);
+  EXPECT_NE(v[1].reason.find("no evidence"), std::string::npos) << v[1].reason;
+  // No help on random pages, or under half the median drop (0.10 against 0.5 x 0.36): out.
+  EXPECT_FALSE(v[2].admitted);
+  EXPECT_FALSE(v[3].admitted) << v[3].reason;
+  // The guard takes the paid ones first: the unpaid one comes last though it is the best.
+  std::map<uint16_t, Update> updates;
+  for (uint16_t uid = 1; uid <= 4; ++uid) updates[uid] = Update{};
+  const auto best = admitted_best_first(v, {passer, weak_margin, no_help, faint}, updates);
+  ASSERT_EQ(best.size(), 2u);
+  EXPECT_EQ(best[0].uid, 1u);
+  EXPECT_EQ(best[1].uid, 2u);
+  // With no paid update, one helpful update enters, the best; never a tie group's member.
+  std::map<std::string, Rating> fresh;
+  Observation a = obs_of(5, 0.30, 0.0, 50), b = obs_of(6, 0.35, 0.0, 60);
+  v = judge_window({a, b}, fresh, p, 2);
+  EXPECT_FALSE(v[0].admitted);
+  EXPECT_TRUE(v[1].admitted);
+  b.duplicate = true, b.twin = 5;
+  v = judge_window({a, b}, fresh, p, 3);
+  EXPECT_FALSE(v[0].admitted || v[1].admitted);
 }
 
 }  // namespace

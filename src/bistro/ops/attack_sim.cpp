@@ -279,11 +279,13 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
                                          scorer.base_sequences(), h.record_guard, h.harm_alpha);
     if (kept.size() < best_first.size()) ++res.rejections["windows the guard cut"];
     // Admitted and left out, per kind, of the updates that were sent (missing ones aside).
-    for (const auto& ob : obs) {
+    for (size_t i = 0; i < obs.size(); ++i) {
+      const auto& ob = obs[i];
       if (ob.status == "missing") continue;
       const std::string k = behaviour_name(miners[ob.uid].kind);
       const bool in = std::find(kept.begin(), kept.end(), ob.uid) != kept.end();
       ++(in ? res.admitted : res.left_out)[k];
+      if (in && ob.measured && !verdicts[i].passed) ++res.admitted_unpaid[k];
     }
     res.validator_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -49,6 +49,8 @@ struct SimResult {
   double honest_index_overlap_max = 0, honest_index_overlap_mean = 0;
   std::map<std::string, int> rejections;          // reason (first words) -> count
   std::map<std::string, int> admitted, left_out;  // per kind: updates sent that entered a record
+  // per kind: of `admitted`, those that entered unpaid (measured, no evidence, helpful)
+  std::map<std::string, int> admitted_unpaid;
   // One window's own-page evidence, as the test reads it alone (t, sequences): per kind of the
   // measured updates, and "placebo" for one reference read against the other (no own-page work).
   std::map<std::string, std::vector<std::pair<double, size_t>>> margin_t;

@@ -237,21 +237,29 @@ int run_attack_experiment(const AttackOptions& o) {
   summary["honest_index_overlap_mean"] = att.honest_index_overlap_mean;
   summary["rejections"] = att.rejections;
   // Who entered the records: per kind, and the honest admission rate.
-  fmt::print("\n{:<17} {:>9} {:>9}\n", "kind", "admitted", "left out");
-  int cheats_admitted = 0;
+  // A cheat's update in a record with pay (on evidence or trust) breaks the goal; unpaid, only a
+  // data cheat's may enter: it helps on random pages, trained on pages other than its own.
+  fmt::print("\n{:<17} {:>9} {:>9} {:>9}\n", "kind", "admitted", "unpaid", "left out");
+  int cheats_admitted = 0, cheats_unpaid = 0;
   for (auto& [k, v] : by_kind) {
     const int in = att.admitted.count(k) ? att.admitted.at(k) : 0;
+    const int unpaid = att.admitted_unpaid.count(k) ? att.admitted_unpaid.at(k) : 0;
     const int out = att.left_out.count(k) ? att.left_out.at(k) : 0;
-    fmt::print("{:<17} {:>9} {:>9}\n", k, in, out);
+    fmt::print("{:<17} {:>9} {:>9} {:>9}\n", k, in, unpaid, out);
     summary["kinds"][k]["admitted"] = in;
+    summary["kinds"][k]["admitted_unpaid"] = unpaid;
     summary["kinds"][k]["left_out"] = out;
-    if (k != "honest") cheats_admitted += in;
+    if (k == "honest") continue;
+    const bool helps = k == "data-cheat";
+    cheats_unpaid += helps ? unpaid : 0;
+    cheats_admitted += helps ? in - unpaid : in;
   }
   const int h_in = att.admitted.count("honest") ? att.admitted.at("honest") : 0;
   const int h_out = att.left_out.count("honest") ? att.left_out.at("honest") : 0;
   const double honest_admission = h_in + h_out > 0 ? double(h_in) / (h_in + h_out) : 0.0;
   summary["honest_admission"] = honest_admission;
   summary["cheat_updates_admitted"] = cheats_admitted;
+  summary["data_cheat_updates_admitted_unpaid"] = cheats_unpaid;
   summary["score_budget"] = o.score_budget;
   const double sybil_vs = summary["sybil_operator_vs_honest"].get<double>();
   fmt::print("\nhonest miners' share of the incentive: {:.2f}% (goal >= 95%)\n",
@@ -282,8 +290,8 @@ int run_attack_experiment(const AttackOptions& o) {
       v_median);
   fmt::print(
       "honest updates admitted to the records: {:.1f}%; cheats' updates admitted: {} (goal "
-      "0)\n",
-      100 * honest_admission, cheats_admitted);
+      "0; besides, data cheats' helpful updates admitted unpaid: {})\n",
+      100 * honest_admission, cheats_admitted, cheats_unpaid);
   report_evidence_test(att, h.evidence_alpha, summary);
   summary["held_windows"] = att.held;
   fmt::print(

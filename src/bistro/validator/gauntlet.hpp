@@ -12,11 +12,13 @@
 //              them: the proof of having trained on the assigned pages)
 //   judge      two one-sided tests at stated error rates: an update is left out for harm only
 //              when it raises the random pages' loss significantly (harm_alpha), and it is paid
-//              and admitted only with significant evidence of own-page work (evidence_alpha;
-//              trust_alpha for a miner whose last measured update passed).
+//              only with significant evidence of own-page work (evidence_alpha; trust_alpha for
+//              a miner whose last measured update passed).
 //              Pay is the margin relative to the median margin of the updates that showed such
 //              evidence (not of the whole window: cheats cannot drag the reference); never < 0
-//   record     only updates that pass both tests enter it, best d_random first
+//   record     the updates that pass both tests, best d_random first, then trusted unmeasured
+//              ones, then (unpaid, at most as many) updates without evidence that help
+//              significantly on random pages
 //   ratings    an EMA of the window scores (a missing or rejected update scores 0); weights are
 //              proportional to the ratings
 //

@@ -1,6 +1,7 @@
 #include "bistro/validator/judge.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "bistro/validator/tie_groups.hpp"
 
@@ -63,6 +64,14 @@ void rate_awaiting(Rating& r, const Observation& o, const Judgement& j, bool tie
   if (pending) r.rating = rating, wait_a_window(r, p);
 }
 
+// A measured update that failed the evidence test alone and still lowers the random loss
+// significantly (per sequence, at evidence_alpha): the model gains from it whoever's pages it
+// learned, so it may enter the record, unpaid (rule 7, "helpful").
+bool helps_without_evidence(const Observation& o, const GauntletParams& p) {
+  return o.random.n >= 2 && std::isfinite(o.d_own) && std::isfinite(o.d_random) &&
+         !std::isinf(o.d_cross) && significantly_positive(o.random, o.d_random, p.evidence_alpha);
+}
+
 }  // namespace
 
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
@@ -75,8 +84,9 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     return it != pick.end() && !it->second;
   };
   std::vector<Judgement> out(obs.size());
-  std::vector<size_t> measured, unmeasured;  // candidates for the record
-  std::vector<double> margins;               // of the updates that passed
+  std::vector<size_t> measured, unmeasured, helpful;  // candidates for the record
+  std::vector<double> margins;                        // of the updates that passed
+  std::vector<double> drops;  // d_random of the measured passers and the helpful candidates
   for (size_t i = 0; i < obs.size(); ++i) {
     const auto& o = obs[i];
     Judgement& j = out[i];
@@ -93,10 +103,15 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     } else if (j.reason = ev.tests[i]; j.reason.empty()) {
       j.passed = true;
       margins.push_back(o.margin());
+      drops.push_back(o.d_random);
       if (tied_out(i))
         j.reason = "uploaded at the same time as an equal update with stronger evidence";
       else
         measured.push_back(i);
+    } else if (!pick.count(i) && helps_without_evidence(o, p)) {
+      // A tie group's members enter only on evidence or trust (one update, one place).
+      helpful.push_back(i);
+      drops.push_back(o.d_random);
     }
   }
   // Pay: the margin relative to the median margin of the updates with evidence, floored and
@@ -141,6 +156,21 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
     return ratings[obs[a].hotkey].rating > ratings[obs[b].hotkey].rating;
   });
   measured.insert(measured.end(), unmeasured.begin(), unmeasured.end());
+  // Then the helpful updates without evidence, best on random pages first: at least half as
+  // strong there as the median of the measured passers and themselves (a weak update would only
+  // dilute the outer step), and never more of them than of the updates with evidence or trust
+  // (at least one): most of a record's updates are paid work, and a cheat that helps fills at
+  // most half of it.
+  const double strong = 0.5 * median(drops);
+  std::stable_sort(helpful.begin(), helpful.end(),
+                   [&](size_t a, size_t b) { return obs[a].d_random > obs[b].d_random; });
+  const size_t paid_places = std::min(measured.size(), p.record_peers);
+  size_t unpaid = 0;
+  for (size_t i : helpful) {
+    if (obs[i].d_random < strong || unpaid >= std::max<size_t>(1, paid_places)) continue;
+    measured.push_back(i);
+    ++unpaid;
+  }
   for (size_t n = 0; n < measured.size(); ++n) {
     if (n < p.record_peers)
       out[measured[n]].admitted = true;
@@ -156,9 +186,11 @@ std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdic
   std::vector<size_t> order;
   for (size_t i = 0; i < verdicts.size() && i < obs.size(); ++i)
     if (verdicts[i].admitted && updates.count(obs[i].uid)) order.push_back(i);
-  // Measured first, best on random pages first; then the unmeasured, in the order given.
+  // Measured passers first, best on random pages first; then the unmeasured, in the order given;
+  // then the helpful ones without evidence, best first (the guard cuts from the end).
+  auto rank = [&](size_t x) { return verdicts[x].passed ? 0 : obs[x].measured ? 2 : 1; };
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-    if (obs[x].measured != obs[y].measured) return obs[x].measured;
+    if (rank(x) != rank(y)) return rank(x) < rank(y);
     return obs[x].measured && obs[x].d_random > obs[y].d_random;
   });
   std::vector<PeerUpdate> out;

@@ -34,17 +34,21 @@ namespace bistro {
 // A measured or rejected update sets the rating's `seen` to window + 1 and its failures; a
 // failure whose combined evidence is inconclusive (z above kRetryZ, and no harm) counts as the
 // first, so the miner is measured again at once (measurement_due).
+//   helpful     a measured update that failed the evidence test alone but lowers the random loss
+//               significantly (evidence_alpha) and by at least half the median drop of the
+//               passers and the helpful: admitted unpaid, after the paid and trusted ones, at
+//               most as many as they are (at least one); no tie group's member
 // Does not lean on honest miners being the majority: the pay's reference is the median margin of
 // the updates that passed the evidence test, however few. The record takes the admitted updates,
-// the measured ones best d_random first, then the unmeasured ones best rating first, at most
-// record_peers.
+// the measured passers best d_random first, then the unmeasured ones best rating first, then the
+// helpful ones best d_random first, at most record_peers.
 std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
                                     std::map<std::string, Rating>& ratings, const GauntletParams& p,
                                     uint64_t window);
 
-// The admitted updates (judge_window's verdicts over `obs`), the measured ones best d_random
-// first (ties: lower uid), then the unmeasured ones, with their decoded forms from `updates` (by
-// uid): what the record's guarded outer step takes.
+// The admitted updates (judge_window's verdicts over `obs`), the measured passers best d_random
+// first (ties: lower uid), then the unmeasured ones, then the helpful unpaid ones best first, with
+// their decoded forms from `updates` (by uid): what the record's guarded outer step takes.
 std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdicts,
                                             const std::vector<Observation>& obs,
                                             const std::map<uint16_t, Update>& updates);
