@@ -109,7 +109,9 @@ struct MinerWindow {
   int64_t used = 0;  // micro-batch slots consumed (a slot is a micro-batch on every rank)
   InnerLoopResult inner;
   int64_t waiting_steps = 0;  // of inner.steps, taken while record(w-1) was not out
+  int64_t dropped_steps = 0;  // waiting steps from window w-1's end given up (not in the record)
   bool lead_chosen = false;   // the lead of w-1 decided (train_while_waiting)
+  bool holds_own = false;     // the published record(w-1) holds this miner's update
   std::chrono::steady_clock::time_point started;
   double time_left = 0;
   std::string theta_hash, bytes;
@@ -144,6 +146,8 @@ class LocoMiner : Node {
   // it. NotOut while the lead published none; Refused when it is bad or fails the check.
   enum class Published { NotOut, TrainedOn, Refused };
   Published move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start);
+  // Whether the final record(u) holds this miner's update (false when it cannot be read).
+  bool final_holds_own(uint64_t u);
   void train(MinerWindow& x);
   std::string encode(MinerWindow& x);
   void report(MinerWindow& x);
@@ -301,13 +305,29 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
   std::vector<torch::Tensor> start;  // where the local steps started: local_{w-1} or theta-hat
   auto published = Published::NotOut;
   double per_step = 0, loss_sum = 0;
+  int64_t tokens = 0;
+  // Steps from window w-1's end assume the record carries this miner's progress of w-1: where
+  // it does not (a censor, an empty record, the guard), they are given up and the window's
+  // micro-batches start again from the record's theta. Moved over, they learned the miner's own
+  // pages again at a point that had not (the censored miner's updates came out weaker).
+  auto drop_steps = [&] {
+    log(1, fmt::format("window {}: record {} does not hold this miner's update: the {} steps "
+                       "taken from window {}'s end start again from the record",
+                       x.w, x.w - 1, x.waiting_steps, x.w - 1));
+    x.used -= x.waiting_steps, x.inner.steps -= x.waiting_steps, x.inner.tokens -= tokens;
+    x.dropped_steps += x.waiting_steps, x.waiting_steps = 0, tokens = 0, loss_sum = 0;
+    x.inner.loss = 0;
+  };
   while (!(at_ && *at_ == x.w)) {
     const auto now = std::chrono::steady_clock::now();
     if (std::chrono::duration<double>(now - last_look).count() >= poll) {
       last_look = now;
       at_ = sync_->catch_up(shared_, at_, x.w, 0);  // one look, no waiting
-      if (published == Published::NotOut && !(at_ && *at_ == x.w))
+      if (published == Published::NotOut && !(at_ && *at_ == x.w)) {
+        const bool from_end = !start.empty();
         published = move_to_published(x, start);
+        if (published == Published::TrainedOn && from_end && !x.holds_own) drop_steps();
+      }
       can_step = can_step || !start.empty();
       x.timer.lap("wait");
       continue;
@@ -322,6 +342,7 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
     ranks_.tell(RankOp::Step, x.batches->key(), x.used);
     const auto s = trainer_.step({batch(x, x.used++)});
     loss_sum += s.loss, x.inner.tokens += s.tokens, ++x.inner.steps, ++x.waiting_steps;
+    tokens += s.tokens;
     x.inner.loss = loss_sum / static_cast<double>(x.inner.steps);
     per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     x.timer.lap("inner");
@@ -331,6 +352,11 @@ bool LocoMiner::train_while_waiting(MinerWindow& x) {
                        "the window",
                        x.w, x.w - 1, at_ ? std::to_string(*at_) : "nothing"));
     return false;
+  }
+  // Steps from window w-1's end, and the final record lacks this miner's update: start again.
+  if (!start.empty() && published != Published::TrainedOn && !final_holds_own(x.w - 1)) {
+    drop_steps();
+    start.clear();
   }
   if (start.empty()) {
     start_local(false);  // theta_w
@@ -390,12 +416,26 @@ LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
                        x.w, x.w - 1, before, after));
     return Published::Refused;
   }
-  // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat.
-  if (!start.empty()) rebase_parameters(local_, start, saved);
+  // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat
+  // when it holds this miner's update (else the caller starts them again from hat).
+  x.holds_own = std::any_of(r->accepted.begin(), r->accepted.end(),
+                            [&](const RecordEntry& e) { return e.uid == uid_; });
+  if (!start.empty() && x.holds_own) rebase_parameters(local_, start, saved);
   start = std::move(hat);
   ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
   ranks_synced_ = true;
   return Published::TrainedOn;
+}
+
+bool LocoMiner::final_holds_own(uint64_t u) {
+  try {
+    const auto r = sync_->fetch_record(u);
+    return r && std::any_of(r->accepted.begin(), r->accepted.end(),
+                            [&](const RecordEntry& e) { return e.uid == uid_; });
+  } catch (const std::exception& e) {
+    log(1, fmt::format("window {}: cannot read the final record {}: {}", u + 1, u, error_line(e)));
+    return false;
+  }
 }
 
 void LocoMiner::train(MinerWindow& x) {
@@ -459,6 +499,7 @@ void LocoMiner::report(MinerWindow& x) {
                          {"tokens", x.inner.tokens},
                          {"inner_steps", x.inner.steps},
                          {"waiting_steps", x.waiting_steps},
+                         {"dropped_steps", x.dropped_steps},
                          {"bytes_up", x.bytes.size()},
                          {"params_hash", x.theta_hash},
                          {"inner_share", share},
