@@ -24,6 +24,9 @@
 #          Checks: at most 2 windows without a record, a follower took over, the old lead saw
 #          itself passed over and leads at the end only if it took the lead back by the rule (in
 #          sync and rested), one lead at the end, and every node ended on the lead's theta.
+#   censor  three validators, the lead (57% of the stake) leaves miner-0 out of its records.
+#          Checks: its records leave miner-0 out, miner-0 gives up the steps it took from its last
+#          window's end when a record lacks its update, the next lead's records hold its work.
 #   ranks  protocol v2 with each honest miner and the validator on 2 data-parallel ranks
 #          (--miner-ranks 2 --validator-ranks 2, gloo on loopback); miner-0 (its rank 0) is
 #          SIGKILLed mid-run, its rank 1 dies with it, and it is restarted two windows later with
@@ -68,6 +71,8 @@ case $mode in
   dishonest)  # the issue's stakes: the admit-all lead holds 57%, under the 2/3 quorum
     args=(--miners 2 --windows 8 --validators 3 --stakes 1000,500,250 --dishonest-lead admit-all
           --cheat poison:1) ;;
+  censor)  # the issue's stakes: the censoring lead holds 57%, under the 2/3 quorum
+    args=(--miners 2 --windows 10 --validators 3 --stakes 1000,500,250 --dishonest-lead censor) ;;
   ranks)
     args=(--miners 2 --miner-ranks 2 --validator-ranks 2 --windows 8 --kill-miner) ;;
   slice)
@@ -120,9 +125,10 @@ fails = []
 def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
-v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks", "dishonest")
+v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks", "dishonest",
+              "censor")
 windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 8, "failover": 10, "slice": 5, "dct": 4,
-           "gauntlet": 8, "ranks": 8, "dishonest": 8}[mode]
+           "gauntlet": 8, "ranks": 8, "dishonest": 8, "censor": 10}[mode]
 if mode == "failover":
     expect(s["windows"] + s["windows_without_record"] == windows and s["windows_without_record"] <= 2,
            f"at most 2 windows without a record ({s['windows_without_record']})")
@@ -201,6 +207,26 @@ if mode == "dishonest":
         rec = json.load(open(run / "buckets" / r["publisher"] / "records" / f"{r['window']:010}.json"))
         uids = [e["uid"] for e in rec["accepted"]]
         expect(poisoner not in uids, f"window {r['window']}: the final record ({r['publisher']}) leaves out the poisoner ({uids})")
+    expect(s["windows_without_final_record"] <= 2,
+           f"at most 2 windows without a final record ({s['windows_without_final_record']})")
+if mode == "censor":
+    # The censor's records leave miner-0 out; the miner gives up the steps it took from its last
+    # window's end when a record does not hold its update (docs/protocol.md, "A miner uses its
+    # window"); the censor is passed over and the next lead's records hold miner-0's work.
+    censored = next(p["uid"] for p in s["processes"] if p["name"] == "miner-0")
+    holding = 0
+    for r in s["records"]:
+        if not r["final"]:
+            continue
+        rec = json.load(open(run / "buckets" / r["publisher"] / "records" / f"{r['window']:010}.json"))
+        uids = [e["uid"] for e in rec["accepted"]]
+        if r["publisher"] == "validator":
+            expect(censored not in uids, f"window {r['window']}: the censor's record leaves out uid {censored} ({uids})")
+        holding += censored in uids
+    expect(holding >= 1, f"miner-0's work reached the model: in {holding} final record(s)")
+    m0 = [json.loads(l) for l in open(run / "state" / "miner-0" / "metrics.jsonl")]
+    dropped = [l["window"] for l in m0 if l.get("dropped_steps", 0) > 0]
+    expect(len(dropped) >= 1, f"miner-0 gave up its steps from the window's end in windows {dropped}")
     expect(s["windows_without_final_record"] <= 2,
            f"at most 2 windows without a final record ({s['windows_without_final_record']})")
 if mode == "failover":

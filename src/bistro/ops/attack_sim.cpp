@@ -285,7 +285,7 @@ SimResult simulate(const AttackOptions& o, const NeuronHparams& h, NeuronData& d
       const std::string k = behaviour_name(miners[ob.uid].kind);
       const bool in = std::find(kept.begin(), kept.end(), ob.uid) != kept.end();
       ++(in ? res.admitted : res.left_out)[k];
-      if (in && ob.measured && !verdicts[i].passed) ++res.admitted_unpaid[k];
+      if (in && verdicts[i].unpaid) ++res.admitted_unpaid[k];
     }
     res.validator_seconds.push_back(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

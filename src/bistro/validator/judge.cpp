@@ -169,13 +169,15 @@ std::vector<Judgement> judge_window(const std::vector<Observation>& obs,
   for (size_t i : helpful) {
     if (obs[i].d_random < strong || unpaid >= std::max<size_t>(1, paid_places)) continue;
     measured.push_back(i);
+    out[i].unpaid = true;
     ++unpaid;
   }
   for (size_t n = 0; n < measured.size(); ++n) {
     if (n < p.record_peers)
       out[measured[n]].admitted = true;
     else
-      out[measured[n]].reason = "outside the record's best " + std::to_string(p.record_peers);
+      out[measured[n]].reason = "outside the record's best " + std::to_string(p.record_peers),
+      out[measured[n]].unpaid = false;
   }
   return out;
 }
@@ -188,7 +190,7 @@ std::vector<PeerUpdate> admitted_best_first(const std::vector<Judgement>& verdic
     if (verdicts[i].admitted && updates.count(obs[i].uid)) order.push_back(i);
   // Measured passers first, best on random pages first; then the unmeasured, in the order given;
   // then the helpful ones without evidence, best first (the guard cuts from the end).
-  auto rank = [&](size_t x) { return verdicts[x].passed ? 0 : obs[x].measured ? 2 : 1; };
+  auto rank = [&](size_t x) { return verdicts[x].unpaid ? 2 : obs[x].measured ? 0 : 1; };
   std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
     if (rank(x) != rank(y)) return rank(x) < rank(y);
     return obs[x].measured && obs[x].d_random > obs[y].d_random;

@@ -164,7 +164,7 @@ void LocoValidator::weights(Window& w) {
       missing.push_back(std::to_string(o.uid));
     else if (!in)
       log(1, fmt::format("window {}: uid {} not in the record: {}", w.u, o.uid, why));
-    else if (o.measured && !v.passed)
+    else if (v.unpaid)
       log(1, fmt::format("window {}: uid {} in the record unpaid (it helps on random pages, "
                          "{:.1f} standard errors): {}",
                          w.u, o.uid, o.random.t(), v.reason));

@@ -26,6 +26,7 @@ struct Judgement {
   double score = 0;       // this window's score, >= 0
   bool passed = false;    // measured, and passed both tests
   bool admitted = false;  // enters the record
+  bool unpaid = false;    // admitted without evidence, for its help on random pages alone
   std::string reason;     // why not, when it does not; why unpaid, when it enters unpaid
 };
 // The two tests on a measured observation: "" when it passes, else why not. The evidence test
