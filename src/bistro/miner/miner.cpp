@@ -1,8 +1,8 @@
 // The protocol v2 miner (codec sparseloco). Each window w:
 //   0. wait     for record(w-1), which the validator publishes as soon as every miner uploaded,
 //               and for its finality, stepping meanwhile from the lead's published record, or
-//               before it is out from window w-1's end (train_while_waiting: the progress moves
-//               onto theta_w when the final record lands)
+//               before it is out from window w-1's end (waiting.cpp: the progress moves onto
+//               theta_w when the final record lands)
 //   1. sync     theta_w = outer_step(theta_{w-1}, record(w-1)) from the master validator's bucket
 //               (catch_up.hpp: a late start, a restart or a hash mismatch reloads the checkpoint)
 //   2. inner    H AdamW steps from theta_w on the pages of (w, uid)          (inner_loop.hpp)
@@ -31,6 +31,7 @@
 #include "bistro/core/rng.hpp"
 #include "bistro/identity/ss58.hpp"
 #include "bistro/miner/inner_loop.hpp"
+#include "bistro/miner/loco_miner.hpp"
 #include "bistro/miner/miner.hpp"
 #include "bistro/miner/ranks.hpp"
 #include "bistro/miner/window_batches.hpp"
@@ -46,131 +47,50 @@
 #include "bistro/train/checkpoint.hpp"
 
 namespace bistro {
-namespace {
 
-// What a restarted miner needs: theta at the start of its last window, its own AdamW and
-// error-feedback state. `state.json` is written last and names the hash of the theta file, so a
-// kill between the writes is detected (and the master's checkpoint used instead).
-struct MinerState {
-  std::filesystem::path dir;
-  // theta_w and AdamW's moments in one checkpoint directory (the local weights are not kept:
-  // every window starts them from theta), the error feedback beside it, state.json last.
-  void save(uint64_t window, uint64_t first, Llama& shared, Trainer& trainer,
-            const ErrorFeedback& ef) const {
-    save_checkpoint(dir / "shared", shared, default_tokenizer_path(), &trainer.optimizer());
-    ef.save(dir / "error_feedback.safetensors");
-    write_file_atomic(dir / "state.json",
-                      nlohmann::json{{"window", window},
-                                     {"first", first},
-                                     {"params_hash", params_hash(parameter_tensors(shared))}}
-                          .dump());
+void MinerState::save(uint64_t window, uint64_t first, Llama& shared, Trainer& trainer,
+                      const ErrorFeedback& ef) const {
+  save_checkpoint(dir / "shared", shared, default_tokenizer_path(), &trainer.optimizer());
+  ef.save(dir / "error_feedback.safetensors");
+  write_file_atomic(dir / "state.json",
+                    nlohmann::json{{"window", window},
+                                   {"first", first},
+                                   {"params_hash", params_hash(parameter_tensors(shared))}}
+                        .dump());
+}
+std::optional<uint64_t> MinerState::first() const {
+  try {
+    auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
+    if (st.is_object() && st["first"].is_number_unsigned()) return st["first"].get<uint64_t>();
+  } catch (const std::exception&) {
   }
-  // The window the run began at (--windows counts from it), when a state says so.
-  std::optional<uint64_t> first() const {
-    try {
-      auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
-      if (st.is_object() && st["first"].is_number_unsigned()) return st["first"].get<uint64_t>();
-    } catch (const std::exception&) {
-    }
-    return std::nullopt;
-  }
-  // The window theta is at, or nullopt when there is no usable state.
-  std::optional<uint64_t> load(Llama& shared, Trainer& trainer, ErrorFeedback& ef,
-                               const std::function<void(const std::string&)>& log) const {
-    if (!std::filesystem::exists(dir / "state.json")) return std::nullopt;
-    try {
-      auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
-      check(st.is_object() && st["window"].is_number_unsigned() && st["params_hash"].is_string(),
-            "{}: not a miner state", (dir / "state.json").string());
-      load_weights(shared, dir / "shared" / "model.safetensors");
-      check(load_optimizer(dir / "shared", trainer.model(), trainer.optimizer()),
-            "{}: no optimizer state", (dir / "shared").string());
-      ef.load(dir / "error_feedback.safetensors");
-      if (params_hash(parameter_tensors(shared)) != st["params_hash"].get<std::string>()) {
-        log("the saved shared model does not match its state (killed mid-write?); using the "
-            "master's checkpoint");
-        return std::nullopt;
-      }
-      return st["window"].get<uint64_t>();
-    } catch (const std::exception& e) {
-      log(fmt::format("cannot resume from {}: {}; using the master's checkpoint", dir.string(),
-                      e.what()));
+  return std::nullopt;
+}
+std::optional<uint64_t> MinerState::load(Llama& shared, Trainer& trainer, ErrorFeedback& ef,
+                                         const std::function<void(const std::string&)>& log) const {
+  if (!std::filesystem::exists(dir / "state.json")) return std::nullopt;
+  try {
+    auto st = nlohmann::json::parse(read_file(dir / "state.json"), nullptr, false);
+    check(st.is_object() && st["window"].is_number_unsigned() && st["params_hash"].is_string(),
+          "{}: not a miner state", (dir / "state.json").string());
+    load_weights(shared, dir / "shared" / "model.safetensors");
+    check(load_optimizer(dir / "shared", trainer.model(), trainer.optimizer()),
+          "{}: no optimizer state", (dir / "shared").string());
+    ef.load(dir / "error_feedback.safetensors");
+    if (params_hash(parameter_tensors(shared)) != st["params_hash"].get<std::string>()) {
+      log("the saved shared model does not match its state (killed mid-write?); using the "
+          "master's checkpoint");
       return std::nullopt;
     }
+    return st["window"].get<uint64_t>();
+  } catch (const std::exception& e) {
+    log(fmt::format("cannot resume from {}: {}; using the master's checkpoint", dir.string(),
+                    e.what()));
+    return std::nullopt;
   }
-};
+}
 
-// One window's working state, from its sync to its report.
-struct MinerWindow {
-  uint64_t w = 0, deadline = 0;
-  Timer timer;
-  uint64_t requests_before = 0;
-  std::unique_ptr<WindowBatches> batches;
-  int64_t used = 0;  // micro-batch slots consumed (a slot is a micro-batch on every rank)
-  InnerLoopResult inner;
-  int64_t waiting_steps = 0;  // of inner.steps, taken while record(w-1) was not out
-  int64_t dropped_steps = 0;  // waiting steps from window w-1's end given up (not in the record)
-  bool lead_chosen = false;   // the lead of w-1 decided (train_while_waiting)
-  bool holds_own = false;     // the published record(w-1) holds this miner's update
-  std::chrono::steady_clock::time_point started;
-  double time_left = 0;
-  std::string theta_hash, bytes;
-};
-
-class LocoMiner : Node {
- public:
-  // `group`: this node's ranks (runtime/distributed.hpp); this process is rank 0.
-  LocoMiner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group);
-  int run();
-
- private:
-  uint64_t pages_key(uint64_t window) const;
-  std::vector<Batch> load(uint64_t window);
-  // The cheats that feed on a peer: the update of window w of --copy-uid (default: the lowest
-  // other miner's uid), polled until it appears or the chain reaches `until`.
-  std::optional<Update> peer_update(uint64_t w, uint64_t until);
-  // Where the run starts and ends: from the state, or from the master's checkpoint.
-  uint64_t start();
-  // The next step plus the encode and upload must fit before the deadline.
-  bool in_time(const MinerWindow& x, double per_step) const;
-  // This rank's micro-batch of slot i (window_batches.hpp, ranks.hpp).
-  const Batch& batch(MinerWindow& x, int64_t i);
-  // theta into the trainer's model, on every rank (`full`: AdamW's state too).
-  void start_local(bool full);
-  // While record(w-1) is not final, takes window w's first inner steps from the lead's
-  // published record, or before it is out from the end of window w-1's steps, and moves them
-  // onto theta_w when the final record lands; false when it did not come before the deadline.
-  bool train_while_waiting(MinerWindow& x);
-  // Record(w-1) as the lead published it, applied to a copy of theta_{w-1}: local_ moves there
-  // (with the progress made from `start`, when it holds the steps' start) and `start` becomes
-  // it. NotOut while the lead published none; Refused when it is bad or fails the check.
-  enum class Published { NotOut, TrainedOn, Refused };
-  Published move_to_published(MinerWindow& x, std::vector<torch::Tensor>& start);
-  // Whether the final record(u) holds this miner's update (false when it cannot be read).
-  bool final_holds_own(uint64_t u);
-  void train(MinerWindow& x);
-  std::string encode(MinerWindow& x);
-  void report(MinerWindow& x);
-  void window(uint64_t w);
-
-  const NeuronHparams& h_;
-  Behaviour kind_;
-  LlamaConfig config_;
-  Llama shared_;  // theta: the model every node holds
-  Trainer trainer_;
-  std::unique_ptr<ErrorFeedback> ef_;
-  std::vector<torch::Tensor> theta_, local_;
-  MinerState state_;
-  std::optional<uint64_t> at_;  // the window theta is at
-  std::unique_ptr<ModelSync> sync_;
-  std::unique_ptr<NeuronData> data_;
-  std::future<std::vector<Batch>> prefetch_;
-  uint64_t prefetched_ = 0, first_ = 0;
-  bool trains_ = false;
-  MinerRanks ranks_;
-  bool ranks_synced_ = false;         // the other ranks hold AdamW's state
-  std::optional<uint64_t> local_at_;  // the window whose inner steps local_ ends
-};
+namespace {
 
 // The model the inner steps train, on the compute device (theta stays on the CPU, where the
 // outer step, the hash and the error feedback are).
@@ -181,6 +101,8 @@ Trainer inner_trainer(const NeuronHparams& h, const Compute& c) {
   work->set_bf16(c.bf16);
   return Trainer(std::move(work), inner_train_options(h));
 }
+
+}  // namespace
 
 LocoMiner::LocoMiner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group)
     : Node(a, "miner", "", "miner: --bucket is required (where this miner publishes its updates)"),
@@ -282,160 +204,6 @@ void LocoMiner::start_local(bool full) {
   copy_parameters(local_, theta_);
   ranks_.tell(RankOp::SetParams, 0, 0, full || !ranks_synced_);
   ranks_synced_ = true;
-}
-
-bool LocoMiner::train_while_waiting(MinerWindow& x) {
-  // It never idles while it can step from a point near theta_w, and moves what those steps made
-  // onto theta_w when the final record lands (local += theta_w - start):
-  // - once the lead's record(w-1) is out but not final yet, from the theta it gives (exact
-  //   whenever that record is the one made final, the common case: a censor's records, which
-  //   the followers attest only after measuring what it left out, were final 60-70% of a
-  //   window after the last upload);
-  // - before that, from where window w-1's steps ended (local_{w-1}): one outer step away from
-  //   theta_w, on a trajectory that made that step's progress already. Steps from theta_{w-1}
-  //   (tried first) learn it again, and the rebased update overshot (the random loss rose by 0.8
-  //   after every record; docs/benchmarks.md). Where the weights are not window w-1's end (a
-  //   restart, a skipped window), it waits for the published record instead.
-  // Before 2026-12-07 the miner gathered these gradients for one larger first step: a wait
-  // bought one step. The record is looked for at most once per poll interval.
-  const double spb = chain_->seconds_per_block();
-  const double poll = default_poll_interval(spb * static_cast<double>(h_.blocks_per_window));
-  auto last_look = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  bool can_step = local_at_ && *local_at_ + 1 == x.w;
-  std::vector<torch::Tensor> start;  // where the local steps started: local_{w-1} or theta-hat
-  auto published = Published::NotOut;
-  double per_step = 0, loss_sum = 0;
-  int64_t tokens = 0;
-  // Steps from window w-1's end assume the record carries this miner's progress of w-1: where
-  // it does not (a censor, an empty record, the guard), they are given up and the window's
-  // micro-batches start again from the record's theta. Moved over, they learned the miner's own
-  // pages again at a point that had not (the censored miner's updates came out weaker).
-  auto drop_steps = [&] {
-    log(1, fmt::format("window {}: record {} does not hold this miner's update: the {} steps "
-                       "taken from window {}'s end start again from the record",
-                       x.w, x.w - 1, x.waiting_steps, x.w - 1));
-    x.used -= x.waiting_steps, x.inner.steps -= x.waiting_steps, x.inner.tokens -= tokens;
-    x.dropped_steps += x.waiting_steps, x.waiting_steps = 0, tokens = 0, loss_sum = 0;
-    x.inner.loss = 0;
-  };
-  while (!(at_ && *at_ == x.w)) {
-    const auto now = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now - last_look).count() >= poll) {
-      last_look = now;
-      at_ = sync_->catch_up(shared_, at_, x.w, 0);  // one look, no waiting
-      if (published == Published::NotOut && !(at_ && *at_ == x.w)) {
-        const bool from_end = !start.empty();
-        published = move_to_published(x, start);
-        if (published == Published::TrainedOn && from_end && !x.holds_own) drop_steps();
-      }
-      can_step = can_step || !start.empty();
-      x.timer.lap("wait");
-      continue;
-    }
-    if (!can_step || x.inner.steps >= h_.max_inner_steps || !in_time(x, per_step)) {
-      at_ = sync_->catch_up(shared_, at_, x.w, x.deadline);  // wait for it
-      x.timer.lap("wait");
-      break;
-    }
-    if (start.empty()) start = clone_parameters(local_);
-    const auto t = std::chrono::steady_clock::now();
-    ranks_.tell(RankOp::Step, x.batches->key(), x.used);
-    const auto s = trainer_.step({batch(x, x.used++)});
-    loss_sum += s.loss, x.inner.tokens += s.tokens, ++x.inner.steps, ++x.waiting_steps;
-    tokens += s.tokens;
-    x.inner.loss = loss_sum / static_cast<double>(x.inner.steps);
-    per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    x.timer.lap("inner");
-  }
-  if (!at_ || *at_ != x.w) {
-    log(0, fmt::format("window {}: record {} did not come before the deadline (at {}); skipping "
-                       "the window",
-                       x.w, x.w - 1, at_ ? std::to_string(*at_) : "nothing"));
-    return false;
-  }
-  // Steps from window w-1's end, and the final record lacks this miner's update: start again.
-  if (!start.empty() && published != Published::TrainedOn && !final_holds_own(x.w - 1)) {
-    drop_steps();
-    start.clear();
-  }
-  if (start.empty()) {
-    start_local(false);  // theta_w
-    return true;
-  }
-  // Trained on the published record, `start` is its theta: equal to theta_w unless another
-  // record was made final.
-  const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
-    return torch::equal(a, b);
-  };
-  if (published == Published::TrainedOn &&
-      !std::equal(start.begin(), start.end(), theta_.begin(), theta_.end(), same))
-    log(1, fmt::format("window {}: the record {} made final is not the one published first; the "
-                       "steps taken on that one move onto the final one",
-                       x.w, x.w - 1));
-  rebase_parameters(local_, start, theta_);  // local += theta_w - start
-  ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
-  ranks_synced_ = true;
-  return true;
-}
-
-LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
-                                                  std::vector<torch::Tensor>& start) {
-  std::optional<WindowRecord> r;
-  std::vector<torch::Tensor> hat;
-  try {
-    // Who leads w-1 by the rules every validator applies (a miner otherwise learns of a lead
-    // that came back only from its first final record, and looked in the old lead's bucket).
-    if (!x.lead_chosen) sync_->choose_lead(x.w - 1), x.lead_chosen = true;
-    r = sync_->fetch_lead_record(x.w - 1);
-    if (!r) return Published::NotOut;
-    hat = clone_parameters(theta_);  // theta_{w-1}
-    sync_->apply_record(*r, hat);
-  } catch (const std::exception& e) {
-    // A bad record is the validators' business (a follower objects, the final one is another):
-    // this miner only waits for the final one.
-    log(1, fmt::format("window {}: not training on the published record {} before it is final: {}",
-                       x.w, x.w - 1, error_line(e)));
-    return Published::Refused;
-  }
-  // A record that is not final may be one no quorum will pass (an admit-all lead's record with
-  // a poisoner's update in it): steps on it are taken at the wrong point. So it is trained on
-  // only if it does not raise the loss of theta_{w-1} on the next micro-batch by more than
-  // record_guard, the bound the validators' guard puts on a record. That bounds the worst case
-  // only: in localnet's admit-all runs the poisoner's update, clipped to the median norm and
-  // averaged with two honest ones, passed it (docs/benchmarks.md).
-  const auto saved = clone_parameters(local_);
-  const std::vector<Batch> probe = {batch(x, x.used)};
-  copy_parameters(local_, theta_);
-  const double before = mean_loss(trainer_.model(), probe);
-  copy_parameters(local_, hat);
-  const double after = mean_loss(trainer_.model(), probe);
-  if (!(after <= before * (1 + h_.record_guard))) {
-    copy_parameters(local_, saved);
-    log(1, fmt::format("window {}: not training on the published record {} before it is final: "
-                       "it raises the loss of a micro-batch from {:.4f} to {:.4f}",
-                       x.w, x.w - 1, before, after));
-    return Published::Refused;
-  }
-  // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat
-  // when it holds this miner's update (else the caller starts them again from hat).
-  x.holds_own = std::any_of(r->accepted.begin(), r->accepted.end(),
-                            [&](const RecordEntry& e) { return e.uid == uid_; });
-  if (!start.empty() && x.holds_own) rebase_parameters(local_, start, saved);
-  start = std::move(hat);
-  ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
-  ranks_synced_ = true;
-  return Published::TrainedOn;
-}
-
-bool LocoMiner::final_holds_own(uint64_t u) {
-  try {
-    const auto r = sync_->fetch_record(u);
-    return r && std::any_of(r->accepted.begin(), r->accepted.end(),
-                            [&](const RecordEntry& e) { return e.uid == uid_; });
-  } catch (const std::exception& e) {
-    log(1, fmt::format("window {}: cannot read the final record {}: {}", u + 1, u, error_line(e)));
-    return false;
-  }
 }
 
 void LocoMiner::train(MinerWindow& x) {
@@ -590,6 +358,8 @@ int LocoMiner::run() {
   ranks_.tell(RankOp::Stop);
   return 0;
 }
+
+namespace {
 
 // Ranks 1..N-1 of a miner: its trainer and data only, following rank 0 (ranks.hpp).
 int follow_miner(const NeuronArgs& a, const NeuronHparams& h, runtime::Ranks& group) {
