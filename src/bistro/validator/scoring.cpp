@@ -482,8 +482,28 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
                                          double harm_alpha) {
   const auto params = parameter_tensors(theta);
   const auto saved = clone_parameters(params);
-  for (size_t k = best_first.size(); k > 0; k /= 2) {
-    std::vector<PeerUpdate> kept(best_first.begin(), best_first.begin() + k);
+  std::vector<PeerUpdate> order = best_first;
+  bool ranked = false;
+  for (size_t k = order.size(); k > 0; k /= 2) {
+    if (k < order.size() && !ranked) {
+      ranked = true;
+      // The whole set rose past the guard: rank the updates by what each alone does to this
+      // sample before halving. The judge's order puts the unmeasured updates by their miners'
+      // ratings (those that land at the close are measured after the record), and a prefix
+      // kept a harmful one in localnet while it cut the helpful one beside it.
+      std::vector<std::pair<double, size_t>> alone;
+      for (size_t i = 0; i < order.size(); ++i) {
+        outer_step(params, {order[i]}, alpha);
+        alone.push_back({mean_of(sequence_losses(theta, random)), i});
+        copy_parameters(params, saved);
+      }
+      std::stable_sort(alone.begin(), alone.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<PeerUpdate> ranked;
+      for (const auto& [loss, i] : alone) ranked.push_back(order[i]);
+      order = std::move(ranked);
+    }
+    std::vector<PeerUpdate> kept(order.begin(), order.begin() + k);
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
     outer_step(params, kept, alpha);
     if (!rises_past_guard(theta, random, base, guard, harm_alpha)) {

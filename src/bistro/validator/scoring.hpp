@@ -161,8 +161,10 @@ bool guard_refuses(Llama& theta, std::vector<PeerUpdate> peers, double alpha,
 // first. theta = outer_step(theta, the first k of them in ascending uid order, alpha) for k = all,
 // then half, a quarter, ... down to one, until the per-sequence loss on `random` (against `base`,
 // theta's own there) does not rise by significantly more than `guard` of the base loss (a
-// one-sided paired test at harm_alpha); with none passing theta is left alone. Returns the uids
-// kept (ascending; the order the record lists and every node applies them in).
+// one-sided paired test at harm_alpha); with none passing theta is left alone. When all of them
+// fail, the halves are taken in the order of each update's own mean loss on `random` (applied
+// alone), best first, not in best_first's. Returns the uids kept (ascending; the order the record
+// lists and every node applies them in).
 std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpdate>& best_first,
                                          double alpha, const std::vector<Batch>& random,
                                          const std::vector<double>& base, double guard,
