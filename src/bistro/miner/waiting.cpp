@@ -11,6 +11,14 @@
 #include "bistro/protocol/arrivals.hpp"
 
 namespace bistro {
+namespace {
+
+bool holds(const WindowRecord& r, uint16_t uid) {
+  return std::any_of(r.accepted.begin(), r.accepted.end(),
+                     [&](const RecordEntry& e) { return e.uid == uid; });
+}
+
+}  // namespace
 
 bool LocoMiner::train_while_waiting(MinerWindow& x) {
   // It never idles while it can step from a point near theta_w, and moves what those steps made
@@ -146,8 +154,7 @@ LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
   }
   // local = hat + (saved - start): the steps taken from local_{w-1}, if any, move onto hat
   // when it holds this miner's update (else the caller starts them again from hat).
-  x.holds_own = std::any_of(r->accepted.begin(), r->accepted.end(),
-                            [&](const RecordEntry& e) { return e.uid == uid_; });
+  x.holds_own = holds(*r, uid_);
   if (!start.empty() && x.holds_own) rebase_parameters(local_, start, saved);
   start = std::move(hat);
   ranks_.tell(RankOp::SetParams, 0, 0, !ranks_synced_);
@@ -158,8 +165,7 @@ LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
 bool LocoMiner::final_holds_own(uint64_t u) {
   try {
     const auto r = sync_->fetch_record(u);
-    return r && std::any_of(r->accepted.begin(), r->accepted.end(),
-                            [&](const RecordEntry& e) { return e.uid == uid_; });
+    return r && holds(*r, uid_);
   } catch (const std::exception& e) {
     log(1, fmt::format("window {}: cannot read the final record {}: {}", u + 1, u, error_line(e)));
     return false;

@@ -1,7 +1,6 @@
 #include "bistro/validator/judge.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "bistro/validator/tie_groups.hpp"
 
@@ -68,8 +67,8 @@ void rate_awaiting(Rating& r, const Observation& o, const Judgement& j, bool tie
 // significantly (per sequence, at evidence_alpha): the model gains from it whoever's pages it
 // learned, so it may enter the record, unpaid (rule 7, "helpful").
 bool helps_without_evidence(const Observation& o, const GauntletParams& p) {
-  return o.random.n >= 2 && std::isfinite(o.d_own) && std::isfinite(o.d_random) &&
-         !std::isinf(o.d_cross) && significantly_positive(o.random, o.d_random, p.evidence_alpha);
+  return o.random.n >= 2 && losses_finite(o) &&
+         significantly_positive(o.random, o.d_random, p.evidence_alpha);
 }
 
 }  // namespace

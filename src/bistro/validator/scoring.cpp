@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "bistro/compress/chunks.hpp"
@@ -482,27 +483,10 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
                                          double harm_alpha) {
   const auto params = parameter_tensors(theta);
   const auto saved = clone_parameters(params);
-  std::vector<PeerUpdate> order = best_first;
-  bool ranked = false;
-  for (size_t k = order.size(); k > 0; k /= 2) {
-    if (k < order.size() && !ranked) {
-      ranked = true;
-      // The whole set rose past the guard: rank the updates by what each alone does to this
-      // sample before halving. The judge's order puts the unmeasured updates by their miners'
-      // ratings (those that land at the close are measured after the record), and a prefix
-      // kept a harmful one in localnet while it cut the helpful one beside it.
-      std::vector<std::pair<double, size_t>> alone;
-      for (size_t i = 0; i < order.size(); ++i) {
-        outer_step(params, {order[i]}, alpha);
-        alone.push_back({mean_of(sequence_losses(theta, random)), i});
-        copy_parameters(params, saved);
-      }
-      std::stable_sort(alone.begin(), alone.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-      std::vector<PeerUpdate> ranked;
-      for (const auto& [loss, i] : alone) ranked.push_back(order[i]);
-      order = std::move(ranked);
-    }
+  // The outer step of the first k of `order`, kept when it passes the guard (theta restored
+  // otherwise); the uids kept, ascending.
+  auto keep = [&](const std::vector<PeerUpdate>& order,
+                  size_t k) -> std::optional<std::vector<uint64_t>> {
     std::vector<PeerUpdate> kept(order.begin(), order.begin() + k);
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) { return a.uid < b.uid; });
     outer_step(params, kept, alpha);
@@ -512,7 +496,27 @@ std::vector<uint64_t> guarded_outer_step(Llama& theta, const std::vector<PeerUpd
       return uids;
     }
     copy_parameters(params, saved);
+    return std::nullopt;
+  };
+  if (best_first.empty()) return {};
+  if (auto all = keep(best_first, best_first.size())) return *all;
+  if (best_first.size() == 1) return {};
+  // The whole set rose past the guard: rank the updates by what each alone does to this sample
+  // before halving. The judge's order puts the unmeasured updates by their miners' ratings (those
+  // that land at the close are measured after the record), and a prefix kept a harmful one in
+  // localnet while it cut the helpful one beside it.
+  std::vector<std::pair<double, size_t>> alone;
+  for (size_t i = 0; i < best_first.size(); ++i) {
+    outer_step(params, {best_first[i]}, alpha);
+    alone.push_back({mean_of(sequence_losses(theta, random)), i});
+    copy_parameters(params, saved);
   }
+  std::stable_sort(alone.begin(), alone.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<PeerUpdate> order;
+  for (const auto& [loss, i] : alone) order.push_back(best_first[i]);
+  for (size_t k = order.size() / 2; k > 0; k /= 2)
+    if (auto some = keep(order, k)) return *some;
   return {};
 }
 

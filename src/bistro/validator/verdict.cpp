@@ -19,15 +19,18 @@ Combined combined_evidence(const Observation& o, const GauntletParams& p, const 
   return c;
 }
 
+bool losses_finite(const Observation& o) {
+  return std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
+}
+
 bool has_evidence(const Observation& o) {
   return o.status == "ok" && o.own_margin.n >= 2 && std::isfinite(o.d_own);
 }
 
 std::string test_with(const Observation& o, const GauntletParams& p, bool trusted,
                       const Combined& c) {
-  const bool finite = std::isfinite(o.d_own) && std::isfinite(o.d_random) && !std::isinf(o.d_cross);
   char buf[240];
-  if (!finite) return "makes the loss non-finite";
+  if (!losses_finite(o)) return "makes the loss non-finite";
   if (significantly_negative(o.random, o.d_random, p.harm_alpha)) {
     std::snprintf(buf, sizeof buf,
                   "raises the loss on random pages (by %.4g, %.1f standard errors, %zu sequences)",

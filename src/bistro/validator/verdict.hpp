@@ -41,6 +41,9 @@ struct Combined {
   double z = 0, sum = 0, weight = 0;
 };
 Combined combined_evidence(const Observation& o, const GauntletParams& p, const Rating* past);
+// Whether an observation's losses are all finite (a NaN or infinite d_cross: a reference that
+// made the loss non-finite), the first thing either test asks.
+bool losses_finite(const Observation& o);
 // Whether an observation's own-page evidence joins the miner's recent windows' (measured on two
 // sequences or more, with a finite own-page loss).
 bool has_evidence(const Observation& o);
