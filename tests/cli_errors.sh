@@ -85,7 +85,7 @@ expect_error "--bucket is required" miner --subtensor.network "$chain" --wallet.
 expect_error "unknown --scoring 'best'" validator --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --scoring best
 echo '{"blocks_per_windw": 3}' > "$tmp/hp.json"
 expect_error "unknown hparam 'blocks_per_windw'" miner --subtensor.network "$chain" --wallet.path "$tmp/w" --wallet.name c --wallet.hotkey h --hparams "$tmp/hp.json" --bucket "file://$tmp/mb"
-expect_error "--validator-cheat honest: want a dishonest kind" localnet --validator-cheat honest
+expect_error "--validator-cheat honest: want a dishonest or slow kind" localnet --validator-cheat honest
 expect_error "--stakes gives 3 stakes for 1 validators" localnet --stakes 3,2,1
 expect_error "the first validator (the lead) must hold the most stake" localnet --validators 2 --stakes 5,9
 expect_error "unreachable after" chain status --subtensor.network ws://127.0.0.1:1

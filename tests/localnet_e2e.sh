@@ -27,6 +27,11 @@
 #   censor  three validators, the lead (57% of the stake) leaves miner-0 out of its records.
 #          Checks: its records leave miner-0 out, miner-0 gives up the steps it took from its last
 #          window's end when a record lacks its update, the next lead's records hold its work.
+#   slow   two validators, the follower (43% of the stake: the lead's 57% needs it) slow, done with
+#          each record only at the next window's deadline, so every window is dead for it when it
+#          gets there. Checks: it judges the lead's pending records late and attests them (their
+#          finality needs it), every validator ends its windows on the lead's theta, and at most 2
+#          windows lack a final record.
 #   ranks  protocol v2 with each honest miner and the validator on 2 data-parallel ranks
 #          (--miner-ranks 2 --validator-ranks 2, gloo on loopback); miner-0 (its rank 0) is
 #          SIGKILLed mid-run, its rank 1 dies with it, and it is restarted two windows later with
@@ -73,6 +78,8 @@ case $mode in
           --cheat poison:1) ;;
   censor)  # the stakes: the censoring lead holds 57%, under the 2/3 quorum
     args=(--miners 2 --windows 10 --validators 3 --stakes 1000,500,250 --dishonest-lead censor) ;;
+  slow)  # the lead holds 57%, under the 2/3 quorum: every record needs the slow follower
+    args=(--miners 2 --windows 8 --validators 1 --stakes 1000,750 --validator-cheat slow) ;;
   ranks)
     args=(--miners 2 --miner-ranks 2 --validator-ranks 2 --windows 8 --kill-miner) ;;
   slice)
@@ -126,9 +133,9 @@ def expect(ok, what):
     print(("ok: " if ok else "FAIL: ") + what)
     if not ok: fails.append(what)
 v2 = mode in ("loco", "s3", "gauntlet", "bf16", "validators", "failover", "ranks", "dishonest",
-              "censor")
+              "censor", "slow")
 windows = {"loco": 10, "s3": 5, "bf16": 5, "validators": 8, "failover": 10, "slice": 5, "dct": 4,
-           "gauntlet": 8, "ranks": 8, "dishonest": 8, "censor": 10}[mode]
+           "gauntlet": 8, "ranks": 8, "dishonest": 8, "censor": 10, "slow": 8}[mode]
 if mode == "failover":
     expect(s["windows"] + s["windows_without_record"] == windows and s["windows_without_record"] <= 2,
            f"at most 2 windows without a record ({s['windows_without_record']})")
@@ -227,6 +234,22 @@ if mode == "censor":
     m0 = [json.loads(l) for l in open(run / "state" / "miner-0" / "metrics.jsonl")]
     dropped = [l["window"] for l in m0 if l.get("dropped_steps", 0) > 0]
     expect(len(dropped) >= 1, f"miner-0 gave up its steps from the window's end in windows {dropped}")
+    expect(s["windows_without_final_record"] <= 2,
+           f"at most 2 windows without a final record ({s['windows_without_final_record']})")
+if mode == "slow":
+    # Every window is dead for the slow follower when it gets there (it held theta_u after the
+    # deadline); the lead's record is pending, and it judges it late rather than apply it
+    # unjudged (docs/protocol.md, "A follower behind judges late").
+    vs = {v["name"]: v for v in s["validators"]}
+    expect(vs.get("validator-1", {}).get("kind") == "slow", f"validator-1 is the slow one ({sorted(vs)})")
+    lines1 = [json.loads(l) for l in open(run / "state" / "validator-1" / "metrics.jsonl")]
+    late = [l["window"] for l in lines1 if l.get("late") and l["accepted"] > 0 and l["attested_ms"] > 0]
+    expect(len(late) >= 3, f"the slow follower judged and attested non-empty records late in windows {late}")
+    attested = [r["window"] for r in s["records"] if r["final"] and "validator-1" in r["attested_by"].split(", ")]
+    expect(len(attested) >= 3, f"its attestations count in final records: windows {attested}")
+    for name, v in vs.items():
+        expect(v["theta_agree"] == v["windows"] > 0,
+               f"{name} ended each of its windows on the lead's theta ({v['theta_agree']} of {v['windows']})")
     expect(s["windows_without_final_record"] <= 2,
            f"at most 2 windows without a final record ({s['windows_without_final_record']})")
 if mode == "failover":

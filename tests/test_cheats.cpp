@@ -58,12 +58,17 @@ TEST(Cheats, DishonestValidatorsWeightTheirOwnMinerOrTheConsensus) {
   EXPECT_EQ(parse_validator_behaviour("weight-copier"), ValidatorBehaviour::WeightCopier);
   EXPECT_STREQ(validator_behaviour_name(ValidatorBehaviour::SelfWeight), "self-weight");
   EXPECT_THROW(parse_validator_behaviour("lazy"), Error);
+  // A slow validator is honest, a window behind: it judges and weighs as an honest one.
+  EXPECT_EQ(parse_validator_behaviour("slow"), ValidatorBehaviour::Slow);
+  EXPECT_TRUE(judges_honestly(ValidatorBehaviour::Slow));
+  EXPECT_FALSE(judges_honestly(ValidatorBehaviour::AdmitAll));
   chain::Metagraph m;
   m.neurons.resize(5);
   for (uint16_t u = 0; u < 5; ++u) m.neurons[u].uid = u;
   const std::vector<uint16_t> miners{4, 2, 3};
   // Before any consensus a copier has nothing to copy; an honest validator never gets weights here.
   EXPECT_TRUE(dishonest_weights(ValidatorBehaviour::WeightCopier, m, miners).empty());
+  EXPECT_TRUE(dishonest_weights(ValidatorBehaviour::Slow, m, miners).empty());
   EXPECT_TRUE(dishonest_weights(ValidatorBehaviour::Honest, m, miners).empty());
   m.neurons[2].consensus = 30000;
   m.neurons[3].consensus = 10000;

@@ -52,6 +52,7 @@ constexpr std::pair<ValidatorBehaviour, const char*> kValidatorNames[] = {
     {ValidatorBehaviour::AdmitAll, "admit-all"},
     {ValidatorBehaviour::Censor, "censor"},
     {ValidatorBehaviour::Stall, "stall"},
+    {ValidatorBehaviour::Slow, "slow"},
 };
 }  // namespace
 
@@ -59,12 +60,12 @@ ValidatorBehaviour parse_validator_behaviour(const std::string& name) {
   for (auto [b, n] : kValidatorNames)
     if (name == n) return b;
   throw Error("unknown validator behaviour '" + name +
-              "' (one of: honest, self-weight, weight-copier, admit-all, censor, stall)");
+              "' (one of: honest, self-weight, weight-copier, admit-all, censor, stall, slow)");
 }
 
 bool judges_honestly(ValidatorBehaviour b) {
   return b == ValidatorBehaviour::Honest || b == ValidatorBehaviour::Censor ||
-         b == ValidatorBehaviour::Stall;
+         b == ValidatorBehaviour::Stall || b == ValidatorBehaviour::Slow;
 }
 
 const char* validator_behaviour_name(ValidatorBehaviour b) {

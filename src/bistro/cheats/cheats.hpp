@@ -69,11 +69,14 @@ enum class ValidatorBehaviour {
   Censor,
   // Publishes no record (it follows, in the lead's turn too) but stays online and attests.
   Stall,
+  // Honest, on an overloaded machine (localnet --slow-follower): as a follower it reads the
+  // records of window u no sooner than window u+1's deadline, so it is a window behind.
+  Slow,
 };
 // Whether a validator of this kind measures, attests and sets weights as an honest one does.
 bool judges_honestly(ValidatorBehaviour b);
-// "honest", "self-weight", "weight-copier", "admit-all", "censor" or "stall"; an unknown name is an
-// error listing them.
+// "honest", "self-weight", "weight-copier", "admit-all", "censor", "stall" or "slow"; an unknown
+// name is an error listing them.
 ValidatorBehaviour parse_validator_behaviour(const std::string& name);
 const char* validator_behaviour_name(ValidatorBehaviour b);
 // The weights a dishonest validator sets (uid -> weight, over `miners`; empty: none to set, e.g.

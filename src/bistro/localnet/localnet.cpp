@@ -110,9 +110,11 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   const int processes = miners + ranks + validators + validator_ranks;
   const double step = time_inner_step(h, processes, parse_compute(o.device, o.dtype));
   const double H = static_cast<double>(h.inner_steps);
-  // Dishonest validators measure nothing: they only apply the records.
-  const double demand =
-      ((miners + ranks) * H + o.validators * validator_steps(h, measured)) / processes;
+  // Dishonest validators measure nothing: they only apply the records (a slow one measures).
+  int judging = o.validators;
+  for (const auto& kind : o.validator_cheats)
+    judging += judges_honestly(parse_validator_behaviour(kind)) ? 1 : 0;
+  const double demand = ((miners + ranks) * H + judging * validator_steps(h, measured)) / processes;
   double block_time = std::max(H, demand) * step / 0.95 / static_cast<double>(h.blocks_per_window);
   block_time = std::ceil(block_time * 20) / 20;  // to 50 ms
   fmt::print(
@@ -349,7 +351,8 @@ void check_options(const LocalnetOptions& o) {
         o.dishonest_lead);
   for (const auto& kind : o.validator_cheats)
     check(parse_validator_behaviour(kind) != ValidatorBehaviour::Honest,
-          "localnet: --validator-cheat {}: want a dishonest kind (self-weight, weight-copier)",
+          "localnet: --validator-cheat {}: want a dishonest or slow kind (self-weight, "
+          "weight-copier, slow)",
           kind);
   for (size_t i = 1; i < o.stakes.size(); ++i)
     check(o.stakes[i] < o.stakes[0] && o.stakes[i] > 0,

@@ -33,8 +33,8 @@ struct LocalnetOptions {
   // stakes: each one's stake in TAO (default 1000, 600, 300, 150, ...: the first leads).
   int validators = 1;
   std::vector<double> stakes;
-  // More validators of dishonest kinds (cheats.hpp: self-weight, weight-copier), after the honest
-  // ones; their stakes continue `stakes`.
+  // More validators of dishonest kinds (cheats.hpp: self-weight, weight-copier) or slow ones
+  // (honest, a window behind), after the honest ones; their stakes continue `stakes`.
   std::vector<std::string> validator_cheats;
   // The lead (the highest-staked validator) of a dishonest kind (cheats.hpp: admit-all, censor,
   // stall).

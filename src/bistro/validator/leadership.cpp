@@ -53,6 +53,7 @@ void LocoValidator::follow(Window& w) {
   std::optional<WindowRecord> lead_record;
   std::string lead_sha, lead_publisher;
   std::set<std::string> judged;  // each record is judged once
+  std::string attested;          // the record it attested without objecting
   // The validators before this one in the turn order (the current lead, then the others by
   // stake): read once, not at every poll (a chain read each). It waits until every turn had
   // its chance (record_wait_block), not only its own.
@@ -88,11 +89,19 @@ void LocoValidator::follow(Window& w) {
       }
       w.record = r.record;
       w.record_sha256 = r.sha256;
+      const size_t objected = w.objections.size();
       attest(w);
+      if (w.attested_sha == r.sha256 && w.objections.size() == objected) attested = r.sha256;
       judged.insert(r.sha256);
       break;
     }
     if (lead_record) break;
+    // A record it attested and nobody refused holds its turn: its attestation may be what makes
+    // that record final (a follower judging late reaches its turn with the lead's record out),
+    // and a rival record of its own would split the window.
+    const bool awaiting = std::any_of(records.begin(), records.end(), [&](const auto& r) {
+      return r.sha256 == attested && !r.finality.refused;
+    });
     // Every one of them published a record of u, and each was refused.
     bool refused_before = !before.empty();
     for (const auto& who : before) {
@@ -102,7 +111,7 @@ void LocoValidator::follow(Window& w) {
       refused_before = refused_before && refused;
     }
     const uint64_t now = chain_->block();
-    if ((now >= from && now < to) || (refused_before && from != UINT64_MAX)) {
+    if (!awaiting && ((now >= from && now < to) || (refused_before && from != UINT64_MAX))) {
       log(0, fmt::format(
                  "window {}: {}: this validator publishes record({}) and leads from now on "
                  "(failover)",
@@ -136,6 +145,9 @@ void LocoValidator::follow(Window& w) {
     check(now < wait_until, "window {}: no final record(u) by block {}", w.u, wait_until);
     std::this_thread::sleep_for(std::chrono::duration<double>(poll));
   }
+  // A slow machine (the test behaviour): done with the record at the next window's deadline.
+  if (behaviour_ == ValidatorBehaviour::Slow)
+    wait_for_block(*chain_, window_start_block(w.u + 2, h_) + h_.grace_blocks, 0.05);
   // The record's updates this validator holds already are not fetched again; a record that
   // does not apply (or none yet) goes through catch_up, which waits, resynchronises and replays.
   bool applied = false;

@@ -227,6 +227,7 @@ void LocoValidator::report(Window& w) {
       {"checkpoint", w.checkpoint},
       {"published_loss", published_loss_},
       {"fallback", w.fallback},
+      {"late", w.late},
       {"miners", w.miners},
       {"seconds", w.timer.laps()},
       {"verify_seconds", w.verify_seconds},

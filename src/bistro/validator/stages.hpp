@@ -94,6 +94,7 @@ inline std::vector<chain::Neuron> committed_miners(const chain::Metagraph& m,
 struct Window {
   uint64_t u = 0;
   bool fallback = false;  // an empty record after a failure: nothing is gathered or judged
+  bool late = false;      // a follower judging a record that was pending when it got there
   chain::Metagraph metagraph;
   std::map<std::string, std::string> commits;
   std::vector<chain::Neuron> expected;
@@ -221,8 +222,15 @@ class LocoValidator : Node {
   // The window from its gather to its report; false when it failed before its record was out.
   bool process(Window& w);
   // Window u from its opening, with the fallbacks: an empty record when it fails before its
-  // record is out; false when even that failed (the window is tried again).
-  bool run_window(uint64_t u);
+  // record is out; false when even that failed (the window is tried again). `late`: a follower
+  // judging after the window's deadline (judges_late).
+  bool run_window(uint64_t u, bool late = false);
+  // A follower whose window u is dead (it held theta_u only after the deadline) waits for a
+  // record of u (until window u+1's deadline): true when one on its theta holds updates and is
+  // neither final nor refused. Then it judges that window late (its attestation may be what
+  // makes the record final) rather than apply the record unjudged; a final record it applies
+  // (catching up), an empty one it attests as it is (skip).
+  bool judges_late(uint64_t u);
   // Publishes the empty records of the dead windows from u on; returns the first live one.
   uint64_t skip_dead(uint64_t u, uint64_t end);
 

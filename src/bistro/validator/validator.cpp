@@ -262,9 +262,10 @@ bool LocoValidator::settle(uint64_t v) {
   }
 }
 
-bool LocoValidator::run_window(uint64_t u) {
+bool LocoValidator::run_window(uint64_t u, bool late) {
   Window w;
   w.u = u;
+  w.late = late;
   try {
     open(w);
     gather(w);
@@ -304,6 +305,7 @@ bool LocoValidator::run_window(uint64_t u) {
       theta_hash_.clear();
       Window fb;
       fb.u = u;
+      fb.late = late;
       fb.fallback = true;
       fb.expected = w.expected;
       fb.metagraph = w.metagraph;
@@ -328,10 +330,37 @@ bool LocoValidator::run_window(uint64_t u) {
   return ok;
 }
 
+bool LocoValidator::judges_late(uint64_t u) {
+  // Only a follower that judges, on a theta it knows: a lead's dead window is empty by rule.
+  if (lead_ || !judges_honestly(behaviour_) || theta_hash_.empty()) return false;
+  const uint64_t until = window_start_block(u + 2, h_) + h_.grace_blocks;
+  const double poll = default_poll_interval(window_seconds());
+  try {
+    while (chain_->block() < until) {
+      const auto records = sync_->records_of(u);
+      for (const auto& r : records)
+        if (r.finality.final) return false;  // it needs nothing from this validator: catch up
+      for (const auto& r : records) {
+        if (r.finality.refused || r.record.base_hash != theta_hash_) continue;
+        if (r.record.accepted.empty()) return false;  // skip attests an empty one as it is
+        log(0, fmt::format("window {}: it ended before this validator held theta_{}, but {}'s "
+                           "record of it is out and not final: judged late, not applied unjudged",
+                           u, u, r.publisher_ss58));
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(poll));
+    }
+  } catch (const std::exception& e) {
+    log(0, fmt::format("window {}: cannot read its records: {}", u, error_line(e)));
+  }
+  return false;
+}
+
 uint64_t LocoValidator::skip_dead(uint64_t u, uint64_t end) {
   const uint64_t from = u;
   try {
-    for (; u < end && dead(u); ++u) skip(u);
+    // The first was asked already (run).
+    for (; u < end && dead(u) && (u == from || !judges_late(u)); ++u) skip(u);
   } catch (const std::exception& e) {  // record(u) is not out: tried again
     log(0, fmt::format("window {}: cannot {}: {}; retrying", u,
                        lead_ ? "publish its empty record" : "apply the lead's record", e.what()));
@@ -366,9 +395,11 @@ int LocoValidator::run() {
     } catch (const std::exception& e) {
       log(0, fmt::format("window {}: cannot read who leads: {}", u, error_line(e)));
     }
-    if (dead(u)) {
+    const bool dead_window = dead(u);
+    const bool late = dead_window && judges_late(u);
+    if (dead_window && !late) {
       u = skip_dead(u, end);
-    } else if (run_window(u)) {
+    } else if (run_window(u, late)) {
       ++u;
     } else {
       std::this_thread::sleep_for(std::chrono::seconds(1));
