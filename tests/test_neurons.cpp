@@ -321,6 +321,10 @@ TEST(Neurons, RecordsMoveEveryNodeToTheMastersTheta) {
     Llama follower = fresh();
     EXPECT_EQ(sync.catch_up(follower, 5, 7, 0), std::optional<uint64_t>(6));
     EXPECT_EQ(params_hash(parameter_tensors(follower)), r.params_hash);
+    // The record it applied is kept (a miner asks whether it holds its update: no second GET).
+    ASSERT_TRUE(sync.last_applied().has_value());
+    EXPECT_EQ(sync.last_applied()->window, u);
+    EXPECT_EQ(sync.last_applied()->params_hash, r.params_hash);
     Llama late = fresh();
     EXPECT_EQ(sync.catch_up(late, std::nullopt, 6, 0), std::nullopt);  // nothing published yet
     publish_checkpoint(vbucket, master, 6, dir / "pub");

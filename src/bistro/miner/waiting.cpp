@@ -163,6 +163,8 @@ LocoMiner::Published LocoMiner::move_to_published(MinerWindow& x,
 }
 
 bool LocoMiner::final_holds_own(uint64_t u) {
+  // Usually the record catch_up has just applied: not fetched again.
+  if (const auto& r = sync_->last_applied(); r && r->window == u) return holds(*r, uid_);
   try {
     const auto r = sync_->fetch_record(u);
     return r && holds(*r, uid_);

@@ -435,6 +435,7 @@ std::optional<uint64_t> ModelSync::catch_up(Llama& model, std::optional<uint64_t
         auto r = wait_record(at, give_up_block);
         if (!r) return at;
         apply_record(*r, theta);
+        last_applied_ = std::move(r);
         ++at;
       }
       return at;

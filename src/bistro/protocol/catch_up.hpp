@@ -121,6 +121,9 @@ class ModelSync {
   std::string record_sha256(uint64_t u) const;
   // GETs of records sent so far (the cost of waiting for them).
   uint64_t record_requests() const { return record_requests_; }
+  // The last final record catch_up applied (nullopt: none yet): what a node that needs it right
+  // after catching up reads without fetching it again.
+  const std::optional<WindowRecord>& last_applied() const { return last_applied_; }
 
  private:
   uint64_t record_requests_ = 0;
@@ -131,6 +134,7 @@ class ModelSync {
   std::map<uint64_t, std::set<std::string>> active_;
   std::set<std::string> logged_;   // lines about bad records and attestations, logged once
   std::set<std::string> refused_;  // the records this node has seen refused (their SHA-256)
+  std::optional<WindowRecord> last_applied_;
   std::map<std::string, PassedOver> passed_;  // leads passed over, by hotkey (lead_return.hpp)
   uint64_t master_from_ = 0;                  // the first window master() leads
   // Window u's final record as the lead rules read it (empty publisher while none is final).
