@@ -69,7 +69,7 @@ enum class ValidatorBehaviour {
   Censor,
   // Publishes no record (it follows, in the lead's turn too) but stays online and attests.
   Stall,
-  // Honest, on an overloaded machine (localnet --slow-follower): as a follower it reads the
+  // Honest, on an overloaded machine (localnet --validator-cheat slow): as a follower it reads the
   // records of window u no sooner than window u+1's deadline, so it is a window behind.
   Slow,
 };
