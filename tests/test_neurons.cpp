@@ -165,6 +165,12 @@ TEST(Neurons, HparamsFilesAreChecked) {
   std::ofstream(dir / "zero.json") << R"({"blocks_per_window": 0})";
   EXPECT_THROW(load_hparams(dir / "zero.json"), Error);
   EXPECT_EQ(window_of(14, load_hparams(dir / "ok.json")), 4u);
+  {  // window 4 of 3 blocks: blocks 12-14, its updates due by block 15 + grace
+    auto h = load_hparams(dir / "ok.json");
+    h.grace_blocks = 2;
+    EXPECT_EQ(window_deadline_block(4, h), 17u);
+    EXPECT_EQ(window_deadline_block(4, h) - window_deadline_block(3, h), 3u);
+  }
   // The judgement's and the budgets' knobs, each refused out of range with its name.
   for (const char* bad :
        {R"({"harm_alpha": 0})", R"({"evidence_alpha": 0.5})", R"({"close_budget": 1.5})",

@@ -292,7 +292,7 @@ void LocoMiner::window(uint64_t w) {
     log(1, fmt::format("window {} already over; skipping", w));
     return;
   }
-  x.deadline = window_start_block(w + 1, h_) + h_.grace_blocks;
+  x.deadline = window_deadline_block(w, h_);
   // 1. sync: theta_w, by the records up to w - 1. One window behind (record(w-1) not out yet),
   // an honest miner gathers its first step's gradients meanwhile; further behind, it catches up
   // first.

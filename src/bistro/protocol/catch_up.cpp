@@ -45,11 +45,11 @@ std::optional<MasterSource> find_master(chain::Chain& chain, uint16_t netuid) {
 }
 
 uint64_t failover_block(uint64_t u, const NeuronHparams& h) {
-  return window_start_block(u + 1, h) + h.grace_blocks + h.failover_blocks;
+  return window_deadline_block(u, h) + h.failover_blocks;
 }
 
 uint64_t record_wait_block(uint64_t u, const NeuronHparams& h, uint64_t candidates) {
-  const uint64_t deadline = window_start_block(u + 2, h) + h.grace_blocks;
+  const uint64_t deadline = window_deadline_block(u + 1, h);
   if (candidates == 0) return deadline;
   return std::max(deadline, failover_block(u, h) + candidates * h.failover_blocks + 1);
 }

@@ -14,6 +14,10 @@ uint64_t window_start_block(uint64_t window, const NeuronHparams& h) {
   return window * h.blocks_per_window;
 }
 
+uint64_t window_deadline_block(uint64_t window, const NeuronHparams& h) {
+  return window_start_block(window + 1, h) + h.grace_blocks;
+}
+
 std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58) {
   return fmt::format("updates/{:010}/{}-{}.safetensors", window, uid, hotkey_ss58);
 }

@@ -23,6 +23,10 @@ struct NeuronHparams;
 
 uint64_t window_of(uint64_t block, const NeuronHparams& h);
 uint64_t window_start_block(uint64_t window, const NeuronHparams& h);
+// Window w's deadline: the block its updates are due by, (w + 1) bpw + grace. The window closes
+// at this block's time; record(w) is expected soon after, and a node waits for a late one until
+// window_deadline_block(w + 1).
+uint64_t window_deadline_block(uint64_t window, const NeuronHparams& h);
 
 // A miner's update for a window, in its bucket.
 std::string update_key(uint64_t window, uint16_t uid, const std::string& hotkey_ss58);

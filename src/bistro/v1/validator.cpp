@@ -380,7 +380,7 @@ int Validator::run() {
   for (uint64_t w = std::max(first_, last_window_ + 1); a_.windows == 0 || done < a_.windows;
        ++w, ++done) {
     try {
-      wait_for_block(*chain_, (w + 1) * h_.blocks_per_window + h_.grace_blocks, 0.1);
+      wait_for_block(*chain_, window_deadline_block(w, h_), 0.1);
       Window x;
       x.w = w;
       gather(x);

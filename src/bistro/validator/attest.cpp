@@ -145,9 +145,12 @@ void LocoValidator::log_objections(Window& w, const std::string& publisher,
   }
 }
 
-void LocoValidator::attest(Window& w) {
+bool LocoValidator::attest(Window& w) {
+  const auto attests = [&] {
+    return !w.record_sha256.empty() && w.attested_sha == w.record_sha256 && !w.attested_objecting;
+  };
   // Nothing to attest, or attested already.
-  if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return;
+  if (w.record_sha256.empty() || w.attested_sha == w.record_sha256) return attests();
   const std::string publisher =
       w.record.validator.empty() ? to_hex(hot_->public_key()) : w.record.validator;
   // An honest follower judges the record it applied; the lead stands by its own.
@@ -155,8 +158,11 @@ void LocoValidator::attest(Window& w) {
   std::vector<Omission> omitted;
   if (!lead_) objections = objections_to(w, w.record);
   if (!lead_ && objections.empty()) omitted = omissions_in(w, w.record);
-  if (publish_attestation(w.u, w.record_sha256, publisher, objections, omitted))
-    w.attested_ms = now_ms(), w.attested_sha = w.record_sha256;
+  if (publish_attestation(w.u, w.record_sha256, publisher, objections, omitted)) {
+    w.attested_ms = now_ms();
+    w.attested_sha = w.record_sha256;
+    w.attested_objecting = !objections.empty();
+  }
   log_objections(w, publisher, objections);
   for (const auto& o : omitted) {
     w.omitted.push_back({{"uid", o.uid}, {"z", o.z}, {"n", o.n}});
@@ -165,6 +171,7 @@ void LocoValidator::attest(Window& w) {
                        w.u, publisher.substr(0, 16), o.uid, o.z, o.n));
   }
   w.timer.lap("attest");
+  return attests();
 }
 
 void LocoValidator::roll_back(Window& w) {

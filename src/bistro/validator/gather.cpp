@@ -75,7 +75,7 @@ std::vector<Batch> LocoValidator::own_batches(uint64_t u, uint16_t uid, bool unt
 }
 
 void LocoValidator::gather(Window& w) {
-  const uint64_t deadline = window_start_block(w.u + 1, h_) + h_.grace_blocks;
+  const uint64_t deadline = window_deadline_block(w.u, h_);
   const double spb = chain_->seconds_per_block();
   PollSchedule polls(default_poll_interval(window_seconds()), kMaxPollRate);
   std::map<uint16_t, const chain::Neuron*> pending;

@@ -89,9 +89,7 @@ void LocoValidator::follow(Window& w) {
       }
       w.record = r.record;
       w.record_sha256 = r.sha256;
-      const size_t objected = w.objections.size();
-      attest(w);
-      if (w.attested_sha == r.sha256 && w.objections.size() == objected) attested = r.sha256;
+      if (attest(w)) attested = r.sha256;
       judged.insert(r.sha256);
       break;
     }
@@ -147,7 +145,7 @@ void LocoValidator::follow(Window& w) {
   }
   // A slow machine (the test behaviour): done with the record at the next window's deadline.
   if (behaviour_ == ValidatorBehaviour::Slow)
-    wait_for_block(*chain_, window_start_block(w.u + 2, h_) + h_.grace_blocks, 0.05);
+    wait_for_block(*chain_, window_deadline_block(w.u + 1, h_), 0.05);
   // The record's updates this validator holds already are not fetched again; a record that
   // does not apply (or none yet) goes through catch_up, which waits, resynchronises and replays.
   bool applied = false;

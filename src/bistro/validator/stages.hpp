@@ -118,6 +118,7 @@ struct Window {
   std::string base_hash, guard, weights_status;
   std::string record_sha256;           // of the record's bytes this validator published or applied
   std::string attested_sha;            // the record its latest attestation of the window names
+  bool attested_objecting = false;     // that statement objects to the record
   int64_t attested_ms = 0;             // when its attestation was out (0: none)
   std::vector<torch::Tensor> theta_u;  // theta_u's values: a refused record is rolled back
   nlohmann::json objections = nlohmann::json::array();
@@ -167,8 +168,10 @@ class LocoValidator : Node {
   // Whether the lead may still publish record(u) (docs/protocol.md, Failover).
   bool may_publish(uint64_t u);
   // After the record: this validator's attestation of it in its bucket (attest.cpp): the record's
-  // updates measured first, objecting to those its measurement finds harmful.
-  void attest(Window& w);
+  // updates measured first, objecting to those its measurement finds harmful. True when its
+  // statement on the record (this call's or an earlier one) is out and attests it without
+  // objecting.
+  bool attest(Window& w);
   // The objections this validator's measurement makes to record `r` of window w: its accepted
   // updates from untrusted miners, measured now where they were not yet, whose harm on this
   // validator's random pages is significant at harm_alpha (none from the kinds that do not judge).

@@ -44,8 +44,8 @@ void LocoValidator::resume_or_genesis() {
     next_ = a_.start_window ? a_.start_window : window_of(chain_->block(), h_) + 1;
     if (!lead_) {
       if (const auto c = sync_->load_latest_checkpoint(theta_); c && *c != next_) {
-        const auto at = sync_->catch_up(theta_, *c, std::max(*c, next_),
-                                        window_start_block(next_ + 1, h_) + h_.grace_blocks);
+        const auto at =
+            sync_->catch_up(theta_, *c, std::max(*c, next_), window_deadline_block(next_, h_));
         next_ = at.value_or(*c);
       }
       published_loss_ = last_eval_ = mean_loss(theta_, eval_);
@@ -95,7 +95,7 @@ void LocoValidator::save_state(uint64_t next) {
 }
 
 bool LocoValidator::dead(uint64_t u) const {
-  return record_block_ > 0 && record_block_ >= window_start_block(u + 1, h_) + h_.grace_blocks;
+  return record_block_ > 0 && record_block_ >= window_deadline_block(u, h_);
 }
 
 void LocoValidator::skip(uint64_t u) {
@@ -122,7 +122,7 @@ void LocoValidator::skip(uint64_t u) {
     // record that leaves the theta it holds is attested: there is nothing in it to judge, and
     // without the statements of the validators that fell behind with it (a failover's dead
     // window, for all of them) it stayed unfinal until they dropped out of the active set.
-    const uint64_t until = window_start_block(u + 2, h_) + h_.grace_blocks;
+    const uint64_t until = window_deadline_block(u + 1, h_);
     attest_empty_record(u, r.base_hash, until);
     const auto at = sync_->catch_up(theta_, u, u + 1, until);
     check(at && *at == u + 1, "window {}: the lead's record is not out", u);
@@ -248,8 +248,7 @@ bool LocoValidator::settle(uint64_t v) {
       }
     }
     if (!applied) {
-      const auto at =
-          sync_->catch_up(theta_, v, v + 1, window_start_block(v + 2, h_) + h_.grace_blocks);
+      const auto at = sync_->catch_up(theta_, v, v + 1, window_deadline_block(v + 1, h_));
       check(at && *at == v + 1, "window {}: cannot bring theta to the final record", v);
     }
     theta_hash_ = params_hash(params_);
@@ -333,7 +332,7 @@ bool LocoValidator::run_window(uint64_t u, bool late) {
 bool LocoValidator::judges_late(uint64_t u) {
   // Only a follower that judges, on a theta it knows: a lead's dead window is empty by rule.
   if (lead_ || !judges_honestly(behaviour_) || theta_hash_.empty()) return false;
-  const uint64_t until = window_start_block(u + 2, h_) + h_.grace_blocks;
+  const uint64_t until = window_deadline_block(u + 1, h_);
   const double poll = default_poll_interval(window_seconds());
   try {
     while (chain_->block() < until) {
