@@ -31,7 +31,8 @@
 #          each record only at the next window's deadline, so every window is dead for it when it
 #          gets there. Checks: it judges the lead's pending records late and attests them (their
 #          finality needs it), every validator ends its windows on the lead's theta, and at most 2
-#          windows lack a final record.
+#          windows lack a final record. It starts at window 500 (--first-window: another draw of
+#          the miners' pages), and checks that too.
 #   ranks  protocol v2 with each honest miner and the validator on 2 data-parallel ranks
 #          (--miner-ranks 2 --validator-ranks 2, gloo on loopback); miner-0 (its rank 0) is
 #          SIGKILLed mid-run, its rank 1 dies with it, and it is restarted two windows later with
@@ -81,7 +82,8 @@ case $mode in
   censor)  # the issue's stakes: the censoring lead holds 57%, under the 2/3 quorum
     args=(--miners 2 --windows 10 --validators 3 --stakes 1000,500,250 --dishonest-lead censor) ;;
   slow)  # the lead holds 57%, under the 2/3 quorum: every record needs the slow follower
-    args=(--miners 2 --windows 8 --validators 1 --stakes 1000,750 --validator-cheat slow) ;;
+    args=(--miners 2 --windows 8 --validators 1 --stakes 1000,750 --validator-cheat slow
+          --first-window 500) ;;  # and another draw of the miners' pages
   ranks)
     args=(--miners 2 --miner-ranks 2 --validator-ranks 2 --windows 8 --kill-miner) ;;
   slice)
@@ -254,6 +256,8 @@ if mode == "slow":
                f"{name} ended each of its windows on the lead's theta ({v['theta_agree']} of {v['windows']})")
     expect(s["windows_without_final_record"] <= 2,
            f"at most 2 windows without a final record ({s['windows_without_final_record']})")
+    first = min(json.loads(l)["window"] for l in open(run / "report" / "metrics.jsonl"))
+    expect(first == 500, f"--first-window 500: the run's first window is {first}")
 if mode == "failover":
     vs = {v["name"]: v for v in s["validators"]}
     publishers = {r["publisher"] for r in s["records"] if r["final"]}

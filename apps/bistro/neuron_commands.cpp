@@ -124,6 +124,9 @@ std::vector<Command> add_neuron_commands(CLI::App& app) {
                      "it three windows later");
   localnet->add_flag("--kill-miner", l->kill_miner,
                      "SIGKILL miner-0 mid-run and restart it two windows later (catch-up check)");
+  localnet->add_option("--first-window", l->first_window,
+                       "start at this window (another draw of the miners' pages, which depend on "
+                       "the window and the uid; default: the next window)");
   localnet->add_flag("--baseline", l->baseline,
                      "afterwards, train one AdamW model on the union of the miners' pages and "
                      "plot it beside the master");

@@ -124,6 +124,12 @@ double calibrate_block_time(const LocalnetOptions& o, const NeuronHparams& h,
   return block_time;
 }
 
+// The windows between start-up and the first window: some 6 s, for every process to load.
+uint64_t lead_windows(const NeuronHparams& h, double block_time) {
+  return static_cast<uint64_t>(
+      std::ceil(6.0 / (static_cast<double>(h.blocks_per_window) * block_time)));
+}
+
 // The chain (epochs every two windows; weights may be set every block), the wallets (unencrypted:
 // a local test subnet), each node's registration and arguments, and the validator's stake. The
 // validator is procs[0]; the honest, lazy and garbage miners follow, then the cheats (a copier's
@@ -137,6 +143,11 @@ class SubnetBuilder {
                               {.block_time_ms = static_cast<uint64_t>(block_time * 1000),
                                .genesis_seed = static_cast<uint64_t>(stamp)});
     chain_ = std::make_unique<chain::LocalChain>(chain_file_);
+    // Another draw of the miners' pages: the clock moved on to just before the first window,
+    // before the subnet exists (no epochs to catch up).
+    const uint64_t lead = lead_windows(h, block_time);
+    if (o.first_window > lead + 1)
+      chain_->advance((o.first_window - lead - 1) * h.blocks_per_window);
     chain::Hyperparameters ch;
     ch.tempo = static_cast<uint16_t>(std::max<uint64_t>(1, 2 * h.blocks_per_window - 1));
     ch.weights_rate_limit = 1;
@@ -388,12 +399,17 @@ int run_localnet(const LocalnetOptions& o) {
   // Start a little ahead so every process has loaded before its first window.
   const double window_s = static_cast<double>(h.blocks_per_window) * block_time;
   const uint64_t start =
-      window_of(chain.block(), h) + 1 + static_cast<uint64_t>(std::ceil(6.0 / window_s));
+      std::max(window_of(chain.block(), h) + 1 + lead_windows(h, block_time), o.first_window);
   for (size_t i = 0; i < sup.procs().size(); ++i) {
     sup.procs()[i].argv.insert(sup.procs()[i].argv.end(), {"--start-window", std::to_string(start),
                                                            "--windows", std::to_string(o.windows)});
     sup.start(i);
   }
+  if (o.first_window > 0 && start != o.first_window)
+    fmt::print(
+        "localnet: --first-window {}: the chain is past it at start-up; the run starts at "
+        "window {}\n",
+        o.first_window, start);
   fmt::print("localnet: chain {}; windows {}..{}; logs in {}\n", subnet.chain_file().string(),
              start, start + o.windows - 1, (dir / "logs").string());
   std::fflush(stdout);

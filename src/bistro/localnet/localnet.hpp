@@ -43,6 +43,10 @@ struct LocalnetOptions {
   std::string device = "cpu", dtype = "fp32";  // every neuron's --device and --dtype
   std::string scoring = "loss-delta";
   std::string bucket_url;  // s3://PREFIX: S3 buckets PREFIX-<name> (must exist) instead of files
+  // 0: the run starts at the first window after start-up (2 or 3). Else the new chain is moved
+  // on so that it starts at this window: the miners' pages are a function of the window and the
+  // uid (docs/protocol.md, "Pages"), so runs that start at the same window share their draw.
+  uint64_t first_window = 0;
 };
 
 int run_localnet(const LocalnetOptions& options);
