@@ -392,7 +392,7 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   FileBucket(dir / "backup").put(record_key(3), encode_record(r, *backup));
 
   {  // Within the lead's turn: the backup's record is not read as the published one.
-    auto c = make_chain("slow.db");
+    auto c = make_chain("lead_turn.db");
     ModelSync sync(*c, 1, h, config, dir / "s1", [](int, const std::string&) {});
     EXPECT_EQ(sync.master()->hotkey_ss58, lead_hk);
     EXPECT_FALSE(sync.fetch_published(3).has_value());
@@ -413,7 +413,7 @@ TEST(Neurons, AFailoverRecordComesFromTheNextValidatorInStakeOrder) {
   // (statements of windows 2 and 3), where the backup's record(3) is the only one. A moving
   // clock made this depend on the machine's load: a few windows later nobody is active, every
   // validator counts, and 500 of 1500 is no quorum.
-  auto c = make_chain("fast.db");
+  auto c = make_chain("past_failover.db");
   c->advance(failover_block(3, h) + 1 - c->block());
   ASSERT_EQ(window_of(c->block(), h), 5u);
   const auto order = validator_order(*c, 1);
